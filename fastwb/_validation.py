@@ -1,0 +1,180 @@
+"""Input checks that run before any compiled code.
+
+Every function here either returns an array a kernel can take as it is
+(C-contiguous, native byte order, the network's dtype, finite) or raises a
+``TypeError``/``ValueError`` that names the problem. The compiled engine runs
+its own quick acceptance test first and calls these only for input it does not
+accept, so the rules and messages live here alone.
+"""
+from __future__ import annotations
+
+import operator
+import os
+
+import numpy as np
+
+
+def _as_real_array(value, name: str) -> np.ndarray:
+    if hasattr(value, "toarray") and not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} is a sparse matrix; fastwb takes dense arrays (call .toarray())")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} could not be read as a rectangular numeric array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; fastwb needs real numbers (bool, integer or float)")
+    return arr
+
+
+def _check_finite(arr: np.ndarray, name: str, cast_to=None) -> None:
+    if arr.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = first[0] if len(first) == 1 else first
+        hint = f" after conversion to {cast_to} (values beyond its range)" if cast_to else ""
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN or infinite value(s){hint}; the first is at "
+            f"index {where}")
+
+
+def _convert(arr: np.ndarray, name: str, dtype) -> np.ndarray:
+    _check_finite(arr, name)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if out.dtype != arr.dtype:
+        _check_finite(out, name, cast_to=out.dtype)
+    return out
+
+
+def check_X(X, n_in: int, dtype) -> tuple[np.ndarray, bool]:
+    """Return X as an (n, n_in) array of ``dtype`` and whether it was one sample.
+
+    A 1-D X of length ``n_in`` is one sample. Integer, bool and other float
+    dtypes are converted; non-contiguous and read-only arrays are accepted
+    (copied only when the layout requires it).
+    """
+    arr = _as_real_array(X, "X")
+    single = arr.ndim == 1
+    if arr.ndim == 1:
+        if arr.shape[0] != n_in:
+            raise ValueError(
+                f"X has shape {arr.shape}: a 1-D X is one sample and needs {n_in} values "
+                f"(pass shape (n_samples, {n_in}) for a batch)")
+        arr = arr.reshape(1, n_in)
+    elif arr.ndim == 2:
+        if arr.shape[1] != n_in:
+            raise ValueError(
+                f"X has {arr.shape[1]} features (shape {arr.shape}); the network takes {n_in}")
+    else:
+        raise ValueError(
+            f"X must be 1-D (one sample) or 2-D (n_samples, {n_in}); got {arr.ndim}-D "
+            f"shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("X is empty: it has 0 samples")
+    return _convert(arr, "X", dtype), single
+
+
+def check_y(y, n: int, n_out: int, loss: str, dtype, single: bool = False) -> np.ndarray:
+    """Return y for ``loss`` on a batch of n samples.
+
+    Float targets come back as an (n, n_out) array of ``dtype``; softmax
+    cross-entropy also takes integer class labels of shape (n,) (or a scalar for
+    one sample), which come back as ``np.intp`` in [0, n_out).
+    """
+    arr = _as_real_array(y, "y")
+    if loss == "softmax_cross_entropy" and not (
+            arr.ndim == 2 or (single and arr.ndim == 1 and arr.shape[0] == n_out)):
+        return _check_labels(arr, n, n_out, single)
+    if arr.shape == (n, n_out):
+        pass
+    elif arr.ndim == 1 and n_out == 1 and arr.shape[0] == n:
+        arr = arr.reshape(n, 1)
+    elif single and arr.ndim <= 1 and arr.size == n_out:
+        arr = arr.reshape(1, n_out)
+    else:
+        raise ValueError(f"y has shape {arr.shape}; expected ({n}, {n_out}) for {n} sample(s) "
+                         f"and {n_out} output(s)")
+    targets = _convert(arr, "y", dtype)
+    if loss == "binary_cross_entropy" and ((targets < 0) | (targets > 1)).any():
+        raise ValueError(
+            f"binary cross-entropy targets must lie in [0, 1]; y ranges from {targets.min()} "
+            f"to {targets.max()}")
+    if loss == "softmax_cross_entropy" and (targets < 0).any():
+        raise ValueError("softmax cross-entropy targets must be nonnegative (one-hot rows or "
+                         f"class probabilities); y has minimum {targets.min()}")
+    return targets
+
+
+def _check_labels(arr: np.ndarray, n: int, n_out: int, single: bool) -> np.ndarray:
+    if arr.ndim == 0 and single:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(
+            f"y has shape {arr.shape}; softmax cross-entropy takes one class label per sample, "
+            f"shape ({n},), or one-hot targets of shape ({n}, {n_out})")
+    if arr.dtype.kind == "f":
+        _check_finite(arr, "y")
+        if (arr != np.floor(arr)).any():
+            raise ValueError("y holds class labels, which must be whole numbers; got fractions")
+    out_of_range = (arr < 0) | (arr >= n_out)
+    if out_of_range.any():
+        first = int(np.argmax(out_of_range))
+        raise ValueError(f"class labels must be in [0, {n_out}); y[{first}] is {arr[first]}")
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def check_sizes(sizes) -> list[int]:
+    """Layer widths as a list of at least two positive ints."""
+    try:
+        widths = [operator.index(s) for s in sizes]
+    except TypeError:
+        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from None
+    if any(isinstance(s, (bool, np.bool_)) for s in sizes):
+        raise TypeError("sizes must be ints, not bools")
+    if len(widths) < 2:
+        raise ValueError(f"sizes needs an input and an output width, got {widths}")
+    if min(widths) < 1:
+        raise ValueError(f"every layer width must be at least 1, got {widths}")
+    if max(widths) > np.iinfo(np.int32).max:
+        raise ValueError(f"layer widths must be below 2**31 (BLAS takes 32-bit sizes), got {widths}")
+    return widths
+
+
+def check_n_threads(n_threads) -> int:
+    """0 for "follow OpenMP's setting" (None), else a positive thread count.
+
+    Negative values count back from the number of cores, as in scikit-learn:
+    -1 is all cores, -2 all but one.
+    """
+    if n_threads is None:
+        return 0
+    if isinstance(n_threads, (bool, np.bool_)):
+        raise TypeError("n_threads must be an int or None, not a bool")
+    try:
+        n = operator.index(n_threads)
+    except TypeError:
+        raise TypeError(f"n_threads must be an int or None, got {n_threads!r}") from None
+    if n == 0:
+        raise ValueError("n_threads=0 is not a thread count; use None to follow OMP_NUM_THREADS")
+    if n < 0:
+        n = max(1, (os.cpu_count() or 1) + 1 + n)
+    return n
+
+
+def _physical_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return float("inf")
+
+
+def check_allocation(nbytes: int, what: str) -> None:
+    """Refuse an allocation larger than the machine's memory before the OS
+    overcommits it and kills the process on first touch."""
+    limit = _physical_memory()
+    if nbytes > limit:
+        raise MemoryError(f"{what} needs {nbytes / 2**30:.1f} GiB, more than this machine's "
+                          f"{limit / 2**30:.1f} GiB of memory")

@@ -1,0 +1,67 @@
+"""Names of the activations and losses fastwb knows, and the rules that pair them.
+
+The math itself is in ``fastwb.reference`` (NumPy) and ``fastwb._core`` (compiled).
+"""
+from __future__ import annotations
+
+#: Activations, by the name a layer takes. ``softmax`` is for the output layer only.
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+
+#: Losses, by the name a network takes.
+LOSSES = ("mse", "binary_cross_entropy", "softmax_cross_entropy")
+
+#: The output activation each loss implies when none is given.
+OUTPUT_ACTIVATION = {
+    "mse": "identity",
+    "binary_cross_entropy": "sigmoid",
+    "softmax_cross_entropy": "softmax",
+}
+
+_ACTIVATION_ALIASES = {"linear": "identity", "none": "identity"}
+_LOSS_ALIASES = {
+    "mean_squared_error": "mse",
+    "bce": "binary_cross_entropy",
+    "binary_crossentropy": "binary_cross_entropy",
+    "cross_entropy": "softmax_cross_entropy",
+    "categorical_crossentropy": "softmax_cross_entropy",
+}
+
+
+def resolve_activation(name: str, *, output: bool = False) -> str:
+    """The canonical activation name; ``softmax`` only when ``output`` is true."""
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a name (str), got {name!r}")
+    canonical = _ACTIVATION_ALIASES.get(name.lower(), name.lower())
+    if canonical not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if canonical == "softmax" and not output:
+        raise ValueError("softmax is an output activation; hidden layers take "
+                         + ", ".join(ACTIVATIONS[:-1]))
+    return canonical
+
+
+def resolve_loss(name: str) -> str:
+    """The canonical loss name."""
+    if not isinstance(name, str):
+        raise TypeError(f"loss must be a name (str), got {name!r}")
+    canonical = _LOSS_ALIASES.get(name.lower(), name.lower())
+    if canonical not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return canonical
+
+
+def check_output_activation(loss: str, activation: str, n_out: int) -> None:
+    """Refuse pairings the fused loss kernels do not compute.
+
+    Binary cross-entropy is computed on logits with the sigmoid fused in, and
+    softmax cross-entropy with the softmax fused in, so each needs its own
+    output activation; MSE takes any activation but softmax.
+    """
+    needed = {"binary_cross_entropy": "sigmoid", "softmax_cross_entropy": "softmax"}.get(loss)
+    if needed is not None and activation != needed:
+        raise ValueError(f"{loss} needs a {needed} output layer, got {activation!r}")
+    if loss == "mse" and activation == "softmax":
+        raise ValueError("a softmax output layer goes with softmax_cross_entropy, not mse")
+    if loss == "softmax_cross_entropy" and n_out < 2:
+        raise ValueError("softmax_cross_entropy needs at least 2 outputs; for one output "
+                         "use binary_cross_entropy")

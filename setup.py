@@ -1,0 +1,103 @@
+"""Build the compiled core.
+
+Environment switches (all off by default):
+
+* ``FASTWB_NO_OPENMP=1``   build without OpenMP (kernels run serially);
+* ``FASTWB_DEBUG_CYTHON=1`` turn Cython bounds/wraparound/initialisation checks on;
+* ``FASTWB_NATIVE=1``      add ``-march=native`` for a local build only (the
+  resulting binary may crash on other CPUs, so wheels never use it).
+"""
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+OPENMP_TEST_PROGRAM = r"""
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return omp_get_max_threads() > 0 && n > 0 ? 0 : 1;
+}
+"""
+
+
+def _flag(name):
+    return os.environ.get(name, "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def openmp_flags():
+    """Return (compile_args, link_args) for OpenMP, or empty lists with a warning.
+
+    The flags are tried on a tiny program first, so a compiler without OpenMP
+    (Apple clang, some minimal toolchains) builds a serial fastwb instead of failing.
+    """
+    if _flag("FASTWB_NO_OPENMP"):
+        warnings.warn("FASTWB_NO_OPENMP is set: building fastwb without OpenMP (serial kernels)")
+        return [], []
+    cc = (sysconfig.get_config_var("CC") or "cc").split()
+    flags = ["-fopenmp"]
+    tmp = tempfile.mkdtemp(prefix="fastwb-openmp-")
+    try:
+        src = os.path.join(tmp, "check.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_TEST_PROGRAM)
+        exe = os.path.join(tmp, "check")
+        result = subprocess.run(cc + flags + [src, "-o", exe], capture_output=True, text=True)
+        if result.returncode == 0 and subprocess.run([exe], capture_output=True).returncode == 0:
+            return flags, flags
+        warnings.warn(
+            "the C compiler could not build an OpenMP program; fastwb is built without "
+            "OpenMP and its kernels run serially.\n" + result.stderr[-2000:]
+        )
+        return [], []
+    except OSError as exc:
+        warnings.warn(f"could not test the compiler for OpenMP ({exc}); building without it")
+        return [], []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extensions():
+    omp_compile, omp_link = openmp_flags()
+    compile_args = ["-O3"]
+    if _flag("FASTWB_NATIVE"):
+        compile_args.append("-march=native")
+    common = dict(
+        include_dirs=[np.get_include(), "src_c"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        extra_compile_args=compile_args + omp_compile,
+        extra_link_args=omp_link,
+    )
+    return [
+        Extension("fastwb._core", ["fastwb/_core.pyx"], **common),
+    ]
+
+
+def directives():
+    debug = _flag("FASTWB_DEBUG_CYTHON")
+    return {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": debug,
+        "initializedcheck": debug,
+        "cdivision": not debug,
+        "embedsignature": True,
+    }
+
+
+setup(
+    ext_modules=cythonize(
+        extensions(),
+        compiler_directives=directives(),
+        # The directives are part of the build: a debug build must recompile.
+        force=_flag("FASTWB_DEBUG_CYTHON"),
+    ),
+)
