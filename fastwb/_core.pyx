@@ -67,14 +67,48 @@ cdef double _LEAKY = LEAKY_SLOPE
 # Element counts below which an elementwise pass stays serial: waking a
 # thread team costs microseconds.
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 14
-# Products with fewer multiply-adds than this run as plain loops: BLAS packs
-# its operands on every call, which dominates for layers of tens of units.
+# Products of at most this many multiply-adds run as plain loops: BLAS packs
+# its operands on every call, which dominates for layers of tens of units and
+# a few rows. Past it BLAS wins even against threaded loops (measured: a
+# 16-32-4 layer on 10,000 rows ran 2x faster through gemm).
 cdef Py_ssize_t SMALL_PRODUCT = 1 << 15
+# A step that calls BLAS keeps fastwb's own loops serial. libgomp's idle
+# workers spin-wait after each parallel region; on a machine with as many
+# cores as threads they then hold the cores BLAS's own workers need, and a
+# 784-256-128-10 step measured 50x slower with both pools active.
 # Total work (batch rows x parameters) below which the GIL is kept: releasing
 # and retaking it costs more than a tiny step.
 cdef Py_ssize_t RELEASE_GIL_MIN_WORK = 1 << 16
 # Rows per block when predicting: bounds the workspace for large batches.
 cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
+
+
+def tuning(parallel_min_elements=None, small_product=None, predict_block_rows=None):
+    """Read and optionally set the dispatch thresholds; returns the previous values.
+
+    For tests (forcing each kernel path on small networks) and for tuning on
+    machines unlike the one the defaults were measured on.
+    """
+    global PARALLEL_MIN_ELEMENTS, SMALL_PRODUCT, PREDICT_BLOCK_ROWS
+    previous = dict(parallel_min_elements=PARALLEL_MIN_ELEMENTS, small_product=SMALL_PRODUCT,
+                    predict_block_rows=PREDICT_BLOCK_ROWS)
+    for name, value in (("parallel_min_elements", parallel_min_elements),
+                        ("small_product", small_product),
+                        ("predict_block_rows", predict_block_rows)):
+        if value is not None and value < (1 if name == "predict_block_rows" else 0):
+            raise ValueError(f"{name} must be nonnegative (predict_block_rows positive)")
+    if parallel_min_elements is not None:
+        PARALLEL_MIN_ELEMENTS = parallel_min_elements
+    if small_product is not None:
+        SMALL_PRODUCT = small_product
+    if predict_block_rows is not None:
+        PREDICT_BLOCK_ROWS = predict_block_rows
+    return previous
+
+
+cdef inline bint _plain_loops(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
+    return n * k * m <= SMALL_PRODUCT
+
 
 cdef enum Mode:
     LOSS_ONLY = 0
@@ -267,62 +301,93 @@ cdef inline void _gemv(char* trans, int m, int n, const floating* a, int lda,
         dgemv(trans, &m, &n, &one, <double*>a, &lda, <double*>x, &inc, &zero, y, &inc)
 
 
-cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* W,
-                     Py_ssize_t m, floating* Z) noexcept nogil:
-    """Z (n x m) = A (n x k) @ W (k x m)."""
-    cdef Py_ssize_t i, p, j
-    cdef floating a
-    cdef floating* z
+cdef inline void _product_nn_row(const floating* a, Py_ssize_t k, const floating* W,
+                                 Py_ssize_t m, floating* z) noexcept nogil:
+    cdef Py_ssize_t p, j
+    cdef floating ap
     cdef const floating* w
-    if n * k * m <= SMALL_PRODUCT:
-        for i in range(n):
-            z = Z + i * m
-            for j in range(m):
-                z[j] = 0
-            for p in range(k):
-                a = A[i * k + p]
-                w = W + p * m
-                for j in range(m):
-                    z[j] += a * w[j]
+    for j in range(m):
+        z[j] = 0
+    for p in range(k):
+        ap = a[p]
+        w = W + p * m
+        for j in range(m):
+            z[j] += ap * w[j]
+
+
+cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* W,
+                     Py_ssize_t m, floating* Z, int n_threads) noexcept nogil:
+    """Z (n x m) = A (n x k) @ W (k x m)."""
+    cdef Py_ssize_t i
+    if _plain_loops(n, k, m):
+        if n > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
+            for i in prange(n, schedule="static", num_threads=n_threads):
+                _product_nn_row(A + i * k, k, W, m, Z + i * m)
+        else:
+            for i in range(n):
+                _product_nn_row(A + i * k, k, W, m, Z + i * m)
     elif n == 1:
         _gemv(b"N", <int>m, <int>k, W, <int>m, A, Z)
     else:
         _gemm(b"N", b"N", <int>m, <int>n, <int>k, W, <int>m, A, <int>k, Z, <int>m)
 
 
+cdef inline void _product_tn_rows(const floating* A, Py_ssize_t n, Py_ssize_t k,
+                                  const floating* D, Py_ssize_t m, floating* G,
+                                  Py_ssize_t p) noexcept nogil:
+    """Row p of G = A^T D, summed over the batch in row order."""
+    cdef Py_ssize_t i, j
+    cdef floating a
+    cdef floating* g = G + p * m
+    for j in range(m):
+        g[j] = 0
+    for i in range(n):
+        a = A[i * k + p]
+        for j in range(m):
+            g[j] += a * D[i * m + j]
+
+
 cdef void product_tn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* D,
                      Py_ssize_t m, floating* G, int n_threads) noexcept nogil:
-    """G (k x m) = A^T (k x n) @ D (n x m): the weight gradient."""
-    cdef Py_ssize_t i, p, j
-    cdef floating a
-    if n == 1 and k * m >= PARALLEL_MIN_ELEMENTS and n_threads > 1:
-        for p in prange(k, schedule="static", num_threads=n_threads):
-            for j in range(m):
-                G[p * m + j] = A[p] * D[j]
-    elif n == 1 or n * k * m <= SMALL_PRODUCT:
-        for p in range(k * m):
-            G[p] = 0
-        for i in range(n):
+    """G (k x m) = A^T (k x n) @ D (n x m): the weight gradient.
+
+    One row of G per task, each summed over the batch in the same order, so
+    the result does not depend on the thread count.
+    """
+    cdef Py_ssize_t p
+    if n == 1 or _plain_loops(n, k, m):
+        if k > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
+            for p in prange(k, schedule="static", num_threads=n_threads):
+                _product_tn_rows(A, n, k, D, m, G, p)
+        else:
             for p in range(k):
-                a = A[i * k + p]
-                for j in range(m):
-                    G[p * m + j] += a * D[i * m + j]
+                _product_tn_rows(A, n, k, D, m, G, p)
     else:
         _gemm(b"N", b"T", <int>m, <int>k, <int>n, D, <int>m, A, <int>k, G, <int>m)
 
 
-cdef void product_nt(const floating* D, Py_ssize_t n, Py_ssize_t m, const floating* W,
-                     Py_ssize_t k, floating* P) noexcept nogil:
-    """P (n x k) = D (n x m) @ W^T (m x k): the gradient sent to the previous layer."""
-    cdef Py_ssize_t i, p, j
+cdef inline void _product_nt_row(const floating* d, Py_ssize_t m, const floating* W,
+                                 Py_ssize_t k, floating* out) noexcept nogil:
+    cdef Py_ssize_t p, j
     cdef floating s
-    if n * k * m <= SMALL_PRODUCT:
-        for i in range(n):
-            for p in range(k):
-                s = 0
-                for j in range(m):
-                    s += D[i * m + j] * W[p * m + j]
-                P[i * k + p] = s
+    for p in range(k):
+        s = 0
+        for j in range(m):
+            s += d[j] * W[p * m + j]
+        out[p] = s
+
+
+cdef void product_nt(const floating* D, Py_ssize_t n, Py_ssize_t m, const floating* W,
+                     Py_ssize_t k, floating* P, int n_threads) noexcept nogil:
+    """P (n x k) = D (n x m) @ W^T (m x k): the gradient sent to the previous layer."""
+    cdef Py_ssize_t i
+    if _plain_loops(n, k, m):
+        if n > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
+            for i in prange(n, schedule="static", num_threads=n_threads):
+                _product_nt_row(D + i * m, m, W, k, P + i * k)
+        else:
+            for i in range(n):
+                _product_nt_row(D + i * m, m, W, k, P + i * k)
     elif n == 1:
         _gemv(b"T", <int>m, <int>k, W, <int>m, D, P)
     else:
@@ -462,7 +527,7 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
             a = out
         else:
             a = acts + capacity * net.a_offset[l]
-        product_nn(prev, n, k, params + net.w_offset[l], m, a)
+        product_nn(prev, n, k, params + net.w_offset[l], m, a, n_threads)
         act = net.acts[l]
         if l == net.n_layers - 1 and logits_out:
             act = IDENTITY
@@ -498,7 +563,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const floatin
         product_tn(prev, n, k, delta, m, grads + net.w_offset[l], n_threads)   # dW = A^T D
         column_sums(delta, n, m, grads + net.b_offset[l], n_threads)          # db = 1^T D
         if l > 0:
-            product_nt(delta, n, m, params + net.w_offset[l], k, spare)        # D W^T
+            product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads)  # D W^T
             multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
             swap = delta
             delta = spare
@@ -624,7 +689,12 @@ cdef class Engine:
         self.ws = None
         self.loss_name = loss
 
-    cdef inline int _threads(self) noexcept:
+    cdef int _threads(self, Py_ssize_t rows) noexcept:
+        """OpenMP threads for a pass over ``rows`` rows: 1 when any product goes to BLAS."""
+        cdef Py_ssize_t l
+        for l in range(self.net.n_layers):
+            if not _plain_loops(rows, self.net.sizes[l], self.net.sizes[l + 1]):
+                return 1
         return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
 
     cdef Workspace _workspace(self, Py_ssize_t rows):
@@ -694,7 +764,7 @@ cdef class Engine:
         cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
         cdef const void* T = NULL if is_labels else cnp.PyArray_DATA(t)
         cdef const Py_ssize_t* labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
-        cdef int n_threads = self._threads()
+        cdef int n_threads = self._threads(n)
         cdef double value
         if mode != LOSS_ONLY and self.busy:
             raise RuntimeError("this network is in use by another thread; "
@@ -742,7 +812,7 @@ cdef class Engine:
         else:
             out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
         cdef Workspace ws = self._workspace(min(n, PREDICT_BLOCK_ROWS))
-        cdef int n_threads = self._threads()
+        cdef int n_threads = self._threads(min(n, ws.capacity))
         cdef bint owner = ws is self.ws
         if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
             self._predict_blocks(x, out, n, ws, n_threads)
