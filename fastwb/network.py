@@ -77,6 +77,9 @@ class Network:
         self.loss_name = resolve_loss(loss)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        activation = resolve_activation(activation)     # checked even with no hidden layer
+        if output_activation is not None:
+            output_activation = resolve_activation(output_activation, output=True)
         layers = self._layers_from(sizes)
         widths = [layers[0].n_in] + [layer.n_out for layer in layers]
         widths = _validation.check_sizes(widths)

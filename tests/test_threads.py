@@ -1,0 +1,61 @@
+"""Thread counts change nothing; concurrent callers get correct answers."""
+import threading
+
+import numpy as np
+import pytest
+
+import fastwb
+from fastwb import _core
+
+from conftest import PATHS
+
+
+@pytest.mark.parametrize("kernel_path", ["parallel_loops", "default", "blas"], indirect=True)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_do_not_depend_on_thread_count(dtype, kernel_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(301, 12))
+    y = rng.integers(0, 5, size=301)
+    results = []
+    for n_threads in (1, 2, 3):
+        net = fastwb.Network([12, 40, 24, 5], activation="tanh", loss="softmax_cross_entropy",
+                             dtype=dtype, seed=4, n_threads=n_threads)
+        opt = fastwb.SGD(lr=0.05)
+        losses = [net.train_step(X, y, opt) for _ in range(5)]
+        results.append((net.parameters.copy(), losses, net.predict(X)))
+    for params, losses, pred in results[1:]:
+        np.testing.assert_array_equal(params, results[0][0])
+        assert losses == results[0][1]
+        np.testing.assert_array_equal(pred, results[0][2])
+
+
+def test_concurrent_predict_from_many_threads():
+    """A service may call predict from several threads: each gets its own answer."""
+    rng = np.random.default_rng(1)
+    net = fastwb.Network([64, 256, 10], loss="softmax_cross_entropy", seed=0)
+    batches = [rng.normal(size=(200, 64)).astype(np.float32) for _ in range(8)]
+    expected = [net.predict(X) for X in batches]
+    failures = []
+
+    def worker(i):
+        for _ in range(20):
+            if not np.array_equal(net.predict(batches[i]), expected[i]):
+                failures.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+
+
+def test_tuning_rejects_negative_thresholds_and_restores():
+    with pytest.raises(ValueError):
+        _core.tuning(small_product=-1)
+    with pytest.raises(ValueError):
+        _core.tuning(predict_block_rows=0)
+    previous = _core.tuning()
+    assert _core.tuning(**previous) == previous
+    assert set(previous) == {"parallel_min_elements", "small_product", "predict_block_rows"}
+    assert PATHS["blas"]["small_product"] == 0
