@@ -64,9 +64,12 @@ LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
 LEAKY_SLOPE = 0.01
 cdef double _LEAKY = LEAKY_SLOPE
 
-# Element counts below which an elementwise pass stays serial: waking a
-# thread team costs microseconds.
-cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 14
+# Work (elements, or multiply-adds for a product) below which a pass stays
+# serial. Waking a thread team is not cheap, and spin-waiting workers can be
+# far worse: on a 2-vCPU VM a 400-row predict of a 2-32-32-2 network took
+# 35 ms with two threads against 0.12 ms serial. Set high enough that only
+# passes of many milliseconds go parallel; tune per machine with tuning().
+cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 22
 # Products of at most this many multiply-adds run as plain loops: BLAS packs
 # its operands on every call, which dominates for layers of tens of units and
 # a few rows. Past it BLAS wins even against threaded loops (measured: a
@@ -484,7 +487,7 @@ cdef void sgd_update(floating* params, const floating* grads, Py_ssize_t size, f
                      int n_threads) noexcept nogil:
     """params -= lr * grads over the whole flat buffer."""
     cdef Py_ssize_t i
-    if n_threads > 1 and size >= 4 * PARALLEL_MIN_ELEMENTS:
+    if n_threads > 1 and size >= PARALLEL_MIN_ELEMENTS:
         for i in prange(size, schedule="static", num_threads=n_threads):
             params[i] = params[i] - lr * grads[i]
     else:

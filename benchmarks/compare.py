@@ -1,0 +1,242 @@
+"""Side-by-side speed of fastwb's compiled core, its NumPy reference, and a GEMM floor.
+
+Prints one markdown table: for each shape, dtype and operation the time of the
+compiled backend, of the reference backend, and their ratio. For ``train_step``
+it adds the "GEMM floor": the time NumPy alone needs for the matrix products of
+one SGD step (forward ``A[l-1] @ W[l]`` per layer; backward ``A[l-1].T @ D[l]``
+per layer and ``D[l] @ W[l].T`` for every layer but the first), and fastwb's
+ratio to it. On tiny shapes that floor is mostly NumPy's per-call overhead.
+A second table gives ``predict`` of one 1-D sample on 16-32-4 in microseconds.
+
+The contenders of one case are timed in interleaved rounds (their order
+alternating), so machine noise hits all of them alike; each time is the best
+over rounds of the per-call mean within a round (noise only ever adds time; the
+JSON also keeps the median and every round). Every case first checks the
+compiled result against the reference, as ``test_core.py`` does.
+
+On small virtual machines multithreaded BLAS calls can intermittently take
+10-50 times longer (seen on a 2-vCPU VM); ``OPENBLAS_NUM_THREADS=1
+OMP_NUM_THREADS=1`` gives steady single-thread numbers there.
+
+Usage::
+
+    python benchmarks/compare.py [--large] [--dtype float32] [--repeats 7]
+                                 [--threads 2] [--json results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import fastwb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (BENCH_LR, DTYPES, OPS, SHAPES, SINGLE_SAMPLE, Shape,  # noqa: E402
+                     assert_close, check_predict, check_train_step, make_data, make_pair)
+
+
+def clock(fn: Callable[[], object], number: int) -> float:
+    """Seconds per call of ``fn`` over ``number`` back-to-back calls."""
+    loop = itertools.repeat(None, number)
+    # as timeit does: a collection landing in one contender's round is noise
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in loop:
+            fn()
+        elapsed = time.perf_counter() - start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return elapsed / number
+
+
+def calibrate(fn: Callable[[], object], min_time: float) -> int:
+    """Calls per round, doubled from 1 until a round lasts at least ``min_time``."""
+    number = 1
+    while clock(fn, number) * number < min_time:
+        number *= 2
+    return number
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
+                min_time: float) -> dict[str, dict]:
+    """Per-call times of each contender over ``repeats`` interleaved rounds."""
+    # calibrating also warms caches, BLAS thread pools and workspaces
+    numbers = {name: calibrate(fn, min_time) for name, fn in contenders.items()}
+    rounds: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for r in range(repeats):
+        # alternate the order so no contender always runs first after a pause
+        for name in (names if r % 2 == 0 else names[::-1]):
+            rounds[name].append(clock(contenders[name], numbers[name]))
+    return {name: {"median_s": statistics.median(rounds[name]), "min_s": min(rounds[name]),
+                   "number": numbers[name], "rounds_s": rounds[name]}
+            for name in contenders}
+
+
+def gemm_floor(shape: Shape, dtype: str) -> Callable[[], None]:
+    """One SGD step's matrix products in NumPy, into preallocated outputs."""
+    rng = np.random.default_rng(0)
+    n = shape.batch
+
+    def rand(*dims: int) -> np.ndarray:
+        return rng.standard_normal(dims).astype(dtype)
+
+    products = []
+    for l, (k, m) in enumerate(zip(shape.sizes[:-1], shape.sizes[1:])):
+        a_prev, W, D = rand(n, k), rand(k, m), rand(n, m)
+        products.append((a_prev, W, np.empty((n, m), dtype)))          # Z = A_prev @ W
+        products.append((a_prev.T, D, np.empty((k, m), dtype)))        # dW = A_prev.T @ D
+        if l > 0:
+            products.append((D, W.T, np.empty((n, k), dtype)))         # D_prev = D @ W.T
+
+    def step() -> None:
+        for a, b, out in products:
+            np.matmul(a, b, out=out)
+    return step
+
+
+def measure_case(shape: Shape, dtype: str, op: str, args: argparse.Namespace) -> dict:
+    """Check, then time, one shape/dtype/op on both backends (and the floor)."""
+    net, ref = make_pair(shape, dtype, n_threads=args.threads)
+    X, y = make_data(shape, dtype)
+    if op == "predict":
+        check_predict(net, ref, X)
+        contenders = {"fastwb": lambda: net.predict(X), "reference": lambda: ref.predict(X)}
+    else:
+        check_train_step(net, ref, X, y)
+        sgd = fastwb.SGD(lr=BENCH_LR)
+        contenders = {"fastwb": lambda: net.train_step(X, y, sgd),
+                      "reference": lambda: ref.train_step(X, y, sgd),
+                      "gemm_floor": gemm_floor(shape, dtype)}
+    times = interleaved(contenders, args.repeats, args.min_time)
+    return {"shape": shape.label, "sizes": list(shape.sizes), "batch": shape.batch,
+            "dtype": dtype, "op": op, "times": times}
+
+
+def measure_single_sample(dtype: str, args: argparse.Namespace) -> dict:
+    """Check, then time, ``predict`` of one 1-D sample: the per-call overhead."""
+    net, ref = make_pair(SINGLE_SAMPLE, dtype, n_threads=args.threads)
+    x = make_data(SINGLE_SAMPLE, dtype)[0][0]
+    assert_close(net.predict(x), ref.predict(x), dtype, "predict of one sample")
+    times = interleaved({"fastwb": lambda: net.predict(x), "reference": lambda: ref.predict(x)},
+                        args.repeats, args.min_time)
+    return {"shape": SINGLE_SAMPLE.label, "sizes": list(SINGLE_SAMPLE.sizes), "batch": None,
+            "dtype": dtype, "op": "predict_one_sample", "times": times}
+
+
+def fmt_time(seconds: float) -> str:
+    """A time to 4 significant digits in s, ms, µs or ns."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def markdown_table(results: list[dict]) -> str:
+    """The batch results as a markdown table of times and ratios."""
+    lines = ["| shape | batch | dtype | op | fastwb | reference | reference/fastwb "
+             "| GEMM floor | fastwb/floor |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        t = {name: v["min_s"] for name, v in r["times"].items()}
+        floor = t.get("gemm_floor")
+        floor_cells = (f"{fmt_time(floor)} | {t['fastwb'] / floor:.2f}" if floor is not None
+                       else "– | –")
+        lines.append(f"| {r['shape']} | {r['batch']} | {r['dtype']} | {r['op']} "
+                     f"| {fmt_time(t['fastwb'])} | {fmt_time(t['reference'])} "
+                     f"| {t['reference'] / t['fastwb']:.2f} | {floor_cells} |")
+    return "\n".join(lines)
+
+
+def single_sample_table(results: list[dict]) -> str:
+    """The one-sample predict results as a markdown table in microseconds."""
+    lines = ["| shape | dtype | fastwb (µs) | reference (µs) | reference/fastwb |",
+             "|---|---|---:|---:|---:|"]
+    for r in results:
+        fast, reference = r["times"]["fastwb"]["min_s"], r["times"]["reference"]["min_s"]
+        lines.append(f"| {r['shape']} | {r['dtype']} | {fast * 1e6:.2f} | {reference * 1e6:.2f} "
+                     f"| {reference / fast:.1f} |")
+    return "\n".join(lines)
+
+
+def blas_info() -> list[dict] | None:
+    """The thread pools (BLAS, OpenMP) loaded in this process, if threadpoolctl is there."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return threadpool_info()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--large", action="store_true",
+                        help="include the 1024-4096-4096-1024 batch-256 shape")
+    parser.add_argument("--dtype", choices=DTYPES, action="append",
+                        help="dtype to measure (repeatable; default: all)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="interleaved rounds per contender (default: 5)")
+    parser.add_argument("--min-time", type=float, default=0.05,
+                        help="minimum seconds of one round (default: 0.05)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="n_threads of the compiled networks (default: OpenMP's setting)")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="also write the raw results as JSON to PATH")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    dtypes = args.dtype or list(DTYPES)
+    shapes = [shape for shape in SHAPES if args.large or not shape.large]
+
+    print(f"fastwb {fastwb.__version__} (OpenMP: {fastwb.openmp_enabled()}), "
+          f"NumPy {np.__version__}, Python {platform.python_version()}, "
+          f"n_threads={args.threads}, repeats={args.repeats}")
+    pools = blas_info()
+    if pools is None:
+        print("threadpoolctl not installed: loaded BLAS libraries unknown")
+    else:
+        for pool in pools:
+            print(f"  {pool['user_api']}: {pool.get('internal_api')} {pool.get('version')} "
+                  f"threads={pool.get('num_threads')} {pool.get('filepath')}")
+    print()
+
+    results = [measure_case(shape, dtype, op, args)
+               for shape in shapes for dtype in dtypes for op in OPS]
+    single = [measure_single_sample(dtype, args) for dtype in dtypes]
+
+    print(markdown_table(results))
+    print()
+    print(f"predict of one sample (x of shape ({SINGLE_SAMPLE.sizes[0]},)):")
+    print()
+    print(single_sample_table(single))
+
+    if args.json is not None:
+        report = {"fastwb": fastwb.__version__, "numpy": np.__version__,
+                  "python": platform.python_version(), "openmp": fastwb.openmp_enabled(),
+                  "n_threads": args.threads, "repeats": args.repeats,
+                  "min_time_s": args.min_time, "threadpools": pools,
+                  "results": results + single}
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"\nraw results written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
