@@ -20,7 +20,7 @@ parameter buffer. ``D`` is the loss gradient with respect to ``Z = A W + b``.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, log, tanh, tanhf
+from libc.math cimport exp, log, tanh
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 import numpy as np
@@ -30,7 +30,9 @@ from fastwb import _validation
 cnp.import_array()
 
 cdef extern from "fastwb_math.h" nogil:
+    float fwb_exp_nonpositive_f(float x)
     float fwb_sigmoid_f(float x)
+    float fwb_tanh_f(float x)
     double fwb_sigmoid_d(double x)
     float fwb_softplus_f(float x)
     double fwb_softplus_d(double x)
@@ -133,9 +135,9 @@ def max_threads():
 # Per-element and per-row math
 # ---------------------------------------------------------------------------
 
-cdef inline floating _exp(floating x) noexcept nogil:
+cdef inline floating _exp_nonpositive(floating x) noexcept nogil:
     if floating is float:
-        return expf(x)
+        return fwb_exp_nonpositive_f(x)
     else:
         return exp(x)
 
@@ -156,7 +158,7 @@ cdef inline floating _softplus(floating x) noexcept nogil:
 
 cdef inline floating _tanh(floating x) noexcept nogil:
     if floating is float:
-        return tanhf(x)
+        return fwb_tanh_f(x)
     else:
         return tanh(x)
 
@@ -169,7 +171,7 @@ cdef inline void _softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
         if z[j] > top:
             top = z[j]
     for j in range(m):
-        z[j] = _exp(z[j] - top)
+        z[j] = _exp_nonpositive(z[j] - top)
         total += z[j]
     cdef floating inv = <floating>(1.0 / total)
     for j in range(m):
@@ -257,7 +259,7 @@ cdef inline double _loss_row(int loss, int out_act, const floating* out, const f
         if out[j] > top:
             top = out[j]
     for j in range(m):
-        e = _exp(out[j] - top)
+        e = _exp_nonpositive(out[j] - top)
         total += e
         if d != NULL:
             d[j] = e
