@@ -67,7 +67,10 @@ def openmp_flags():
 
 def extensions():
     omp_compile, omp_link = openmp_flags()
-    compile_args = ["-O3"]
+    # -fno-trapping-math lets gcc if-convert the branch-free math in src_c and
+    # vectorise those loops; it changes no value (unlike -ffast-math, NaN and
+    # Inf behave as IEEE says), only which floating-point flags may be raised.
+    compile_args = ["-O3", "-fno-trapping-math"]
     if _flag("FASTWB_NATIVE"):
         compile_args.append("-march=native")
     common = dict(

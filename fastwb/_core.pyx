@@ -72,11 +72,11 @@ cdef double _LEAKY = LEAKY_SLOPE
 # 35 ms with two threads against 0.12 ms serial. Set high enough that only
 # passes of many milliseconds go parallel; tune per machine with tuning().
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 22
-# Products of at most this many multiply-adds run as plain loops: BLAS packs
-# its operands on every call, which dominates for layers of tens of units and
-# a few rows. Past it BLAS wins even against threaded loops (measured: a
-# 16-32-4 layer on 10,000 rows ran 2x faster through gemm).
-cdef Py_ssize_t SMALL_PRODUCT = 1 << 15
+# Products of at most this many multiply-adds run as plain loops, where a
+# BLAS call's fixed cost dominates. One row goes to gemv, which does not pack
+# its operands as gemm does; measured against SSE2 loops, gemv and gemm win
+# from a few hundred multiply-adds on (docs/performance.md).
+cdef Py_ssize_t SMALL_PRODUCT = 512
 # A step that calls BLAS keeps fastwb's own loops serial. libgomp's idle
 # workers spin-wait after each parallel region; on a machine with as many
 # cores as threads they then hold the cores BLAS's own workers need, and a
