@@ -3,11 +3,15 @@
 Dense neural networks on the CPU: a compiled core (Cython, OpenMP, BLAS) under
 a small Python API, with a pure-NumPy reference as its correctness oracle.
 """
-from fastwb._core import openmp_enabled
+from fastwb import _blas
+from fastwb._core import blas_source, openmp_enabled
 from fastwb.layers import Dense
 from fastwb.network import Network
 from fastwb.optimizers import SGD, Optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Dense", "Network", "Optimizer", "SGD", "openmp_enabled", "__version__"]
+_blas.select("auto")
+
+__all__ = ["Dense", "Network", "Optimizer", "SGD", "blas_source", "openmp_enabled",
+           "__version__"]

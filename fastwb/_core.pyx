@@ -21,6 +21,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, log, tanh
+from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 import numpy as np
@@ -38,6 +39,12 @@ cdef extern from "fastwb_math.h" nogil:
     double fwb_softplus_d(double x)
     int fwb_all_finite_f(const float *x, Py_ssize_t n)
     int fwb_all_finite_d(const double *x, Py_ssize_t n)
+
+cdef extern from "<dlfcn.h>" nogil:
+    void* dlopen(const char* filename, int flags)
+    void* dlsym(void* handle, const char* symbol)
+    int RTLD_NOW
+    int RTLD_LOCAL
 
 cdef extern from "fastwb_omp.h" nogil:
     int omp_get_max_threads()
@@ -287,23 +294,88 @@ cdef inline double _loss_row(int loss, int out_act, const floating* out, const f
 # Row-major X (r x c) is column-major X^T, so every call swaps its operands.
 # ---------------------------------------------------------------------------
 
+# NumPy's OpenBLAS, when fastwb._blas finds it: the same Fortran interface as
+# SciPy's cython_blas, with 64-bit integers. NULL means "use SciPy's".
+ctypedef void (*gemm64_f)(char*, char*, int64_t*, int64_t*, int64_t*, float*, const float*,
+                          int64_t*, const float*, int64_t*, float*, float*, int64_t*) noexcept nogil
+ctypedef void (*gemm64_d)(char*, char*, int64_t*, int64_t*, int64_t*, double*, const double*,
+                          int64_t*, const double*, int64_t*, double*, double*, int64_t*) noexcept nogil
+ctypedef void (*gemv64_f)(char*, int64_t*, int64_t*, float*, const float*, int64_t*,
+                          const float*, int64_t*, float*, float*, int64_t*) noexcept nogil
+ctypedef void (*gemv64_d)(char*, int64_t*, int64_t*, double*, const double*, int64_t*,
+                          const double*, int64_t*, double*, double*, int64_t*) noexcept nogil
+
+cdef gemm64_f numpy_sgemm = NULL
+cdef gemm64_d numpy_dgemm = NULL
+cdef gemv64_f numpy_sgemv = NULL
+cdef gemv64_d numpy_dgemv = NULL
+
+
+def attach_blas(bytes path, bytes prefix, bytes suffix):
+    """Call the BLAS in the shared library at ``path`` (already loaded by NumPy),
+    whose functions are named ``prefix + "sgemm" + suffix`` and take 64-bit
+    integers. Returns False, changing nothing, when a function is missing."""
+    global numpy_sgemm, numpy_dgemm, numpy_sgemv, numpy_dgemv
+    cdef void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL)
+    if handle == NULL:
+        return False
+    cdef void* found[4]
+    for i, name in enumerate((b"sgemm", b"dgemm", b"sgemv", b"dgemv")):
+        found[i] = dlsym(handle, prefix + name + suffix)
+        if found[i] == NULL:
+            return False
+    numpy_sgemm = <gemm64_f>found[0]
+    numpy_dgemm = <gemm64_d>found[1]
+    numpy_sgemv = <gemv64_f>found[2]
+    numpy_dgemv = <gemv64_d>found[3]
+    return True
+
+
+def detach_blas():
+    """Go back to SciPy's cython_blas."""
+    global numpy_sgemm, numpy_dgemm, numpy_sgemv, numpy_dgemv
+    numpy_sgemm = NULL
+    numpy_dgemm = NULL
+    numpy_sgemv = NULL
+    numpy_dgemv = NULL
+
+
+def blas_source():
+    """``"numpy"`` or ``"scipy"``: whose BLAS the kernels call."""
+    return "numpy" if numpy_sgemm != NULL else "scipy"
+
+
 cdef inline void _gemm(char* ta, char* tb, int m, int n, int k, const floating* a, int lda,
                        const floating* b, int ldb, floating* c, int ldc) noexcept nogil:
     cdef floating one = 1, zero = 0
+    cdef int64_t m64 = m, n64 = n, k64 = k, lda64 = lda, ldb64 = ldb, ldc64 = ldc
     if floating is float:
-        sgemm(ta, tb, &m, &n, &k, &one, <float*>a, &lda, <float*>b, &ldb, &zero, c, &ldc)
+        if numpy_sgemm != NULL:
+            numpy_sgemm(ta, tb, &m64, &n64, &k64, &one, a, &lda64, b, &ldb64, &zero, c, &ldc64)
+        else:
+            sgemm(ta, tb, &m, &n, &k, &one, <float*>a, &lda, <float*>b, &ldb, &zero, c, &ldc)
     else:
-        dgemm(ta, tb, &m, &n, &k, &one, <double*>a, &lda, <double*>b, &ldb, &zero, c, &ldc)
+        if numpy_dgemm != NULL:
+            numpy_dgemm(ta, tb, &m64, &n64, &k64, &one, a, &lda64, b, &ldb64, &zero, c, &ldc64)
+        else:
+            dgemm(ta, tb, &m, &n, &k, &one, <double*>a, &lda, <double*>b, &ldb, &zero, c, &ldc)
 
 
 cdef inline void _gemv(char* trans, int m, int n, const floating* a, int lda,
                        const floating* x, floating* y) noexcept nogil:
     cdef floating one = 1, zero = 0
     cdef int inc = 1
+    cdef int64_t m64 = m, n64 = n, lda64 = lda, inc64 = 1
     if floating is float:
-        sgemv(trans, &m, &n, &one, <float*>a, &lda, <float*>x, &inc, &zero, y, &inc)
+        if numpy_sgemv != NULL:
+            numpy_sgemv(trans, &m64, &n64, &one, a, &lda64, x, &inc64, &zero, y, &inc64)
+        else:
+            sgemv(trans, &m, &n, &one, <float*>a, &lda, <float*>x, &inc, &zero, y, &inc)
     else:
-        dgemv(trans, &m, &n, &one, <double*>a, &lda, <double*>x, &inc, &zero, y, &inc)
+        if numpy_dgemv != NULL:
+            numpy_dgemv(trans, &m64, &n64, &one, a, &lda64, x, &inc64, &zero, y, &inc64)
+        else:
+            dgemv(trans, &m, &n, &one, <double*>a, &lda, <double*>x, &inc, &zero, y, &inc)
 
 
 cdef inline void _product_nn_row(const floating* a, Py_ssize_t k, const floating* W,
