@@ -345,20 +345,20 @@ def blas_source():
     return "numpy" if numpy_sgemm != NULL else "scipy"
 
 
-cdef inline void _gemm(char* ta, char* tb, int m, int n, int k, const floating* a, int lda,
-                       const floating* b, int ldb, floating* c, int ldc) noexcept nogil:
-    cdef floating one = 1, zero = 0
+cdef inline void _gemm(char* ta, char* tb, int m, int n, int k, floating alpha,
+                       const floating* a, int lda, const floating* b, int ldb, floating beta,
+                       floating* c, int ldc) noexcept nogil:
     cdef int64_t m64 = m, n64 = n, k64 = k, lda64 = lda, ldb64 = ldb, ldc64 = ldc
     if floating is float:
         if numpy_sgemm != NULL:
-            numpy_sgemm(ta, tb, &m64, &n64, &k64, &one, a, &lda64, b, &ldb64, &zero, c, &ldc64)
+            numpy_sgemm(ta, tb, &m64, &n64, &k64, &alpha, a, &lda64, b, &ldb64, &beta, c, &ldc64)
         else:
-            sgemm(ta, tb, &m, &n, &k, &one, <float*>a, &lda, <float*>b, &ldb, &zero, c, &ldc)
+            sgemm(ta, tb, &m, &n, &k, &alpha, <float*>a, &lda, <float*>b, &ldb, &beta, c, &ldc)
     else:
         if numpy_dgemm != NULL:
-            numpy_dgemm(ta, tb, &m64, &n64, &k64, &one, a, &lda64, b, &ldb64, &zero, c, &ldc64)
+            numpy_dgemm(ta, tb, &m64, &n64, &k64, &alpha, a, &lda64, b, &ldb64, &beta, c, &ldc64)
         else:
-            dgemm(ta, tb, &m, &n, &k, &one, <double*>a, &lda, <double*>b, &ldb, &zero, c, &ldc)
+            dgemm(ta, tb, &m, &n, &k, &alpha, <double*>a, &lda, <double*>b, &ldb, &beta, c, &ldc)
 
 
 cdef inline void _gemv(char* trans, int m, int n, const floating* a, int lda,
@@ -406,41 +406,48 @@ cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floati
     elif n == 1:
         _gemv(b"N", <int>m, <int>k, W, <int>m, A, Z)
     else:
-        _gemm(b"N", b"N", <int>m, <int>n, <int>k, W, <int>m, A, <int>k, Z, <int>m)
+        _gemm(b"N", b"N", <int>m, <int>n, <int>k, <floating>1, W, <int>m, A, <int>k,
+              <floating>0, Z, <int>m)
 
 
-cdef inline void _product_tn_rows(const floating* A, Py_ssize_t n, Py_ssize_t k,
-                                  const floating* D, Py_ssize_t m, floating* G,
-                                  Py_ssize_t p) noexcept nogil:
-    """Row p of G = A^T D, summed over the batch in row order."""
+cdef inline void _product_tn_row(const floating* A, Py_ssize_t n, Py_ssize_t k,
+                                 const floating* D, Py_ssize_t m, floating* G, Py_ssize_t p,
+                                 floating alpha, floating beta) noexcept nogil:
+    """Row p of G = alpha A^T D + beta G, adding the batch rows in order."""
     cdef Py_ssize_t i, j
     cdef floating a
     cdef floating* g = G + p * m
-    for j in range(m):
-        g[j] = 0
+    if beta == 0:
+        for j in range(m):
+            g[j] = 0
+    elif beta != 1:
+        for j in range(m):
+            g[j] = beta * g[j]
     for i in range(n):
-        a = A[i * k + p]
+        a = alpha * A[i * k + p]
         for j in range(m):
             g[j] += a * D[i * m + j]
 
 
 cdef void product_tn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* D,
-                     Py_ssize_t m, floating* G, int n_threads) noexcept nogil:
-    """G (k x m) = A^T (k x n) @ D (n x m): the weight gradient.
+                     Py_ssize_t m, floating* G, floating alpha, floating beta,
+                     int n_threads) noexcept nogil:
+    """G (k x m) = alpha A^T (k x n) @ D (n x m) + beta G.
 
-    One row of G per task, each summed over the batch in the same order, so
-    the result does not depend on the thread count.
+    alpha = 1, beta = 0 is the weight gradient; alpha = -lr, beta = 1 on the
+    weights themselves is the whole SGD update, done inside the product.
+    One row of G per task, so the result does not depend on the thread count.
     """
     cdef Py_ssize_t p
     if n == 1 or _plain_loops(n, k, m):
         if k > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
             for p in prange(k, schedule="static", num_threads=n_threads):
-                _product_tn_rows(A, n, k, D, m, G, p)
+                _product_tn_row(A, n, k, D, m, G, p, alpha, beta)
         else:
             for p in range(k):
-                _product_tn_rows(A, n, k, D, m, G, p)
+                _product_tn_row(A, n, k, D, m, G, p, alpha, beta)
     else:
-        _gemm(b"N", b"T", <int>m, <int>k, <int>n, D, <int>m, A, <int>k, G, <int>m)
+        _gemm(b"N", b"T", <int>m, <int>k, <int>n, alpha, D, <int>m, A, <int>k, beta, G, <int>m)
 
 
 cdef inline void _product_nt_row(const floating* d, Py_ssize_t m, const floating* W,
@@ -468,7 +475,8 @@ cdef void product_nt(const floating* D, Py_ssize_t n, Py_ssize_t m, const floati
     elif n == 1:
         _gemv(b"T", <int>m, <int>k, W, <int>m, D, P)
     else:
-        _gemm(b"T", b"N", <int>k, <int>n, <int>m, W, <int>m, D, <int>m, P, <int>k)
+        _gemm(b"T", b"N", <int>k, <int>n, <int>m, <floating>1, W, <int>m, D, <int>m,
+              <floating>0, P, <int>k)
 
 
 # ---------------------------------------------------------------------------
@@ -559,7 +567,7 @@ cdef double loss_and_delta(int loss, int out_act, const floating* out, const flo
 
 cdef void sgd_update(floating* params, const floating* grads, Py_ssize_t size, floating lr,
                      int n_threads) noexcept nogil:
-    """params -= lr * grads over the whole flat buffer."""
+    """params -= lr * grads (the biases; weights update inside product_tn)."""
     cdef Py_ssize_t i
     if n_threads > 1 and size >= PARALLEL_MIN_ELEMENTS:
         for i in prange(size, schedule="static", num_threads=n_threads):
@@ -616,7 +624,12 @@ cdef double run(const Net* net, floating* params, floating* grads, const floatin
                 const floating* T, const Py_ssize_t* labels, Py_ssize_t n, floating* acts,
                 floating* delta, floating* spare, double* row_loss, Py_ssize_t capacity,
                 int mode, floating lr, int n_threads) noexcept nogil:
-    """Forward, loss and (by mode) backpropagation and the SGD update, in one call."""
+    """Forward, loss and (by mode) backpropagation and the SGD update, in one call.
+
+    The SGD update is fused into backpropagation: each layer's weights take
+    ``W -= lr A^T D`` straight from the product (no gradient is stored, no
+    second pass over the parameters), after ``D W^T`` has used the old W.
+    """
     cdef int L = net.n_layers
     cdef int l
     cdef Py_ssize_t k, m
@@ -637,16 +650,20 @@ cdef double run(const Net* net, floating* params, floating* grads, const floatin
         k = net.sizes[l]
         m = net.sizes[l + 1]
         prev = X if l == 0 else acts + capacity * net.a_offset[l - 1]
-        product_tn(prev, n, k, delta, m, grads + net.w_offset[l], n_threads)   # dW = A^T D
-        column_sums(delta, n, m, grads + net.b_offset[l], n_threads)          # db = 1^T D
-        if l > 0:
-            product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads)  # D W^T
+        if l > 0:   # before W changes: D[l-1] = (D W^T) * f'(A[l-1])
+            product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads)
             multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
+        column_sums(delta, n, m, grads + net.b_offset[l], n_threads)                # db = 1^T D
+        if mode == SGD_STEP:
+            product_tn(prev, n, k, delta, m, params + net.w_offset[l], -lr, 1,
+                       n_threads)                                                  # W -= lr A^T D
+            sgd_update(params + net.b_offset[l], grads + net.b_offset[l], m, lr, n_threads)
+        else:
+            product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads)  # dW
+        if l > 0:
             swap = delta
             delta = spare
             spare = swap
-    if mode == SGD_STEP:
-        sgd_update(params, grads, net.n_params, lr, n_threads)
     return value
 
 
