@@ -5,7 +5,11 @@ Environment switches (all off by default):
 * ``FASTWB_NO_OPENMP=1``   build without OpenMP (kernels run serially);
 * ``FASTWB_DEBUG_CYTHON=1`` turn Cython bounds/wraparound/initialisation checks on;
 * ``FASTWB_NATIVE=1``      add ``-march=native`` for a local build only (the
-  resulting binary may crash on other CPUs, so wheels never use it).
+  resulting binary may crash on other CPUs, so wheels never use it);
+* ``FASTWB_SANITIZE=1``    compile with AddressSanitizer and UBSan. Python is not
+  built with them, so import the result with the runtimes preloaded:
+  ``LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+  ASAN_OPTIONS=detect_leaks=0``.
 """
 import os
 import shutil
@@ -71,13 +75,18 @@ def extensions():
     # vectorise those loops; it changes no value (unlike -ffast-math, NaN and
     # Inf behave as IEEE says), only which floating-point flags may be raised.
     compile_args = ["-O3", "-fno-trapping-math"]
+    link_args = []
     if _flag("FASTWB_NATIVE"):
         compile_args.append("-march=native")
+    if _flag("FASTWB_SANITIZE"):
+        sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+        compile_args += sanitizers + ["-fno-omit-frame-pointer"]
+        link_args += sanitizers
     common = dict(
         include_dirs=[np.get_include(), "src_c"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         extra_compile_args=compile_args + omp_compile,
-        extra_link_args=omp_link,
+        extra_link_args=link_args + omp_link,
     )
     return [
         Extension("fastwb._core", ["fastwb/_core.pyx"], **common),
@@ -100,7 +109,8 @@ setup(
     ext_modules=cythonize(
         extensions(),
         compiler_directives=directives(),
-        # The directives are part of the build: a debug build must recompile.
-        force=_flag("FASTWB_DEBUG_CYTHON"),
+        # Directives and flags come from the environment, which timestamps do
+        # not see: always regenerate, so a build never reuses another's C code.
+        force=True,
     ),
 )
