@@ -126,14 +126,22 @@ def _check_labels(arr: np.ndarray, n: int, n_out: int, single: bool) -> np.ndarr
     return np.ascontiguousarray(arr, dtype=np.intp)
 
 
+def as_int(value, name: str, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int (NumPy integers too); bools and floats are refused."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, not a bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        kind = "an int or None" if allow_none else "an int"
+        raise TypeError(f"{name} must be {kind}, got {value!r}") from None
+
+
 def check_sizes(sizes) -> list[int]:
     """Layer widths as a list of at least two positive ints."""
-    try:
-        widths = [operator.index(s) for s in sizes]
-    except TypeError:
-        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from None
-    if any(isinstance(s, (bool, np.bool_)) for s in sizes):
-        raise TypeError("sizes must be ints, not bools")
+    widths = [as_int(s, "each of sizes") for s in sizes]
     if len(widths) < 2:
         raise ValueError(f"sizes needs an input and an output width, got {widths}")
     if min(widths) < 1:
@@ -149,14 +157,9 @@ def check_n_threads(n_threads) -> int:
     Negative values count back from the number of cores, as in scikit-learn:
     -1 is all cores, -2 all but one.
     """
-    if n_threads is None:
+    n = as_int(n_threads, "n_threads", allow_none=True)
+    if n is None:
         return 0
-    if isinstance(n_threads, (bool, np.bool_)):
-        raise TypeError("n_threads must be an int or None, not a bool")
-    try:
-        n = operator.index(n_threads)
-    except TypeError:
-        raise TypeError(f"n_threads must be an int or None, got {n_threads!r}") from None
     if n == 0:
         raise ValueError("n_threads=0 is not a thread count; use None to follow OMP_NUM_THREADS")
     if n < 0:

@@ -8,23 +8,17 @@ float32 and float64.
 """
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from fastwb._layout import layer_views, n_parameters
+from fastwb._validation import as_int
 from fastwb.reference import LEAKY_SLOPE
 
 
 def _generator(seed) -> np.random.Generator:
-    if seed is None:
+    value = as_int(seed, "seed", allow_none=True)
+    if value is None:
         return np.random.Generator(np.random.Philox())
-    if isinstance(seed, (bool, np.bool_)):
-        raise TypeError("seed must be an int or None, not a bool")
-    try:
-        value = operator.index(seed)
-    except TypeError:
-        raise TypeError(f"seed must be an int or None, got {seed!r}") from None
     if value < 0:
         raise ValueError(f"seed must be nonnegative, got {value}")
     return np.random.Generator(np.random.Philox(value))

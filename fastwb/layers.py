@@ -1,18 +1,13 @@
 """Layers. fastwb has one kind: ``Dense``, z = x @ W + b followed by an activation."""
 from __future__ import annotations
 
-import operator
-
 import numpy as np
+
+from fastwb._validation import as_int
 
 
 def _width(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not a bool")
-    try:
-        width = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    width = as_int(value, name)
     if width < 1:
         raise ValueError(f"{name} must be at least 1, got {width}")
     return width

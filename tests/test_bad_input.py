@@ -107,7 +107,7 @@ def test_awkward_but_valid_input_is_handled(backend):
     (dict(sizes=[]), ValueError, "input and an output"),
     (dict(sizes=[4, 0, 2]), ValueError, "at least 1"),
     (dict(sizes=[4, -3]), ValueError, "at least 1"),
-    (dict(sizes=[4, 2.5]), TypeError, "ints"),
+    (dict(sizes=[4, 2.5]), TypeError, "must be an int"),
     (dict(sizes=[4, True]), TypeError, "bool"),
     (dict(sizes="42"), TypeError, "list of ints"),
     (dict(sizes=[4, 2**31]), ValueError, "2\\*\\*31"),
