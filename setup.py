@@ -44,7 +44,8 @@ def openmp_flags():
     (Apple clang, some minimal toolchains) builds a serial fastwb instead of failing.
     """
     if _flag("FASTWB_NO_OPENMP"):
-        warnings.warn("FASTWB_NO_OPENMP is set: building fastwb without OpenMP (serial kernels)")
+        warnings.warn("FASTWB_NO_OPENMP is set: building fastwb without OpenMP (serial kernels)",
+                      stacklevel=2)
         return [], []
     cc = (sysconfig.get_config_var("CC") or "cc").split()
     flags = ["-fopenmp"]
@@ -59,11 +60,13 @@ def openmp_flags():
             return flags, flags
         warnings.warn(
             "the C compiler could not build an OpenMP program; fastwb is built without "
-            "OpenMP and its kernels run serially.\n" + result.stderr[-2000:]
+            "OpenMP and its kernels run serially.\n" + result.stderr[-2000:],
+            stacklevel=2,
         )
         return [], []
     except OSError as exc:
-        warnings.warn(f"could not test the compiler for OpenMP ({exc}); building without it")
+        warnings.warn(f"could not test the compiler for OpenMP ({exc}); building without it",
+                      stacklevel=2)
         return [], []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,7 +20,8 @@ def _as_real_array(value, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} could not be read as a rectangular numeric array: {exc}") from None
+        raise ValueError(
+            f"{name} could not be read as a rectangular numeric array: {exc}") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} has dtype {arr.dtype}; fastwb needs real numbers (bool, integer or float)")
@@ -147,7 +148,8 @@ def check_sizes(sizes) -> list[int]:
     if min(widths) < 1:
         raise ValueError(f"every layer width must be at least 1, got {widths}")
     if max(widths) > np.iinfo(np.int32).max:
-        raise ValueError(f"layer widths must be below 2**31 (BLAS takes 32-bit sizes), got {widths}")
+        raise ValueError(
+            f"layer widths must be below 2**31 (BLAS takes 32-bit sizes), got {widths}")
     return widths
 
 

@@ -87,8 +87,10 @@ class Network:
         for i, layer in enumerate(layers):
             last = i == len(layers) - 1
             name = layer.activation
-            if name is None:
-                name = (output_activation or OUTPUT_ACTIVATION[self.loss_name]) if last else activation
+            if name is None and last:
+                name = output_activation or OUTPUT_ACTIVATION[self.loss_name]
+            elif name is None:
+                name = activation
             activations.append(resolve_activation(name, output=last))
         check_output_activation(self.loss_name, activations[-1], widths[-1])
 

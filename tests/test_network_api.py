@@ -138,7 +138,7 @@ def test_classifier_learns_two_moons():
     net = fastwb.Network([2, 32, 32, 2], activation="tanh", loss="softmax_cross_entropy",
                          seed=0)
     opt = fastwb.SGD(lr=0.5)
-    for epoch in range(300):
+    for _ in range(300):
         net.train_step(X, y, opt)
     assert (net.predict(X).argmax(axis=1) == y).mean() > 0.95
 
