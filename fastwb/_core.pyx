@@ -20,7 +20,8 @@ parameter buffer. ``D`` is the loss gradient with respect to ``Z = A W + b``.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log, tanh
+from libc.math cimport exp, isfinite, log, tanh
+from libc.string cimport memcpy
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
@@ -91,6 +92,8 @@ cdef Py_ssize_t SMALL_PRODUCT = 512
 # Total work (batch rows x parameters) below which the GIL is kept: releasing
 # and retaking it costs more than a tiny step.
 cdef Py_ssize_t RELEASE_GIL_MIN_WORK = 1 << 16
+# BLAS takes row counts as 32-bit ints (SciPy's route).
+cdef Py_ssize_t MAX_ROWS = 2147483647
 # Rows per block when predicting: bounds the workspace for large batches.
 cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
 
@@ -644,8 +647,8 @@ cdef double run(const Net* net, floating* params, floating* grads, const floatin
     m = net.sizes[L]
     value = loss_and_delta(net.loss, out_act, out, T, labels, n, m,
                            delta if mode != LOSS_ONLY else <floating*>NULL, row_loss, n_threads)
-    if mode == LOSS_ONLY:
-        return value
+    if mode == LOSS_ONLY or (mode == SGD_STEP and not isfinite(value)):
+        return value     # a non-finite loss must not reach the parameters
     for l in range(L - 1, -1, -1):
         k = net.sizes[l]
         m = net.sizes[l + 1]
@@ -791,15 +794,33 @@ cdef class Engine:
                 return 1
         return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
 
-    cdef Workspace _workspace(self, Py_ssize_t rows):
-        """The engine's own workspace when free (grown to ``rows`` if needed);
-        a private one while another thread is running on it."""
+    cdef Workspace _claim(self, Py_ssize_t rows, bint exclusive):
+        """A workspace for one call over ``rows`` rows, owned by that call.
+
+        The engine's own workspace is claimed by setting ``busy`` right after
+        testing it, with no Python code in between, so two threads can never
+        own it at once. A call that finds it busy gets a private workspace, or,
+        when it also needs the engine's gradient buffer (``exclusive``), an error.
+        Every claim is paired with ``_release``.
+        """
         if self.busy:
+            if exclusive:
+                raise RuntimeError("this network is in use by another thread; train or "
+                                   "differentiate one network from one thread at a time")
             return Workspace(rows, self.width_sum, self.width_max, self.dtype)
-        if self.ws is None or self.ws.capacity < rows:
-            self.ws = None  # release the old one before allocating the larger
-            self.ws = Workspace(rows, self.width_sum, self.width_max, self.dtype)
+        self.busy = True
+        try:
+            if self.ws is None or self.ws.capacity < rows:
+                self.ws = None  # release the old one before allocating the larger
+                self.ws = Workspace(rows, self.width_sum, self.width_max, self.dtype)
+        except BaseException:
+            self.busy = False
+            raise
         return self.ws
+
+    cdef inline void _release(self, Workspace ws) noexcept:
+        if ws is self.ws:
+            self.busy = False
 
     cdef cnp.ndarray _input(self, object X, bint* single):
         """X as a C-contiguous 2-D array of the engine's dtype, checked finite."""
@@ -850,31 +871,40 @@ cdef class Engine:
             return t
         return _validation.check_y(y, n, self.n_out, self.loss_name, self.dtype, single)
 
-    cdef double _run(self, object X, object y, int mode, double lr) except? -1.0:
+    cdef double _run(self, object X, object y, int mode, double lr,
+                     cnp.ndarray grad_out=None) except? -1.0:
+        """Validate, claim a workspace, run the kernels once; with ``grad_out``
+        also copy the gradient there before another call can overwrite it."""
         cdef bint single
         cdef cnp.ndarray x = self._input(X, &single)
         cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        if n > MAX_ROWS:
+            raise ValueError(f"X has {n} rows; a batch holds at most {MAX_ROWS} "
+                             "(BLAS counts rows in 32 bits): split it")
         cdef cnp.ndarray t = self._targets(y, n, single)
+        if mode == SGD_STEP:
+            # the update writes the parameters while reading X and y
+            if _overlaps(x, self.params):
+                x = x.copy()
+            if _overlaps(t, self.params):
+                t = t.copy()
         cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
         cdef const void* T = NULL if is_labels else cnp.PyArray_DATA(t)
         cdef const Py_ssize_t* labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
         cdef int n_threads = self._threads(n)
         cdef double value
-        if mode != LOSS_ONLY and self.busy:
-            raise RuntimeError("this network is in use by another thread; "
-                               "train or differentiate one network from one thread at a time")
-        cdef Workspace ws = self._workspace(n)
-        cdef bint owner = ws is self.ws
-        if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
-            return self._dispatch(x, T, labels, n, ws, mode, lr, n_threads)
-        if owner:
-            self.busy = True
+        cdef Workspace ws = self._claim(n, mode != LOSS_ONLY)
         try:
-            with nogil:
+            if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
                 value = self._dispatch(x, T, labels, n, ws, mode, lr, n_threads)
+            else:
+                with nogil:
+                    value = self._dispatch(x, T, labels, n, ws, mode, lr, n_threads)
+            if grad_out is not None:
+                memcpy(cnp.PyArray_DATA(grad_out), cnp.PyArray_DATA(self.grads),
+                       cnp.PyArray_NBYTES(self.grads))
         finally:
-            if owner:
-                self.busy = False
+            self._release(ws)
         return value
 
     cdef double _dispatch(self, cnp.ndarray x, const void* T, const Py_ssize_t* labels,
@@ -905,20 +935,16 @@ cdef class Engine:
             out = cnp.PyArray_EMPTY(1, &dims[1], self.typenum, 0)
         else:
             out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
-        cdef Workspace ws = self._workspace(min(n, PREDICT_BLOCK_ROWS))
+        cdef Workspace ws = self._claim(min(n, PREDICT_BLOCK_ROWS), False)
         cdef int n_threads = self._threads(min(n, ws.capacity))
-        cdef bint owner = ws is self.ws
-        if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
-            self._predict_blocks(x, out, n, ws, n_threads)
-            return out
-        if owner:
-            self.busy = True
         try:
-            with nogil:
+            if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
                 self._predict_blocks(x, out, n, ws, n_threads)
+            else:
+                with nogil:
+                    self._predict_blocks(x, out, n, ws, n_threads)
         finally:
-            if owner:
-                self.busy = False
+            self._release(ws)
         return out
 
     cdef void _predict_blocks(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t n, Workspace ws,
@@ -947,12 +973,23 @@ cdef class Engine:
 
     def gradients(self, X, y):
         """Gradient of the mean loss, as a new flat array laid out like ``params``."""
-        self._run(X, y, GRADIENT, 0.0)
-        return self.grads.copy()
+        out = np.empty_like(self.grads)
+        self._run(X, y, GRADIENT, 0.0, out)
+        return out
 
     def train_step_sgd(self, X, y, double lr):
-        """One SGD step on (X, y) in place; returns the loss before the update."""
+        """One SGD step on (X, y) in place; returns the loss before the update.
+
+        When that loss is not finite the parameters are left unchanged.
+        """
         return self._run(X, y, SGD_STEP, lr)
+
+
+cdef bint _overlaps(cnp.ndarray a, cnp.ndarray b):
+    """Whether two C-contiguous arrays share any bytes."""
+    cdef char* a0 = <char*>cnp.PyArray_DATA(a)
+    cdef char* b0 = <char*>cnp.PyArray_DATA(b)
+    return a0 < b0 + cnp.PyArray_NBYTES(b) and b0 < a0 + cnp.PyArray_NBYTES(a)
 
 
 cdef bint _targets_ok(int loss, const floating* t, Py_ssize_t size) noexcept nogil:

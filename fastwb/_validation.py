@@ -17,6 +17,8 @@ import numpy as np
 def _as_real_array(value, name: str) -> np.ndarray:
     if hasattr(value, "toarray") and not isinstance(value, np.ndarray):
         raise TypeError(f"{name} is a sparse matrix; fastwb takes dense arrays (call .toarray())")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        raise ValueError(f"{name} has masked entries; fill or drop them first")
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
@@ -42,12 +44,21 @@ def _check_finite(arr: np.ndarray, name: str, cast_to=None) -> None:
 
 
 def _convert(arr: np.ndarray, name: str, dtype) -> np.ndarray:
+    """arr as a C-contiguous, aligned, native-order array of dtype, checked finite."""
     _check_finite(arr, name)
     with np.errstate(over="ignore"):
-        out = np.ascontiguousarray(arr, dtype=dtype)
+        out = np.require(arr, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
     if out.dtype != arr.dtype:
         _check_finite(out, name, cast_to=out.dtype)
     return out
+
+
+def check_assignment(value, shape: tuple, dtype, name: str) -> np.ndarray:
+    """A value to write into parameters of ``shape``: real, that shape, finite in ``dtype``."""
+    arr = _as_real_array(value, name)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    return _convert(arr, name, dtype)
 
 
 def check_X(X, n_in: int, dtype) -> tuple[np.ndarray, bool]:
@@ -96,8 +107,9 @@ def check_y(y, n: int, n_out: int, loss: str, dtype, single: bool = False) -> np
     elif single and arr.ndim <= 1 and arr.size == n_out:
         arr = arr.reshape(1, n_out)
     else:
+        labels = f" or class labels of shape ({n},)" if loss == "softmax_cross_entropy" else ""
         raise ValueError(f"y has shape {arr.shape}; expected ({n}, {n_out}) for {n} sample(s) "
-                         f"and {n_out} output(s)")
+                         f"and {n_out} output(s){labels}")
     targets = _convert(arr, "y", dtype)
     if loss == "binary_cross_entropy" and ((targets < 0) | (targets > 1)).any():
         raise ValueError(
@@ -124,7 +136,7 @@ def _check_labels(arr: np.ndarray, n: int, n_out: int, single: bool) -> np.ndarr
     if out_of_range.any():
         first = int(np.argmax(out_of_range))
         raise ValueError(f"class labels must be in [0, {n_out}); y[{first}] is {arr[first]}")
-    return np.ascontiguousarray(arr, dtype=np.intp)
+    return np.require(arr, dtype=np.intp, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
 def as_int(value, name: str, allow_none: bool = False) -> int | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastwb._validation import as_int
+from fastwb._validation import as_int, check_assignment
 
 
 def _width(value, name: str) -> int:
@@ -52,14 +52,7 @@ class Dense:
 
     @staticmethod
     def _assign(view: np.ndarray, value, name: str) -> None:
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
-        if arr.shape != view.shape:
-            raise ValueError(f"{name} must have shape {view.shape}, got {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} must be finite; got NaN or infinity")
-        view[...] = arr
+        view[...] = check_assignment(value, view.shape, view.dtype, name)
 
     @property
     def weights(self) -> np.ndarray:

@@ -1,6 +1,7 @@
 """``Network``: a stack of dense layers, its parameters, and the public calls."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -142,13 +143,8 @@ class Network:
 
     @parameters.setter
     def parameters(self, value) -> None:
-        arr = np.asarray(value)
-        if arr.shape != self._parameters.shape:
-            raise ValueError(f"parameters must have shape {self._parameters.shape}, "
-                             f"got {arr.shape}")
-        if arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
-            raise ValueError("parameters must be finite real numbers")
-        self._parameters[...] = arr
+        self._parameters[...] = _validation.check_assignment(
+            value, self._parameters.shape, self.dtype, "parameters")
 
     @property
     def n_parameters(self) -> int:
@@ -188,11 +184,18 @@ class Network:
         """One optimisation step on the batch (X, y); returns the loss before the update.
 
         Forward pass, loss, backpropagation and update run in one compiled call.
+        A non-finite loss raises ``FloatingPointError`` and leaves the parameters
+        as they were.
         """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.SGD, "
                             f"got {optimizer!r}")
-        return optimizer._train_step(self._engine, X, y)
+        loss = optimizer._train_step(self._engine, X, y)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss is {loss}, so the step was not applied: the parameters hold "
+                "NaN or infinity, or training diverged (try a smaller learning rate)")
+        return loss
 
     def __repr__(self) -> str:
         return (f"Network({list(self.sizes)}, activations={list(self.activations)}, "

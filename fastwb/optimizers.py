@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import numbers
+
+import numpy as np
 
 
 class Optimizer:
@@ -41,15 +44,16 @@ class SGD(Optimizer):
 
     @lr.setter
     def lr(self, value: float) -> None:
-        try:
-            lr = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"lr must be a number, got {value!r}") from None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"lr must be a real number, got {value!r}")
+        lr = float(value)
         if not math.isfinite(lr) or lr < 0:
             raise ValueError(f"lr must be finite and nonnegative, got {value!r}")
         self._lr = lr
 
     def _train_step(self, engine, X, y) -> float:
+        if self._lr > float(np.finfo(engine.dtype).max):
+            raise ValueError(f"lr={self._lr} overflows the network's {engine.dtype}")
         return engine.train_step_sgd(X, y, self._lr)
 
     def __repr__(self) -> str:

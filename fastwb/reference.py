@@ -176,7 +176,8 @@ class ReferenceEngine:
         return self.grads.copy()
 
     def train_step_sgd(self, X, y, lr):
-        """One SGD step; returns the loss before the update."""
+        """One SGD step; returns the loss before the update (skipped if it is not finite)."""
         value = self._loss_and_gradients(X, y, want_gradients=True)
-        self.params -= self.dtype.type(lr) * self.grads
+        if np.isfinite(value):
+            self.params -= self.dtype.type(lr) * self.grads
         return value

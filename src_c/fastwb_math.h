@@ -30,6 +30,7 @@ static inline float fwb_exp_nonpositive_f(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    n = n >= -126.0f ? n : 0.0f;                 /* NaN input: keep the cast defined */
     int32_t bits = ((int32_t)n + 127) << 23;      /* 2^n, n in [-126, 0] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);

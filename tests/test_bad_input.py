@@ -176,3 +176,62 @@ def test_sparse_input_is_refused_by_name():
     net = fastwb.Network([4, 2])
     with pytest.raises(TypeError, match="sparse"):
         net.predict(scipy_sparse.csr_matrix(X_OK))
+
+
+def test_values_beyond_float32_are_refused():
+    net = fastwb.Network([2, 1], dtype="float32")
+    with pytest.raises(ValueError, match="float32"):
+        net.parameters = np.full(3, 1e39)
+    with pytest.raises(ValueError, match="float32"):
+        net.layers[0].weights = np.full((2, 1), 1e39)
+    with pytest.raises(ValueError, match="overflows"):
+        net.train_step(np.ones((1, 2)), np.ones(1), fastwb.SGD(lr=1e39))
+    for lr in (True, "0.1", None):
+        with pytest.raises(TypeError, match="lr"):
+            fastwb.SGD(lr=lr)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")   # NumPy's, in the reference
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_finite_loss_stops_the_step(backend):
+    net = fastwb.Network([3, 4, 2], backend=backend, seed=0)
+    net.parameters[0] = np.nan                       # written through the view: not checked
+    before = net.parameters.copy()
+    with pytest.raises(FloatingPointError, match="not applied"):
+        net.train_step(np.ones((2, 3)), np.zeros((2, 2)), fastwb.SGD(0.1))
+    np.testing.assert_array_equal(net.parameters, before)
+    huge = fastwb.Network([1, 1], backend=backend, dtype="float32")
+    huge.layers[0].weights = [[3e38]]                # z = 3e39 overflows float32
+    with pytest.raises(FloatingPointError, match="diverged"):
+        huge.train_step(np.full((1, 1), 10.0), np.zeros(1), fastwb.SGD(0.1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_input_that_is_a_view_of_the_parameters(backend):
+    """The fused update writes W while reading X: X aliasing W must not change the result."""
+    nets = [fastwb.Network([3, 3], dtype="float64", backend=b, seed=1)
+            for b in (backend, "reference")]
+    for net in nets:
+        net.layers[0].weights = np.eye(3) + 0.1
+        net.train_step(net.layers[0].weights, np.zeros((3, 3)), fastwb.SGD(0.5))
+    np.testing.assert_allclose(nets[0].parameters, nets[1].parameters, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_misaligned_and_masked_input(backend):
+    net = fastwb.Network([4, 3], seed=0, backend=backend)
+    raw = np.zeros(4 * 5 * 4 + 1, np.uint8)
+    misaligned = np.ndarray((5, 4), np.float32, buffer=raw, offset=1)
+    misaligned[...] = X_OK
+    assert not misaligned.flags.aligned
+    np.testing.assert_allclose(net.predict(misaligned), net.predict(X_OK), rtol=1e-6)
+    masked = np.ma.masked_array(X_OK, mask=np.zeros_like(X_OK, dtype=bool))
+    np.testing.assert_allclose(net.predict(masked), net.predict(X_OK), rtol=1e-6)
+    masked[0, 0] = np.ma.masked
+    with pytest.raises(ValueError, match="masked"):
+        net.predict(masked)
+
+
+def test_label_column_gets_a_hint(classifier):
+    with pytest.raises(ValueError, match=r"class labels of shape \(5,\)"):
+        classifier.loss(X_OK, LABELS_OK[:, None])

@@ -59,3 +59,57 @@ def test_tuning_rejects_negative_thresholds_and_restores():
     assert _core.tuning(**previous) == previous
     assert set(previous) == {"parallel_min_elements", "small_product", "predict_block_rows"}
     assert PATHS["blas"]["small_product"] == 0
+
+
+def test_a_call_that_finds_the_workspace_claimed_never_shares_it(monkeypatch):
+    """While one thread holds the engine's workspace (here: stalled allocating it),
+    another thread's loss gets a private workspace and training is refused."""
+    import time
+    from fastwb import _validation
+
+    rng = np.random.default_rng(2)
+    sizes = [64, 256, 10]
+    net = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0)
+    ref = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0, backend="reference")
+    X_big, y_big = rng.normal(size=(3000, 64)), rng.integers(0, 10, 3000)
+    X, y = rng.normal(size=(500, 64)), rng.integers(0, 10, 500)
+    real_check = _validation.check_allocation
+    monkeypatch.setattr(_validation, "check_allocation",
+                        lambda *a: (time.sleep(0.3), real_check(*a)))
+    results = {}
+    worker = threading.Thread(target=lambda: results.update(big=net.loss(X_big, y_big)))
+    worker.start()
+    time.sleep(0.1)                                  # the worker now holds the claim
+    with pytest.raises(RuntimeError, match="another thread"):
+        net.train_step(X, y, fastwb.SGD(0.1))
+    small = net.loss(X, y)                           # a private workspace
+    worker.join()
+    assert small == pytest.approx(ref.loss(X, y), rel=1e-4)
+    assert results["big"] == pytest.approx(ref.loss(X_big, y_big), rel=1e-4)
+
+
+def test_concurrent_gradients_are_each_right_or_refused():
+    rng = np.random.default_rng(3)
+    sizes = [128, 256, 10]
+    net = fastwb.Network(sizes, loss="softmax_cross_entropy", dtype="float64", seed=0)
+    data = [(rng.normal(size=(256, 128)), rng.integers(0, 10, 256)) for _ in range(2)]
+    expected = [np.concatenate([np.concatenate([w.ravel(), b]) for w, b in net.gradients(*d)])
+                for d in data]
+    wrong = []
+
+    def worker(i):
+        for _ in range(100):
+            try:
+                got = np.concatenate([np.concatenate([w.ravel(), b])
+                                      for w, b in net.gradients(*data[i])])
+            except RuntimeError:
+                continue
+            if not np.array_equal(got, expected[i]):
+                wrong.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
