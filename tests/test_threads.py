@@ -10,6 +10,15 @@ from fastwb import _core
 from conftest import PATHS
 
 
+def run_in_threads(worker, count: int) -> None:
+    """worker(0), ..., worker(count - 1), each in its own thread, all joined."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 @pytest.mark.parametrize("kernel_path", ["parallel_loops", "default", "blas"], indirect=True)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_results_do_not_depend_on_thread_count(dtype, kernel_path):
@@ -42,11 +51,7 @@ def test_concurrent_predict_from_many_threads():
             if not np.array_equal(net.predict(batches[i]), expected[i]):
                 failures.append(i)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, 8)
     assert not failures
 
 
@@ -107,9 +112,5 @@ def test_concurrent_gradients_are_each_right_or_refused():
             if not np.array_equal(got, expected[i]):
                 wrong.append(i)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, 2)
     assert not wrong
