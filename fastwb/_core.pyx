@@ -21,6 +21,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, isfinite, log, tanh
+from libc.float cimport FLT_MAX
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
@@ -982,6 +983,8 @@ cdef class Engine:
 
         When that loss is not finite the parameters are left unchanged.
         """
+        if not self.is_double and lr > FLT_MAX:
+            _validation.check_learning_rate(lr, self.dtype)
         return self._run(X, y, SGD_STEP, lr)
 
 

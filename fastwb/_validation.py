@@ -152,6 +152,12 @@ def as_int(value, name: str, allow_none: bool = False) -> int | None:
         raise TypeError(f"{name} must be {kind}, got {value!r}") from None
 
 
+def check_learning_rate(lr: float, dtype) -> None:
+    """Refuse a learning rate that rounds to infinity in the network's dtype."""
+    if lr > float(np.finfo(dtype).max):
+        raise ValueError(f"lr={lr} overflows the network's {np.dtype(dtype).name}")
+
+
 def check_sizes(sizes) -> list[int]:
     """Layer widths as a list of at least two positive ints."""
     widths = [as_int(s, "each of sizes") for s in sizes]

@@ -52,8 +52,6 @@ class SGD(Optimizer):
         self._lr = lr
 
     def _train_step(self, engine, X, y) -> float:
-        if self._lr > float(np.finfo(engine.dtype).max):
-            raise ValueError(f"lr={self._lr} overflows the network's {engine.dtype}")
         return engine.train_step_sgd(X, y, self._lr)
 
     def __repr__(self) -> str:

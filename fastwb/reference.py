@@ -177,6 +177,7 @@ class ReferenceEngine:
 
     def train_step_sgd(self, X, y, lr):
         """One SGD step; returns the loss before the update (skipped if it is not finite)."""
+        _validation.check_learning_rate(lr, self.dtype)
         value = self._loss_and_gradients(X, y, want_gradients=True)
         if np.isfinite(value):
             self.params -= self.dtype.type(lr) * self.grads
