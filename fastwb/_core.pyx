@@ -29,6 +29,7 @@ from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 import numpy as np
 
 from fastwb import _validation
+from fastwb.reference import LEAKY_SLOPE
 
 cnp.import_array()
 
@@ -71,8 +72,7 @@ ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
           "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY}
 
-# Slope of leaky_relu for negative inputs (PyTorch's and Keras' default).
-LEAKY_SLOPE = 0.01
+# Slope of leaky_relu for negative inputs, as the reference defines it.
 cdef double _LEAKY = LEAKY_SLOPE
 
 # Work (elements, or multiply-adds for a product) below which a pass stays
@@ -135,11 +135,6 @@ cdef enum Mode:
 def openmp_enabled():
     """Whether this build of fastwb was compiled with OpenMP."""
     return bool(fwb_openmp_enabled())
-
-
-def max_threads():
-    """Threads an OpenMP region would use now (follows OMP_NUM_THREADS and threadpoolctl)."""
-    return omp_get_max_threads()
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 from fastwb import _validation
 from fastwb._layout import layer_views
 
-#: Slope of leaky_relu for negative inputs.
+#: Slope of leaky_relu for negative inputs (PyTorch's and Keras' default).
 LEAKY_SLOPE = 0.01
 
 
