@@ -1,18 +1,23 @@
 """Optimizers: how a gradient becomes a parameter update."""
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 
 import numpy as np
 
 
-class Optimizer:
-    """Base class. ``Network.train_step`` hands each optimizer the network's
-    engine, and the optimizer runs the whole step there in one compiled call."""
+class Optimizer(abc.ABC):
+    """Base class of the optimizers; it cannot be used by itself.
 
+    ``Network.train_step`` hands the optimizer the network's engine, and the
+    optimizer runs the whole step there in one compiled call.
+    """
+
+    @abc.abstractmethod
     def _train_step(self, engine, X, y) -> float:
-        raise NotImplementedError
+        """Run one step of this optimizer on ``engine``; return the loss before it."""
 
 
 class SGD(Optimizer):

@@ -136,6 +136,8 @@ def test_bad_optimizer_and_learning_rate():
     net = fastwb.Network([4, 2])
     with pytest.raises(TypeError, match="fastwb optimizer"):
         net.train_step(X_OK, np.zeros((5, 2)), "sgd")
+    with pytest.raises(TypeError, match="abstract"):
+        fastwb.Optimizer()
     for lr in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="lr"):
             fastwb.SGD(lr=lr)
