@@ -28,7 +28,7 @@ from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 import numpy as np
 
-from fastwb import _validation
+from fastwb import _layout, _validation
 from fastwb.reference import LEAKY_SLOPE
 
 cnp.import_array()
@@ -734,7 +734,7 @@ cdef class Engine:
     cdef readonly str loss_name
 
     def __cinit__(self, sizes, activations, loss, cnp.ndarray params not None, int n_threads=0):
-        cdef Py_ssize_t l, L = len(sizes) - 1
+        cdef Py_ssize_t L = len(sizes) - 1
         if L < 1 or len(activations) != L:
             raise ValueError("need at least two sizes and one activation per layer")
         if params.dtype not in (np.float32, np.float64) or params.ndim != 1 \
@@ -749,14 +749,10 @@ cdef class Engine:
         if np.any(self._acts[:-1] == SOFTMAX):
             raise ValueError("softmax is only supported on the output layer")
         widths = self._sizes[1:]
-        self._w_offset = np.empty(L, dtype=np.intp)
-        self._b_offset = np.empty(L, dtype=np.intp)
-        offset = 0
-        for l in range(L):
-            self._w_offset[l] = offset
-            offset += self._sizes[l] * self._sizes[l + 1]
-            self._b_offset[l] = offset
-            offset += self._sizes[l + 1]
+        w_offset, b_offset = _layout.offsets(list(sizes))
+        self._w_offset = np.asarray(w_offset, dtype=np.intp)
+        self._b_offset = np.asarray(b_offset, dtype=np.intp)
+        offset = _layout.n_parameters(list(sizes))
         if params.shape[0] != offset:
             raise ValueError(f"params has {params.shape[0]} elements; the sizes need {offset}")
         self._a_offset = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
