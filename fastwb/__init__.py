@@ -3,15 +3,17 @@
 Dense neural networks on the CPU: a compiled core (Cython, OpenMP, BLAS) under
 a small Python API, with a pure-NumPy reference as its correctness oracle.
 """
-from fastwb import _blas
+from fastwb import _blas, initializers, schedules
 from fastwb._core import blas_source, openmp_enabled
+from fastwb.callbacks import Callback, EarlyStopping, History
 from fastwb.layers import Dense
 from fastwb.network import Network
-from fastwb.optimizers import SGD, Optimizer
+from fastwb.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
 _blas.select("auto")
 
-__all__ = ["Dense", "Network", "Optimizer", "SGD", "blas_source", "openmp_enabled",
-           "__version__"]
+__all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "History",
+           "Network", "Optimizer", "RMSprop", "SGD", "blas_source", "initializers",
+           "openmp_enabled", "schedules", "__version__"]

@@ -1,4 +1,5 @@
-"""Compiled kernels of fastwb: forward pass, loss, backpropagation and SGD.
+"""Compiled kernels of fastwb: forward pass, loss, backpropagation, optimizers
+and the epoch loop of ``fit``.
 
 Three layers, each with one job:
 
@@ -20,15 +21,15 @@ parameter buffer. ``D`` is the loss gradient with respect to ``Z = A W + b``.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, isfinite, log, tanh
+from libc.math cimport INFINITY, exp, fabs, isfinite, log, pow, sqrt, tanh
 from libc.float cimport FLT_MAX
-from libc.string cimport memcpy
-from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 import numpy as np
 
-from fastwb import _layout, _validation
+from fastwb import _layout, _validation, functions
 from fastwb.reference import LEAKY_SLOPE
 
 cnp.import_array()
@@ -53,6 +54,18 @@ cdef extern from "fastwb_omp.h" nogil:
     int omp_get_max_threads()
     int fwb_openmp_enabled()
 
+cdef extern from "fastwb_random.h" nogil:
+    int FWB_STREAM_DROPOUT
+    int FWB_STREAM_SHUFFLE
+    uint64_t fwb_key(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b)
+    uint64_t fwb_bits(uint64_t key, uint64_t i)
+    uint64_t fwb_below(uint64_t key, uint64_t i, uint64_t n)
+
+cdef extern from "fastwb_interrupt.h" nogil:
+    int fwb_catch_sigint()
+    int fwb_release_sigint()
+    int fwb_interrupt_pending()
+
 
 cdef enum:
     IDENTITY = 0
@@ -67,10 +80,25 @@ cdef enum:
     BINARY_CROSS_ENTROPY = 1
     SOFTMAX_CROSS_ENTROPY = 2
 
+# Optimizers; AdamW is ADAM with a decoupled weight decay.
+cdef enum:
+    OPT_SGD = 0
+    OPT_RMSPROP = 1
+    OPT_ADAGRAD = 2
+    OPT_ADAM = 3
+
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
           "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY}
+# Codes in the order of functions.OPTIMIZERS (tested).
+OPTIMIZERS = {"sgd": OPT_SGD, "rmsprop": OPT_RMSPROP, "adagrad": OPT_ADAGRAD, "adam": OPT_ADAM}
+
+# fit_epoch's outcome
+cpdef enum FitStatus:
+    FIT_DONE = 0
+    FIT_DIVERGED = 1         # a batch's loss was not finite; it was not applied
+    FIT_INTERRUPTED = 2      # SIGINT arrived; stopped at a batch boundary
 
 # Slope of leaky_relu for negative inputs, as the reference defines it.
 cdef double _LEAKY = LEAKY_SLOPE
@@ -129,7 +157,12 @@ cdef inline bint _plain_loops(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept
 cdef enum Mode:
     LOSS_ONLY = 0
     GRADIENT = 1
-    SGD_STEP = 2
+    TRAIN = 2
+
+# Elements per block of the passes over the flat parameter buffer. Sums are
+# taken per block and the blocks added in order, so a reduction (a penalty, a
+# gradient norm) gives the same bits for any thread count.
+cdef Py_ssize_t BLOCK = 8192
 
 
 def openmp_enabled():
@@ -536,32 +569,48 @@ cdef void column_sums(const floating* D, Py_ssize_t n, Py_ssize_t m, floating* o
 
 
 cdef double loss_and_delta(int loss, int out_act, const floating* out, const floating* T,
-                           const Py_ssize_t* labels, Py_ssize_t n, Py_ssize_t m, floating* D,
-                           double* row_loss, int n_threads) noexcept nogil:
+                           const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
+                           Py_ssize_t m, floating* D, double* row_loss, int n_threads) noexcept nogil:
     """Mean loss over the batch; with D != NULL also D = dL/dZ of the output layer.
 
-    Per-row losses are summed afterwards in row order: the same total for any
-    thread count.
+    With sample weights SW the mean is weighted: sum_i w_i l_i / sum_i w_i (a
+    batch whose weights are all zero has loss 0 and no gradient). Per-row
+    losses are summed afterwards in row order: the same total for any thread count.
     """
     cdef Py_ssize_t i
-    cdef double denominator = <double>n if loss == SOFTMAX_CROSS_ENTROPY else <double>n * m
-    cdef floating scale = <floating>(1.0 / denominator)
+    cdef double weight_total = <double>n
     cdef double total = 0
+    if SW != NULL:
+        weight_total = 0
+        for i in range(n):
+            weight_total += SW[i]
+        if weight_total == 0:
+            if D != NULL:
+                memset(D, 0, n * m * sizeof(floating))
+            return 0.0
+    cdef double denominator = weight_total if loss == SOFTMAX_CROSS_ENTROPY else weight_total * m
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            row_loss[i] = _loss_row(loss, out_act, out + i * m,
-                                    T + i * m if T != NULL else NULL,
-                                    labels[i] if labels != NULL else 0, m,
-                                    D + i * m if D != NULL else NULL, scale)
+            row_loss[i] = _weighted_loss_row(loss, out_act, out, T, labels, SW, i, m, D,
+                                             denominator)
     else:
         for i in range(n):
-            row_loss[i] = _loss_row(loss, out_act, out + i * m,
-                                    T + i * m if T != NULL else NULL,
-                                    labels[i] if labels != NULL else 0, m,
-                                    D + i * m if D != NULL else NULL, scale)
+            row_loss[i] = _weighted_loss_row(loss, out_act, out, T, labels, SW, i, m, D,
+                                             denominator)
     for i in range(n):
         total += row_loss[i]
     return total / denominator
+
+
+cdef inline double _weighted_loss_row(int loss, int out_act, const floating* out,
+                                      const floating* T, const Py_ssize_t* labels,
+                                      const floating* SW, Py_ssize_t i, Py_ssize_t m,
+                                      floating* D, double denominator) noexcept nogil:
+    """Row i's loss times its weight; D's row scaled by weight / denominator."""
+    cdef double w = SW[i] if SW != NULL else 1.0
+    return w * _loss_row(loss, out_act, out + i * m, T + i * m if T != NULL else NULL,
+                         labels[i] if labels != NULL else 0, m,
+                         D + i * m if D != NULL else NULL, <floating>(w / denominator))
 
 
 cdef void sgd_update(floating* params, const floating* grads, Py_ssize_t size, floating lr,
@@ -577,6 +626,271 @@ cdef void sgd_update(floating* params, const floating* grads, Py_ssize_t size, f
 
 
 # ---------------------------------------------------------------------------
+# Dropout: inverted, with masks from the counter-based generator
+# ---------------------------------------------------------------------------
+
+cdef void dropout(floating* A, unsigned char* keep, Py_ssize_t size, double rate, uint64_t key,
+                  int n_threads) noexcept nogil:
+    """Keep each unit with probability 1 - rate and scale kept ones by 1 / (1 - rate).
+
+    Unit i of the batch block is dropped when the top 53 bits of draw i fall
+    below rate * 2^53; fastwb._random.dropout_keep draws the same mask.
+    """
+    cdef uint64_t threshold = <uint64_t>(rate * 9007199254740992.0)
+    cdef floating inv = <floating>(1.0 / (1.0 - rate))
+    cdef Py_ssize_t i
+    if n_threads > 1 and size >= PARALLEL_MIN_ELEMENTS:
+        for i in prange(size, schedule="static", num_threads=n_threads):
+            keep[i] = (fwb_bits(key, i) >> 11) >= threshold
+            A[i] = A[i] * inv if keep[i] else 0
+    else:
+        for i in range(size):
+            keep[i] = (fwb_bits(key, i) >> 11) >= threshold
+            A[i] = A[i] * inv if keep[i] else 0
+
+
+cdef inline void _dropout_derivative_row(floating* d, const floating* a,
+                                         const unsigned char* keep, Py_ssize_t m, int act,
+                                         floating inv, floating keep_rate) noexcept nogil:
+    """d = d * keep / (1 - rate) * f'(z) for a layer whose stored output a is
+    after dropout; a kept unit's activation before dropout is a * (1 - rate)."""
+    cdef Py_ssize_t j
+    cdef floating slope = <floating>_LEAKY
+    cdef floating ao
+    for j in range(m):
+        d[j] = d[j] * inv if keep[j] else 0
+    if act == RELU:
+        for j in range(m):
+            d[j] = d[j] if a[j] > 0 else 0
+    elif act == LEAKY_RELU:
+        for j in range(m):
+            d[j] = d[j] if a[j] > 0 else slope * d[j]
+    elif act == SIGMOID:
+        for j in range(m):
+            ao = a[j] * keep_rate
+            d[j] = d[j] * ao * (1 - ao)
+    elif act == TANH:
+        for j in range(m):
+            ao = a[j] * keep_rate
+            d[j] = d[j] * (1 - ao * ao)
+
+
+cdef void multiply_dropout_derivative(floating* D, const floating* A, const unsigned char* keep,
+                                      Py_ssize_t n, Py_ssize_t m, int act, double rate,
+                                      int n_threads) noexcept nogil:
+    """D *= keep / (1 - rate) * f'(Z): backpropagation through dropout and the activation."""
+    cdef Py_ssize_t i
+    cdef floating inv = <floating>(1.0 / (1.0 - rate))
+    cdef floating keep_rate = <floating>(1.0 - rate)
+    if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
+        for i in prange(n, schedule="static", num_threads=n_threads):
+            _dropout_derivative_row(D + i * m, A + i * m, keep + i * m, m, act, inv, keep_rate)
+    else:
+        for i in range(n):
+            _dropout_derivative_row(D + i * m, A + i * m, keep + i * m, m, act, inv, keep_rate)
+
+
+# ---------------------------------------------------------------------------
+# Passes over the flat parameter buffer: penalties, clipping, optimizer updates.
+# The buffer is cut into segments (each layer's W, then its b), each with its
+# own penalty coefficients; a segment is processed in blocks of BLOCK elements.
+# ---------------------------------------------------------------------------
+
+cdef struct Opt:
+    int kind
+    double lr             # this step's learning rate
+    double momentum       # SGD
+    bint nesterov         # SGD
+    double rho            # RMSprop
+    double beta1, beta2   # Adam
+    double eps            # RMSprop, Adagrad, Adam
+    double weight_decay   # decoupled (AdamW), on the segments that take penalties
+    double clip_norm      # 0: off
+    double clip_value     # 0: off
+    int64_t step          # updates applied so far
+
+
+cdef enum Pass:
+    PENALTY = 0      # sum |p| and sum p^2
+    REGULARIZE = 1   # PENALTY, and g += l1 sign(p) + 2 l2 p
+    GRAD_SQUARE = 2  # sum of the squared effective gradient (for clipping by norm)
+    UPDATE = 3       # PENALTY, and the optimizer update with the effective gradient
+
+
+cdef struct Segment:
+    Py_ssize_t start, length
+    double l1, l2        # penalty l1 sum|p| + l2 sum p^2
+    double decay         # decoupled weight decay rate (AdamW)
+
+
+cdef inline floating _effective(floating g, floating p, floating l1, floating l2x2,
+                                floating clip, floating scale) noexcept nogil:
+    """The gradient an optimizer sees: loss gradient + penalty gradient, clipped
+    elementwise to [-clip, clip] (clip = inf when off), times the norm-clip scale."""
+    g = g + l2x2 * p + l1 * (<floating>(p > 0) - <floating>(p < 0))
+    g = clip if g > clip else g
+    g = -clip if g < -clip else g
+    return g * scale
+
+
+cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1, floating* s2,
+                 Py_ssize_t n, double l1, double l2, double decay, double scale,
+                 double* out) noexcept nogil:
+    """One block of a pass; writes its partial sums to out[0] and out[1]."""
+    cdef Py_ssize_t i
+    cdef double sum_abs = 0, sum_sq = 0
+    cdef floating fl1 = <floating>l1, fl2x2 = <floating>(2 * l2), fscale = <floating>scale
+    cdef floating clip, gi, lr, mu, decay_mult, c1, c2, eps, step_size, bias2
+    if what != GRAD_SQUARE and (l1 != 0 or l2 != 0):
+        for i in range(n):
+            sum_abs += fabs(p[i])
+            sum_sq += <double>p[i] * p[i]
+    out[0] = sum_abs
+    out[1] = sum_sq
+    if what == PENALTY:
+        return
+    if what == REGULARIZE:
+        for i in range(n):
+            g[i] = g[i] + fl2x2 * p[i] + fl1 * (<floating>(p[i] > 0) - <floating>(p[i] < 0))
+        return
+    clip = <floating>o.clip_value if o.clip_value > 0 else <floating>INFINITY
+    if what == GRAD_SQUARE:
+        for i in range(n):
+            gi = _effective(g[i], p[i], fl1, fl2x2, clip, 1)
+            sum_sq += <double>gi * gi
+        out[0] = sum_sq
+        return
+    lr = <floating>o.lr
+    decay_mult = <floating>(1.0 - o.lr * decay)
+    eps = <floating>o.eps
+    if o.kind == OPT_SGD and o.momentum == 0:
+        for i in range(n):
+            gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
+            p[i] = p[i] * decay_mult - lr * gi
+    elif o.kind == OPT_SGD:
+        mu = <floating>o.momentum
+        if o.nesterov:
+            for i in range(n):
+                gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
+                s1[i] = mu * s1[i] + gi
+                p[i] = p[i] * decay_mult - lr * (gi + mu * s1[i])
+        else:
+            for i in range(n):
+                gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
+                s1[i] = mu * s1[i] + gi
+                p[i] = p[i] * decay_mult - lr * s1[i]
+    elif o.kind == OPT_RMSPROP:
+        c1 = <floating>o.rho
+        c2 = <floating>(1.0 - o.rho)
+        for i in range(n):
+            gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
+            s1[i] = c1 * s1[i] + c2 * gi * gi
+            p[i] = p[i] * decay_mult - lr * gi / (sqrt(s1[i]) + eps)
+    elif o.kind == OPT_ADAGRAD:
+        for i in range(n):
+            gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
+            s1[i] = s1[i] + gi * gi
+            p[i] = p[i] * decay_mult - lr * gi / (sqrt(s1[i]) + eps)
+    else:  # OPT_ADAM: PyTorch's form, bias corrections folded into two scalars
+        c1 = <floating>(1.0 - o.beta1)
+        c2 = <floating>(1.0 - o.beta2)
+        mu = <floating>o.beta1
+        gi = <floating>o.beta2            # beta2, reusing a floating local
+        step_size = <floating>(o.lr / (1.0 - pow(o.beta1, <double>(o.step + 1))))
+        bias2 = <floating>(1.0 / sqrt(1.0 - pow(o.beta2, <double>(o.step + 1))))
+        _adam_block(p, g, s1, s2, n, fl1, fl2x2, clip, fscale, mu, gi, c1, c2, eps,
+                    step_size, bias2, decay_mult)
+
+
+cdef inline void _adam_block(floating* p, const floating* g, floating* m, floating* v,
+                             Py_ssize_t n, floating l1, floating l2x2, floating clip,
+                             floating scale, floating beta1, floating beta2, floating c1,
+                             floating c2, floating eps, floating step_size, floating bias2,
+                             floating decay_mult) noexcept nogil:
+    """m, v <- moments of the effective gradient; p <- p - step_size m / (sqrt(v) bias2 + eps)."""
+    cdef Py_ssize_t i
+    cdef floating gi
+    for i in range(n):
+        gi = _effective(g[i], p[i], l1, l2x2, clip, scale)
+        m[i] = beta1 * m[i] + c1 * gi
+        v[i] = beta2 * v[i] + c2 * gi * gi
+        p[i] = p[i] * decay_mult - step_size * m[i] / (sqrt(v[i]) * bias2 + eps)
+
+
+cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* params,
+                         floating* grads, floating* s1, floating* s2, double scale,
+                         double* partials, int n_threads) noexcept nogil:
+    """Run a pass over one segment; returns its penalty (or, for GRAD_SQUARE, the
+    sum of squared effective gradients), added block by block in order."""
+    cdef Py_ssize_t n_blocks = (seg.length + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t q, first, count
+    cdef floating* p = params + seg.start
+    cdef floating* g = grads + seg.start if grads != NULL else NULL
+    cdef floating* a = s1 + seg.start if s1 != NULL else NULL
+    cdef floating* b = s2 + seg.start if s2 != NULL else NULL
+    cdef double sum_abs = 0, sum_sq = 0
+    if n_threads > 1 and seg.length >= PARALLEL_MIN_ELEMENTS:
+        for q in prange(n_blocks, schedule="static", num_threads=n_threads):
+            first = q * BLOCK
+            count = min(BLOCK, seg.length - first)
+            _block(what, o, p + first, g + first if g != NULL else NULL,
+                   a + first if a != NULL else NULL, b + first if b != NULL else NULL,
+                   count, seg.l1, seg.l2, seg.decay, scale, partials + 2 * q)
+    else:
+        for q in range(n_blocks):
+            first = q * BLOCK
+            count = min(BLOCK, seg.length - first)
+            _block(what, o, p + first, g + first if g != NULL else NULL,
+                   a + first if a != NULL else NULL, b + first if b != NULL else NULL,
+                   count, seg.l1, seg.l2, seg.decay, scale, partials + 2 * q)
+    for q in range(n_blocks):
+        sum_abs += partials[2 * q]
+        sum_sq += partials[2 * q + 1]
+    if what == GRAD_SQUARE:
+        return sum_abs
+    return seg.l1 * sum_abs + seg.l2 * sum_sq
+
+
+cdef double parameter_pass(int what, const Net* net, const Opt* o, floating* params,
+                           floating* grads, floating* s1, floating* s2, double* partials,
+                           int n_threads) noexcept nogil:
+    """A pass over every segment; returns the total penalty of the parameters
+    before the pass. UPDATE first measures the gradient norm when clipping by it."""
+    cdef int l, part
+    cdef Segment seg
+    cdef double total = 0, scale = 1, norm
+    if what == UPDATE and o.clip_norm > 0:
+        for l in range(net.n_layers):
+            for part in range(2):
+                _segment(net, o, l, part, &seg)
+                total += segment_pass(GRAD_SQUARE, o, &seg, params, grads, s1, s2, 1,
+                                      partials, n_threads)
+        norm = sqrt(total)
+        if norm > o.clip_norm:      # PyTorch's clip_grad_norm_ factor
+            scale = o.clip_norm / (norm + 1e-6)
+        total = 0
+    for l in range(net.n_layers):
+        for part in range(2):
+            _segment(net, o, l, part, &seg)
+            if what == PENALTY and seg.l1 == 0 and seg.l2 == 0:
+                continue
+            total += segment_pass(what, o, &seg, params, grads, s1, s2, scale, partials,
+                                  n_threads)
+    return total
+
+
+cdef inline void _segment(const Net* net, const Opt* o, int l, int part, Segment* seg) noexcept nogil:
+    """Layer l's weights (part 0) or biases (part 1); biases take penalties and
+    decoupled decay only when the network regularizes biases."""
+    cdef bint regularized = part == 0 or net.regularize_biases
+    seg.start = net.w_offset[l] if part == 0 else net.b_offset[l]
+    seg.length = net.sizes[l] * net.sizes[l + 1] if part == 0 else net.sizes[l + 1]
+    seg.l1 = net.l1[l] if regularized else 0
+    seg.l2 = net.l2[l] if regularized else 0
+    seg.decay = o.weight_decay if (regularized and o != NULL) else 0
+
+
+# ---------------------------------------------------------------------------
 # Whole-network passes
 # ---------------------------------------------------------------------------
 
@@ -589,16 +903,36 @@ cdef struct Net:
     const Py_ssize_t* b_offset   # where each b starts in the flat buffer
     const Py_ssize_t* a_offset   # where each layer's activations start in a workspace row block
     Py_ssize_t n_params
+    const double* l1             # penalty coefficients of each layer
+    const double* l2
+    bint regularize_biases       # penalties (and AdamW's decay) also on biases
+    bint regularized             # any penalty at all
+    const double* dropout        # dropout rate on each layer's output (0: none)
+    bint any_dropout
+    uint64_t seed                # of dropout masks and shuffles
+
+
+cdef struct Work:
+    # One batch's scratch, owned by a Workspace (see there); typed per call.
+    void* acts
+    void* delta
+    void* spare
+    unsigned char* keep          # dropout masks, laid out like acts (NULL: no dropout)
+    double* row_loss
+    double* partials             # per-block sums of the parameter passes
+    Py_ssize_t capacity
 
 
 cdef void forward(const Net* net, const floating* params, const floating* X, Py_ssize_t n,
                   floating* acts, Py_ssize_t capacity, floating* out, bint logits_out,
-                  int n_threads) noexcept nogil:
+                  unsigned char* keep, int64_t step, int n_threads) noexcept nogil:
     """Run every layer on n rows of X.
 
     Layer l writes to ``acts + capacity * a_offset[l]``; the last layer writes to
     ``out`` instead when it is not NULL. With ``logits_out`` the output layer
-    stops at z (the loss kernel fuses its sigmoid or softmax).
+    stops at z (the loss kernel fuses its sigmoid or softmax). With ``keep``
+    (training) hidden layers with a dropout rate drop units, recording the
+    masks there; masks are drawn for (seed, layer, step).
     """
     cdef int l, act
     cdef const floating* prev = X
@@ -616,44 +950,40 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
         if l == net.n_layers - 1 and logits_out:
             act = IDENTITY
         bias_activation(a, params + net.b_offset[l], n, m, act, n_threads)
+        if keep != NULL and net.dropout[l] > 0:
+            dropout(a, keep + capacity * net.a_offset[l], n * m, net.dropout[l],
+                    fwb_key(net.seed, FWB_STREAM_DROPOUT, l, step), n_threads)
         prev = a
 
 
-cdef double run(const Net* net, floating* params, floating* grads, const floating* X,
-                const floating* T, const Py_ssize_t* labels, Py_ssize_t n, floating* acts,
-                floating* delta, floating* spare, double* row_loss, Py_ssize_t capacity,
-                int mode, floating lr, int n_threads) noexcept nogil:
-    """Forward, loss and (by mode) backpropagation and the SGD update, in one call.
+cdef void backward(const Net* net, floating* params, floating* grads, const floating* X,
+                   Py_ssize_t n, floating* acts, floating* delta, floating* spare,
+                   const unsigned char* keep, Py_ssize_t capacity, bint fused_sgd, floating lr,
+                   int n_threads) noexcept nogil:
+    """Backpropagate D of the output layer (in ``delta``) to every weight and bias.
 
-    The SGD update is fused into backpropagation: each layer's weights take
-    ``W -= lr A^T D`` straight from the product (no gradient is stored, no
-    second pass over the parameters), after ``D W^T`` has used the old W.
+    Writes the gradient to ``grads``; with ``fused_sgd`` it applies plain SGD
+    instead, each layer's weights taking ``W -= lr A^T D`` straight from the
+    product (no weight gradient is stored, no second pass over the parameters),
+    after ``D W^T`` has used the old W.
     """
-    cdef int L = net.n_layers
     cdef int l
     cdef Py_ssize_t k, m
-    cdef int out_act = net.acts[L - 1]
-    cdef bint fused = net.loss != MSE
-    cdef floating* out = acts + capacity * net.a_offset[L - 1]
     cdef const floating* prev
     cdef floating* swap
-    cdef double value
-
-    forward(net, params, X, n, acts, capacity, <floating*>NULL, fused, n_threads)
-    m = net.sizes[L]
-    value = loss_and_delta(net.loss, out_act, out, T, labels, n, m,
-                           delta if mode != LOSS_ONLY else <floating*>NULL, row_loss, n_threads)
-    if mode == LOSS_ONLY or (mode == SGD_STEP and not isfinite(value)):
-        return value     # a non-finite loss must not reach the parameters
-    for l in range(L - 1, -1, -1):
+    for l in range(net.n_layers - 1, -1, -1):
         k = net.sizes[l]
         m = net.sizes[l + 1]
         prev = X if l == 0 else acts + capacity * net.a_offset[l - 1]
         if l > 0:   # before W changes: D[l-1] = (D W^T) * f'(A[l-1])
             product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads)
-            multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
+            if keep != NULL and net.dropout[l - 1] > 0:
+                multiply_dropout_derivative(spare, prev, keep + capacity * net.a_offset[l - 1],
+                                            n, k, net.acts[l - 1], net.dropout[l - 1], n_threads)
+            else:
+                multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
         column_sums(delta, n, m, grads + net.b_offset[l], n_threads)                # db = 1^T D
-        if mode == SGD_STEP:
+        if fused_sgd:
             product_tn(prev, n, k, delta, m, params + net.w_offset[l], -lr, 1,
                        n_threads)                                                  # W -= lr A^T D
             sgd_update(params + net.b_offset[l], grads + net.b_offset[l], m, lr, n_threads)
@@ -663,7 +993,140 @@ cdef double run(const Net* net, floating* params, floating* grads, const floatin
             swap = delta
             delta = spare
             spare = swap
+
+
+cdef double run(const Net* net, floating* params, floating* grads, floating* s1, floating* s2,
+                const floating* X, const floating* T, const Py_ssize_t* labels,
+                const floating* SW, Py_ssize_t n, const Work* w, int mode, Opt* o,
+                int n_threads, int pass_threads) noexcept nogil:
+    """Forward, loss and (by mode) backpropagation and the optimizer update, in one call.
+
+    Returns the mean loss plus the penalty of the parameters before any update.
+    TRAIN applies one step of the optimizer ``o`` (and counts it in ``o.step``)
+    unless the loss is not finite, which must never reach the parameters.
+    Plain SGD without penalties or clipping is fused into backpropagation;
+    every other update is one pass over the flat buffer after it.
+    """
+    cdef int L = net.n_layers
+    cdef bint train = mode == TRAIN
+    cdef bint logits = net.loss != MSE
+    cdef floating* acts = <floating*>w.acts
+    cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
+    cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
+    cdef double value
+    cdef bint fused_sgd
+
+    forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
+            o.step if train else 0, n_threads)
+    value = loss_and_delta(net.loss, net.acts[L - 1], out, T, labels, SW, n, net.sizes[L],
+                           <floating*>w.delta if mode != LOSS_ONLY else <floating*>NULL,
+                           w.row_loss, n_threads)
+    if mode == LOSS_ONLY:
+        if net.regularized:
+            value += parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, <floating*>NULL,
+                                    <floating*>NULL, w.partials, pass_threads)
+        return value
+    if train and not isfinite(value):
+        return value
+    fused_sgd = (train and o.kind == OPT_SGD and o.momentum == 0 and not net.regularized
+                 and o.clip_norm == 0 and o.clip_value == 0 and o.weight_decay == 0)
+    backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare, keep,
+             w.capacity, fused_sgd, <floating>(o.lr if train else 0), n_threads)
+    if mode == GRADIENT:
+        if net.regularized:
+            value += parameter_pass(REGULARIZE, net, NULL, params, grads, <floating*>NULL,
+                                    <floating*>NULL, w.partials, pass_threads)
+        return value
+    if not fused_sgd:
+        value += parameter_pass(UPDATE, net, o, params, grads, s1, s2, w.partials, pass_threads)
+    o.step += 1
     return value
+
+
+cdef void shuffle_rows(Py_ssize_t* order, Py_ssize_t n, uint64_t key) noexcept nogil:
+    """order = a Fisher-Yates permutation of range(n), as fastwb._random.permutation."""
+    cdef Py_ssize_t i, j, tmp
+    for i in range(n):
+        order[i] = i
+    for i in range(n - 1, 0, -1):
+        j = <Py_ssize_t>fwb_below(key, i, i + 1)
+        tmp = order[i]
+        order[i] = order[j]
+        order[j] = tmp
+
+
+cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, floating* s1,
+                   floating* s2, const floating* X, const floating* T, const Py_ssize_t* labels,
+                   const floating* SW, Py_ssize_t n, Py_ssize_t batch, const Py_ssize_t* order,
+                   Py_ssize_t first_batch, Py_ssize_t last_batch, floating* xb, floating* tb,
+                   Py_ssize_t* lb, floating* wb, const Work* w, const double* lrs,
+                   double* batch_loss, Py_ssize_t* done, int n_threads,
+                   int pass_threads) noexcept nogil:
+    """Train on batches first_batch..last_batch-1 of one epoch; returns FIT_*.
+
+    Batch b holds rows ``order[b * batch: (b + 1) * batch]`` (the last may be
+    shorter), gathered into xb/tb/lb/wb, or, without ``order``, those rows of
+    X in place. Batch b uses learning rate lrs[b] and records its loss in
+    batch_loss[b]. Stops before a batch when SIGINT arrived, and after a batch
+    whose loss is not finite (that batch's update is not applied); ``done``
+    counts the batches applied.
+    """
+    cdef Py_ssize_t b, r, i, first, rows
+    cdef Py_ssize_t k = net.sizes[0], m = net.sizes[net.n_layers]
+    cdef const floating* xp
+    cdef const floating* tp
+    cdef const Py_ssize_t* lp
+    cdef const floating* wp
+    cdef double value
+    done[0] = 0
+    for b in range(first_batch, last_batch):
+        if fwb_interrupt_pending():
+            return FIT_INTERRUPTED
+        first = b * batch
+        rows = min(batch, n - first)
+        if order != NULL:
+            for r in range(rows):
+                i = order[first + r]
+                memcpy(xb + r * k, X + i * k, k * sizeof(floating))
+                if T != NULL:
+                    memcpy(tb + r * m, T + i * m, m * sizeof(floating))
+                if labels != NULL:
+                    lb[r] = labels[i]
+                if SW != NULL:
+                    wb[r] = SW[i]
+            xp, tp, lp, wp = xb, tb, lb, wb
+        else:
+            xp = X + first * k
+            tp = T + first * m if T != NULL else NULL
+            lp = labels + first if labels != NULL else NULL
+            wp = SW + first if SW != NULL else NULL
+        o.lr = lrs[b]
+        value = run(net, params, grads, s1, s2, xp, tp if T != NULL else NULL,
+                    lp if labels != NULL else NULL, wp if SW != NULL else NULL, rows, w,
+                    TRAIN, o, n_threads, pass_threads)
+        batch_loss[b] = value
+        if not isfinite(value):
+            return FIT_DIVERGED
+        done[0] += 1
+    return FIT_DONE
+
+
+cdef struct Fit:
+    # fit_epoch's data, gather buffers and per-batch arrays, typed per call
+    const void* X
+    const void* T
+    const Py_ssize_t* labels
+    const void* SW
+    Py_ssize_t n, batch
+    Py_ssize_t* order
+    void* xb
+    void* tb
+    Py_ssize_t* lb
+    void* wb
+    const double* lrs
+    double* batch_loss
+    void* s1
+    void* s2
 
 
 # ---------------------------------------------------------------------------
@@ -671,26 +1134,31 @@ cdef double run(const Net* net, floating* params, floating* grads, const floatin
 # ---------------------------------------------------------------------------
 
 cdef class Workspace:
-    """Activations, two ping-pong gradient buffers and per-row losses for a batch size."""
+    """Scratch for one batch size: activations, two ping-pong gradient buffers,
+    per-row losses, per-block sums and (when the network has dropout) masks."""
     cdef readonly Py_ssize_t capacity
-    cdef cnp.ndarray acts, deltas, row_loss
-    cdef void* acts_ptr
-    cdef void* delta_ptr
-    cdef void* spare_ptr
-    cdef double* row_loss_ptr
+    cdef cnp.ndarray acts, deltas, row_loss, partials, keep
+    cdef Work work
 
-    def __cinit__(self, Py_ssize_t capacity, Py_ssize_t width_sum, Py_ssize_t width_max, dtype):
+    def __cinit__(self, Py_ssize_t capacity, Py_ssize_t width_sum, Py_ssize_t width_max, dtype,
+                  Py_ssize_t n_blocks, bint masks):
         cdef Py_ssize_t itemsize = np.dtype(dtype).itemsize
         _validation.check_allocation(
-            capacity * ((width_sum + 2 * width_max) * itemsize + 8), "the workspace for this batch")
+            capacity * ((width_sum + 2 * width_max) * itemsize + 8 + (width_sum if masks else 0)),
+            "the workspace for this batch")
         self.capacity = capacity
         self.acts = np.empty(capacity * width_sum, dtype=dtype)
         self.deltas = np.empty(2 * capacity * width_max, dtype=dtype)
         self.row_loss = np.empty(capacity, dtype=np.float64)
-        self.acts_ptr = cnp.PyArray_DATA(self.acts)
-        self.delta_ptr = cnp.PyArray_DATA(self.deltas)
-        self.spare_ptr = <char*>self.delta_ptr + capacity * width_max * itemsize
-        self.row_loss_ptr = <double*>cnp.PyArray_DATA(self.row_loss)
+        self.partials = np.empty(2 * n_blocks, dtype=np.float64)
+        self.keep = np.empty(capacity * width_sum if masks else 0, dtype=np.uint8)
+        self.work.acts = cnp.PyArray_DATA(self.acts)
+        self.work.delta = cnp.PyArray_DATA(self.deltas)
+        self.work.spare = <char*>self.work.delta + capacity * width_max * itemsize
+        self.work.row_loss = <double*>cnp.PyArray_DATA(self.row_loss)
+        self.work.partials = <double*>cnp.PyArray_DATA(self.partials)
+        self.work.keep = <unsigned char*>cnp.PyArray_DATA(self.keep) if masks else NULL
+        self.work.capacity = capacity
 
 
 cdef inline bint _usable(object x, int typenum, int ndim):
@@ -719,6 +1187,14 @@ cdef class Engine:
         the engine reads and updates it in place.
     n_threads : int
         Threads for the OpenMP loops; 0 follows ``omp_get_max_threads()`` at each call.
+    l1, l2 : sequence of float, optional
+        Penalty coefficients of each layer: ``l1 sum|W| + l2 sum W^2`` joins the loss.
+    regularize_biases : bool
+        Whether the penalties (and AdamW's decoupled decay) also apply to biases.
+    dropout : sequence of float, optional
+        Dropout rate on each layer's output during training (the last must be 0).
+    seed : int
+        Seed of the dropout masks and of ``fit_epoch``'s shuffles.
     """
     cdef Net net
     cdef readonly object dtype
@@ -727,13 +1203,15 @@ cdef class Engine:
     cdef int n_threads
     cdef readonly cnp.ndarray params
     cdef readonly cnp.ndarray grads
-    cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset
-    cdef Py_ssize_t n_in, n_out, width_sum, width_max
+    cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _l1, _l2, _dropout
+    cdef Py_ssize_t n_in, n_out, width_sum, width_max, n_blocks
     cdef Workspace ws
     cdef bint busy
     cdef readonly str loss_name
 
-    def __cinit__(self, sizes, activations, loss, cnp.ndarray params not None, int n_threads=0):
+    def __cinit__(self, sizes, activations, loss, cnp.ndarray params not None, int n_threads=0,
+                  l1=None, l2=None, bint regularize_biases=False, dropout=None,
+                  uint64_t seed=0):
         cdef Py_ssize_t L = len(sizes) - 1
         if L < 1 or len(activations) != L:
             raise ValueError("need at least two sizes and one activation per layer")
@@ -774,9 +1252,30 @@ cdef class Engine:
         self.net.b_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._b_offset)
         self.net.a_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._a_offset)
         self.net.n_params = offset
+        self._l1 = self._per_layer(l1, "l1")
+        self._l2 = self._per_layer(l2, "l2")
+        self._dropout = self._per_layer(dropout, "dropout")
+        if np.any(self._dropout >= 1) or self._dropout[L - 1] != 0:
+            raise ValueError("dropout rates must be below 1, and 0 on the output layer")
+        self.net.l1 = <const double*>cnp.PyArray_DATA(self._l1)
+        self.net.l2 = <const double*>cnp.PyArray_DATA(self._l2)
+        self.net.regularize_biases = regularize_biases
+        self.net.regularized = bool(np.any(self._l1 > 0) or np.any(self._l2 > 0))
+        self.net.dropout = <const double*>cnp.PyArray_DATA(self._dropout)
+        self.net.any_dropout = bool(np.any(self._dropout > 0))
+        self.net.seed = seed
+        self.n_blocks = max((k * m + BLOCK - 1) // BLOCK for k, m in zip(sizes[:-1], sizes[1:]))
         self.busy = False
         self.ws = None
         self.loss_name = loss
+
+    def _per_layer(self, values, name):
+        """A float64 array with one nonnegative, finite value per layer (zeros for None)."""
+        cdef Py_ssize_t L = self.net.n_layers
+        out = np.zeros(L, dtype=np.float64) if values is None else np.array(values, dtype=np.float64)
+        if out.shape != (L,) or not np.all(np.isfinite(out)) or np.any(out < 0):
+            raise ValueError(f"{name} needs {L} finite, nonnegative values, got {values!r}")
+        return out
 
     cdef int _threads(self, Py_ssize_t rows) noexcept:
         """OpenMP threads for a pass over ``rows`` rows: 1 when any product goes to BLAS."""
@@ -799,16 +1298,25 @@ cdef class Engine:
             if exclusive:
                 raise RuntimeError("this network is in use by another thread; train or "
                                    "differentiate one network from one thread at a time")
-            return Workspace(rows, self.width_sum, self.width_max, self.dtype)
+            return self._workspace(rows)
         self.busy = True
         try:
             if self.ws is None or self.ws.capacity < rows:
                 self.ws = None  # release the old one before allocating the larger
-                self.ws = Workspace(rows, self.width_sum, self.width_max, self.dtype)
+                self.ws = self._workspace(rows)
         except BaseException:
             self.busy = False
             raise
         return self.ws
+
+    cdef Workspace _workspace(self, Py_ssize_t rows):
+        return Workspace(rows, self.width_sum, self.width_max, self.dtype, self.n_blocks,
+                         self.net.any_dropout)
+
+    cdef int _pass_threads(self) noexcept nogil:
+        """OpenMP threads for passes over the parameters, which run after every
+        product has returned (the segments decide whether a pass is big enough)."""
+        return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
 
     cdef inline void _release(self, Workspace ws) noexcept:
         if ws is self.ws:
@@ -863,7 +1371,48 @@ cdef class Engine:
             return t
         return _validation.check_y(y, n, self.n_out, self.loss_name, self.dtype, single)
 
-    cdef double _run(self, object X, object y, int mode, double lr,
+    cdef cnp.ndarray _weights(self, object sample_weight, Py_ssize_t n):
+        """Sample weights as a C-contiguous (n,) array of the engine's dtype, or None."""
+        cdef cnp.ndarray w
+        if sample_weight is None:
+            return None
+        if _usable(sample_weight, self.typenum, 1):
+            w = <cnp.ndarray>sample_weight
+            if cnp.PyArray_DIM(w, 0) == n and (
+                    _weights_ok(<const double*>cnp.PyArray_DATA(w), n) if self.is_double
+                    else _weights_ok(<const float*>cnp.PyArray_DATA(w), n)):
+                return w
+        return _validation.check_sample_weight(sample_weight, n, self.dtype)
+
+    cdef cnp.ndarray _state(self, object buffer):
+        """An optimizer state buffer: None, or a writable array laid out like ``params``."""
+        if buffer is None:
+            return None
+        if not (_usable(buffer, self.typenum, 1) and (<cnp.ndarray>buffer).flags.writeable
+                and cnp.PyArray_DIM(<cnp.ndarray>buffer, 0) == self.net.n_params):
+            raise ValueError(f"optimizer state must be a writable {self.dtype} array of "
+                             f"{self.net.n_params} elements")
+        return <cnp.ndarray>buffer
+
+    cdef int _optimizer(self, Opt* o, int kind, object hyper, int64_t step, double lr) except -1:
+        """Fill ``o`` from an optimizer's kind, settings (``functions.HYPERPARAMETERS`` order),
+        step count and learning rate."""
+        values = np.asarray(hyper, dtype=np.float64)
+        if kind not in OPTIMIZERS.values() or values.shape != (len(functions.HYPERPARAMETERS),) \
+                or not np.all(np.isfinite(values)) or step < 0:
+            raise ValueError("invalid optimizer settings")
+        if not self.is_double and lr > FLT_MAX:
+            _validation.check_learning_rate(lr, self.dtype)
+        o.kind = kind
+        o.lr = lr
+        (o.momentum, nesterov, o.rho, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip_norm,
+         o.clip_value) = values.tolist()
+        o.nesterov = nesterov != 0
+        o.step = step
+        return 0
+
+    cdef double _run(self, object X, object y, object sample_weight, int mode, Opt* o,
+                     cnp.ndarray s1=None, cnp.ndarray s2=None,
                      cnp.ndarray grad_out=None) except? -1.0:
         """Validate, claim a workspace, run the kernels once; with ``grad_out``
         also copy the gradient there before another call can overwrite it."""
@@ -874,24 +1423,24 @@ cdef class Engine:
             raise ValueError(f"X has {n} rows; a batch holds at most {MAX_ROWS} "
                              "(BLAS counts rows in 32 bits): split it")
         cdef cnp.ndarray t = self._targets(y, n, single)
-        if mode == SGD_STEP:
-            # the update writes the parameters while reading X and y
-            if _overlaps(x, self.params):
-                x = x.copy()
-            if _overlaps(t, self.params):
-                t = t.copy()
+        cdef cnp.ndarray sw = self._weights(sample_weight, n)
+        if mode == TRAIN:
+            x, t, sw = self._unaliased(x, t, sw)
         cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
         cdef const void* T = NULL if is_labels else cnp.PyArray_DATA(t)
         cdef const Py_ssize_t* labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
+        cdef const void* W = _data(sw)
+        cdef void* a = _data(s1)
+        cdef void* b = _data(s2)
         cdef int n_threads = self._threads(n)
         cdef double value
         cdef Workspace ws = self._claim(n, mode != LOSS_ONLY)
         try:
             if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
-                value = self._dispatch(x, T, labels, n, ws, mode, lr, n_threads)
+                value = self._dispatch(x, T, labels, W, n, ws, mode, o, a, b, n_threads)
             else:
                 with nogil:
-                    value = self._dispatch(x, T, labels, n, ws, mode, lr, n_threads)
+                    value = self._dispatch(x, T, labels, W, n, ws, mode, o, a, b, n_threads)
             if grad_out is not None:
                 memcpy(cnp.PyArray_DATA(grad_out), cnp.PyArray_DATA(self.grads),
                        cnp.PyArray_NBYTES(self.grads))
@@ -899,20 +1448,28 @@ cdef class Engine:
             self._release(ws)
         return value
 
+    cdef tuple _unaliased(self, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw):
+        """Copies of inputs that share memory with the parameters, which an update writes."""
+        if _overlaps(x, self.params):
+            x = x.copy()
+        if _overlaps(t, self.params):
+            t = t.copy()
+        if sw is not None and _overlaps(sw, self.params):
+            sw = sw.copy()
+        return x, t, sw
+
     cdef double _dispatch(self, cnp.ndarray x, const void* T, const Py_ssize_t* labels,
-                          Py_ssize_t n, Workspace ws, int mode, double lr,
-                          int n_threads) noexcept nogil:
+                          const void* W, Py_ssize_t n, Workspace ws, int mode, Opt* o,
+                          void* s1, void* s2, int n_threads) noexcept nogil:
         if self.is_double:
             return run(&self.net, <double*>cnp.PyArray_DATA(self.params),
-                       <double*>cnp.PyArray_DATA(self.grads),
-                       <const double*>cnp.PyArray_DATA(x), <const double*>T, labels, n,
-                       <double*>ws.acts_ptr, <double*>ws.delta_ptr, <double*>ws.spare_ptr,
-                       ws.row_loss_ptr, ws.capacity, mode, lr, n_threads)
+                       <double*>cnp.PyArray_DATA(self.grads), <double*>s1, <double*>s2,
+                       <const double*>cnp.PyArray_DATA(x), <const double*>T, labels,
+                       <const double*>W, n, &ws.work, mode, o, n_threads, self._pass_threads())
         return run(&self.net, <float*>cnp.PyArray_DATA(self.params),
-                   <float*>cnp.PyArray_DATA(self.grads),
-                   <const float*>cnp.PyArray_DATA(x), <const float*>T, labels, n,
-                   <float*>ws.acts_ptr, <float*>ws.delta_ptr, <float*>ws.spare_ptr,
-                   ws.row_loss_ptr, ws.capacity, mode, <float>lr, n_threads)
+                   <float*>cnp.PyArray_DATA(self.grads), <float*>s1, <float*>s2,
+                   <const float*>cnp.PyArray_DATA(x), <const float*>T, labels,
+                   <const float*>W, n, &ws.work, mode, o, n_threads, self._pass_threads())
 
     def predict(self, X):
         """Output-layer activations for X of shape (n, n_in), or (n_in,) for one sample."""
@@ -950,33 +1507,152 @@ cdef class Engine:
             if self.is_double:
                 forward(&self.net, <const double*>cnp.PyArray_DATA(self.params),
                         <const double*>(xp + start * self.n_in * item), rows,
-                        <double*>ws.acts_ptr, ws.capacity,
-                        <double*>(op + start * self.n_out * item), False, n_threads)
+                        <double*>ws.work.acts, ws.capacity,
+                        <double*>(op + start * self.n_out * item), False, NULL, 0, n_threads)
             else:
                 forward(&self.net, <const float*>cnp.PyArray_DATA(self.params),
                         <const float*>(xp + start * self.n_in * item), rows,
-                        <float*>ws.acts_ptr, ws.capacity,
-                        <float*>(op + start * self.n_out * item), False, n_threads)
+                        <float*>ws.work.acts, ws.capacity,
+                        <float*>(op + start * self.n_out * item), False, NULL, 0, n_threads)
             start += rows
 
-    def loss(self, X, y):
-        """Mean loss of the network on (X, y)."""
-        return self._run(X, y, LOSS_ONLY, 0.0)
+    def loss(self, X, y, sample_weight=None):
+        """Mean loss of the network on (X, y), plus the penalty of the parameters."""
+        cdef Opt o
+        o.step = 0
+        return self._run(X, y, sample_weight, LOSS_ONLY, &o)
 
-    def gradients(self, X, y):
-        """Gradient of the mean loss, as a new flat array laid out like ``params``."""
+    def gradients(self, X, y, sample_weight=None):
+        """Gradient of ``loss``, as a new flat array laid out like ``params``."""
+        cdef Opt o
+        o.step = 0
         out = np.empty_like(self.grads)
-        self._run(X, y, GRADIENT, 0.0, out)
+        self._run(X, y, sample_weight, GRADIENT, &o, None, None, out)
         return out
 
-    def train_step_sgd(self, X, y, double lr):
-        """One SGD step on (X, y) in place; returns the loss before the update.
+    def train_step(self, X, y, sample_weight, int kind, hyper, s1, s2, int64_t step,
+                   double lr):
+        """One optimizer step on (X, y) in place; returns ``loss`` before the update.
 
-        When that loss is not finite the parameters are left unchanged.
+        ``kind`` is a value of OPTIMIZERS, ``hyper`` its settings in
+        ``functions.HYPERPARAMETERS`` order, ``s1``/``s2`` its state buffers (or None), ``step``
+        the updates applied so far. When the loss is not finite nothing changes.
         """
-        if not self.is_double and lr > FLT_MAX:
-            _validation.check_learning_rate(lr, self.dtype)
-        return self._run(X, y, SGD_STEP, lr)
+        cdef Opt o
+        self._optimizer(&o, kind, hyper, step, lr)
+        return self._run(X, y, sample_weight, TRAIN, &o, self._state(s1), self._state(s2))
+
+    def fit_epoch(self, X, y, sample_weight, Py_ssize_t batch_size, bint shuffle,
+                  int64_t epoch, int kind, hyper, s1, s2, int64_t step, lrs, batch_loss,
+                  Py_ssize_t first_batch=0, Py_ssize_t last_batch=-1,
+                  bint catch_interrupt=False):
+        """Train on the batches of one epoch in one call without the GIL.
+
+        Shuffles with the (seed, epoch) permutation when ``shuffle``, then runs
+        batches first_batch..last_batch-1 (default: all), batch b with learning
+        rate ``lrs[b]``, writing its loss to ``batch_loss[b]``. With
+        ``catch_interrupt`` (main thread only) Ctrl-C stops it at the next batch
+        boundary. Returns ``(status, batches applied)``, status one of FIT_DONE,
+        FIT_DIVERGED (the last batch's loss was not finite and it was not
+        applied) and FIT_INTERRUPTED.
+        """
+        cdef bint single
+        cdef cnp.ndarray x = self._input(X, &single)
+        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        batch_size = min(batch_size, n)
+        cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
+        if last_batch < 0:
+            last_batch = n_batches
+        if not 0 <= first_batch <= last_batch <= n_batches:
+            raise ValueError(f"batches {first_batch}..{last_batch} are not within the epoch's "
+                             f"{n_batches}")
+        cdef cnp.ndarray t = self._targets(y, n, single)
+        cdef cnp.ndarray sw = self._weights(sample_weight, n)
+        x, t, sw = self._unaliased(x, t, sw)
+        cdef cnp.ndarray rates = np.require(lrs, np.float64, ["C_CONTIGUOUS", "ALIGNED"])
+        cdef cnp.ndarray losses = batch_loss
+        if (rates.ndim != 1 or cnp.PyArray_DIM(rates, 0) != n_batches
+                or not np.all(np.isfinite(rates)) or np.any(rates < 0)):
+            raise ValueError(f"lrs needs {n_batches} finite, nonnegative learning rates")
+        if not (_usable(losses, cnp.NPY_DOUBLE, 1) and losses.flags.writeable
+                and cnp.PyArray_DIM(losses, 0) == n_batches):
+            raise ValueError(f"batch_loss must be a writable float64 array of {n_batches}")
+        cdef Opt o
+        self._optimizer(&o, kind, hyper, step, float(rates.max()))
+        cdef cnp.ndarray a = self._state(s1), b = self._state(s2)
+        cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
+        cdef cnp.ndarray order = np.empty(n if shuffle else 0, dtype=np.intp)
+        cdef cnp.ndarray xb = np.empty(batch_size * self.n_in if shuffle else 0, dtype=self.dtype)
+        cdef cnp.ndarray tb = np.empty(batch_size * self.n_out if shuffle and not is_labels else 0,
+                                       dtype=self.dtype)
+        cdef cnp.ndarray lb = np.empty(batch_size if shuffle and is_labels else 0, dtype=np.intp)
+        cdef cnp.ndarray wb = np.empty(batch_size if shuffle and sw is not None else 0,
+                                       dtype=self.dtype)
+        cdef Fit f
+        f.X = cnp.PyArray_DATA(x)
+        f.T = NULL if is_labels else cnp.PyArray_DATA(t)
+        f.labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
+        f.SW = _data(sw)
+        f.n = n
+        f.batch = batch_size
+        f.order = <Py_ssize_t*>cnp.PyArray_DATA(order) if shuffle else NULL
+        f.xb = cnp.PyArray_DATA(xb)
+        f.tb = cnp.PyArray_DATA(tb)
+        f.lb = <Py_ssize_t*>cnp.PyArray_DATA(lb)
+        f.wb = cnp.PyArray_DATA(wb)
+        f.lrs = <const double*>cnp.PyArray_DATA(rates)
+        f.batch_loss = <double*>cnp.PyArray_DATA(losses)
+        f.s1 = _data(a)
+        f.s2 = _data(b)
+        cdef uint64_t key = fwb_key(self.net.seed, FWB_STREAM_SHUFFLE, <uint64_t>epoch, 0)
+        cdef Py_ssize_t done = 0
+        cdef int status
+        cdef int n_threads = self._threads(batch_size)
+        cdef Workspace ws = self._claim(batch_size, True)
+        cdef bint caught = catch_interrupt and fwb_catch_sigint()
+        try:
+            with nogil:
+                if shuffle:
+                    shuffle_rows(f.order, n, key)
+                status = self._fit_dispatch(&f, &o, first_batch, last_batch, ws, &done, n_threads)
+        finally:
+            if caught and fwb_release_sigint():
+                status = FIT_INTERRUPTED
+            self._release(ws)
+        return status, done
+
+    cdef int _fit_dispatch(self, const Fit* f, Opt* o, Py_ssize_t first_batch,
+                           Py_ssize_t last_batch, Workspace ws, Py_ssize_t* done,
+                           int n_threads) noexcept nogil:
+        if self.is_double:
+            return fit_epoch(&self.net, o, <double*>cnp.PyArray_DATA(self.params),
+                             <double*>cnp.PyArray_DATA(self.grads), <double*>f.s1,
+                             <double*>f.s2, <const double*>f.X, <const double*>f.T, f.labels,
+                             <const double*>f.SW, f.n, f.batch, f.order, first_batch,
+                             last_batch, <double*>f.xb, <double*>f.tb, f.lb, <double*>f.wb,
+                             &ws.work, f.lrs, f.batch_loss, done, n_threads,
+                             self._pass_threads())
+        return fit_epoch(&self.net, o, <float*>cnp.PyArray_DATA(self.params),
+                         <float*>cnp.PyArray_DATA(self.grads), <float*>f.s1, <float*>f.s2,
+                         <const float*>f.X, <const float*>f.T, f.labels, <const float*>f.SW,
+                         f.n, f.batch, f.order, first_batch, last_batch, <float*>f.xb,
+                         <float*>f.tb, f.lb, <float*>f.wb, &ws.work, f.lrs, f.batch_loss, done,
+                         n_threads, self._pass_threads())
+
+
+cdef inline void* _data(cnp.ndarray a):
+    return NULL if a is None else cnp.PyArray_DATA(a)
+
+
+cdef bint _weights_ok(const floating* w, Py_ssize_t n) noexcept nogil:
+    """The fast acceptance test for sample weights; check_sample_weight explains refusals."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not (w[i] >= 0 and w[i] <= FLT_MAX):      # finite and nonnegative; NaN fails
+            return False
+    return True
 
 
 cdef bint _overlaps(cnp.ndarray a, cnp.ndarray b):

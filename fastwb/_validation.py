@@ -201,3 +201,15 @@ def check_allocation(nbytes: int, what: str) -> None:
     if nbytes > limit:
         raise MemoryError(f"{what} needs {nbytes / 2**30:.1f} GiB, more than this machine's "
                           f"{limit / 2**30:.1f} GiB of memory")
+
+
+def check_sample_weight(sample_weight, n: int, dtype) -> np.ndarray:
+    """Per-sample weights as an (n,) array of ``dtype``: finite, nonnegative."""
+    arr = _as_real_array(sample_weight, "sample_weight")
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"sample_weight has shape {arr.shape}; expected one weight per "
+                         f"sample, shape ({n},)")
+    weights = _convert(arr, "sample_weight", dtype)
+    if (weights < 0).any():
+        raise ValueError(f"sample_weight must be nonnegative; its minimum is {weights.min()}")
+    return weights

@@ -17,6 +17,14 @@ OUTPUT_ACTIVATION = {
     "softmax_cross_entropy": "softmax",
 }
 
+#: Optimizer update rules, in the order of their codes in the compiled core
+#: (AdamW is "adam" with a decoupled weight decay).
+OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
+
+#: Order of the optimizer settings in the array the engines' ``train_step`` takes.
+HYPERPARAMETERS = ("momentum", "nesterov", "rho", "beta1", "beta2", "eps", "weight_decay",
+                   "clip_norm", "clip_value")
+
 _ACTIVATION_ALIASES = {"linear": "identity", "none": "identity"}
 _LOSS_ALIASES = {
     "mean_squared_error": "mse",

@@ -1,8 +1,11 @@
 """Layers. fastwb has one kind: ``Dense``, z = x @ W + b followed by an activation."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from fastwb import initializers
 from fastwb._validation import as_int, check_assignment
 
 
@@ -11,6 +14,24 @@ def _width(value, name: str) -> int:
     if width < 1:
         raise ValueError(f"{name} must be at least 1, got {width}")
     return width
+
+
+def _dropout(value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"dropout must be a real number, got {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"dropout must be in [0, 1) (the fraction of outputs dropped), "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _penalty(value, name: str) -> float | None:
+    if value is None:
+        return None
+    penalty = initializers._finite_real(value, name)
+    if penalty < 0:
+        raise ValueError(f"{name} must be nonnegative, got {value!r}")
+    return penalty
 
 
 class Dense:
@@ -25,18 +46,46 @@ class Dense:
         One of ``fastwb.functions.ACTIVATIONS``. ``None`` lets the network
         choose: its ``activation`` for hidden layers, and for the output layer
         its ``output_activation`` or the one its loss implies.
+    weight_init, bias_init : Initializer, str or None
+        How the network initialises this layer's weights and bias: an
+        ``fastwb.initializers.Initializer`` or its name (see
+        ``fastwb.initializers.resolve``). ``None`` is the default: He-normal
+        for the ReLU family, Glorot-uniform otherwise; zero biases.
+    dropout : float, default 0.0
+        Fraction of this layer's outputs zeroed during training only (inverted
+        dropout: the kept ones are scaled by ``1 / (1 - dropout)``, so
+        prediction needs no rescaling). Not allowed on the output layer: the
+        ``Network`` checks that.
+    l1, l2 : float or None
+        Weight penalty ``l1 * sum|W| + l2 * sum W**2`` of this layer, added to
+        the loss; overrides the network's values for this layer. ``None``
+        uses the network's.
 
     Once a ``Network`` holds the layer, ``weights`` and ``bias`` are writable
     views into the network's flat parameter buffer: assigning to them (or
     writing into them) changes the network.
+
+    Examples
+    --------
+    >>> from fastwb import Dense
+    >>> Dense(4, 8, "relu", weight_init="kaiming_uniform", dropout=0.2)
+    Dense(4, 8, activation='relu', weight_init=HeUniform(negative_slope=0.0), dropout=0.2)
     """
 
-    def __init__(self, n_in: int, n_out: int, activation: str | None = None):
+    def __init__(self, n_in: int, n_out: int, activation: str | None = None,
+                 weight_init: initializers.Initializer | str | None = None,
+                 bias_init: initializers.Initializer | str | None = None,
+                 dropout: float = 0.0, l1: float | None = None, l2: float | None = None):
         self.n_in = _width(n_in, "n_in")
         self.n_out = _width(n_out, "n_out")
         if activation is not None and not isinstance(activation, str):
             raise TypeError(f"activation must be a name (str) or None, got {activation!r}")
         self.activation = activation
+        self.weight_init = initializers.resolve(weight_init, "weight_init")
+        self.bias_init = initializers.resolve(bias_init, "bias_init")
+        self.dropout = _dropout(dropout)
+        self.l1 = _penalty(l1, "l1")
+        self.l2 = _penalty(l2, "l2")
         self._weights = None
         self._bias = None
 
@@ -73,4 +122,8 @@ class Dense:
         self._assign(self._view(self._bias), value, "bias")
 
     def __repr__(self) -> str:
-        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"
+        options = {"activation": self.activation, "weight_init": self.weight_init,
+                   "bias_init": self.bias_init, "dropout": self.dropout or None,
+                   "l1": self.l1, "l2": self.l2}
+        shown = "".join(f", {k}={v!r}" for k, v in options.items() if v is not None)
+        return f"Dense({self.n_in}, {self.n_out}{shown})"

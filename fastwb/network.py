@@ -6,14 +6,14 @@ from typing import Sequence
 
 import numpy as np
 
-from fastwb import _validation
+from fastwb import _validation, initializers, training
 from fastwb._core import Engine
 from fastwb._layout import layer_views, n_parameters
+from fastwb.callbacks import History
 from fastwb.functions import (OUTPUT_ACTIVATION, check_output_activation, resolve_activation,
                               resolve_loss)
-from fastwb.initializers import initial_parameters
-from fastwb.layers import Dense
-from fastwb.optimizers import Optimizer
+from fastwb.layers import Dense, _dropout, _penalty
+from fastwb.optimizers import Adam, Optimizer
 from fastwb.reference import ReferenceEngine
 
 BACKENDS = ("compiled", "reference")
@@ -49,8 +49,9 @@ class Network:
         Dtype of parameters, computation and outputs. Input of other real
         dtypes is converted.
     seed : int or None
-        Seed of the initial weights (He-normal for the ReLU family,
-        Glorot-uniform otherwise; zero biases).
+        Seed of everything random: initial weights, dropout masks, the order
+        of samples in each epoch and ``validation_split``. None draws one;
+        ``seed`` then tells which.
     n_threads : int or None
         Threads of the compiled elementwise kernels. None follows
         ``OMP_NUM_THREADS`` (and threadpoolctl) at each call; -1 is every core.
@@ -58,6 +59,19 @@ class Network:
         with its own controls (threadpoolctl, ``OPENBLAS_NUM_THREADS``).
     backend : {"compiled", "reference"}
         "reference" runs the same network on the pure-NumPy oracle.
+    l1, l2 : float, default 0
+        Penalty ``l1 * sum|W| + l2 * sum W**2`` over every layer's weights,
+        added to the loss and its gradient (a ``Dense`` may set its own).
+    regularize_biases : bool, default False
+        Apply the penalties (and AdamW's decoupled decay) to biases too.
+    dropout : float or sequence of float, default 0
+        Inverted-dropout rate of the hidden layers' outputs during training,
+        one value for all or one per hidden layer (a ``Dense`` with its own
+        nonzero rate keeps it).
+    weight_init, bias_init : Initializer, str or None
+        Initializers of layers that do not set their own
+        (``fastwb.initializers``); None: He-normal for the ReLU family,
+        Glorot-uniform otherwise, and zero biases.
 
     Examples
     --------
@@ -74,7 +88,9 @@ class Network:
     def __init__(self, sizes: Sequence, activation: str = "relu",
                  output_activation: str | None = None, loss: str = "mse",
                  dtype="float32", seed: int | None = None, n_threads: int | None = None,
-                 backend: str = "compiled"):
+                 backend: str = "compiled", l1: float = 0.0, l2: float = 0.0,
+                 regularize_biases: bool = False, dropout=0.0, weight_init=None,
+                 bias_init=None):
         self.loss_name = resolve_loss(loss)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -100,18 +116,52 @@ class Network:
         _validation.check_allocation(3 * n_parameters(widths) * self.dtype.itemsize,
                                      "the parameters and gradients of this network")
         self._n_threads = _validation.check_n_threads(n_threads)
-        self._parameters = initial_parameters(widths, activations, self.dtype, seed)
+        self.seed = initializers.resolve_seed(seed)
+        weight_init = initializers.resolve(weight_init, "weight_init")
+        bias_init = initializers.resolve(bias_init, "bias_init")
+        self._parameters = initializers.initial_parameters(
+            widths, activations, self.dtype, self.seed,
+            [layer.weight_init or weight_init for layer in layers],
+            [layer.bias_init or bias_init for layer in layers])
+        l1, l2 = _penalty(l1, "l1"), _penalty(l2, "l2")
+        self.l1 = tuple(l1 if layer.l1 is None else layer.l1 for layer in layers)
+        self.l2 = tuple(l2 if layer.l2 is None else layer.l2 for layer in layers)
+        if not isinstance(regularize_biases, (bool, np.bool_)):
+            raise TypeError(f"regularize_biases must be a bool, got {regularize_biases!r}")
+        self.regularize_biases = bool(regularize_biases)
+        self.dropout = self._dropout_rates(dropout, layers)
         for layer, (W, b), name in zip(layers, layer_views(self._parameters, widths), activations):
             layer._bind(W, b, name)
         self.sizes = tuple(widths)
         self.activations = tuple(activations)
         self.backend = backend
         self._layers = tuple(layers)
+        options = dict(l1=self.l1, l2=self.l2, regularize_biases=self.regularize_biases,
+                       dropout=self.dropout, seed=self.seed)
         if backend == "compiled":
             self._engine = Engine(widths, activations, self.loss_name, self._parameters,
-                                  self._n_threads)
+                                  self._n_threads, **options)
         else:
-            self._engine = ReferenceEngine(widths, activations, self.loss_name, self._parameters)
+            self._engine = ReferenceEngine(widths, activations, self.loss_name, self._parameters,
+                                           **options)
+        self.optimizer: Optimizer | None = None
+        self.stop_training = False
+
+    @staticmethod
+    def _dropout_rates(dropout, layers) -> tuple:
+        """Each layer's dropout rate: its own when nonzero, else the network's."""
+        n_hidden = len(layers) - 1
+        if isinstance(dropout, (list, tuple, np.ndarray)):
+            if len(dropout) != n_hidden:
+                raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}), got "
+                                 f"{len(dropout)}")
+            rates = [_dropout(rate) for rate in dropout]
+        else:
+            rates = [_dropout(dropout)] * n_hidden
+        if layers[-1].dropout:
+            raise ValueError("dropout on the output layer would drop predictions; put it on "
+                             "hidden layers")
+        return tuple([layer.dropout or rate for layer, rate in zip(layers, rates)] + [0.0])
 
     @staticmethod
     def _layers_from(sizes) -> list:
@@ -167,35 +217,124 @@ class Network:
         """
         return self._engine.predict(X)
 
-    def loss(self, X, y) -> float:
-        """Mean loss over the batch.
+    def loss(self, X, y, sample_weight=None) -> float:
+        """Mean loss over the batch, plus the weight penalty (``l1``, ``l2``).
 
         ``y`` is a float array ``(n, n_out)`` (``(n,)`` when ``n_out`` is 1); for
         softmax cross-entropy also integer class labels ``(n,)``. MSE averages
-        over samples and outputs, as PyTorch and Keras do.
+        over samples and outputs, as PyTorch and Keras do. With
+        ``sample_weight`` (n,) the mean over samples is weighted:
+        ``sum w_i l_i / sum w_i``. Dropout is off.
         """
-        return self._engine.loss(X, y)
+        return self._engine.loss(X, y, sample_weight)
 
-    def gradients(self, X, y) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(dW, db)`` of the mean loss for every layer, shaped like ``(weights, bias)``."""
-        return layer_views(self._engine.gradients(X, y), self.sizes)
+    def gradients(self, X, y, sample_weight=None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(dW, db)`` of ``loss`` for every layer, shaped like ``(weights, bias)``."""
+        return layer_views(self._engine.gradients(X, y, sample_weight), self.sizes)
 
-    def train_step(self, X, y, optimizer: Optimizer) -> float:
-        """One optimisation step on the batch (X, y); returns the loss before the update.
+    def train_step(self, X, y, optimizer: Optimizer, sample_weight=None) -> float:
+        """One optimisation step on the batch (X, y); returns ``loss`` before the update.
 
-        Forward pass, loss, backpropagation and update run in one compiled call.
-        A non-finite loss raises ``FloatingPointError`` and leaves the parameters
-        as they were.
+        Forward pass (with dropout), loss, backpropagation and update run in one
+        compiled call. A non-finite loss raises ``FloatingPointError`` and
+        leaves the parameters as they were.
         """
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.SGD, "
+            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
                             f"got {optimizer!r}")
-        loss = optimizer._train_step(self._engine, X, y)
+        loss = optimizer._train_step(self._engine, X, y, sample_weight)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"the loss is {loss}, so the step was not applied: the parameters hold "
                 "NaN or infinity, or training diverged (try a smaller learning rate)")
         return loss
+
+    def fit(self, X, y, optimizer: Optimizer | None = None, epochs: int = 10,
+            batch_size: int = 32, shuffle: bool = True, validation_data=None,
+            validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
+            min_delta: float = 1e-4, restore_best_weights: bool = True, sample_weight=None,
+            class_weight=None, callbacks=(), verbose: int = 0) -> History:
+        """Train for ``epochs`` passes over (X, y) in minibatches; returns a ``History``.
+
+        Each epoch runs in one compiled call without the GIL: shuffle (by the
+        network's seed and the epoch number), slice minibatches (the last one
+        may be smaller), forward, backward, update, accumulate the loss.
+        Python runs only between epochs: validation, schedule, callbacks,
+        progress, early stopping. Training continues from the current weights
+        and optimizer state (a warm start).
+
+        Parameters
+        ----------
+        X, y : array-like
+            As for ``loss``.
+        optimizer : Optimizer or None
+            None continues with the optimizer of the previous ``fit`` or
+            ``partial_fit``, or starts ``Adam()``. It is kept as ``self.optimizer``.
+        epochs, batch_size : int
+        shuffle : bool
+            Reshuffle the samples every epoch.
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val)
+            Scored after every epoch: ``val_loss``, and ``val_accuracy`` for
+            classification losses.
+        validation_split : float in [0, 1)
+            Hold out this fraction of (X, y), chosen at random by the seed.
+        early_stopping : bool
+            Stop when ``val_loss`` (or ``loss`` without validation) has not
+            improved by more than ``min_delta`` for ``patience`` epochs, then
+            with ``restore_best_weights`` go back to the best epoch's parameters.
+        sample_weight : array (n,)
+            Weight of each sample in the loss.
+        class_weight : "balanced", dict or None
+            Weight of each class (multiplies ``sample_weight``); "balanced" is
+            ``n / (n_classes * count)``, for imbalanced data such as fraud.
+        callbacks : Callback, callable ``f(epoch, logs)`` or a sequence of them
+        verbose : {0, 1, 2}
+            1: a progress bar with the loss and throughput; 2: a line per epoch.
+
+        Raises
+        ------
+        FloatingPointError
+            When a loss is NaN or infinite; the parameters and optimizer state
+            are then those of the last update that left every parameter finite.
+        KeyboardInterrupt
+            On Ctrl-C, after the batch that was running: the network is consistent.
+
+        Examples
+        --------
+        >>> import numpy as np, fastwb
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(256, 2))
+        >>> y = (X[:, 0] * X[:, 1] > 0).astype(int)
+        >>> net = fastwb.Network([2, 16, 2], loss="softmax_cross_entropy", seed=0)
+        >>> history = net.fit(X, y, fastwb.Adam(lr=0.01), epochs=30, validation_split=0.25)
+        >>> history["loss"][-1] < history["loss"][0], len(history)
+        (True, 30)
+        """
+        optimizer = self._optimizer(optimizer)
+        return training.fit(self, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
+                            validation_split, early_stopping, patience, min_delta,
+                            restore_best_weights, sample_weight, class_weight, callbacks,
+                            verbose)
+
+    def partial_fit(self, X, y, optimizer: Optimizer | None = None, batch_size: int = 32,
+                    shuffle: bool = True, sample_weight=None, class_weight=None) -> float:
+        """One epoch over (X, y), continuing the previous training; returns its mean loss.
+
+        For data that arrives in parts or does not fit in memory at once. The
+        optimizer (moments, step count, schedule) carries over between calls.
+        """
+        history = self.fit(X, y, optimizer, epochs=1, batch_size=batch_size, shuffle=shuffle,
+                           sample_weight=sample_weight, class_weight=class_weight)
+        return history["loss"][-1]
+
+    def _optimizer(self, optimizer: Optimizer | None) -> Optimizer:
+        if optimizer is None:
+            optimizer = self.optimizer if self.optimizer is not None else Adam()
+        elif not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
+                            f"got {optimizer!r}")
+        self.optimizer = optimizer
+        return optimizer
 
     def __repr__(self) -> str:
         return (f"Network({list(self.sizes)}, activations={list(self.activations)}, "

@@ -1,4 +1,14 @@
-"""Optimizers: how a gradient becomes a parameter update."""
+"""Optimizers: how a gradient becomes a parameter update.
+
+Every optimizer is one fused pass over the network's flat parameter buffer
+(the compiled ``parameter_pass``, mirrored in ``fastwb.reference``). Its state
+(moment buffers laid out like the parameters, and the step count) lives here,
+is created on the first step, and can be read through ``state``.
+
+Before the update the optimizer sees the *effective* gradient: the loss
+gradient plus the penalty gradient, clipped to ``[-clip_value, clip_value]``
+elementwise, then scaled so its global L2 norm is at most ``clip_norm``.
+"""
 from __future__ import annotations
 
 import abc
@@ -7,26 +17,206 @@ import numbers
 
 import numpy as np
 
+from fastwb import schedules as _schedules
+from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW"]
+
+
+def _real(value, name: str, low: float = 0.0, high: float = math.inf, *,
+          low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float in the interval, or a TypeError/ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    x = float(value)
+    too_low = x <= low if low_open else x < low
+    too_high = x >= high if high_open else x > high
+    if not math.isfinite(x) or too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be finite and in {interval}, got {value!r}")
+    return x
+
+
+def _optional_positive(value, name: str) -> float:
+    """None (off) as 0.0, else a finite positive float."""
+    if value is None:
+        return 0.0
+    return _real(value, name, low_open=True)
+
 
 class Optimizer(abc.ABC):
     """Base class of the optimizers; it cannot be used by itself.
 
-    ``Network.train_step`` hands the optimizer the network's engine, and the
-    optimizer runs the whole step there in one compiled call.
+    Parameters shared by every optimizer
+    ------------------------------------
+    lr : float
+        Base learning rate, finite and nonnegative; may be changed between steps.
+    schedule : Schedule, str or None
+        How the rate changes with the step and epoch (``fastwb.schedules``):
+        None or "constant", "invscaling", "adaptive", or a ``Schedule``.
+    clip_norm : float or None
+        Scale the whole gradient down when its global L2 norm exceeds this.
+    clip_value : float or None
+        Clip every gradient element to ``[-clip_value, clip_value]``.
+
+    One optimizer trains one network: its state is created for the first
+    network it steps, and ``reset()`` forgets it.
     """
 
+    _kind: str = ""
+    _slots: tuple = ()
+
+    def __init__(self, lr: float, schedule=None, clip_norm: float | None = None,
+                 clip_value: float | None = None):
+        self.lr = lr
+        self.schedule = schedule
+        self._clip_norm = _optional_positive(clip_norm, "clip_norm")
+        self._clip_value = _optional_positive(clip_value, "clip_value")
+        self.reset()
+
+    # --- settings -----------------------------------------------------------------
+
+    @property
+    def lr(self) -> float:
+        """The base learning rate (before the schedule)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = _real(value, "lr")
+
+    @property
+    def schedule(self) -> _schedules.Schedule:
+        """The learning-rate schedule."""
+        return self._schedule
+
+    @schedule.setter
+    def schedule(self, value) -> None:
+        self._schedule = _schedules.resolve(value)
+        self._constant = type(self._schedule) is _schedules.Constant
+
+    @property
+    def clip_norm(self) -> float | None:
+        """Largest global L2 norm of the gradient, or None."""
+        return self._clip_norm or None
+
+    @property
+    def clip_value(self) -> float | None:
+        """Largest absolute value of a gradient element, or None."""
+        return self._clip_value or None
+
     @abc.abstractmethod
-    def _train_step(self, engine, X, y) -> float:
-        """Run one step of this optimizer on ``engine``; return the loss before it."""
+    def _settings(self) -> dict:
+        """This optimizer's own hyperparameters by name (see functions.HYPERPARAMETERS)."""
+
+    def _hyperparameters(self) -> np.ndarray:
+        values = dict.fromkeys(HYPERPARAMETERS, 0.0)
+        values.update(self._settings(), clip_norm=self._clip_norm, clip_value=self._clip_value)
+        return np.array([float(values[name]) for name in HYPERPARAMETERS])
+
+    def get_config(self) -> dict:
+        """The constructor arguments, JSON-able (the schedule as its config)."""
+        return {"name": type(self).__name__, "lr": self._lr, **self._settings(),
+                "schedule": self._schedule.get_config(), "clip_norm": self.clip_norm,
+                "clip_value": self.clip_value}
+
+    # --- state --------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the step count, the moment buffers and the schedule's state."""
+        self._step = 0
+        self._epoch = 0
+        self._samples_seen = 0
+        self._buffers = {}
+        self._n_parameters = None
+        self._dtype = None
+        self._schedule.reset()
+
+    @property
+    def step(self) -> int:
+        """Updates applied so far."""
+        return self._step
+
+    @property
+    def epoch(self) -> int:
+        """Epochs of ``fit`` completed with this optimizer."""
+        return self._epoch
+
+    @property
+    def samples_seen(self) -> int:
+        """Training samples ``fit`` has processed with this optimizer."""
+        return self._samples_seen
+
+    @property
+    def state(self) -> dict:
+        """Step count and moment buffers (the arrays themselves: writing them
+        changes the optimizer)."""
+        return {"step": self._step, "epoch": self._epoch, "samples_seen": self._samples_seen,
+                **self._buffers}
+
+    def _bind(self, n_parameters: int, dtype: np.dtype) -> None:
+        """Create the state for a network on its first step; refuse another network."""
+        if self._n_parameters is None:
+            self._buffers = {name: np.zeros(n_parameters, dtype=dtype) for name in self._slots}
+            self._n_parameters, self._dtype = n_parameters, np.dtype(dtype)
+        elif (self._n_parameters, self._dtype) != (n_parameters, np.dtype(dtype)):
+            raise ValueError(
+                f"this {type(self).__name__} holds state for a network of {self._n_parameters} "
+                f"{self._dtype} parameters; use a new optimizer (or call reset()) for a network "
+                f"of {n_parameters} {np.dtype(dtype)} parameters")
+
+    def _state_buffers(self) -> tuple:
+        buffers = [self._buffers.get(name) for name in self._slots]
+        return tuple(buffers + [None] * (2 - len(buffers)))
+
+    def _rates(self, steps: np.ndarray) -> np.ndarray:
+        """Learning rates of the given steps of the current epoch."""
+        if self._constant:
+            return np.full(len(steps), self._lr)
+        return self._schedule.rates(self._lr, steps, self._epoch, self._samples_seen)
+
+    def _current_lr(self) -> float:
+        if self._constant:
+            return self._lr
+        return float(self._rates(np.array([self._step], dtype=np.int64))[0])
+
+    # --- the step -----------------------------------------------------------------
+
+    def _train_step(self, engine, X, y, sample_weight=None) -> float:
+        """One step of this optimizer on ``engine``; returns the loss before it."""
+        self._bind(engine.params.shape[0], engine.params.dtype)
+        s1, s2 = self._state_buffers()
+        loss = engine.train_step(X, y, sample_weight, OPTIMIZERS.index(self._kind),
+                                 self._hyperparameters(), s1, s2, self._step,
+                                 self._current_lr())
+        if math.isfinite(loss):
+            self._step += 1
+        return loss
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
+        extra = "".join(f", {name}={getattr(self, name)!r}" for name in ("clip_norm", "clip_value")
+                        if getattr(self, name) is not None)
+        schedule = "" if self._constant else f", schedule={self._schedule!r}"
+        return (f"{type(self).__name__}(lr={self._lr!r}"
+                + (f", {settings}" if settings else "") + schedule + extra + ")")
 
 
 class SGD(Optimizer):
-    """Plain stochastic gradient descent: ``p <- p - lr * grad``.
+    """Stochastic gradient descent, with optional (Nesterov) momentum, as PyTorch's.
+
+    ``v <- momentum v + g``; ``p <- p - lr v`` (Nesterov: ``p <- p - lr (g + momentum v)``).
+    Without momentum, penalties or clipping, the update runs inside the
+    weight-gradient product itself.
 
     Parameters
     ----------
     lr : float, default 0.01
-        Learning rate, finite and nonnegative. It may be changed between steps.
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False
+        Needs a positive momentum.
+    schedule, clip_norm, clip_value
+        See ``Optimizer``.
 
     Examples
     --------
@@ -34,30 +224,137 @@ class SGD(Optimizer):
     >>> net = fastwb.Network([2, 1], loss="mse", dtype="float64", seed=0)
     >>> X, y = np.array([[1.0, 2.0]]), np.array([[3.0]])
     >>> before = net.loss(X, y)
-    >>> _ = net.train_step(X, y, fastwb.SGD(lr=0.05))
+    >>> _ = net.train_step(X, y, fastwb.SGD(lr=0.05, momentum=0.9))
     >>> net.loss(X, y) < before
     True
     """
 
-    def __init__(self, lr: float = 0.01):
-        self.lr = lr
+    _kind = "sgd"
 
-    @property
-    def lr(self) -> float:
-        """The learning rate."""
-        return self._lr
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 schedule=None, clip_norm=None, clip_value=None):
+        self.momentum = _real(momentum, "momentum", high=1.0, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs a positive momentum")
+        self.nesterov = bool(nesterov)
+        self._slots = ("momentum_buffer",) if self.momentum > 0 else ()
+        super().__init__(lr, schedule, clip_norm, clip_value)
 
-    @lr.setter
-    def lr(self, value: float) -> None:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-            raise TypeError(f"lr must be a real number, got {value!r}")
-        lr = float(value)
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"lr must be finite and nonnegative, got {value!r}")
-        self._lr = lr
+    def _settings(self) -> dict:
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
-    def _train_step(self, engine, X, y) -> float:
-        return engine.train_step_sgd(X, y, self._lr)
 
-    def __repr__(self) -> str:
-        return f"SGD(lr={self._lr!r})"
+class RMSprop(Optimizer):
+    """RMSprop (PyTorch's defaults): ``s <- rho s + (1 - rho) g^2``; ``p <- p - lr g / (sqrt(s) + eps)``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    rho : float in [0, 1), default 0.99
+    eps : float > 0, default 1e-8
+    schedule, clip_norm, clip_value
+        See ``Optimizer``.
+    """
+
+    _kind = "rmsprop"
+    _slots = ("square_avg",)
+
+    def __init__(self, lr: float = 0.01, rho: float = 0.99, eps: float = 1e-8, schedule=None,
+                 clip_norm=None, clip_value=None):
+        self.rho = _real(rho, "rho", high=1.0, high_open=True)
+        self.eps = _real(eps, "eps", low_open=True)
+        super().__init__(lr, schedule, clip_norm, clip_value)
+
+    def _settings(self) -> dict:
+        return {"rho": self.rho, "eps": self.eps}
+
+
+class Adagrad(Optimizer):
+    """Adagrad: ``s <- s + g^2``; ``p <- p - lr g / (sqrt(s) + eps)``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    eps : float > 0, default 1e-10
+    schedule, clip_norm, clip_value
+        See ``Optimizer``.
+    """
+
+    _kind = "adagrad"
+    _slots = ("sum_squares",)
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-10, schedule=None, clip_norm=None,
+                 clip_value=None):
+        self.eps = _real(eps, "eps", low_open=True)
+        super().__init__(lr, schedule, clip_norm, clip_value)
+
+    def _settings(self) -> dict:
+        return {"eps": self.eps}
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (Kingma and Ba; PyTorch's form and defaults).
+
+    ``m <- beta1 m + (1 - beta1) g``, ``v <- beta2 v + (1 - beta2) g^2``, and at
+    step t = 1, 2, ...: ``p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+    beta1, beta2 : float in [0, 1), defaults 0.9 and 0.999
+    eps : float > 0, default 1e-8
+    schedule, clip_norm, clip_value
+        See ``Optimizer``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastwb
+    >>> net = fastwb.Network([2, 8, 1], loss="mse", dtype="float64", seed=0)
+    >>> X, y = np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([[3.0], [0.0]])
+    >>> opt = fastwb.Adam(lr=0.01)
+    >>> losses = [net.train_step(X, y, opt) for _ in range(50)]
+    >>> losses[-1] < losses[0], opt.step
+    (True, 50)
+    """
+
+    _kind = "adam"
+    _slots = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, schedule=None, clip_norm=None, clip_value=None):
+        self.beta1 = _real(beta1, "beta1", high=1.0, high_open=True)
+        self.beta2 = _real(beta2, "beta2", high=1.0, high_open=True)
+        self.eps = _real(eps, "eps", low_open=True)
+        super().__init__(lr, schedule, clip_norm, clip_value)
+
+    def _settings(self) -> dict:
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter; PyTorch's form).
+
+    Each step first shrinks the decayed parameters, ``p <- p (1 - lr weight_decay)``,
+    then takes the Adam step. Weights decay; biases only when the network
+    regularizes biases (``Network(regularize_biases=True)``).
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+    beta1, beta2, eps
+        As ``Adam``.
+    weight_decay : float >= 0, default 0.01
+    schedule, clip_norm, clip_value
+        See ``Optimizer``.
+    """
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01, schedule=None, clip_norm=None,
+                 clip_value=None):
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        super().__init__(lr, beta1, beta2, eps, schedule, clip_norm, clip_value)
+
+    def _settings(self) -> dict:
+        return {**super()._settings(), "weight_decay": self.weight_decay}

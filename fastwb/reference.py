@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastwb import _validation
-from fastwb._layout import layer_views
+from fastwb import _random, _validation
+from fastwb._layout import layer_views, n_parameters, offsets
+from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
 
 #: Slope of leaky_relu for negative inputs (PyTorch's and Keras' default).
 LEAKY_SLOPE = 0.01
@@ -74,7 +75,8 @@ def derivative(name: str, a: np.ndarray) -> np.ndarray:
 
 # --- losses -------------------------------------------------------------------
 
-def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.ndarray):
+def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.ndarray,
+                   sample_weight: np.ndarray | None = None):
     """Mean loss over the batch and D = dL/dZ of the output layer.
 
     ``out`` holds the logits Z for the two cross-entropies and the activations
@@ -85,65 +87,163 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
     * binary_cross_entropy: mean of log(1 + e^z) - z y, the logit form of
       -y log(sigmoid z) - (1 - y) log(1 - sigmoid z);
     * softmax_cross_entropy: mean over samples of sum_j y_j (logsumexp(z) - z_j).
+
+    With ``sample_weight`` w the mean over samples is sum_i w_i l_i / sum_i w_i
+    (0, with no gradient, when every weight is 0).
     """
     n, m = out.shape
+    w = np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
+    per_row = 1 if loss == "softmax_cross_entropy" else m
+    if w.sum() == 0:
+        return 0.0, np.zeros_like(out)
+    denominator = w.sum() * per_row
     if loss == "mse":
         diff = out - y
-        value = np.mean(np.square(diff, dtype=np.float64))
-        delta = (2 / (n * m)) * diff * derivative(output_activation, out)
+        rows = np.sum(np.square(diff, dtype=np.float64), axis=1)
+        grad = 2 * diff * derivative(output_activation, out)
     elif loss == "binary_cross_entropy":
-        value = np.mean(np.logaddexp(0, out) - out * y, dtype=np.float64)
-        delta = (sigmoid(out) - y) / (n * m)
+        rows = np.sum(np.logaddexp(0, out) - out * y, axis=1, dtype=np.float64)
+        grad = sigmoid(out) - y
     elif loss == "softmax_cross_entropy":
         if y.ndim == 1:
             y = np.eye(m, dtype=out.dtype)[y]        # labels to one-hot rows
         lse = logsumexp(out)
-        value = np.mean(np.sum(y * (lse[:, None] - out), axis=1), dtype=np.float64)
-        delta = (softmax(out) * y.sum(axis=1, keepdims=True) - y) / n
+        rows = np.sum(y * (lse[:, None] - out), axis=1, dtype=np.float64)
+        grad = softmax(out) * y.sum(axis=1, keepdims=True) - y
     else:
         raise ValueError(f"unknown loss {loss!r}")
-    return float(value), delta.astype(out.dtype, copy=False)
+    delta = grad * (w / denominator).astype(out.dtype)[:, None]
+    return float(np.sum(w * rows) / denominator), delta.astype(out.dtype, copy=False)
 
 
 # --- the network ----------------------------------------------------------------
 
-def forward(layers, activations, X, logits_out=False):
+def forward(layers, activations, X, logits_out=False, dropout=()):
     """Every layer's output A[1..L] for the input X.
 
     With ``logits_out`` the last entry is the output layer's Z instead of its
-    activation (the cross-entropy losses take logits).
+    activation (the cross-entropy losses take logits). ``dropout`` pairs each
+    layer with (rate, keep mask) or None: kept units are scaled by 1 / (1 - rate)
+    (inverted dropout), dropped ones are 0.
     """
     outputs, a = [], X
     for l, ((W, b), name) in enumerate(zip(layers, activations)):
         z = a @ W + b
         last = l == len(layers) - 1
         a = z if (last and logits_out) else activate(name, z)
+        if l < len(dropout) and dropout[l] is not None:
+            rate, keep = dropout[l]
+            a = np.where(keep, a * a.dtype.type(1 / (1 - rate)), 0).astype(a.dtype)
         outputs.append(a)
     return outputs
 
 
-def backward(layers, activations, X, outputs, delta):
-    """(dW, db) for every layer, given D of the output layer."""
+def backward(layers, activations, X, outputs, delta, dropout=()):
+    """(dW, db) for every layer, given D of the output layer (and forward's dropout)."""
     grads = [None] * len(layers)
     for l in range(len(layers) - 1, -1, -1):
         a_prev = X if l == 0 else outputs[l - 1]
         W, _ = layers[l]
         grads[l] = (a_prev.T @ delta, delta.sum(axis=0))      # dW = A^T D, db = 1^T D
         if l > 0:
-            delta = (delta @ W.T) * derivative(activations[l - 1], a_prev)
+            upstream = delta @ W.T
+            dropped = dropout[l - 1] if l - 1 < len(dropout) else None
+            if dropped is None:
+                delta = upstream * derivative(activations[l - 1], a_prev)
+            else:           # through the mask, then f' of the activation before dropout
+                rate, keep = dropped
+                scale = a_prev.dtype.type(1 / (1 - rate))
+                before = a_prev * a_prev.dtype.type(1 - rate)
+                delta = np.where(keep, upstream * scale, 0) * derivative(activations[l - 1], before)
     return grads
+
+
+# --- penalties and optimizers ---------------------------------------------------------
+
+def penalty_coefficients(sizes, l1, l2, regularize_biases):
+    """Per-parameter (l1, l2, regularized) arrays laid out like the flat buffer:
+    each layer's weights take its coefficients, its biases only when
+    ``regularize_biases``."""
+    n = n_parameters(sizes)
+    c1, c2, regularized = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+    for l, (w, b, m) in enumerate(zip(*offsets(sizes), sizes[1:])):
+        stop = b + m if regularize_biases else b
+        c1[w:stop], c2[w:stop], regularized[w:stop] = l1[l], l2[l], True
+    return c1, c2, regularized
+
+
+def penalty(params, c1, c2):
+    """l1 sum|p| + l2 sum p^2, coefficient by coefficient."""
+    p = params.astype(np.float64)
+    return float(np.sum(c1 * np.abs(p)) + np.sum(c2 * p * p))
+
+
+def penalty_gradient(params, c1, c2):
+    """d penalty / d p = l1 sign(p) + 2 l2 p."""
+    dtype = params.dtype
+    return (2 * c2).astype(dtype) * params + c1.astype(dtype) * np.sign(params)
+
+
+def effective_gradient(params, grads, c1, c2, clip_norm, clip_value):
+    """What the optimizer sees: loss + penalty gradient, clipped by value, then by
+    global norm with PyTorch's factor clip_norm / (norm + 1e-6)."""
+    g = grads + penalty_gradient(params, c1, c2)
+    if clip_value > 0:
+        g = np.clip(g, -clip_value, clip_value).astype(params.dtype)
+    if clip_norm > 0:
+        norm = np.sqrt(np.sum(np.square(g, dtype=np.float64)))
+        if norm > clip_norm:
+            g = g * params.dtype.type(clip_norm / (norm + 1e-6))
+    return g
+
+
+def optimizer_update(kind, settings, params, g, s1, s2, step, lr, decayed):
+    """One update of ``params`` (and the state s1, s2) in place with the effective
+    gradient g. ``settings`` maps HYPERPARAMETERS names to values; ``decayed``
+    marks the parameters AdamW's decoupled decay shrinks."""
+    t = params.dtype.type
+    shrink = np.where(decayed, 1 - lr * settings["weight_decay"], 1).astype(params.dtype)
+    if kind == "sgd" and settings["momentum"] == 0:
+        step_dir, step_size = g, lr
+    elif kind == "sgd":
+        mu = t(settings["momentum"])
+        s1[...] = mu * s1 + g
+        step_dir, step_size = (g + mu * s1 if settings["nesterov"] else s1), lr
+    elif kind in ("rmsprop", "adagrad"):
+        if kind == "rmsprop":
+            s1[...] = t(settings["rho"]) * s1 + t(1 - settings["rho"]) * g * g
+        else:
+            s1[...] = s1 + g * g
+        step_dir, step_size = g / (np.sqrt(s1) + t(settings["eps"])), lr
+    elif kind == "adam":
+        b1, b2 = settings["beta1"], settings["beta2"]
+        s1[...] = t(b1) * s1 + t(1 - b1) * g
+        s2[...] = t(b2) * s2 + t(1 - b2) * g * g
+        bias2 = t(1 / np.sqrt(1 - b2 ** (step + 1)))
+        step_dir = s1 / (np.sqrt(s2) * bias2 + t(settings["eps"]))
+        step_size = lr / (1 - b1 ** (step + 1))
+    else:
+        raise ValueError(f"unknown optimizer {kind!r}")
+    params[...] = params * shrink - t(step_size) * step_dir
 
 
 class ReferenceEngine:
     """Runs a network on NumPy; the same calls as ``fastwb._core.Engine``."""
 
-    def __init__(self, sizes, activations, loss, params):
+    def __init__(self, sizes, activations, loss, params, l1=None, l2=None,
+                 regularize_biases=False, dropout=None, seed=0):
         self.sizes = list(sizes)
         self.activations = list(activations)
         self.loss_name = loss
         self.params = params
         self.grads = np.zeros_like(params)
         self.dtype = params.dtype
+        n_layers = len(self.sizes) - 1
+        self.dropout = [0.0] * n_layers if dropout is None else list(dropout)
+        self.seed = seed
+        self._c1, self._c2, self._decayed = penalty_coefficients(
+            self.sizes, [0.0] * n_layers if l1 is None else l1,
+            [0.0] * n_layers if l2 is None else l2, regularize_biases)
         self._layers = layer_views(params, self.sizes)
         self._grad_layers = layer_views(self.grads, self.sizes)
 
@@ -153,32 +253,78 @@ class ReferenceEngine:
         out = forward(self._layers, self.activations, x)[-1]
         return out[0] if single else out
 
-    def _loss_and_gradients(self, X, y, want_gradients):
+    def _checked(self, X, y, sample_weight):
         x, single = _validation.check_X(X, self.sizes[0], self.dtype)
         y = _validation.check_y(y, x.shape[0], self.sizes[-1], self.loss_name, self.dtype, single)
+        if sample_weight is not None:
+            sample_weight = _validation.check_sample_weight(sample_weight, x.shape[0], self.dtype)
+        return x, y, sample_weight
+
+    def _loss_and_gradients(self, x, y, sample_weight, want_gradients, step=None):
+        """Loss plus penalty; with ``want_gradients`` the gradient in self.grads.
+        ``step`` (training) turns dropout on with that step's masks."""
+        dropout = ()
+        if step is not None:
+            dropout = [None if rate == 0 else
+                       (rate, _random.dropout_keep(self.seed, l, step, (x.shape[0], m), rate))
+                       for l, (rate, m) in enumerate(zip(self.dropout, self.sizes[1:]))]
         logits = self.loss_name != "mse"
-        outputs = forward(self._layers, self.activations, x, logits_out=logits)
-        value, delta = loss_and_delta(self.loss_name, self.activations[-1], outputs[-1], y)
+        outputs = forward(self._layers, self.activations, x, logits, dropout)
+        value, delta = loss_and_delta(self.loss_name, self.activations[-1], outputs[-1], y,
+                                      sample_weight)
+        value += penalty(self.params, self._c1, self._c2)
         if want_gradients:
-            grads = backward(self._layers, self.activations, x, outputs, delta)
+            grads = backward(self._layers, self.activations, x, outputs, delta, dropout)
             for (gW, gb), (dW, db) in zip(self._grad_layers, grads):
                 gW[...] = dW
                 gb[...] = db
         return value
 
-    def loss(self, X, y):
-        """Mean loss on (X, y)."""
-        return self._loss_and_gradients(X, y, want_gradients=False)
+    def loss(self, X, y, sample_weight=None):
+        """Mean loss on (X, y) plus the penalty."""
+        return self._loss_and_gradients(*self._checked(X, y, sample_weight), False)
 
-    def gradients(self, X, y):
-        """Flat gradient of the mean loss, laid out like the parameters."""
-        self._loss_and_gradients(X, y, want_gradients=True)
-        return self.grads.copy()
+    def gradients(self, X, y, sample_weight=None):
+        """Flat gradient of ``loss``, laid out like the parameters."""
+        self._loss_and_gradients(*self._checked(X, y, sample_weight), True)
+        return self.grads + penalty_gradient(self.params, self._c1, self._c2)
 
-    def train_step_sgd(self, X, y, lr):
-        """One SGD step; returns the loss before the update (skipped if it is not finite)."""
-        _validation.check_learning_rate(lr, self.dtype)
-        value = self._loss_and_gradients(X, y, want_gradients=True)
+    def _step(self, x, y, sample_weight, kind, settings, s1, s2, step, lr):
+        value = self._loss_and_gradients(x, y, sample_weight, True, step)
         if np.isfinite(value):
-            self.params -= self.dtype.type(lr) * self.grads
+            g = effective_gradient(self.params, self.grads, self._c1, self._c2,
+                                   settings["clip_norm"], settings["clip_value"])
+            optimizer_update(kind, settings, self.params, g, s1, s2, step, lr, self._decayed)
         return value
+
+    @staticmethod
+    def _settings(kind, hyper):
+        return OPTIMIZERS[kind], dict(zip(HYPERPARAMETERS, np.asarray(hyper, dtype=np.float64)))
+
+    def train_step(self, X, y, sample_weight, kind, hyper, s1, s2, step, lr):
+        """One optimizer step; returns the loss before it (no update if not finite)."""
+        _validation.check_learning_rate(lr, self.dtype)
+        name, settings = self._settings(kind, hyper)
+        return self._step(*self._checked(X, y, sample_weight), name, settings, s1, s2, step, lr)
+
+    def fit_epoch(self, X, y, sample_weight, batch_size, shuffle, epoch, kind, hyper, s1, s2,
+                  step, lrs, batch_loss, first_batch=0, last_batch=-1, catch_interrupt=False):
+        """One epoch as ``Engine.fit_epoch``: same batches, same order, same masks."""
+        x, y, sample_weight = self._checked(X, y, sample_weight)
+        n = x.shape[0]
+        batch_size = min(batch_size, n)
+        n_batches = -(-n // batch_size)
+        last_batch = n_batches if last_batch < 0 else last_batch
+        order = _random.permutation(self.seed, epoch, n) if shuffle else np.arange(n)
+        name, settings = self._settings(kind, hyper)
+        done = 0
+        for b in range(first_batch, last_batch):
+            rows = order[b * batch_size:(b + 1) * batch_size]
+            weights = None if sample_weight is None else sample_weight[rows]
+            value = self._step(x[rows], y[rows], weights, name, settings, s1, s2, step + done,
+                               float(lrs[b]))
+            batch_loss[b] = value
+            if not np.isfinite(value):
+                return 1, done
+            done += 1
+        return 0, done

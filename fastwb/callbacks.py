@@ -1,0 +1,186 @@
+"""What ``Network.fit`` reports and who it reports to: ``History`` and callbacks.
+
+``fit`` runs each epoch in one compiled call and comes back to Python between
+epochs only; callbacks run there. A callback may stop training by setting
+``network.stop_training = True``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+
+class History:
+    """Per-epoch records of one ``fit``.
+
+    ``history`` maps a metric name to its list of per-epoch values: ``loss``
+    (mean training loss plus penalty over the epoch's batches), ``lr`` (the
+    learning rate of the epoch's last step), ``time`` (seconds),
+    ``samples_per_second``, and with validation data ``val_loss`` and, for
+    classification losses, ``val_accuracy``. ``epoch`` lists the optimizer's
+    epoch numbers.
+    """
+
+    def __init__(self):
+        self.history: dict[str, list] = {}
+        self.epoch: list[int] = []
+        self.stopped_early = False
+        self.best_epoch: int | None = None
+
+    def append(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list:
+        return self.history[key]
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def __repr__(self) -> str:
+        last = {k: v[-1] for k, v in self.history.items()} if self.epoch else {}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float))
+        return f"History({len(self)} epochs" + (f", last: {shown})" if shown else ")")
+
+
+class Callback:
+    """Base class of ``fit`` callbacks: override the hooks you need.
+
+    ``network`` is set to the network being trained before ``on_train_begin``.
+    ``logs`` is the dict of the epoch's metrics (see ``History``).
+    """
+
+    network = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        """Before the first epoch."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        """Before each epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        """After each epoch, with its metrics."""
+
+    def on_train_end(self, logs: dict) -> None:
+        """After the last epoch (also after early stopping)."""
+
+
+class LambdaCallback(Callback):
+    """A callback from a plain function ``f(epoch, logs)`` called after every epoch."""
+
+    def __init__(self, on_epoch_end):
+        if not callable(on_epoch_end):
+            raise TypeError(f"a callback must be a Callback or callable, got {on_epoch_end!r}")
+        self._on_epoch_end = on_epoch_end
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self._on_epoch_end(epoch, logs)
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored metric has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str
+        A key of the epoch logs, e.g. "val_loss" or "loss"; lower is better
+        except for accuracies.
+    patience : int
+        Epochs without an improvement of more than ``min_delta`` before stopping.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    restore_best_weights : bool
+        Put back the parameters of the best epoch when training stops.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 1e-4,
+                 restore_best_weights: bool = True):
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
+        self._sign = -1.0 if "accuracy" in monitor else 1.0
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.stopped = False
+        self._best_parameters = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        self.best, self.best_epoch, self.wait, self.stopped = math.inf, None, 0, False
+        self._best_parameters = None
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self.monitor not in logs:
+            raise ValueError(f"early stopping monitors {self.monitor!r}, which this fit does not "
+                             f"record; it records {', '.join(logs)}")
+        value = self._sign * logs[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self._best_parameters = self.network.parameters.copy()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped = True
+            self.network.stop_training = True
+
+    def on_train_end(self, logs: dict) -> None:
+        if self.stopped and self._best_parameters is not None:
+            self.network.parameters = self._best_parameters
+        self._best_parameters = None
+
+
+class ProgressBar(Callback):
+    """Training progress on stderr: a bar over the epochs with the loss and
+    throughput (tqdm's when installed, else a plain one), or with
+    ``per_epoch`` one line per epoch."""
+
+    def __init__(self, epochs: int, per_epoch: bool = False, stream=None):
+        self.epochs = epochs
+        self.per_epoch = per_epoch
+        self.stream = stream or sys.stderr
+        self._bar = None
+        self._done = 0
+
+    def on_train_begin(self, logs: dict) -> None:
+        self._done = 0
+        self._start = time.perf_counter()
+        if not self.per_epoch:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                return
+            self._bar = tqdm(total=self.epochs, unit="epoch", file=self.stream, leave=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self._done += 1
+        text = self._describe(logs)
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+            self._bar.update(1)
+        elif self.per_epoch:
+            print(f"epoch {epoch + 1} ({self._done}/{self.epochs}): {text}", file=self.stream)
+        else:
+            filled = int(30 * self._done / self.epochs)
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self._done}/{self.epochs} {text}",
+                  end="", file=self.stream, flush=True)
+
+    def on_train_end(self, logs: dict) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif not self.per_epoch and self._done:
+            print(file=self.stream)
+
+    @staticmethod
+    def _describe(logs: dict) -> str:
+        parts = [f"{key}={logs[key]:.4g}" for key in ("loss", "val_loss", "val_accuracy")
+                 if key in logs and np.isfinite(logs[key])]
+        if "samples_per_second" in logs:
+            parts.append(f"{logs['samples_per_second']:,.0f} samples/s")
+        return " ".join(parts)

@@ -1,0 +1,288 @@
+"""The ``fit`` loop: whole epochs in one engine call, Python only between them.
+
+Each epoch is one ``engine.fit_epoch`` call (compiled and without the GIL, or
+the NumPy reference's loop): shuffle, slice minibatches, forward, backward,
+update, record each batch's loss. Between epochs this module computes the
+validation metrics, tells the schedule the monitored loss, runs the callbacks
+and decides whether to stop.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+
+import numpy as np
+
+from fastwb import _validation
+from fastwb._core import FitStatus
+from fastwb.callbacks import Callback, EarlyStopping, History, LambdaCallback, ProgressBar
+from fastwb.functions import OPTIMIZERS
+
+
+def class_weights(class_weight, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class weights from "balanced" (n / (n_classes * count), as scikit-learn)
+    or a dict {class: weight} (missing classes weigh 1)."""
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be 'balanced', a dict or None, "
+                             f"got {class_weight!r}")
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        present = counts > 0
+        weights = np.ones(n_classes)
+        weights[present] = len(labels) / (present.sum() * counts[present])
+        return weights
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be 'balanced', a dict or None, got {class_weight!r}")
+    weights = np.ones(n_classes)
+    for cls, weight in class_weight.items():
+        index = _validation.as_int(cls, "a class_weight key")
+        if not 0 <= index < n_classes:
+            raise ValueError(f"class_weight has class {cls!r}; classes are 0..{n_classes - 1}")
+        if not (isinstance(weight, (int, float, np.number)) and math.isfinite(weight)
+                and weight >= 0):
+            raise ValueError(f"class_weight[{cls!r}] must be a finite, nonnegative number, "
+                             f"got {weight!r}")
+        weights[index] = weight
+    return weights
+
+
+def class_labels(loss: str, y: np.ndarray) -> tuple[np.ndarray, int]:
+    """The class of each sample for class weights and accuracy, and the class count."""
+    if loss == "softmax_cross_entropy":
+        return (y if y.ndim == 1 else np.argmax(y, axis=1)), None
+    if loss == "binary_cross_entropy" and y.shape[1] == 1:
+        return (y[:, 0] >= 0.5).astype(np.intp), 2
+    raise ValueError("class_weight needs a classification loss: softmax_cross_entropy, or "
+                     "binary_cross_entropy with one output")
+
+
+def accuracy(loss: str, predictions: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of correct classes (softmax) or of correct 0/1 outputs (sigmoid)."""
+    if loss == "softmax_cross_entropy":
+        truth = y if y.ndim == 1 else np.argmax(y, axis=1)
+        return float(np.mean(np.argmax(predictions, axis=1) == truth))
+    return float(np.mean((predictions >= 0.5) == (y >= 0.5)))
+
+
+def _positive_int(value, name: str) -> int:
+    number = _validation.as_int(value, name)
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def _fraction(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+class _Data:
+    """Training or validation data, checked and converted once for the whole fit."""
+
+    def __init__(self, net, X, y, sample_weight=None):
+        self.X, _ = _validation.check_X(X, net.sizes[0], net.dtype)
+        n = self.X.shape[0]
+        self.y = _validation.check_y(y, n, net.sizes[-1], net.loss_name, net.dtype)
+        self.sample_weight = (None if sample_weight is None else
+                              _validation.check_sample_weight(sample_weight, n, net.dtype))
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def take(self, rows: np.ndarray) -> "_Data":
+        part = object.__new__(_Data)
+        part.X, part.y = self.X[rows], self.y[rows]
+        part.sample_weight = None if self.sample_weight is None else self.sample_weight[rows]
+        return part
+
+    def weigh_classes(self, net, class_weight) -> None:
+        """Multiply the sample weights by each sample's class weight."""
+        labels, n_classes = class_labels(net.loss_name, self.y)
+        weights = class_weights(class_weight, labels, n_classes or net.sizes[-1])[labels]
+        weights = weights.astype(net.dtype)
+        self.sample_weight = weights if self.sample_weight is None else self.sample_weight * weights
+        if not np.any(self.sample_weight > 0):
+            raise ValueError("every sample has weight 0: nothing to train on")
+
+
+def _split(net, data: _Data, validation_split: float) -> tuple[_Data, _Data]:
+    """A seeded random split; the last ``validation_split`` of a permutation validates."""
+    n = len(data)
+    n_val = int(round(n * validation_split))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"validation_split={validation_split} leaves no samples for "
+                         f"{'validation' if n_val < 1 else 'training'} out of {n}")
+    order = np.random.default_rng(net.seed).permutation(n)
+    return data.take(np.sort(order[:n - n_val])), data.take(np.sort(order[n - n_val:]))
+
+
+class _Snapshot:
+    """Parameters and optimizer state at an epoch's start, to undo a divergence."""
+
+    def __init__(self, net, optimizer):
+        self.parameters = net.parameters.copy()
+        self.buffers = {k: v.copy() for k, v in optimizer._buffers.items()}
+        self.step = optimizer._step
+
+    def restore(self, net, optimizer) -> None:
+        net.parameters[...] = self.parameters
+        for name, values in self.buffers.items():
+            optimizer._buffers[name][...] = values
+        optimizer._step = self.step
+
+
+def _run_epoch(net, optimizer, data: _Data, batch_size: int, shuffle: bool) -> tuple:
+    """One epoch; returns (mean loss, last learning rate). Raises FloatingPointError
+    after restoring the last finite state, or KeyboardInterrupt after Ctrl-C."""
+    engine = net._engine
+    n = len(data)
+    batch_size = min(batch_size, n)
+    n_batches = -(-n // batch_size)
+    lrs = optimizer._rates(np.arange(optimizer._step, optimizer._step + n_batches,
+                                     dtype=np.int64))
+    batch_loss = np.zeros(n_batches)
+    kind = OPTIMIZERS.index(optimizer._kind)
+    hyper = optimizer._hyperparameters()
+    s1, s2 = optimizer._state_buffers()
+    snapshot = _Snapshot(net, optimizer)
+    main_thread = threading.current_thread() is threading.main_thread()
+    status, done = engine.fit_epoch(data.X, data.y, data.sample_weight, batch_size, shuffle,
+                                    optimizer._epoch, kind, hyper, s1, s2, optimizer._step, lrs,
+                                    batch_loss, catch_interrupt=main_thread)
+    optimizer._step += done
+    if status == FitStatus.FIT_INTERRUPTED:
+        signal.raise_signal(signal.SIGINT)        # Python's own handler decides, as usual
+        raise KeyboardInterrupt                   # in case that handler ignored it
+    if status == FitStatus.FIT_DIVERGED:
+        applied = _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot,
+                                     done)
+        raise FloatingPointError(
+            f"training diverged: the loss was {batch_loss[done]} on batch {done} of epoch "
+            f"{optimizer._epoch}. The parameters and optimizer state are those after the last "
+            f"update that left them finite ({applied} updates into the epoch). Try a smaller "
+            "learning rate, clip_norm, or scaling the inputs.")
+    rows = np.full(n_batches, batch_size, dtype=np.float64)
+    rows[-1] = n - batch_size * (n_batches - 1)
+    return float(np.dot(batch_loss, rows) / n), float(lrs[-1])
+
+
+def _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot, done) -> int:
+    """After a non-finite loss, go back to the last state whose parameters are all
+    finite; returns how many of the epoch's updates it includes.
+
+    The updates are deterministic, so replaying the epoch from its snapshot one
+    batch at a time finds the update that first made a parameter non-finite.
+    """
+    if np.all(np.isfinite(net.parameters)):
+        return done
+    snapshot.restore(net, optimizer)
+    kind = OPTIMIZERS.index(optimizer._kind)
+    hyper = optimizer._hyperparameters()
+    s1, s2 = optimizer._state_buffers()
+    scratch = np.zeros(len(lrs))
+    for b in range(done):
+        before = _Snapshot(net, optimizer)
+        _, applied = net._engine.fit_epoch(data.X, data.y, data.sample_weight, batch_size,
+                                           shuffle, optimizer._epoch, kind, hyper, s1, s2,
+                                           optimizer._step, lrs, scratch, b, b + 1)
+        optimizer._step += applied
+        if not np.all(np.isfinite(net.parameters)):
+            before.restore(net, optimizer)
+            return b
+    return done
+
+
+def _validation_logs(net, val: _Data) -> dict:
+    logs = {"val_loss": net._engine.loss(val.X, val.y, val.sample_weight)}
+    if net.loss_name != "mse":
+        logs["val_accuracy"] = accuracy(net.loss_name, net._engine.predict(val.X), val.y)
+    return logs
+
+
+def _callbacks(callbacks, verbose, epochs) -> list:
+    if isinstance(callbacks, Callback) or callable(callbacks):
+        callbacks = [callbacks]
+    result = [c if isinstance(c, Callback) else LambdaCallback(c) for c in callbacks]
+    verbose = _validation.as_int(verbose, "verbose")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (a line per "
+                         f"epoch), got {verbose}")
+    if verbose:
+        result.append(ProgressBar(epochs, per_epoch=verbose == 2))
+    return result
+
+
+def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
+        validation_data=None, validation_split: float = 0.0, early_stopping: bool = False,
+        patience: int = 10, min_delta: float = 1e-4, restore_best_weights: bool = True,
+        sample_weight=None, class_weight=None, callbacks=(), verbose: int = 0) -> History:
+    """The body of ``Network.fit``; see there."""
+    epochs = _positive_int(epochs, "epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+    validation_split = _fraction(validation_split, "validation_split")
+    patience = _validation.as_int(patience, "patience")
+    if patience < 0:
+        raise ValueError(f"patience must be nonnegative, got {patience}")
+    if not (isinstance(min_delta, (int, float, np.number)) and math.isfinite(min_delta)
+            and min_delta >= 0):
+        raise ValueError(f"min_delta must be a finite, nonnegative number, got {min_delta!r}")
+    callbacks = _callbacks(callbacks, verbose, epochs)
+
+    data = _Data(net, X, y, sample_weight)
+    if class_weight is not None:
+        data.weigh_classes(net, class_weight)
+    val = None
+    if validation_data is not None:
+        if validation_split:
+            raise ValueError("give validation_data or validation_split, not both")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, "
+                             "sample_weight_val)")
+        val = _Data(net, *validation_data)
+    elif validation_split:
+        data, val = _split(net, data, validation_split)
+    optimizer._bind(net.n_parameters, net.dtype)
+
+    monitor = "val_loss" if val is not None else "loss"
+    if early_stopping:
+        callbacks.insert(0, EarlyStopping(monitor, patience, min_delta, restore_best_weights))
+    history = History()
+    net.stop_training = False
+    for callback in callbacks:
+        callback.network = net
+        callback.on_train_begin({})
+    try:
+        for _ in range(epochs):
+            epoch = optimizer._epoch
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch, {})
+            start = time.perf_counter()
+            loss, lr = _run_epoch(net, optimizer, data, batch_size, shuffle)
+            elapsed = time.perf_counter() - start
+            optimizer._epoch += 1
+            optimizer._samples_seen += len(data)
+            logs = {"loss": loss, "lr": lr, "time": elapsed,
+                    "samples_per_second": len(data) / max(elapsed, 1e-12)}
+            if val is not None:
+                logs.update(_validation_logs(net, val))
+            optimizer.schedule.on_epoch_end(epoch, logs[monitor])
+            history.append(epoch, logs)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, logs)
+            if net.stop_training:
+                break
+    finally:
+        for callback in callbacks:
+            callback.on_train_end({})
+    if early_stopping:
+        stopper = callbacks[0]
+        history.stopped_early = stopper.stopped
+        history.best_epoch = stopper.best_epoch
+    return history

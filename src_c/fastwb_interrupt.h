@@ -1,0 +1,39 @@
+/* Ctrl-C inside compiled training loops.
+ *
+ * fit runs whole epochs without the GIL, where Python's own SIGINT handler
+ * cannot run its Python-level handler. While an epoch runs, this handler
+ * replaces it and only raises a flag; the loop checks the flag at every batch
+ * boundary and stops there, so the network is never left mid-update. The
+ * caller restores Python's handler and re-raises the signal. */
+#ifndef FASTWB_INTERRUPT_H
+#define FASTWB_INTERRUPT_H
+
+#include <signal.h>
+
+static volatile sig_atomic_t fwb_interrupted = 0;
+static void (*fwb_saved_handler)(int) = SIG_DFL;
+
+static void fwb_on_sigint(int sig) {
+    (void)sig;
+    fwb_interrupted = 1;
+}
+
+/* Take over SIGINT; returns 0 when the handler could not be installed. */
+static inline int fwb_catch_sigint(void) {
+    void (*previous)(int) = signal(SIGINT, fwb_on_sigint);
+    if (previous == SIG_ERR)
+        return 0;
+    fwb_saved_handler = previous;
+    fwb_interrupted = 0;
+    return 1;
+}
+
+/* Give SIGINT back; returns whether it arrived meanwhile. */
+static inline int fwb_release_sigint(void) {
+    signal(SIGINT, fwb_saved_handler);
+    return fwb_interrupted;
+}
+
+static inline int fwb_interrupt_pending(void) { return fwb_interrupted; }
+
+#endif
