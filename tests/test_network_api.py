@@ -150,7 +150,7 @@ def test_repr_and_properties():
     assert fastwb.Network([3, 2]).n_threads is None
     assert fastwb.Network([3, 2], n_threads=-1).n_threads >= 1
     assert isinstance(fastwb.openmp_enabled(), bool)
-    assert repr(fastwb.SGD(0.5)) == "SGD(lr=0.5)"
+    assert repr(fastwb.SGD(0.5)) == "SGD(lr=0.5, momentum=0.0, nesterov=False)"
     assert repr(net.layers[0]) == "Dense(3, 2, activation='identity')"
 
 
