@@ -13,7 +13,9 @@ import fastwb
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("compiled", "reference")
-OPS = ("predict", "train_step")
+#: ``train_step`` is one SGD step; ``adam_step`` one Adam step.
+OPS = ("predict", "train_step", "adam_step")
+OPTIMIZER_OF = {"train_step": "sgd", "adam_step": "adam"}
 
 #: Norm-relative tolerance of the compiled result against the reference.
 RTOL = {"float32": 1e-4, "float64": 1e-10}
@@ -26,6 +28,9 @@ BENCH_LR = 1e-4
 ACTIVATION = "relu"
 LOSS = "softmax_cross_entropy"
 SEED = 0
+
+#: The ``fit`` case: one epoch of FIT_SAMPLES samples in batches of FIT_SHAPE.batch.
+FIT_SAMPLES = 4096
 
 #: pytest marker of the opt-in large shape (see conftest.py).
 LARGE_MARKER = "fastwb_large"
@@ -59,6 +64,29 @@ SHAPES = (
 
 #: The single-sample case: ``predict`` of a 1-D ``x`` measures per-call overhead.
 SINGLE_SAMPLE = SHAPES[0]
+#: The shape ``fit`` is measured on.
+FIT_SHAPE = SHAPES[1]
+
+
+def make_optimizer(name: str, lr: float = BENCH_LR) -> fastwb.Optimizer:
+    """A fresh optimizer: ``sgd`` or ``adam``."""
+    return fastwb.SGD(lr=lr) if name == "sgd" else fastwb.Adam(lr=lr)
+
+
+def train_flops(shape: Shape, rows: int | None = None) -> int:
+    """Floating-point operations of the matrix products of one training step:
+    2nkm each for the forward product and the weight gradient of every layer,
+    and for the gradient sent back from every layer but the first."""
+    n = shape.batch if rows is None else rows
+    layers = list(zip(shape.sizes[:-1], shape.sizes[1:]))
+    return sum(2 * n * k * m * (2 if l == 0 else 3) for l, (k, m) in enumerate(layers))
+
+
+def make_fit_data(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """FIT_SAMPLES standard-normal inputs of FIT_SHAPE and integer labels."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((FIT_SAMPLES, FIT_SHAPE.sizes[0])).astype(dtype)
+    return X, rng.integers(0, FIT_SHAPE.sizes[-1], size=FIT_SAMPLES)
 
 
 def make_data(shape: Shape, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -100,13 +128,24 @@ def check_predict(net: fastwb.Network, ref: fastwb.Network, X: np.ndarray) -> No
 
 
 def check_train_step(net: fastwb.Network, ref: fastwb.Network,
-                     X: np.ndarray, y: np.ndarray) -> None:
-    """From identical parameters, one SGD step leaves both networks with matching
-    parameters and reports matching losses."""
+                     X: np.ndarray, y: np.ndarray, optimizer: str = "sgd") -> None:
+    """From identical parameters, one step of the optimizer leaves both networks
+    with matching parameters and reports matching losses."""
     ref.parameters[...] = net.parameters
-    what = f"train_step {list(net.sizes)}"
-    loss = net.train_step(X, y, fastwb.SGD(lr=CHECK_LR))
-    ref_loss = ref.train_step(X, y, fastwb.SGD(lr=CHECK_LR))
+    what = f"{optimizer} step {list(net.sizes)}"
+    loss = net.train_step(X, y, make_optimizer(optimizer, CHECK_LR))
+    ref_loss = ref.train_step(X, y, make_optimizer(optimizer, CHECK_LR))
     assert np.isfinite(loss), f"{what}: loss {loss}"
     assert_close(loss, ref_loss, net.dtype.name, f"{what} loss")
     assert_close(net.parameters, ref.parameters, net.dtype.name, f"{what} parameters")
+
+
+def check_fit(net: fastwb.Network, ref: fastwb.Network, X: np.ndarray, y: np.ndarray) -> None:
+    """From identical parameters, one Adam epoch of ``fit`` ends at matching parameters."""
+    ref.parameters[...] = net.parameters
+    batch = FIT_SHAPE.batch
+    history = net.fit(X, y, make_optimizer("adam", CHECK_LR), epochs=1, batch_size=batch)
+    ref_history = ref.fit(X, y, make_optimizer("adam", CHECK_LR), epochs=1, batch_size=batch)
+    dtype = net.dtype.name
+    assert_close(history["loss"], ref_history["loss"], dtype, "fit loss")
+    assert_close(net.parameters, ref.parameters, dtype, "fit parameters")

@@ -1,12 +1,19 @@
 """Side-by-side speed of fastwb's compiled core, its NumPy reference, and a GEMM floor.
 
-Prints one markdown table: for each shape, dtype and operation the time of the
-compiled backend, of the reference backend, and their ratio. For ``train_step``
-it adds the "GEMM floor": the time NumPy alone needs for the matrix products of
-one SGD step (forward ``A[l-1] @ W[l]`` per layer; backward ``A[l-1].T @ D[l]``
-per layer and ``D[l] @ W[l].T`` for every layer but the first), and fastwb's
-ratio to it. On tiny shapes that floor is mostly NumPy's per-call overhead.
-A second table gives ``predict`` of one 1-D sample on 16-32-4 in microseconds.
+Prints markdown tables:
+
+1. for each shape, dtype and operation (``predict``, an SGD ``train_step``, an
+   Adam step ``adam_step``) the time of the compiled backend, of the reference
+   backend, and their ratio. Training steps add the "GEMM floor": the time
+   NumPy alone needs for the matrix products of one step (forward
+   ``A[l-1] @ W[l]`` per layer; backward ``A[l-1].T @ D[l]`` per layer and
+   ``D[l] @ W[l].T`` for every layer but the first), and fastwb's ratio to it.
+   On tiny shapes that floor is mostly NumPy's per-call overhead;
+2. ``predict`` of one 1-D sample on 16-32-4 in microseconds;
+3. ``fit``: samples per second of one Adam epoch on 64-128-10 in batches of
+   32, for fastwb and the reference, with the rate of the epoch's products
+   (GFLOP/s) against the GEMM floor of the same products and against the
+   machine's GEMM rate on large square matrices, measured in the same run.
 
 The contenders of one case are timed in interleaved rounds (their order
 alternating), so machine noise hits all of them alike; each time is the best
@@ -41,8 +48,10 @@ import numpy as np
 import fastwb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (BENCH_LR, DTYPES, OPS, SHAPES, SINGLE_SAMPLE, Shape,  # noqa: E402
-                     assert_close, check_predict, check_train_step, make_data, make_pair)
+from _common import (DTYPES, FIT_SAMPLES, FIT_SHAPE, OPS, OPTIMIZER_OF,  # noqa: E402
+                     SHAPES, SINGLE_SAMPLE, Shape, assert_close, check_fit, check_predict,
+                     check_train_step, make_data, make_fit_data, make_optimizer, make_pair,
+                     train_flops)
 
 
 def clock(fn: Callable[[], object], number: int) -> float:
@@ -116,10 +125,11 @@ def measure_case(shape: Shape, dtype: str, op: str, args: argparse.Namespace) ->
         check_predict(net, ref, X)
         contenders = {"fastwb": lambda: net.predict(X), "reference": lambda: ref.predict(X)}
     else:
-        check_train_step(net, ref, X, y)
-        sgd = fastwb.SGD(lr=BENCH_LR)
-        contenders = {"fastwb": lambda: net.train_step(X, y, sgd),
-                      "reference": lambda: ref.train_step(X, y, sgd),
+        optimizer = OPTIMIZER_OF[op]
+        check_train_step(net, ref, X, y, optimizer)
+        mine, theirs = make_optimizer(optimizer), make_optimizer(optimizer)
+        contenders = {"fastwb": lambda: net.train_step(X, y, mine),
+                      "reference": lambda: ref.train_step(X, y, theirs),
                       "gemm_floor": gemm_floor(shape, dtype)}
     times = interleaved(contenders, args.repeats, args.min_time)
     return {"shape": shape.label, "sizes": list(shape.sizes), "batch": shape.batch,
@@ -135,6 +145,55 @@ def measure_single_sample(dtype: str, args: argparse.Namespace) -> dict:
                         args.repeats, args.min_time)
     return {"shape": SINGLE_SAMPLE.label, "sizes": list(SINGLE_SAMPLE.sizes), "batch": None,
             "dtype": dtype, "op": "predict_one_sample", "times": times}
+
+
+def gemm_rate(dtype: str, size: int = 2048) -> Callable[[], None]:
+    """A large square product: the machine's best GEMM rate (2 size^3 FLOP per call)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, size, size)).astype(dtype)
+    out = np.empty((size, size), dtype)
+    return lambda: np.matmul(a, b, out=out)
+
+
+def measure_fit(dtype: str, args: argparse.Namespace) -> dict:
+    """Check, then time, one Adam epoch of ``fit`` on both backends, beside the
+    GEMM floor of the epoch's products and a large square GEMM."""
+    net, ref = make_pair(FIT_SHAPE, dtype, n_threads=args.threads)
+    X, y = make_fit_data(dtype)
+    check_fit(net, ref, X, y)
+    mine, theirs = make_optimizer("adam"), make_optimizer("adam")
+    n_batches = FIT_SAMPLES // FIT_SHAPE.batch
+    floor = gemm_floor(FIT_SHAPE, dtype)
+    batch = FIT_SHAPE.batch
+
+    def floor_epoch() -> None:
+        for _ in range(n_batches):
+            floor()
+    times = interleaved({"fastwb": lambda: net.fit(X, y, mine, epochs=1, batch_size=batch),
+                         "reference": lambda: ref.fit(X, y, theirs, epochs=1, batch_size=batch),
+                         "gemm_floor": floor_epoch, "gemm_square": gemm_rate(dtype)},
+                        args.repeats, args.min_time)
+    return {"shape": FIT_SHAPE.label, "sizes": list(FIT_SHAPE.sizes), "batch": batch,
+            "samples": FIT_SAMPLES, "dtype": dtype, "op": "fit_epoch",
+            "flop": train_flops(FIT_SHAPE) * n_batches, "square_flop": 2 * 2048 ** 3,
+            "times": times}
+
+
+def fit_table(results: list[dict]) -> str:
+    """The fit results: samples/s, and GFLOP/s against the GEMM floor and square GEMM."""
+    lines = ["| shape | batch | dtype | fastwb samples/s | reference samples/s "
+             "| fastwb/reference | fastwb GFLOP/s | of GEMM floor rate | of square GEMM rate |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        t = {name: v["min_s"] for name, v in r["times"].items()}
+        rate = r["flop"] / t["fastwb"]
+        floor_rate = r["flop"] / t["gemm_floor"]
+        square_rate = r["square_flop"] / t["gemm_square"]
+        lines.append(f"| {r['shape']} | {r['batch']} | {r['dtype']} "
+                     f"| {r['samples'] / t['fastwb']:,.0f} | {r['samples'] / t['reference']:,.0f} "
+                     f"| {t['reference'] / t['fastwb']:.2f} | {rate / 1e9:.2f} "
+                     f"| {100 * rate / floor_rate:.0f}% | {100 * rate / square_rate:.0f}% |")
+    return "\n".join(lines)
 
 
 def fmt_time(seconds: float) -> str:
@@ -221,19 +280,24 @@ def main(argv: list[str] | None = None) -> None:
     results = [measure_case(shape, dtype, op, args)
                for shape in shapes for dtype in dtypes for op in OPS]
     single = [measure_single_sample(dtype, args) for dtype in dtypes]
+    fits = [measure_fit(dtype, args) for dtype in dtypes]
 
     print(markdown_table(results))
     print()
     print(f"predict of one sample (x of shape ({SINGLE_SAMPLE.sizes[0]},)):")
     print()
     print(single_sample_table(single))
+    print()
+    print(f"fit: one Adam epoch of {FIT_SAMPLES} samples:")
+    print()
+    print(fit_table(fits))
 
     if args.json is not None:
         report = {"fastwb": fastwb.__version__, "numpy": np.__version__,
                   "python": platform.python_version(), "openmp": fastwb.openmp_enabled(),
                   "n_threads": args.threads, "repeats": args.repeats,
                   "min_time_s": args.min_time, "threadpools": pools,
-                  "results": results + single}
+                  "results": results + single + fits}
         args.json.write_text(json.dumps(report, indent=2))
         print(f"\nraw results written to {args.json}")
 

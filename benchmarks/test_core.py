@@ -1,5 +1,6 @@
 """Benchmarks of the compiled core against the NumPy reference (pytest-benchmark).
 
+Cases: ``predict``, one SGD step, one Adam step, and an Adam epoch of ``fit``.
 Every case is timed on both backends and the two runs share one benchmark group,
 so pytest-benchmark prints them side by side. Each case also checks the compiled
 result against the reference (norm-relative error within 1e-4 for float32,
@@ -21,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fastwb
-from _common import (BACKENDS, BENCH_LR, DTYPES, LARGE_MARKER, SHAPES, Shape, assert_close,
-                     check_train_step, make_data, make_pair)
+from _common import (BACKENDS, DTYPES, FIT_SHAPE, LARGE_MARKER, OPTIMIZER_OF, SHAPES, Shape,
+                     assert_close, check_fit, check_train_step, make_data, make_fit_data,
+                     make_optimizer, make_pair)
 
 parametrize_case = pytest.mark.parametrize("shape, dtype, backend", [
     pytest.param(shape, dtype, backend, id=f"{shape.id}-{dtype}-{backend}",
@@ -53,12 +54,28 @@ def test_predict(benchmark, shape: Shape, dtype: str, backend: str) -> None:
 
 
 @parametrize_case
-def test_train_step(benchmark, shape: Shape, dtype: str, backend: str) -> None:
-    """Check one SGD step against the reference, then time repeated steps."""
+@pytest.mark.parametrize("op", list(OPTIMIZER_OF))
+def test_train_step(benchmark, shape: Shape, dtype: str, backend: str, op: str) -> None:
+    """Check one SGD (``train_step``) or Adam (``adam_step``) step against the
+    reference, then time repeated steps."""
     net, ref = make_pair(shape, dtype)
     X, y = make_data(shape, dtype)
-    check_train_step(net, ref, X, y)
+    check_train_step(net, ref, X, y, OPTIMIZER_OF[op])
     timed = net if backend == "compiled" else ref
-    benchmark.group = _group("train_step", shape, dtype)
-    loss = benchmark(timed.train_step, X, y, fastwb.SGD(lr=BENCH_LR))
+    benchmark.group = _group(op, shape, dtype)
+    loss = benchmark(timed.train_step, X, y, make_optimizer(OPTIMIZER_OF[op]))
     assert np.isfinite(loss) and np.isfinite(timed.parameters).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fit_epoch(benchmark, dtype: str, backend: str) -> None:
+    """Check an Adam epoch of ``fit`` against the reference, then time epochs."""
+    net, ref = make_pair(FIT_SHAPE, dtype)
+    X, y = make_fit_data(dtype)
+    check_fit(net, ref, X, y)
+    timed = net if backend == "compiled" else ref
+    benchmark.group = _group("fit epoch", FIT_SHAPE, dtype)
+    history = benchmark(timed.fit, X, y, make_optimizer("adam"), epochs=1,
+                        batch_size=FIT_SHAPE.batch)
+    assert np.isfinite(history["loss"][-1])

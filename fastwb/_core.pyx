@@ -21,7 +21,7 @@ parameter buffer. ``D`` is the loss gradient with respect to ``Z = A W + b``.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, exp, fabs, isfinite, log, pow, sqrt, tanh
+from libc.math cimport INFINITY, exp, fabs, isfinite, log, pow, sqrt, sqrtf, tanh
 from libc.float cimport FLT_MAX
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
@@ -200,6 +200,14 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return fwb_tanh_f(x)
     else:
         return tanh(x)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    # sqrtf keeps float32 loops in float32 (libc's sqrt would widen them to double)
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 
 cdef inline void _softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
@@ -708,6 +716,8 @@ cdef struct Opt:
     double clip_norm      # 0: off
     double clip_value     # 0: off
     int64_t step          # updates applied so far
+    double step_size      # Adam: lr / (1 - beta1^t), set by parameter_pass
+    double bias2          # Adam: 1 / sqrt(1 - beta2^t), set by parameter_pass
 
 
 cdef enum Pass:
@@ -785,19 +795,19 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
         for i in range(n):
             gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
             s1[i] = c1 * s1[i] + c2 * gi * gi
-            p[i] = p[i] * decay_mult - lr * gi / (sqrt(s1[i]) + eps)
+            p[i] = p[i] * decay_mult - lr * gi / (_sqrt(s1[i]) + eps)
     elif o.kind == OPT_ADAGRAD:
         for i in range(n):
             gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
             s1[i] = s1[i] + gi * gi
-            p[i] = p[i] * decay_mult - lr * gi / (sqrt(s1[i]) + eps)
+            p[i] = p[i] * decay_mult - lr * gi / (_sqrt(s1[i]) + eps)
     else:  # OPT_ADAM: PyTorch's form, bias corrections folded into two scalars
         c1 = <floating>(1.0 - o.beta1)
         c2 = <floating>(1.0 - o.beta2)
         mu = <floating>o.beta1
         gi = <floating>o.beta2            # beta2, reusing a floating local
-        step_size = <floating>(o.lr / (1.0 - pow(o.beta1, <double>(o.step + 1))))
-        bias2 = <floating>(1.0 / sqrt(1.0 - pow(o.beta2, <double>(o.step + 1))))
+        step_size = <floating>o.step_size
+        bias2 = <floating>o.bias2
         _adam_block(p, g, s1, s2, n, fl1, fl2x2, clip, fscale, mu, gi, c1, c2, eps,
                     step_size, bias2, decay_mult)
 
@@ -814,7 +824,7 @@ cdef inline void _adam_block(floating* p, const floating* g, floating* m, floati
         gi = _effective(g[i], p[i], l1, l2x2, clip, scale)
         m[i] = beta1 * m[i] + c1 * gi
         v[i] = beta2 * v[i] + c2 * gi * gi
-        p[i] = p[i] * decay_mult - step_size * m[i] / (sqrt(v[i]) * bias2 + eps)
+        p[i] = p[i] * decay_mult - step_size * m[i] / (_sqrt(v[i]) * bias2 + eps)
 
 
 cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* params,
@@ -851,7 +861,7 @@ cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* p
     return seg.l1 * sum_abs + seg.l2 * sum_sq
 
 
-cdef double parameter_pass(int what, const Net* net, const Opt* o, floating* params,
+cdef double parameter_pass(int what, const Net* net, Opt* o, floating* params,
                            floating* grads, floating* s1, floating* s2, double* partials,
                            int n_threads) noexcept nogil:
     """A pass over every segment; returns the total penalty of the parameters
@@ -859,6 +869,9 @@ cdef double parameter_pass(int what, const Net* net, const Opt* o, floating* par
     cdef int l, part
     cdef Segment seg
     cdef double total = 0, scale = 1, norm
+    if what == UPDATE and o.kind == OPT_ADAM:     # bias corrections of step t = step + 1
+        o.step_size = o.lr / (1.0 - pow(o.beta1, <double>(o.step + 1)))
+        o.bias2 = 1.0 / sqrt(1.0 - pow(o.beta2, <double>(o.step + 1)))
     if what == UPDATE and o.clip_norm > 0:
         for l in range(net.n_layers):
             for part in range(2):
@@ -1394,20 +1407,18 @@ cdef class Engine:
                              f"{self.net.n_params} elements")
         return <cnp.ndarray>buffer
 
-    cdef int _optimizer(self, Opt* o, int kind, object hyper, int64_t step, double lr) except -1:
-        """Fill ``o`` from an optimizer's kind, settings (``functions.HYPERPARAMETERS`` order),
-        step count and learning rate."""
-        values = np.asarray(hyper, dtype=np.float64)
-        if kind not in OPTIMIZERS.values() or values.shape != (len(functions.HYPERPARAMETERS),) \
-                or not np.all(np.isfinite(values)) or step < 0:
+    cdef int _optimizer(self, Opt* o, int kind, tuple hyper, int64_t step, double lr) except -1:
+        """Fill ``o`` from an optimizer's kind, settings (a tuple of floats in
+        ``functions.HYPERPARAMETERS`` order, checked by the optimizer), step
+        count and learning rate."""
+        if not 0 <= kind <= OPT_ADAM or len(hyper) != 9 or step < 0:
             raise ValueError("invalid optimizer settings")
         if not self.is_double and lr > FLT_MAX:
             _validation.check_learning_rate(lr, self.dtype)
         o.kind = kind
         o.lr = lr
-        (o.momentum, nesterov, o.rho, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip_norm,
-         o.clip_value) = values.tolist()
-        o.nesterov = nesterov != 0
+        (o.momentum, o.nesterov, o.rho, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip_norm,
+         o.clip_value) = hyper
         o.step = step
         return 0
 
@@ -1530,7 +1541,7 @@ cdef class Engine:
         self._run(X, y, sample_weight, GRADIENT, &o, None, None, out)
         return out
 
-    def train_step(self, X, y, sample_weight, int kind, hyper, s1, s2, int64_t step,
+    def train_step(self, X, y, sample_weight, int kind, tuple hyper, s1, s2, int64_t step,
                    double lr):
         """One optimizer step on (X, y) in place; returns ``loss`` before the update.
 
@@ -1543,7 +1554,7 @@ cdef class Engine:
         return self._run(X, y, sample_weight, TRAIN, &o, self._state(s1), self._state(s2))
 
     def fit_epoch(self, X, y, sample_weight, Py_ssize_t batch_size, bint shuffle,
-                  int64_t epoch, int kind, hyper, s1, s2, int64_t step, lrs, batch_loss,
+                  int64_t epoch, int kind, tuple hyper, s1, s2, int64_t step, lrs, batch_loss,
                   Py_ssize_t first_batch=0, Py_ssize_t last_batch=-1,
                   bint catch_interrupt=False):
         """Train on the batches of one epoch in one call without the GIL.

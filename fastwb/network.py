@@ -243,7 +243,7 @@ class Network:
             raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
                             f"got {optimizer!r}")
         loss = optimizer._train_step(self._engine, X, y, sample_weight)
-        if not math.isfinite(loss):
+        if loss - loss != 0:                  # NaN or infinite
             raise FloatingPointError(
                 f"the loss is {loss}, so the step was not applied: the parameters hold "
                 "NaN or infinity, or training diverged (try a smaller learning rate)")

@@ -72,7 +72,18 @@ class Optimizer(abc.ABC):
         self.schedule = schedule
         self._clip_norm = _optional_positive(clip_norm, "clip_norm")
         self._clip_value = _optional_positive(clip_value, "clip_value")
+        values = dict.fromkeys(HYPERPARAMETERS, 0.0)
+        values.update(self._settings(), clip_norm=self._clip_norm, clip_value=self._clip_value)
+        # what the engines take, built once: the settings are fixed from here on
+        self._hyper = tuple(float(values[name]) for name in HYPERPARAMETERS)
+        self._code = OPTIMIZERS.index(self._kind)
         self.reset()
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in HYPERPARAMETERS and hasattr(self, "_hyper"):
+            raise AttributeError(f"{name} is fixed when the optimizer is made; make a new "
+                                 f"{type(self).__name__} to change it (lr can change)")
+        super().__setattr__(name, value)
 
     # --- settings -----------------------------------------------------------------
 
@@ -109,11 +120,6 @@ class Optimizer(abc.ABC):
     def _settings(self) -> dict:
         """This optimizer's own hyperparameters by name (see functions.HYPERPARAMETERS)."""
 
-    def _hyperparameters(self) -> np.ndarray:
-        values = dict.fromkeys(HYPERPARAMETERS, 0.0)
-        values.update(self._settings(), clip_norm=self._clip_norm, clip_value=self._clip_value)
-        return np.array([float(values[name]) for name in HYPERPARAMETERS])
-
     def get_config(self) -> dict:
         """The constructor arguments, JSON-able (the schedule as its config)."""
         return {"name": type(self).__name__, "lr": self._lr, **self._settings(),
@@ -130,6 +136,8 @@ class Optimizer(abc.ABC):
         self._buffers = {}
         self._n_parameters = None
         self._dtype = None
+        self._engine = None
+        self._s1 = self._s2 = None
         self._schedule.reset()
 
     @property
@@ -159,15 +167,13 @@ class Optimizer(abc.ABC):
         if self._n_parameters is None:
             self._buffers = {name: np.zeros(n_parameters, dtype=dtype) for name in self._slots}
             self._n_parameters, self._dtype = n_parameters, np.dtype(dtype)
+            buffers = [self._buffers[name] for name in self._slots] + [None, None]
+            self._s1, self._s2 = buffers[:2]
         elif (self._n_parameters, self._dtype) != (n_parameters, np.dtype(dtype)):
             raise ValueError(
                 f"this {type(self).__name__} holds state for a network of {self._n_parameters} "
                 f"{self._dtype} parameters; use a new optimizer (or call reset()) for a network "
                 f"of {n_parameters} {np.dtype(dtype)} parameters")
-
-    def _state_buffers(self) -> tuple:
-        buffers = [self._buffers.get(name) for name in self._slots]
-        return tuple(buffers + [None] * (2 - len(buffers)))
 
     def _rates(self, steps: np.ndarray) -> np.ndarray:
         """Learning rates of the given steps of the current epoch."""
@@ -184,12 +190,13 @@ class Optimizer(abc.ABC):
 
     def _train_step(self, engine, X, y, sample_weight=None) -> float:
         """One step of this optimizer on ``engine``; returns the loss before it."""
-        self._bind(engine.params.shape[0], engine.params.dtype)
-        s1, s2 = self._state_buffers()
-        loss = engine.train_step(X, y, sample_weight, OPTIMIZERS.index(self._kind),
-                                 self._hyperparameters(), s1, s2, self._step,
-                                 self._current_lr())
-        if math.isfinite(loss):
+        if engine is not self._engine:        # checked once per network, not per step
+            self._bind(engine.params.shape[0], engine.params.dtype)
+            self._engine = engine
+        loss = engine.train_step(X, y, sample_weight, self._code, self._hyper, self._s1,
+                                 self._s2, self._step,
+                                 self._lr if self._constant else self._current_lr())
+        if loss - loss == 0:                  # finite: the update was applied
             self._step += 1
         return loss
 

@@ -18,7 +18,6 @@ import numpy as np
 from fastwb import _validation
 from fastwb._core import FitStatus
 from fastwb.callbacks import Callback, EarlyStopping, History, LambdaCallback, ProgressBar
-from fastwb.functions import OPTIMIZERS
 
 
 def class_weights(class_weight, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -146,9 +145,9 @@ def _run_epoch(net, optimizer, data: _Data, batch_size: int, shuffle: bool) -> t
     lrs = optimizer._rates(np.arange(optimizer._step, optimizer._step + n_batches,
                                      dtype=np.int64))
     batch_loss = np.zeros(n_batches)
-    kind = OPTIMIZERS.index(optimizer._kind)
-    hyper = optimizer._hyperparameters()
-    s1, s2 = optimizer._state_buffers()
+    kind = optimizer._code
+    hyper = optimizer._hyper
+    s1, s2 = optimizer._s1, optimizer._s2
     snapshot = _Snapshot(net, optimizer)
     main_thread = threading.current_thread() is threading.main_thread()
     status, done = engine.fit_epoch(data.X, data.y, data.sample_weight, batch_size, shuffle,
@@ -181,9 +180,9 @@ def _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot,
     if np.all(np.isfinite(net.parameters)):
         return done
     snapshot.restore(net, optimizer)
-    kind = OPTIMIZERS.index(optimizer._kind)
-    hyper = optimizer._hyperparameters()
-    s1, s2 = optimizer._state_buffers()
+    kind = optimizer._code
+    hyper = optimizer._hyper
+    s1, s2 = optimizer._s1, optimizer._s2
     scratch = np.zeros(len(lrs))
     for b in range(done):
         before = _Snapshot(net, optimizer)
