@@ -146,10 +146,11 @@ class ProgressBar(Callback):
         self.stream = stream or sys.stderr
         self._bar = None
         self._done = 0
+        self._shown = -math.inf
 
     def on_train_begin(self, logs: dict) -> None:
         self._done = 0
-        self._start = time.perf_counter()
+        self._shown = -math.inf
         if not self.per_epoch:
             try:
                 from tqdm.auto import tqdm
@@ -165,7 +166,9 @@ class ProgressBar(Callback):
             self._bar.update(1)
         elif self.per_epoch:
             print(f"epoch {epoch + 1} ({self._done}/{self.epochs}): {text}", file=self.stream)
-        else:
+        elif self._done == self.epochs or time.perf_counter() - self._shown > 0.1:
+            # redrawn at most ten times a second: fast epochs would flood a log
+            self._shown = time.perf_counter()
             filled = int(30 * self._done / self.epochs)
             print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self._done}/{self.epochs} {text}",
                   end="", file=self.stream, flush=True)

@@ -10,7 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="train a small network, show its weights and "
                                             "biases, and time it against the NumPy reference")
-    demo.add_argument("--epochs", type=int, default=400)
+    demo.add_argument("--epochs", type=int, default=200)
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "demo":
