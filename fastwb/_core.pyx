@@ -1073,14 +1073,15 @@ cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, fl
                    const floating* SW, Py_ssize_t n, Py_ssize_t batch, const Py_ssize_t* order,
                    Py_ssize_t first_batch, Py_ssize_t last_batch, floating* xb, floating* tb,
                    Py_ssize_t* lb, floating* wb, const Work* w, const double* lrs,
-                   double* batch_loss, Py_ssize_t* done, int n_threads,
+                   double* batch_loss, Py_ssize_t* done, bint watch_interrupt, int n_threads,
                    int pass_threads) noexcept nogil:
     """Train on batches first_batch..last_batch-1 of one epoch; returns FIT_*.
 
     Batch b holds rows ``order[b * batch: (b + 1) * batch]`` (the last may be
     shorter), gathered into xb/tb/lb/wb, or, without ``order``, those rows of
     X in place. Batch b uses learning rate lrs[b] and records its loss in
-    batch_loss[b]. Stops before a batch when SIGINT arrived, and after a batch
+    batch_loss[b]. Stops before a batch when SIGINT arrived (``watch_interrupt``:
+    this call holds the SIGINT handler), and after a batch
     whose loss is not finite (that batch's update is not applied); ``done``
     counts the batches applied.
     """
@@ -1093,7 +1094,7 @@ cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, fl
     cdef double value
     done[0] = 0
     for b in range(first_batch, last_batch):
-        if fwb_interrupt_pending():
+        if watch_interrupt and fwb_interrupt_pending():
             return FIT_INTERRUPTED
         first = b * batch
         rows = min(batch, n - first)
@@ -1627,7 +1628,8 @@ cdef class Engine:
             with nogil:
                 if shuffle:
                     shuffle_rows(f.order, n, key)
-                status = self._fit_dispatch(&f, &o, first_batch, last_batch, ws, &done, n_threads)
+                status = self._fit_dispatch(&f, &o, first_batch, last_batch, ws, &done, caught,
+                                            n_threads)
         finally:
             if caught and fwb_release_sigint():
                 status = FIT_INTERRUPTED
@@ -1636,21 +1638,21 @@ cdef class Engine:
 
     cdef int _fit_dispatch(self, const Fit* f, Opt* o, Py_ssize_t first_batch,
                            Py_ssize_t last_batch, Workspace ws, Py_ssize_t* done,
-                           int n_threads) noexcept nogil:
+                           bint watch_interrupt, int n_threads) noexcept nogil:
         if self.is_double:
             return fit_epoch(&self.net, o, <double*>cnp.PyArray_DATA(self.params),
                              <double*>cnp.PyArray_DATA(self.grads), <double*>f.s1,
                              <double*>f.s2, <const double*>f.X, <const double*>f.T, f.labels,
                              <const double*>f.SW, f.n, f.batch, f.order, first_batch,
                              last_batch, <double*>f.xb, <double*>f.tb, f.lb, <double*>f.wb,
-                             &ws.work, f.lrs, f.batch_loss, done, n_threads,
+                             &ws.work, f.lrs, f.batch_loss, done, watch_interrupt, n_threads,
                              self._pass_threads())
         return fit_epoch(&self.net, o, <float*>cnp.PyArray_DATA(self.params),
                          <float*>cnp.PyArray_DATA(self.grads), <float*>f.s1, <float*>f.s2,
                          <const float*>f.X, <const float*>f.T, f.labels, <const float*>f.SW,
                          f.n, f.batch, f.order, first_batch, last_batch, <float*>f.xb,
                          <float*>f.tb, f.lb, <float*>f.wb, &ws.work, f.lrs, f.batch_loss, done,
-                         n_threads, self._pass_threads())
+                         watch_interrupt, n_threads, self._pass_threads())
 
 
 cdef inline void* _data(cnp.ndarray a):

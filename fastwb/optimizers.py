@@ -134,8 +134,6 @@ class Optimizer(abc.ABC):
         self._epoch = 0
         self._samples_seen = 0
         self._buffers = {}
-        self._n_parameters = None
-        self._dtype = None
         self._engine = None
         self._s1 = self._s2 = None
         self._schedule.reset()
@@ -162,18 +160,19 @@ class Optimizer(abc.ABC):
         return {"step": self._step, "epoch": self._epoch, "samples_seen": self._samples_seen,
                 **self._buffers}
 
-    def _bind(self, n_parameters: int, dtype: np.dtype) -> None:
-        """Create the state for a network on its first step; refuse another network."""
-        if self._n_parameters is None:
-            self._buffers = {name: np.zeros(n_parameters, dtype=dtype) for name in self._slots}
-            self._n_parameters, self._dtype = n_parameters, np.dtype(dtype)
+    def _bind(self, engine) -> None:
+        """Create the state for a network's engine on its first step; refuse another."""
+        if self._engine is None:
+            n, dtype = engine.params.shape[0], engine.params.dtype
+            self._buffers = {name: np.zeros(n, dtype=dtype) for name in self._slots}
             buffers = [self._buffers[name] for name in self._slots] + [None, None]
             self._s1, self._s2 = buffers[:2]
-        elif (self._n_parameters, self._dtype) != (n_parameters, np.dtype(dtype)):
+            self._engine = engine
+        elif engine is not self._engine:
             raise ValueError(
-                f"this {type(self).__name__} holds state for a network of {self._n_parameters} "
-                f"{self._dtype} parameters; use a new optimizer (or call reset()) for a network "
-                f"of {n_parameters} {np.dtype(dtype)} parameters")
+                f"this {type(self).__name__} is training another network (its state, step "
+                f"count and schedule belong to that one); give each network its own optimizer, "
+                f"or call reset() first")
 
     def _rates(self, steps: np.ndarray) -> np.ndarray:
         """Learning rates of the given steps of the current epoch."""
@@ -191,8 +190,7 @@ class Optimizer(abc.ABC):
     def _train_step(self, engine, X, y, sample_weight=None) -> float:
         """One step of this optimizer on ``engine``; returns the loss before it."""
         if engine is not self._engine:        # checked once per network, not per step
-            self._bind(engine.params.shape[0], engine.params.dtype)
-            self._engine = engine
+            self._bind(engine)
         loss = engine.train_step(X, y, sample_weight, self._code, self._hyper, self._s1,
                                  self._s2, self._step,
                                  self._lr if self._constant else self._current_lr())

@@ -87,8 +87,10 @@ class _Data:
         self.X, _ = _validation.check_X(X, net.sizes[0], net.dtype)
         n = self.X.shape[0]
         self.y = _validation.check_y(y, n, net.sizes[-1], net.loss_name, net.dtype)
-        self.sample_weight = (None if sample_weight is None else
-                              _validation.check_sample_weight(sample_weight, n, net.dtype))
+        self.sample_weight = None
+        if sample_weight is not None:
+            self.sample_weight = _validation.check_sample_weight(sample_weight, n, net.dtype)
+            self._check_some_weight()
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -105,8 +107,12 @@ class _Data:
         weights = class_weights(class_weight, labels, n_classes or net.sizes[-1])[labels]
         weights = weights.astype(net.dtype)
         self.sample_weight = weights if self.sample_weight is None else self.sample_weight * weights
+        self._check_some_weight()
+
+    def _check_some_weight(self) -> None:
         if not np.any(self.sample_weight > 0):
-            raise ValueError("every sample has weight 0: nothing to train on")
+            raise ValueError("every sample has weight 0 (sample_weight times class_weight): "
+                             "nothing to train on")
 
 
 def _split(net, data: _Data, validation_split: float) -> tuple[_Data, _Data]:
@@ -149,25 +155,37 @@ def _run_epoch(net, optimizer, data: _Data, batch_size: int, shuffle: bool) -> t
     hyper = optimizer._hyper
     s1, s2 = optimizer._s1, optimizer._s2
     snapshot = _Snapshot(net, optimizer)
-    main_thread = threading.current_thread() is threading.main_thread()
-    status, done = engine.fit_epoch(data.X, data.y, data.sample_weight, batch_size, shuffle,
-                                    optimizer._epoch, kind, hyper, s1, s2, optimizer._step, lrs,
-                                    batch_loss, catch_interrupt=main_thread)
-    optimizer._step += done
-    if status == FitStatus.FIT_INTERRUPTED:
-        signal.raise_signal(signal.SIGINT)        # Python's own handler decides, as usual
-        raise KeyboardInterrupt                   # in case that handler ignored it
+    applied = 0
+    while True:
+        status, done = engine.fit_epoch(data.X, data.y, data.sample_weight, batch_size, shuffle,
+                                        optimizer._epoch, kind, hyper, s1, s2, optimizer._step,
+                                        lrs, batch_loss, applied, catch_interrupt=_catch_sigint())
+        optimizer._step += done
+        applied += done
+        if status != FitStatus.FIT_INTERRUPTED:
+            break
+        # Ctrl-C arrived while compiled code held the signal: hand it to Python's
+        # handler now, at a batch boundary (KeyboardInterrupt, by default); if
+        # that handler returns, the epoch goes on from where it stopped
+        signal.raise_signal(signal.SIGINT)
     if status == FitStatus.FIT_DIVERGED:
-        applied = _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot,
-                                     done)
+        kept = _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot,
+                                  applied)
         raise FloatingPointError(
-            f"training diverged: the loss was {batch_loss[done]} on batch {done} of epoch "
+            f"training diverged: the loss was {batch_loss[applied]} on batch {applied} of epoch "
             f"{optimizer._epoch}. The parameters and optimizer state are those after the last "
-            f"update that left them finite ({applied} updates into the epoch). Try a smaller "
+            f"update that left them finite ({kept} updates into the epoch). Try a smaller "
             "learning rate, clip_norm, or scaling the inputs.")
     rows = np.full(n_batches, batch_size, dtype=np.float64)
     rows[-1] = n - batch_size * (n_batches - 1)
     return float(np.dot(batch_loss, rows) / n), float(lrs[-1])
+
+
+def _catch_sigint() -> bool:
+    """Whether compiled code should hold SIGINT: only in the main thread (where
+    Python delivers it) and when Python handles it (not ignored or default)."""
+    return (threading.current_thread() is threading.main_thread()
+            and callable(signal.getsignal(signal.SIGINT)))
 
 
 def _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot, done) -> int:
@@ -247,7 +265,7 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
         val = _Data(net, *validation_data)
     elif validation_split:
         data, val = _split(net, data, validation_split)
-    optimizer._bind(net.n_parameters, net.dtype)
+    optimizer._bind(net._engine)
 
     monitor = "val_loss" if val is not None else "loss"
     if early_stopping:

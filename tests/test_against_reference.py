@@ -34,10 +34,10 @@ def check_pair(compiled, reference, X, y, dtype, steps=2):
                                                  reference.gradients(X, y))):
         assert_close(dW, rW, dtype, f"layer {l} weight gradient")
         assert_close(db, rb, dtype, f"layer {l} bias gradient")
-    opt = fastwb.SGD(lr=0.1)
+    mine, theirs = fastwb.SGD(lr=0.1), fastwb.SGD(lr=0.1)
     for step in range(steps):
-        loss_c = compiled.train_step(X, y, opt)
-        loss_r = reference.train_step(X, y, opt)
+        loss_c = compiled.train_step(X, y, mine)
+        loss_r = reference.train_step(X, y, theirs)
         assert_close(loss_c, loss_r, dtype, f"loss of step {step}")
         assert_close(compiled.parameters, reference.parameters, dtype,
                      f"parameters after step {step}")

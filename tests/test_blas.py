@@ -31,9 +31,8 @@ def test_each_blas_route_matches_reference(source, dtype, restore_blas):
                              backend="reference")
         tol = TOLERANCE[np.dtype(dtype)]
         assert rel_error(net.predict(X), ref.predict(X)) <= tol
-        opt = fastwb.SGD(lr=0.1)
-        net.train_step(X, y, opt)
-        ref.train_step(X, y, opt)
+        net.train_step(X, y, fastwb.SGD(lr=0.1))
+        ref.train_step(X, y, fastwb.SGD(lr=0.1))
         assert rel_error(net.parameters, ref.parameters) <= tol
 
 

@@ -1,0 +1,700 @@
+"""Optimizers, penalties, clipping, dropout and sample weights, compiled against reference.
+
+Every optimizer (SGD plain, with momentum and with Nesterov momentum, RMSprop,
+Adagrad, Adam, AdamW) x dtype x extra (penalties, penalised biases, clipping by
+norm and by value, dropout, sample weights, all at once) trains a small network
+for many steps on both backends from the same seed: the loss of every step, the
+parameters after every step and the optimizer state at the end must agree to
+1e-10 (float64) or 1e-4 (float32) in norm-relative error. The full combination
+also runs down every kernel path with one and two threads. Then the update
+rules against formulas written here, the optimizer's state and its lifetime,
+hyperparameter checks, non-finite losses, AdamW's decoupled decay and schedules.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import fastwb
+from conftest import LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
+
+SIZES = [5, 7, 6, 3]
+BATCH = 8
+STEPS = 20
+
+#: Each optimizer with settings that move the parameters visibly in STEPS steps.
+OPTIMIZERS = {
+    "sgd": lambda **kw: fastwb.SGD(lr=0.05, **kw),
+    "momentum": lambda **kw: fastwb.SGD(lr=0.05, momentum=0.9, **kw),
+    "nesterov": lambda **kw: fastwb.SGD(lr=0.05, momentum=0.8, nesterov=True, **kw),
+    "rmsprop": lambda **kw: fastwb.RMSprop(lr=0.01, rho=0.9, **kw),
+    "adagrad": lambda **kw: fastwb.Adagrad(lr=0.05, **kw),
+    "adam": lambda **kw: fastwb.Adam(lr=0.01, beta1=0.8, beta2=0.99, **kw),
+    "adamw": lambda **kw: fastwb.AdamW(lr=0.01, weight_decay=0.2, **kw),
+}
+
+#: The state buffers each optimizer keeps.
+SLOTS = {
+    "sgd": (),
+    "momentum": ("momentum_buffer",),
+    "nesterov": ("momentum_buffer",),
+    "rmsprop": ("square_avg",),
+    "adagrad": ("sum_squares",),
+    "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
+}
+
+CLIP_NORM = 0.05     # below the gradient norm of every case (checked)
+CLIP_VALUE = 0.02    # below the largest gradient element of every case (checked)
+
+#: Extras: keyword arguments of the Network ("net") and of the optimizer ("opt"),
+#: and whether train_step gets sample weights.
+EXTRAS = {
+    "plain": {},
+    "penalties": dict(net=dict(l1=1e-3, l2=2e-2)),
+    "regularize_biases": dict(net=dict(l1=2e-3, l2=1e-2, regularize_biases=True)),
+    "clip_norm": dict(opt=dict(clip_norm=CLIP_NORM)),
+    "clip_value": dict(opt=dict(clip_value=CLIP_VALUE)),
+    "dropout": dict(net=dict(dropout=[0.3, 0.5])),
+    "sample_weight": dict(weighted=True),
+    "all": dict(net=dict(l1=1e-3, l2=1e-2, regularize_biases=True, dropout=[0.25, 0.4]),
+                opt=dict(clip_norm=CLIP_NORM, clip_value=0.05), weighted=True),
+}
+
+#: (activation, loss, target kind) cycled over the cases, so every loss and
+#: several activations meet every optimizer.
+SETUPS = (("tanh", "mse", "float"), ("relu", "binary_cross_entropy", "probability"),
+          ("sigmoid", "softmax_cross_entropy", "labels"),
+          ("leaky_relu", "softmax_cross_entropy", "one_hot"), ("relu", "mse", "float"))
+
+
+def setup_of(optimizer, extra):
+    return SETUPS[(list(OPTIMIZERS).index(optimizer) + list(EXTRAS).index(extra)) % len(SETUPS)]
+
+
+def make_data(target_kind, rng, batch=BATCH, weighted=False):
+    X = rng.normal(size=(batch, SIZES[0]))
+    y = make_targets(target_kind, batch, SIZES[-1], rng)
+    w = rng.uniform(0.1, 3.0, size=batch) if weighted else None
+    return X, y, w
+
+
+def make_pair(activation, loss, dtype, n_threads=None, seed=7, sizes=SIZES, **net_kwargs):
+    kwargs = dict(activation=activation, loss=loss, dtype=dtype, seed=seed, **net_kwargs)
+    return (fastwb.Network(sizes, n_threads=n_threads, **kwargs),
+            fastwb.Network(sizes, backend="reference", **kwargs))
+
+
+def flat_gradient(net, X, y, w=None):
+    return np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db in net.gradients(X, y, w)])
+
+
+def assert_close(actual, expected, dtype, what):
+    err = rel_error(actual, expected)
+    assert err <= TOLERANCE[np.dtype(dtype)], f"{what}: relative error {err:.3g}"
+
+
+def train_both(compiled, reference, make_optimizer, X, y, w, dtype, steps=STEPS,
+               batches=None):
+    """``steps`` train_steps on both networks with one optimizer each, checking
+    the loss and the parameters after every step and the state at the end."""
+    opt_c, opt_r = make_optimizer(), make_optimizer()
+    for step in range(steps):
+        if batches is not None:
+            X, y, w = batches[step % len(batches)]
+        loss_c = compiled.train_step(X, y, opt_c, sample_weight=w)
+        loss_r = reference.train_step(X, y, opt_r, sample_weight=w)
+        assert_close(loss_c, loss_r, dtype, f"loss of step {step}")
+        assert_close(compiled.parameters, reference.parameters, dtype,
+                     f"parameters after step {step}")
+    check_states(opt_c, opt_r, dtype)
+    return opt_c, opt_r
+
+
+def check_states(opt_c, opt_r, dtype):
+    state_c, state_r = opt_c.state, opt_r.state
+    assert state_c.keys() == state_r.keys()
+    for key, value in state_c.items():
+        if isinstance(value, np.ndarray):
+            assert value.dtype == np.dtype(dtype)
+            assert_close(value, state_r[key], dtype, f"optimizer state {key!r}")
+        else:
+            assert value == state_r[key], key
+
+
+def check_extra_is_active(extra_name, extra, compiled, X, y, w):
+    """The extra really acts: clipping thresholds lie below the gradient, dropout
+    changes the training loss, sample weights change the loss."""
+    g = flat_gradient(compiled, X, y, w)
+    if w is not None:
+        assert abs(compiled.loss(X, y, w) - compiled.loss(X, y)) > 1e-3
+    opt_kwargs = extra.get("opt", {})
+    if "clip_norm" in opt_kwargs:
+        assert np.linalg.norm(g) > opt_kwargs["clip_norm"]
+    if "clip_value" in opt_kwargs:
+        assert np.abs(g).max() > opt_kwargs["clip_value"]
+    if extra_name == "dropout":
+        loss = compiled.loss(X, y, w)
+        trial = fastwb.Network(list(compiled.sizes), activation=compiled.activations[0],
+                               loss=compiled.loss_name, dtype=compiled.dtype, seed=compiled.seed,
+                               dropout=extra["net"]["dropout"])
+        assert trial.train_step(X, y, fastwb.SGD(lr=0.0), sample_weight=w) != loss
+
+
+# --- compiled against reference ------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("extra_name", list(EXTRAS))
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_training_matches_reference(optimizer, extra_name, dtype):
+    extra = EXTRAS[extra_name]
+    activation, loss, target_kind = setup_of(optimizer, extra_name)
+    rng = np.random.default_rng(list(OPTIMIZERS).index(optimizer))
+    X, y, w = make_data(target_kind, rng, weighted=extra.get("weighted", False))
+    compiled, reference = make_pair(activation, loss, dtype, **extra.get("net", {}))
+    assert_close(compiled.loss(X, y, w), reference.loss(X, y, w), dtype, "loss before training")
+    assert_close(flat_gradient(compiled, X, y, w), flat_gradient(reference, X, y, w), dtype,
+                 "gradient before training")
+    check_extra_is_active(extra_name, extra, compiled, X, y, w)
+    start = compiled.parameters.copy()
+    opt_c, _ = train_both(compiled, reference,
+                          lambda: OPTIMIZERS[optimizer](**extra.get("opt", {})), X, y, w, dtype)
+    assert opt_c.step == STEPS
+    assert set(opt_c.state) == {"step", "epoch", "samples_seen", *SLOTS[optimizer]}
+    assert rel_error(compiled.parameters, start) > 1e-3, "training barely moved the parameters"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_changing_batches_match_reference(optimizer, dtype):
+    """A different batch (and batch size) at every step, with everything switched on."""
+    extra = EXTRAS["all"]
+    rng = np.random.default_rng(11)
+    batches = [make_data("labels", rng, batch=b, weighted=True) for b in (8, 3, 1, 12, 5)]
+    compiled, reference = make_pair("tanh", "softmax_cross_entropy", dtype, **extra["net"])
+    train_both(compiled, reference, lambda: OPTIMIZERS[optimizer](**extra["opt"]),
+               None, None, None, dtype, steps=25, batches=batches)
+
+
+#: Two threads on the parallel path make every elementwise loop an OpenMP region,
+#: which costs milliseconds when other processes keep the cores busy: few steps there.
+THREADED_STEPS = 3
+
+
+def steps_on(kernel_path, n_threads):
+    return THREADED_STEPS if (kernel_path == "parallel_loops" and n_threads > 1) else STEPS
+
+
+@pytest.mark.parametrize("kernel_path,n_threads,dtype", [
+    (path, n_threads, dtype) for path in PATHS for n_threads in (1, 2)
+    for dtype in ("float64", "float32")
+    if not (path == "parallel_loops" and n_threads == 2 and dtype == "float32")
+], indirect=["kernel_path"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_full_combination_on_every_kernel_path(optimizer, kernel_path, n_threads, dtype):
+    """Every optimizer with everything on (float32 with two threads on the parallel
+    path: see the Adam test below)."""
+    extra = EXTRAS["all"]
+    activation, loss, target_kind = setup_of(optimizer, "all")
+    rng = np.random.default_rng(3)
+    X, y, w = make_data(target_kind, rng, weighted=True)
+    compiled, reference = make_pair(activation, loss, dtype, n_threads=n_threads,
+                                    **extra["net"])
+    train_both(compiled, reference, lambda: OPTIMIZERS[optimizer](**extra["opt"]),
+               X, y, w, dtype, steps=steps_on(kernel_path, n_threads))
+
+
+@pytest.mark.parametrize("kernel_path", list(PATHS), indirect=True)
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adam_with_dropout_and_clipping_on_every_kernel_path(dtype, n_threads, kernel_path):
+    rng = np.random.default_rng(4)
+    X, y, _ = make_data("float", rng, batch=13)
+    compiled, reference = make_pair("relu", "mse", dtype, n_threads=n_threads, dropout=0.3)
+    train_both(compiled, reference, lambda: fastwb.Adam(lr=0.02, clip_norm=0.1), X, y, None,
+               dtype, steps=2 * steps_on(kernel_path, n_threads))
+
+
+@pytest.mark.parametrize("kernel_path", list(PATHS), indirect=True)
+@pytest.mark.parametrize("optimizer,dtype", [("adam", "float64"), ("adam", "float32")])
+def test_thread_count_gives_bit_identical_results(optimizer, dtype, kernel_path):
+    """n_threads=1 and 2 give the same bits: losses, parameters and state."""
+    rng = np.random.default_rng(5)
+    X, y, w = make_data("labels", rng, batch=16, weighted=True)
+    runs = []
+    for n_threads in (1, 2):
+        net = fastwb.Network([5, 9, 7, 3], activation="relu", loss="softmax_cross_entropy",
+                             dtype=dtype, seed=3, n_threads=n_threads, dropout=[0.3, 0.2],
+                             l2=1e-3)
+        opt = OPTIMIZERS[optimizer](clip_norm=0.5)
+        losses = [net.train_step(X, y, opt, sample_weight=w) for _ in range(6)]
+        runs.append((losses, net.parameters.copy(), opt.state))
+    (losses1, params1, state1), (losses2, params2, state2) = runs
+    assert losses1 == losses2
+    assert np.array_equal(params1, params2)
+    for key in SLOTS[optimizer]:
+        assert np.array_equal(state1[key], state2[key]), key
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss,target_kind", LOSS_CASES)
+def test_fused_plain_sgd_matches_reference_and_the_unfused_pass(loss, target_kind, dtype):
+    """Plain SGD without penalties or clipping updates inside backpropagation; a
+    clip_value that never triggers sends the same update through the parameter pass."""
+    rng = np.random.default_rng(6)
+    X, y, _ = make_data(target_kind, rng)
+    compiled, reference = make_pair("tanh", loss, dtype)
+    train_both(compiled, reference, lambda: fastwb.SGD(lr=0.1), X, y, None, dtype)
+    unfused, reference = make_pair("tanh", loss, dtype)
+    assert np.abs(flat_gradient(unfused, X, y)).max() < 1e3
+    train_both(unfused, reference, lambda: fastwb.SGD(lr=0.1, clip_value=1e3), X, y, None,
+               dtype)
+    assert_close(unfused.parameters, compiled.parameters, dtype, "fused against unfused SGD")
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_integer_sample_weights_equal_repeated_rows(dtype, backend):
+    """sum w_i l_i / sum w_i: weight 2 counts a sample twice, weight 0 drops it."""
+    rng = np.random.default_rng(8)
+    X, y, _ = make_data("labels", rng, batch=6)
+    w = np.array([2, 0, 1, 3, 1, 0])
+    rows = np.repeat(np.arange(6), w)
+    weighted = fastwb.Network(SIZES, activation="tanh", loss="softmax_cross_entropy",
+                              dtype=dtype, seed=1, backend=backend, l2=1e-2)
+    repeated = fastwb.Network(SIZES, activation="tanh", loss="softmax_cross_entropy",
+                              dtype=dtype, seed=1, backend=backend, l2=1e-2)
+    opt_w, opt_r = fastwb.Adam(lr=0.01), fastwb.Adam(lr=0.01)
+    for step in range(10):
+        loss_w = weighted.train_step(X, y, opt_w, sample_weight=w)
+        loss_r = repeated.train_step(X[rows], y[rows], opt_r)
+        assert_close(loss_w, loss_r, dtype, f"loss of step {step}")
+        assert_close(weighted.parameters, repeated.parameters, dtype, f"step {step}")
+
+
+# --- update rules written out here --------------------------------------------------
+
+def linear_mse_net(rng, backend="compiled", **kwargs):
+    """A one-layer identity network with MSE: its gradient is easy to write down."""
+    net = fastwb.Network([3, 2], loss="mse", dtype="float64", seed=0, backend=backend, **kwargs)
+    W, b = rng.normal(size=(3, 2)), rng.normal(size=2)
+    net.layers[0].weights = W
+    net.layers[0].bias = b
+    return net
+
+
+def linear_mse_gradient(W, b, X, y):
+    """dL/dW, dL/db of mean((X W + b - y)^2) over every sample and output."""
+    D = 2 * (X @ W + b - y) / y.size
+    return X.T @ D, D.sum(axis=0)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_adam_steps_against_the_formula(backend):
+    rng = np.random.default_rng(20)
+    net = linear_mse_net(rng, backend)
+    X, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    lr, beta1, beta2, eps = 0.05, 0.7, 0.95, 1e-3
+    opt = fastwb.Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    W, b = net.layers[0].weights.copy(), net.layers[0].bias.copy()
+    p = np.concatenate([W.ravel(), b])
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t in (1, 2, 3):
+        dW, db = linear_mse_gradient(p[:6].reshape(3, 2), p[6:], X, y)
+        g = np.concatenate([dW.ravel(), db])
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        net.train_step(X, y, opt)
+        assert rel_error(net.parameters, p) < 1e-12, f"step {t}"
+        assert rel_error(opt.state["exp_avg"], m) < 1e-12
+        assert rel_error(opt.state["exp_avg_sq"], v) < 1e-12
+        assert opt.state["step"] == t
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_sgd_momentum_steps_against_the_formula(backend, nesterov):
+    rng = np.random.default_rng(21)
+    net = linear_mse_net(rng, backend)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    lr, mu = 0.1, 0.9
+    opt = fastwb.SGD(lr=lr, momentum=mu, nesterov=nesterov)
+    p = net.parameters.copy()
+    buf = np.zeros_like(p)
+    for t in (1, 2, 3):
+        dW, db = linear_mse_gradient(p[:6].reshape(3, 2), p[6:], X, y)
+        g = np.concatenate([dW.ravel(), db])
+        buf = mu * buf + g
+        p = p - lr * (g + mu * buf if nesterov else buf)
+        net.train_step(X, y, opt)
+        assert rel_error(net.parameters, p) < 1e-12, f"step {t}"
+        assert rel_error(opt.state["momentum_buffer"], buf) < 1e-12
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_rmsprop_adagrad_and_penalised_sgd_against_the_formula(backend):
+    """One step each; the SGD step sees the loss gradient plus l1 sign(p) + 2 l2 p."""
+    rng = np.random.default_rng(22)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    for make, rule in [
+            (lambda: fastwb.RMSprop(lr=0.1, rho=0.8, eps=1e-3),
+             lambda p, g: p - 0.1 * g / (np.sqrt(0.2 * g * g) + 1e-3)),
+            (lambda: fastwb.Adagrad(lr=0.1, eps=1e-3),
+             lambda p, g: p - 0.1 * g / (np.abs(g) + 1e-3))]:
+        net = linear_mse_net(rng, backend)
+        p = net.parameters.copy()
+        g = np.concatenate([a.ravel() for a in linear_mse_gradient(p[:6].reshape(3, 2), p[6:],
+                                                                   X, y)])
+        net.train_step(X, y, make())
+        assert rel_error(net.parameters, rule(p, g)) < 1e-12
+    l1, l2 = 0.05, 0.3
+    net = linear_mse_net(rng, backend, l1=l1, l2=l2)
+    p = net.parameters.copy()
+    g = np.concatenate([a.ravel() for a in linear_mse_gradient(p[:6].reshape(3, 2), p[6:], X, y)])
+    g[:6] += l1 * np.sign(p[:6]) + 2 * l2 * p[:6]          # weights only
+    net.train_step(X, y, fastwb.SGD(lr=0.1))
+    assert rel_error(net.parameters, p - 0.1 * g) < 1e-12
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_clipping_against_the_formula(backend):
+    """Clip by value first, then scale by clip_norm / (norm + 1e-6)."""
+    rng = np.random.default_rng(23)
+    X, y = rng.normal(size=(5, 3)), 5 * rng.normal(size=(5, 2))
+    net = linear_mse_net(rng, backend)
+    p = net.parameters.copy()
+    g = np.concatenate([a.ravel() for a in linear_mse_gradient(p[:6].reshape(3, 2), p[6:], X, y)])
+    clip_value, clip_norm = 0.5 * np.abs(g).max(), 0.3
+    clipped = np.clip(g, -clip_value, clip_value)
+    assert np.linalg.norm(clipped) > clip_norm and (np.abs(g) > clip_value).any()
+    clipped *= clip_norm / (np.linalg.norm(clipped) + 1e-6)
+    net.train_step(X, y, fastwb.SGD(lr=0.1, clip_norm=clip_norm, clip_value=clip_value))
+    assert rel_error(net.parameters, p - 0.1 * clipped) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_first_adam_step_moves_every_parameter_by_about_lr(backend, dtype):
+    """Bias correction: after one step m_hat = g and v_hat = g^2, so |dp| = lr |g| / (|g| + eps)."""
+    rng = np.random.default_rng(24)
+    net = fastwb.Network(SIZES, activation="tanh", loss="mse", dtype=dtype, seed=2,
+                         backend=backend)
+    X, y, _ = make_data("float", rng)
+    g = flat_gradient(net, X, y)
+    before = net.parameters.copy()
+    lr, eps = 1e-3, 1e-8
+    net.train_step(X, y, fastwb.Adam(lr=lr, beta1=0.9, beta2=0.999, eps=eps))
+    moved = np.abs(net.parameters.astype(np.float64) - before)
+    expected = lr * np.abs(g) / (np.abs(g) + eps)
+    big = np.abs(g) > 1e-3
+    assert big.mean() > 0.9
+    tol = 1e-9 if dtype == "float64" else 2e-3      # float32 rounds p + dp at |p| ~ 1
+    np.testing.assert_allclose(moved[big], lr, rtol=max(tol, 1e-5))
+    np.testing.assert_allclose(moved, expected, rtol=tol, atol=tol * lr)
+    assert np.all(moved[g == 0] == 0)
+
+
+# --- state ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_state_is_created_at_the_first_step(optimizer, dtype):
+    rng = np.random.default_rng(30)
+    net = fastwb.Network(SIZES, loss="mse", dtype=dtype, seed=0)
+    X, y, _ = make_data("float", rng)
+    opt = OPTIMIZERS[optimizer]()
+    assert opt.state == {"step": 0, "epoch": 0, "samples_seen": 0}
+    assert opt.step == 0
+    net.train_step(X, y, opt)
+    state = opt.state
+    assert set(state) == {"step", "epoch", "samples_seen", *SLOTS[optimizer]}
+    assert (state["step"], state["epoch"], state["samples_seen"]) == (1, 0, 0)
+    for key in SLOTS[optimizer]:
+        assert state[key].shape == (net.n_parameters,)
+        assert state[key].dtype == np.dtype(dtype)
+        assert np.any(state[key] != 0), key
+    net.train_step(X, y, opt)
+    assert opt.step == 2
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_one_optimizer_refuses_a_second_network_until_reset(optimizer):
+    rng = np.random.default_rng(31)
+    X, y, _ = make_data("float", rng)
+    first = fastwb.Network(SIZES, loss="mse", dtype="float64", seed=0)
+    bigger = fastwb.Network([5, 9, 3], loss="mse", dtype="float64", seed=0)
+    same_size_float32 = fastwb.Network(SIZES, loss="mse", dtype="float32", seed=0)
+    opt = OPTIMIZERS[optimizer]()
+    first.train_step(X, y, opt)
+    saved = first.parameters.copy()
+    for other in (bigger, same_size_float32):
+        before = other.parameters.copy()
+        with pytest.raises(ValueError, match="reset"):
+            other.train_step(X, y, opt)
+        assert np.array_equal(other.parameters, before)
+    assert opt.step == 1
+    assert np.array_equal(first.parameters, saved)
+    opt.reset()
+    assert opt.state == {"step": 0, "epoch": 0, "samples_seen": 0}
+    bigger.train_step(X, y, opt)
+    for key in SLOTS[optimizer]:
+        assert opt.state[key].shape == (bigger.n_parameters,)
+    assert opt.step == 1
+
+
+def test_reset_restarts_training_exactly():
+    """After reset() the optimizer behaves as a new one: same updates from the same weights."""
+    rng = np.random.default_rng(32)
+    X, y, _ = make_data("float", rng)
+    opt = fastwb.Adam(lr=0.01)
+    net = fastwb.Network(SIZES, loss="mse", dtype="float64", seed=0, dropout=0.2)
+    start = net.parameters.copy()
+    first = [net.train_step(X, y, opt) for _ in range(5)]
+    after_first = net.parameters.copy()
+    opt.reset()
+    net.parameters = start
+    second = [net.train_step(X, y, opt) for _ in range(5)]
+    assert first == second
+    assert np.array_equal(net.parameters, after_first)
+
+
+# --- hyperparameters -----------------------------------------------------------------
+
+@pytest.mark.parametrize("make,error,name", [
+    (lambda: fastwb.SGD(lr=-0.1), ValueError, "lr"),
+    (lambda: fastwb.SGD(lr=float("nan")), ValueError, "lr"),
+    (lambda: fastwb.Adam(lr=float("inf")), ValueError, "lr"),
+    (lambda: fastwb.SGD(lr=True), TypeError, "lr"),
+    (lambda: fastwb.Adam(lr="0.1"), TypeError, "lr"),
+    (lambda: fastwb.SGD(momentum=1), ValueError, "momentum"),
+    (lambda: fastwb.SGD(momentum=-0.1), ValueError, "momentum"),
+    (lambda: fastwb.SGD(nesterov=True), ValueError, "nesterov"),
+    (lambda: fastwb.SGD(momentum=0.9, nesterov=1), TypeError, "nesterov"),
+    (lambda: fastwb.Adam(beta1=1), ValueError, "beta1"),
+    (lambda: fastwb.Adam(beta2=1.5), ValueError, "beta2"),
+    (lambda: fastwb.AdamW(beta1=-0.5), ValueError, "beta1"),
+    (lambda: fastwb.Adam(eps=0), ValueError, "eps"),
+    (lambda: fastwb.RMSprop(eps=0), ValueError, "eps"),
+    (lambda: fastwb.Adagrad(eps=-1e-8), ValueError, "eps"),
+    (lambda: fastwb.RMSprop(rho=1.0), ValueError, "rho"),
+    (lambda: fastwb.AdamW(weight_decay=-1), ValueError, "weight_decay"),
+    (lambda: fastwb.AdamW(weight_decay=float("nan")), ValueError, "weight_decay"),
+    (lambda: fastwb.SGD(clip_norm=0), ValueError, "clip_norm"),
+    (lambda: fastwb.Adam(clip_norm=-1), ValueError, "clip_norm"),
+    (lambda: fastwb.Adam(clip_value=float("nan")), ValueError, "clip_value"),
+    (lambda: fastwb.RMSprop(clip_value=0), ValueError, "clip_value"),
+    (lambda: fastwb.Adagrad(clip_value=True), TypeError, "clip_value"),
+    (lambda: fastwb.Adam(schedule="warp_speed"), ValueError, "schedule"),
+    (lambda: fastwb.SGD(schedule=3), TypeError, "schedule"),
+])
+def test_bad_hyperparameters_are_refused_by_name(make, error, name):
+    with pytest.raises(error, match=name):
+        make()
+
+
+def test_setting_a_bad_lr_later_is_refused_and_keeps_the_old_one():
+    opt = fastwb.Adam(lr=0.01)
+    for bad, error in ((-1.0, ValueError), (float("nan"), ValueError), (False, TypeError)):
+        with pytest.raises(error, match="lr"):
+            opt.lr = bad
+    assert opt.lr == 0.01
+
+
+def test_good_edge_values_are_accepted():
+    assert fastwb.SGD(lr=0).lr == 0
+    assert fastwb.SGD(momentum=0.999, nesterov=True).nesterov
+    assert fastwb.Adam(beta1=0, beta2=0).beta1 == 0
+    assert fastwb.AdamW(weight_decay=0).weight_decay == 0
+    assert fastwb.Adam(clip_norm=None, clip_value=None).clip_norm is None
+    assert fastwb.SGD(lr=np.float32(0.5)).lr == 0.5
+
+
+# --- non-finite losses ---------------------------------------------------------------
+
+def huge_batch(net, rng):
+    """Finite inputs that drive the first unit of the first layer past the dtype's
+    range (or, in float64, the squared error past it): the loss is not finite."""
+    big = 1e300 if net.dtype == np.float64 else 3e38
+    X = np.tile(big * np.sign(net.layers[0].weights[:, 0]), (BATCH, 1))
+    return X, rng.normal(size=(BATCH, net.sizes[-1]))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # NumPy's overflow in the reference
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_non_finite_loss_changes_nothing(optimizer, dtype, backend):
+    rng = np.random.default_rng(40)
+    X, y, _ = make_data("float", rng)
+    kwargs = dict(activation="identity", loss="mse", dtype=dtype, seed=1, backend=backend,
+                  l2=1e-3, dropout=0.2)
+    net = fastwb.Network(SIZES, **kwargs)
+    twin = fastwb.Network(SIZES, **kwargs)      # never sees the bad batch
+    opt, opt_twin = OPTIMIZERS[optimizer](clip_norm=1.0), OPTIMIZERS[optimizer](clip_norm=1.0)
+    for _ in range(3):
+        net.train_step(X, y, opt)
+        twin.train_step(X, y, opt_twin)
+    X_bad, y_bad = huge_batch(net, rng)
+    assert not math.isfinite(net.loss(X_bad, y_bad))
+    params = net.parameters.copy()
+    state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state.items()}
+    with pytest.raises(FloatingPointError):
+        net.train_step(X_bad, y_bad, opt)
+    assert np.array_equal(net.parameters, params)
+    assert opt.step == 3
+    for key, value in opt.state.items():
+        assert np.array_equal(value, state[key]), key
+    # the next good step is the step the twin takes: same update, same dropout masks
+    assert net.train_step(X, y, opt) == twin.train_step(X, y, opt_twin)
+    assert np.array_equal(net.parameters, twin.parameters)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_non_finite_loss_at_the_first_step_leaves_no_progress(backend):
+    rng = np.random.default_rng(41)
+    net = fastwb.Network(SIZES, activation="identity", loss="mse", dtype="float64", seed=1,
+                         backend=backend)
+    X_bad, y_bad = huge_batch(net, rng)
+    params = net.parameters.copy()
+    opt = fastwb.Adam()
+    with pytest.raises(FloatingPointError):
+        net.train_step(X_bad, y_bad, opt)
+    assert np.array_equal(net.parameters, params)
+    assert opt.step == 0
+    for key in SLOTS["adam"]:
+        assert not np.any(opt.state.get(key, 0))
+
+
+# --- AdamW ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("regularize_biases", [False, True])
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_adamw_decays_weights_and_biases_only_when_asked(backend, regularize_biases, dtype):
+    """With an exactly zero loss gradient (zero input, targets equal to the bias)
+    Adam does not move, so AdamW's step is its decay alone: p <- p (1 - lr wd)."""
+    rng = np.random.default_rng(50)
+    net = fastwb.Network([3, 2], loss="mse", dtype=dtype, seed=0, backend=backend,
+                         regularize_biases=regularize_biases)
+    net.layers[0].bias = rng.normal(size=2)
+    X = np.zeros((4, 3))
+    y = np.tile(net.layers[0].bias, (4, 1))
+    W0, b0 = net.layers[0].weights.copy(), net.layers[0].bias.copy()
+    assert np.all(flat_gradient(net, X, y) == 0)
+    lr, wd = 0.1, 0.5
+    opt = fastwb.AdamW(lr=lr, weight_decay=wd)
+    for step in range(1, 4):
+        assert net.train_step(X, y, opt) == 0
+        shrink = (1 - lr * wd) ** step
+        np.testing.assert_allclose(net.layers[0].weights, W0 * shrink, rtol=1e-6)
+        expected_b = b0 * shrink if regularize_biases else b0
+        np.testing.assert_allclose(net.layers[0].bias, expected_b, rtol=1e-6)
+        y = np.tile(net.layers[0].bias, (4, 1))      # keep the loss gradient zero
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adamw_without_decay_is_adam_bit_for_bit(dtype, backend):
+    rng = np.random.default_rng(51)
+    X, y, w = make_data("labels", rng, weighted=True)
+    kwargs = dict(activation="relu", loss="softmax_cross_entropy", dtype=dtype, seed=5,
+                  backend=backend, l2=1e-2, regularize_biases=True, dropout=0.2)
+    nets = [fastwb.Network(SIZES, **kwargs) for _ in range(2)]
+    opts = [fastwb.Adam(lr=0.01, clip_value=0.05), fastwb.AdamW(lr=0.01, weight_decay=0.0,
+                                                                  clip_value=0.05)]
+    for _ in range(STEPS):
+        losses = [net.train_step(X, y, opt, sample_weight=w) for net, opt in zip(nets, opts)]
+        assert losses[0] == losses[1]
+        assert np.array_equal(nets[0].parameters, nets[1].parameters)
+    for key in SLOTS["adam"]:
+        assert np.array_equal(opts[0].state[key], opts[1].state[key])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adamw_decay_differs_from_an_l2_penalty(dtype):
+    """Decoupled decay is not the same as an L2 penalty fed through Adam (the
+    comparison with reference above would not notice if both engines mixed them up)."""
+    rng = np.random.default_rng(52)
+    X, y, _ = make_data("float", rng)
+    decoupled = fastwb.Network(SIZES, loss="mse", dtype=dtype, seed=0)
+    coupled = fastwb.Network(SIZES, loss="mse", dtype=dtype, seed=0, l2=0.05)
+    opt_d, opt_c = fastwb.AdamW(lr=0.01, weight_decay=0.1), fastwb.Adam(lr=0.01)
+    for _ in range(5):
+        decoupled.train_step(X, y, opt_d)
+        coupled.train_step(X, y, opt_c)
+    assert rel_error(decoupled.parameters, coupled.parameters) > 1e-3
+
+
+# --- schedules -----------------------------------------------------------------------
+
+def cosine_warmup_rate(base, step, total=20, warmup=5):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min((step - warmup) / (total - warmup), 1.0)
+    return 0.5 * base * (1 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", ["momentum", "adam", "rmsprop"])
+def test_cosine_warmup_uses_the_rate_of_each_step(optimizer, dtype):
+    rng = np.random.default_rng(60)
+    X, y, w = make_data("labels", rng, weighted=True)
+    base = {"momentum": 0.05, "adam": 0.01, "rmsprop": 0.01}[optimizer]
+
+    def scheduled():
+        opt = OPTIMIZERS[optimizer](clip_norm=1.0)
+        opt.lr = base
+        opt.schedule = fastwb.schedules.CosineWarmup(total_steps=20, warmup_steps=5)
+        return opt
+
+    kwargs = dict(activation="tanh", loss="softmax_cross_entropy", dtype=dtype, seed=3,
+                  dropout=0.2)
+    compiled, reference = make_pair(**kwargs)
+    by_hand = fastwb.Network(SIZES, **kwargs)
+    opt_c, opt_r, opt_h = scheduled(), scheduled(), OPTIMIZERS[optimizer](clip_norm=1.0)
+    for step in range(25):
+        opt_h.lr = cosine_warmup_rate(base, step)
+        loss_c = compiled.train_step(X, y, opt_c, sample_weight=w)
+        loss_r = reference.train_step(X, y, opt_r, sample_weight=w)
+        loss_h = by_hand.train_step(X, y, opt_h, sample_weight=w)
+        assert_close(loss_c, loss_r, dtype, f"loss of step {step}")
+        assert_close(compiled.parameters, reference.parameters, dtype, f"step {step}")
+        assert_close(loss_c, loss_h, dtype, f"loss by hand, step {step}")
+        assert_close(compiled.parameters, by_hand.parameters, dtype, f"by hand, step {step}")
+    assert opt_c.lr == base           # the schedule does not overwrite the base rate
+    check_states(opt_c, opt_r, dtype)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_cosine_warmup_stops_training_after_total_steps(backend):
+    """Past total_steps the rate is min_lr = 0: the parameters stop moving."""
+    rng = np.random.default_rng(61)
+    X, y, _ = make_data("float", rng)
+    net = fastwb.Network(SIZES, activation="tanh", loss="mse", dtype="float64", seed=0,
+                         backend=backend)
+    opt = fastwb.Adam(lr=0.01, schedule=fastwb.schedules.CosineWarmup(total_steps=20,
+                                                                      warmup_steps=5))
+    for _ in range(20):
+        net.train_step(X, y, opt)
+    frozen = net.parameters.copy()
+    for _ in range(3):
+        net.train_step(X, y, opt)
+    assert np.array_equal(net.parameters, frozen)
+    assert opt.step == 23
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_first_warmup_step_uses_a_fifth_of_the_rate(backend):
+    """Step 0 of a 5-step warmup runs at lr / 5: SGD moves by lr / 5 * g."""
+    rng = np.random.default_rng(62)
+    net = linear_mse_net(rng, backend)
+    X, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    p = net.parameters.copy()
+    g = np.concatenate([a.ravel() for a in linear_mse_gradient(p[:6].reshape(3, 2), p[6:], X, y)])
+    opt = fastwb.SGD(lr=0.5, schedule=fastwb.schedules.CosineWarmup(total_steps=20,
+                                                                    warmup_steps=5))
+    net.train_step(X, y, opt)
+    assert rel_error(net.parameters, p - 0.1 * g) < 1e-12
