@@ -8,6 +8,8 @@ accept, so the rules and messages live here alone.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 import os
 
@@ -150,6 +152,40 @@ def as_int(value, name: str, allow_none: bool = False) -> int | None:
     except TypeError:
         kind = "an int or None" if allow_none else "an int"
         raise TypeError(f"{name} must be {kind}, got {value!r}") from None
+
+
+def as_real(value, name: str) -> float:
+    """``value`` as a Python float (NumPy floats too); bools and non-numbers are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def check_real(value, name: str, low: float = -math.inf, high: float = math.inf, *,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite float in the interval from ``low`` to ``high``
+    (open at either end on request), or an error naming ``name``."""
+    x = as_real(value, name)
+    too_low = x <= low if low_open else x < low
+    too_high = x >= high if high_open else x > high
+    if not math.isfinite(x) or too_low or too_high:
+        if math.isfinite(low) and math.isfinite(high):
+            rule = (f"be in {'(' if low_open else '['}{low:g}, {high:g}"
+                    f"{')' if high_open else ']'}")
+        elif math.isfinite(low):
+            rule = f"be finite and {'above' if low_open else 'at least'} {low:g}"
+        else:
+            rule = "be finite"
+        raise ValueError(f"{name} must {rule}, got {value!r}")
+    return x
+
+
+def check_count(value, name: str, low: int = 1) -> int:
+    """``value`` as an int of at least ``low``, or an error naming ``name``."""
+    n = as_int(value, name)
+    if n < low:
+        raise ValueError(f"{name} must be at least {low}, got {n}")
+    return n
 
 
 def check_learning_rate(lr: float, dtype) -> None:

@@ -12,25 +12,14 @@ from __future__ import annotations
 
 import abc
 import math
-import numbers
 from typing import ClassVar
 
 import numpy as np
 
 from fastwb import _random
 from fastwb._layout import layer_views, n_parameters
-from fastwb._validation import as_int
+from fastwb._validation import as_int, check_real
 from fastwb.reference import LEAKY_SLOPE
-
-
-def _finite_real(value, name: str) -> float:
-    """``value`` as a finite Python float; bools and non-numbers are refused."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return result
 
 
 def _uniform(stream_key: int, shape: tuple, low: float, high: float) -> np.ndarray:
@@ -95,7 +84,7 @@ class Constant(Initializer):
     _params = ("value",)
 
     def __init__(self, value: float = 0.0):
-        self.value = _finite_real(value, "value")
+        self.value = check_real(value, "value")
 
     def sample(self, stream_key: int, shape: tuple, fan_in: int, fan_out: int) -> np.ndarray:
         return np.full(shape, self.value, dtype=np.float64)
@@ -135,8 +124,8 @@ class Uniform(Initializer):
     _params = ("low", "high")
 
     def __init__(self, low: float = -0.05, high: float = 0.05):
-        self.low = _finite_real(low, "low")
-        self.high = _finite_real(high, "high")
+        self.low = check_real(low, "low")
+        self.high = check_real(high, "high")
         if self.low > self.high:
             raise ValueError(f"low must not exceed high, got low={low!r}, high={high!r}")
 
@@ -157,8 +146,8 @@ class Normal(Initializer):
     _params = ("mean", "std")
 
     def __init__(self, mean: float = 0.0, std: float = 0.05):
-        self.mean = _finite_real(mean, "mean")
-        self.std = _finite_real(std, "std")
+        self.mean = check_real(mean, "mean")
+        self.std = check_real(std, "std")
         if self.std < 0:
             raise ValueError(f"std must be nonnegative, got {std!r}")
 
@@ -220,7 +209,7 @@ class _He(_VarianceScaling):
     _params = ("negative_slope",)
 
     def __init__(self, negative_slope: float = 0.0):
-        self.negative_slope = _finite_real(negative_slope, "negative_slope")
+        self.negative_slope = check_real(negative_slope, "negative_slope")
 
     def variance(self, fan_in: int, fan_out: int) -> float:
         return 2.0 / ((1.0 + self.negative_slope ** 2) * fan_in)

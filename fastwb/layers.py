@@ -1,12 +1,11 @@
 """Layers. fastwb has one kind: ``Dense``, z = x @ W + b followed by an activation."""
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from fastwb import initializers
-from fastwb._validation import as_int, check_assignment
+from fastwb._validation import as_int, check_assignment, check_real
 
 
 def _width(value, name: str) -> int:
@@ -17,21 +16,11 @@ def _width(value, name: str) -> int:
 
 
 def _dropout(value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"dropout must be a real number, got {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"dropout must be in [0, 1) (the fraction of outputs dropped), "
-                         f"got {value!r}")
-    return float(value)
+    return check_real(value, "dropout", 0.0, 1.0, high_open=True)
 
 
 def _penalty(value, name: str) -> float | None:
-    if value is None:
-        return None
-    penalty = initializers._finite_real(value, name)
-    if penalty < 0:
-        raise ValueError(f"{name} must be nonnegative, got {value!r}")
-    return penalty
+    return None if value is None else check_real(value, name, 0.0)
 
 
 class Dense:

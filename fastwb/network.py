@@ -1,7 +1,6 @@
 """``Network``: a stack of dense layers, its parameters, and the public calls."""
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np

@@ -12,36 +12,21 @@ elementwise, then scaled so its global L2 norm is at most ``clip_norm``.
 from __future__ import annotations
 
 import abc
-import math
-import numbers
 
 import numpy as np
 
 from fastwb import schedules as _schedules
+from fastwb._validation import check_real
 from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW"]
-
-
-def _real(value, name: str, low: float = 0.0, high: float = math.inf, *,
-          low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float in the interval, or a TypeError/ValueError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    x = float(value)
-    too_low = x <= low if low_open else x < low
-    too_high = x >= high if high_open else x > high
-    if not math.isfinite(x) or too_low or too_high:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be finite and in {interval}, got {value!r}")
-    return x
 
 
 def _optional_positive(value, name: str) -> float:
     """None (off) as 0.0, else a finite positive float."""
     if value is None:
         return 0.0
-    return _real(value, name, low_open=True)
+    return check_real(value, name, 0.0, low_open=True)
 
 
 class Optimizer(abc.ABC):
@@ -94,7 +79,7 @@ class Optimizer(abc.ABC):
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _real(value, "lr")
+        self._lr = check_real(value, "lr", 0.0)
 
     @property
     def schedule(self) -> _schedules.Schedule:
@@ -238,7 +223,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  schedule=None, clip_norm=None, clip_value=None):
-        self.momentum = _real(momentum, "momentum", high=1.0, high_open=True)
+        self.momentum = check_real(momentum, "momentum", 0.0, high=1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
         if nesterov and self.momentum == 0:
@@ -268,8 +253,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr: float = 0.01, rho: float = 0.99, eps: float = 1e-8, schedule=None,
                  clip_norm=None, clip_value=None):
-        self.rho = _real(rho, "rho", high=1.0, high_open=True)
-        self.eps = _real(eps, "eps", low_open=True)
+        self.rho = check_real(rho, "rho", 0.0, high=1.0, high_open=True)
+        self.eps = check_real(eps, "eps", 0.0, low_open=True)
         super().__init__(lr, schedule, clip_norm, clip_value)
 
     def _settings(self) -> dict:
@@ -292,7 +277,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, schedule=None, clip_norm=None,
                  clip_value=None):
-        self.eps = _real(eps, "eps", low_open=True)
+        self.eps = check_real(eps, "eps", 0.0, low_open=True)
         super().__init__(lr, schedule, clip_norm, clip_value)
 
     def _settings(self) -> dict:
@@ -329,9 +314,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, schedule=None, clip_norm=None, clip_value=None):
-        self.beta1 = _real(beta1, "beta1", high=1.0, high_open=True)
-        self.beta2 = _real(beta2, "beta2", high=1.0, high_open=True)
-        self.eps = _real(eps, "eps", low_open=True)
+        self.beta1 = check_real(beta1, "beta1", 0.0, high=1.0, high_open=True)
+        self.beta2 = check_real(beta2, "beta2", 0.0, high=1.0, high_open=True)
+        self.eps = check_real(eps, "eps", 0.0, low_open=True)
         super().__init__(lr, schedule, clip_norm, clip_value)
 
     def _settings(self) -> dict:
@@ -358,7 +343,7 @@ class AdamW(Adam):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01, schedule=None, clip_norm=None,
                  clip_value=None):
-        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         super().__init__(lr, beta1, beta2, eps, schedule, clip_norm, clip_value)
 
     def _settings(self) -> dict:

@@ -21,49 +21,19 @@ from __future__ import annotations
 import abc
 import inspect
 import math
-import numbers
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from fastwb._validation import as_int
+from fastwb._validation import as_real, check_count, check_real
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "InverseScaling",
            "CosineWarmup", "ReduceOnPlateau", "check_rates", "from_config", "resolve"]
 
 
-def _as_real(value, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    return float(value)
-
-
-def _as_finite(value, name: str, low: float = -math.inf) -> float:
-    """``value`` as a finite float >= ``low``."""
-    x = _as_real(value, name)
-    if not math.isfinite(x) or x < low:
-        bound = "" if low == -math.inf else f" and at least {low!r}"
-        raise ValueError(f"{name} must be finite{bound}, got {value!r}")
-    return x
-
-
-def _positive(value, name: str) -> float:
-    x = _as_finite(value, name)
-    if x <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return x
-
-
 def _check_min_lr(base_lr: float, min_lr: float) -> None:
     if base_lr < min_lr:
         raise ValueError(f"base_lr={base_lr!r} is below the schedule's min_lr={min_lr!r}")
-
-
-def _as_count(value, name: str, low: int) -> int:
-    n = as_int(value, name)
-    if n < low:
-        raise ValueError(f"{name} must be at least {low}, got {n}")
-    return n
 
 
 def _power(base: float, exponent: float) -> float:
@@ -168,7 +138,7 @@ class Schedule(abc.ABC):
 
     @staticmethod
     def _check_args(base_lr, steps, epoch, samples_seen) -> tuple[float, np.ndarray, int, int]:
-        base_lr = _as_finite(base_lr, "base_lr", low=0.0)
+        base_lr = check_real(base_lr, "base_lr", 0.0)
         arr = np.asarray(steps)
         if arr.ndim != 1:
             raise ValueError(f"steps must be 1-D, got shape {arr.shape}")
@@ -177,8 +147,8 @@ class Schedule(abc.ABC):
             raise TypeError(f"steps must hold integers, got dtype {arr.dtype}")
         if arr.size and arr.min() < 0:
             raise ValueError(f"steps must be nonnegative, got {arr.min()}")
-        return (base_lr, arr, _as_count(epoch, "epoch", 0),
-                _as_count(samples_seen, "samples_seen", 0))
+        return (base_lr, arr, check_count(epoch, "epoch", 0),
+                check_count(samples_seen, "samples_seen", 0))
 
     @staticmethod
     def _fill(rate: float, steps: np.ndarray) -> np.ndarray:
@@ -238,8 +208,8 @@ class StepDecay(Schedule):
     name = "step_decay"
 
     def __init__(self, step_size: int, gamma: float = 0.1):
-        self._step_size = _as_count(step_size, "step_size", 1)
-        self._gamma = _positive(gamma, "gamma")
+        self._step_size = check_count(step_size, "step_size", 1)
+        self._gamma = check_real(gamma, "gamma", 0.0, low_open=True)
 
     def rates(self, base_lr: float, steps: np.ndarray, epoch: int,
               samples_seen: int) -> np.ndarray:
@@ -270,7 +240,7 @@ class ExponentialDecay(Schedule):
     name = "exponential_decay"
 
     def __init__(self, gamma: float):
-        self._gamma = _positive(gamma, "gamma")
+        self._gamma = check_real(gamma, "gamma", 0.0, low_open=True)
 
     def rates(self, base_lr: float, steps: np.ndarray, epoch: int,
               samples_seen: int) -> np.ndarray:
@@ -306,7 +276,7 @@ class InverseScaling(Schedule):
     name = "inverse_scaling"
 
     def __init__(self, power_t: float = 0.5):
-        self._power_t = _as_finite(power_t, "power_t", low=0.0)
+        self._power_t = check_real(power_t, "power_t", 0.0)
 
     def rates(self, base_lr: float, steps: np.ndarray, epoch: int,
               samples_seen: int) -> np.ndarray:
@@ -353,12 +323,12 @@ class CosineWarmup(Schedule):
     name = "cosine_warmup"
 
     def __init__(self, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0):
-        self._total_steps = _as_count(total_steps, "total_steps", 1)
-        self._warmup_steps = _as_count(warmup_steps, "warmup_steps", 0)
+        self._total_steps = check_count(total_steps, "total_steps", 1)
+        self._warmup_steps = check_count(warmup_steps, "warmup_steps", 0)
         if self._warmup_steps > self._total_steps:
             raise ValueError(f"warmup_steps={self._warmup_steps} exceeds "
                              f"total_steps={self._total_steps}")
-        self._min_lr = _as_finite(min_lr, "min_lr", low=0.0)
+        self._min_lr = check_real(min_lr, "min_lr", 0.0)
 
     def rates(self, base_lr: float, steps: np.ndarray, epoch: int,
               samples_seen: int) -> np.ndarray:
@@ -435,12 +405,12 @@ class ReduceOnPlateau(Schedule):
 
     def __init__(self, factor: float = 0.2, patience: int = 10, min_delta: float = 1e-4,
                  min_lr: float = 0.0):
-        self._factor = _as_real(factor, "factor")
+        self._factor = as_real(factor, "factor")
         if not 0.0 < self._factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
-        self._patience = _as_count(patience, "patience", 0)
-        self._min_delta = _as_finite(min_delta, "min_delta", low=0.0)
-        self._min_lr = _as_finite(min_lr, "min_lr", low=0.0)
+        self._patience = check_count(patience, "patience", 0)
+        self._min_delta = check_real(min_delta, "min_delta", 0.0)
+        self._min_lr = check_real(min_lr, "min_lr", 0.0)
         self.reset()
 
     @property
@@ -470,8 +440,8 @@ class ReduceOnPlateau(Schedule):
         return self._fill(max(base_lr * self._multiplier, self._min_lr), steps)
 
     def on_epoch_end(self, epoch: int, value: float) -> None:
-        _as_count(epoch, "epoch", 0)
-        value = _as_real(value, "value")
+        check_count(epoch, "epoch", 0)
+        value = as_real(value, "value")
         if math.isfinite(value) and value < self._best - self._min_delta:
             self._best = value
             self._wait = 0
@@ -496,13 +466,13 @@ class ReduceOnPlateau(Schedule):
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         _check_state_keys(state, self._STATE_KEYS)
-        multiplier = _as_finite(state["multiplier"], "state['multiplier']", low=0.0)
+        multiplier = check_real(state["multiplier"], "state['multiplier']", 0.0)
         if multiplier > 1.0:
             raise ValueError(f"state['multiplier'] must be at most 1, got {multiplier!r}")
         best = (math.inf if state["best"] is None
-                else _as_finite(state["best"], "state['best']"))
-        wait = _as_count(state["wait"], "state['wait']", 0)
-        n_reductions = _as_count(state["n_reductions"], "state['n_reductions']", 0)
+                else check_real(state["best"], "state['best']"))
+        wait = check_count(state["wait"], "state['wait']", 0)
+        n_reductions = check_count(state["n_reductions"], "state['n_reductions']", 0)
         self._multiplier, self._best = multiplier, best
         self._wait, self._n_reductions = wait, n_reductions
 

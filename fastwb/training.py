@@ -8,7 +8,6 @@ and decides whether to stop.
 """
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -39,11 +38,7 @@ def class_weights(class_weight, labels: np.ndarray, n_classes: int) -> np.ndarra
         index = _validation.as_int(cls, "a class_weight key")
         if not 0 <= index < n_classes:
             raise ValueError(f"class_weight has class {cls!r}; classes are 0..{n_classes - 1}")
-        if not (isinstance(weight, (int, float, np.number)) and math.isfinite(weight)
-                and weight >= 0):
-            raise ValueError(f"class_weight[{cls!r}] must be a finite, nonnegative number, "
-                             f"got {weight!r}")
-        weights[index] = weight
+        weights[index] = _validation.check_real(weight, f"class_weight[{cls!r}]", 0.0)
     return weights
 
 
@@ -63,21 +58,6 @@ def accuracy(loss: str, predictions: np.ndarray, y: np.ndarray) -> float:
         truth = y if y.ndim == 1 else np.argmax(y, axis=1)
         return float(np.mean(np.argmax(predictions, axis=1) == truth))
     return float(np.mean((predictions >= 0.5) == (y >= 0.5)))
-
-
-def _positive_int(value, name: str) -> int:
-    number = _validation.as_int(value, name)
-    if number < 1:
-        raise ValueError(f"{name} must be at least 1, got {number}")
-    return number
-
-
-def _fraction(value, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
 
 
 class _Data:
@@ -239,17 +219,14 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
         patience: int = 10, min_delta: float = 1e-4, restore_best_weights: bool = True,
         sample_weight=None, class_weight=None, callbacks=(), verbose: int = 0) -> History:
     """The body of ``Network.fit``; see there."""
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
+    epochs = _validation.check_count(epochs, "epochs")
+    batch_size = _validation.check_count(batch_size, "batch_size")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
-    validation_split = _fraction(validation_split, "validation_split")
-    patience = _validation.as_int(patience, "patience")
-    if patience < 0:
-        raise ValueError(f"patience must be nonnegative, got {patience}")
-    if not (isinstance(min_delta, (int, float, np.number)) and math.isfinite(min_delta)
-            and min_delta >= 0):
-        raise ValueError(f"min_delta must be a finite, nonnegative number, got {min_delta!r}")
+    validation_split = _validation.check_real(validation_split, "validation_split", 0.0, 1.0,
+                                              high_open=True)
+    patience = _validation.check_count(patience, "patience", 0)
+    min_delta = _validation.check_real(min_delta, "min_delta", 0.0)
     callbacks = _callbacks(callbacks, verbose, epochs)
 
     data = _Data(net, X, y, sample_weight)
