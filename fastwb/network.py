@@ -284,8 +284,9 @@ class Network:
         sample_weight : array (n,)
             Weight of each sample in the loss.
         class_weight : "balanced", dict or None
-            Weight of each class (multiplies ``sample_weight``); "balanced" is
-            ``n / (n_classes * count)``, for imbalanced data such as fraud.
+            Weight of each class in training (multiplies ``sample_weight``);
+            "balanced" is ``n / (n_classes * count)``, for imbalanced data such
+            as fraud. Validation losses are not class-weighted.
         callbacks : Callback, callable ``f(epoch, logs)`` or a sequence of them
         verbose : {0, 1, 2}
             1: a progress bar with the loss and throughput; 2: a line per epoch.

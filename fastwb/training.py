@@ -230,8 +230,6 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
     callbacks = _callbacks(callbacks, verbose, epochs)
 
     data = _Data(net, X, y, sample_weight)
-    if class_weight is not None:
-        data.weigh_classes(net, class_weight)
     val = None
     if validation_data is not None:
         if validation_split:
@@ -242,6 +240,8 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
         val = _Data(net, *validation_data)
     elif validation_split:
         data, val = _split(net, data, validation_split)
+    if class_weight is not None:        # training only: val_loss stays the plain loss
+        data.weigh_classes(net, class_weight)
     optimizer._bind(net._engine)
 
     monitor = "val_loss" if val is not None else "loss"

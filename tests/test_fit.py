@@ -610,6 +610,24 @@ def test_balanced_class_weights():
                                                rel=1e-12)
 
 
+def test_class_weight_weighs_training_but_not_validation():
+    rng = np.random.default_rng(5)
+    y = _imbalanced_labels(40, [30, 8, 2], rng)
+    X = rng.normal(size=(40, 4))
+    net = fastwb.Network([4, 6, 3], loss="softmax_cross_entropy", dtype="float64", seed=0)
+    history = net.fit(X, y, fastwb.SGD(0.0), epochs=1, batch_size=64, validation_split=0.25,
+                      class_weight="balanced")
+    order = np.random.default_rng(net.seed).permutation(40)
+    train, val = np.sort(order[:30]), np.sort(order[30:])
+    counts = np.bincount(y[train], minlength=3).astype(float)
+    present = counts > 0
+    weights = np.ones(3)
+    weights[present] = 30 / (present.sum() * counts[present])
+    assert history["loss"][0] == pytest.approx(
+        net.loss(X[train], y[train], sample_weight=weights[y[train]]), rel=1e-12)
+    assert history["val_loss"][0] == pytest.approx(net.loss(X[val], y[val]), rel=1e-12)
+
+
 def test_class_weight_multiplies_sample_weight_and_dict_weights():
     rng = np.random.default_rng(1)
     y = _imbalanced_labels(12, [6, 4, 2], rng)
