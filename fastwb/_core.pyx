@@ -820,6 +820,12 @@ cdef inline void _adam_block(floating* p, const floating* g, floating* m, floati
     """m, v <- moments of the effective gradient; p <- p - step_size m / (sqrt(v) bias2 + eps)."""
     cdef Py_ssize_t i
     cdef floating gi
+    if l1 == 0 and l2x2 == 0 and clip == INFINITY and scale == 1 and decay_mult == 1:
+        for i in range(n):      # the common case, with nothing to add to the gradient
+            m[i] = beta1 * m[i] + c1 * g[i]
+            v[i] = beta2 * v[i] + c2 * g[i] * g[i]
+            p[i] = p[i] - step_size * m[i] / (_sqrt(v[i]) * bias2 + eps)
+        return
     for i in range(n):
         gi = _effective(g[i], p[i], l1, l2x2, clip, scale)
         m[i] = beta1 * m[i] + c1 * gi

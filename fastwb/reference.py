@@ -92,11 +92,11 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
     (0, with no gradient, when every weight is 0).
     """
     n, m = out.shape
-    w = np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
     per_row = 1 if loss == "softmax_cross_entropy" else m
-    if w.sum() == 0:
+    w = None if sample_weight is None else sample_weight.astype(np.float64)
+    if w is not None and w.sum() == 0:
         return 0.0, np.zeros_like(out)
-    denominator = w.sum() * per_row
+    denominator = (n if w is None else w.sum()) * per_row
     if loss == "mse":
         diff = out - y
         rows = np.sum(np.square(diff, dtype=np.float64), axis=1)
@@ -112,6 +112,8 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
         grad = softmax(out) * y.sum(axis=1, keepdims=True) - y
     else:
         raise ValueError(f"unknown loss {loss!r}")
+    if w is None:
+        return float(np.sum(rows) / denominator), (grad / denominator).astype(out.dtype)
     delta = grad * (w / denominator).astype(out.dtype)[:, None]
     return float(np.sum(w * rows) / denominator), delta.astype(out.dtype, copy=False)
 
@@ -187,7 +189,7 @@ def penalty_gradient(params, c1, c2):
 def effective_gradient(params, grads, c1, c2, clip_norm, clip_value):
     """What the optimizer sees: loss + penalty gradient, clipped by value, then by
     global norm with PyTorch's factor clip_norm / (norm + 1e-6)."""
-    g = grads + penalty_gradient(params, c1, c2)
+    g = grads + penalty_gradient(params, c1, c2) if c1.any() or c2.any() else grads
     if clip_value > 0:
         g = np.clip(g, -clip_value, clip_value).astype(params.dtype)
     if clip_norm > 0:
@@ -202,7 +204,8 @@ def optimizer_update(kind, settings, params, g, s1, s2, step, lr, decayed):
     gradient g. ``settings`` maps HYPERPARAMETERS names to values; ``decayed``
     marks the parameters AdamW's decoupled decay shrinks."""
     t = params.dtype.type
-    shrink = np.where(decayed, 1 - lr * settings["weight_decay"], 1).astype(params.dtype)
+    if settings["weight_decay"]:
+        params *= np.where(decayed, 1 - lr * settings["weight_decay"], 1).astype(params.dtype)
     if kind == "sgd" and settings["momentum"] == 0:
         step_dir, step_size = g, lr
     elif kind == "sgd":
@@ -224,7 +227,7 @@ def optimizer_update(kind, settings, params, g, s1, s2, step, lr, decayed):
         step_size = lr / (1 - b1 ** (step + 1))
     else:
         raise ValueError(f"unknown optimizer {kind!r}")
-    params[...] = params * shrink - t(step_size) * step_dir
+    params -= t(step_size) * step_dir
 
 
 class ReferenceEngine:
@@ -244,6 +247,7 @@ class ReferenceEngine:
         self._c1, self._c2, self._decayed = penalty_coefficients(
             self.sizes, [0.0] * n_layers if l1 is None else l1,
             [0.0] * n_layers if l2 is None else l2, regularize_biases)
+        self._regularized = bool(self._c1.any() or self._c2.any())
         self._layers = layer_views(params, self.sizes)
         self._grad_layers = layer_views(self.grads, self.sizes)
 
@@ -272,7 +276,8 @@ class ReferenceEngine:
         outputs = forward(self._layers, self.activations, x, logits, dropout)
         value, delta = loss_and_delta(self.loss_name, self.activations[-1], outputs[-1], y,
                                       sample_weight)
-        value += penalty(self.params, self._c1, self._c2)
+        if self._regularized:
+            value += penalty(self.params, self._c1, self._c2)
         if want_gradients:
             grads = backward(self._layers, self.activations, x, outputs, delta, dropout)
             for (gW, gb), (dW, db) in zip(self._grad_layers, grads):
@@ -287,7 +292,9 @@ class ReferenceEngine:
     def gradients(self, X, y, sample_weight=None):
         """Flat gradient of ``loss``, laid out like the parameters."""
         self._loss_and_gradients(*self._checked(X, y, sample_weight), True)
-        return self.grads + penalty_gradient(self.params, self._c1, self._c2)
+        if self._regularized:
+            return self.grads + penalty_gradient(self.params, self._c1, self._c2)
+        return self.grads.copy()
 
     def _step(self, x, y, sample_weight, kind, settings, s1, s2, step, lr):
         value = self._loss_and_gradients(x, y, sample_weight, True, step)
