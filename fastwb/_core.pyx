@@ -61,6 +61,13 @@ cdef extern from "fastwb_random.h" nogil:
     uint64_t fwb_bits(uint64_t key, uint64_t i)
     uint64_t fwb_below(uint64_t key, uint64_t i, uint64_t n)
 
+cdef extern from "fastwb_update.h" nogil:
+    void fwb_adam_f(float* p, const float* g, float* m, float* v, Py_ssize_t n, float beta1,
+                    float beta2, float c1, float c2, float eps, float step_size, float bias2)
+    void fwb_adam_d(double* p, const double* g, double* m, double* v, Py_ssize_t n,
+                    double beta1, double beta2, double c1, double c2, double eps,
+                    double step_size, double bias2)
+
 cdef extern from "fastwb_interrupt.h" nogil:
     int fwb_catch_sigint()
     int fwb_release_sigint()
@@ -821,10 +828,11 @@ cdef inline void _adam_block(floating* p, const floating* g, floating* m, floati
     cdef Py_ssize_t i
     cdef floating gi
     if l1 == 0 and l2x2 == 0 and clip == INFINITY and scale == 1 and decay_mult == 1:
-        for i in range(n):      # the common case, with nothing to add to the gradient
-            m[i] = beta1 * m[i] + c1 * g[i]
-            v[i] = beta2 * v[i] + c2 * g[i] * g[i]
-            p[i] = p[i] - step_size * m[i] / (_sqrt(v[i]) * bias2 + eps)
+        # the common case, with nothing to add to the gradient: AVX2 where the CPU has it
+        if floating is float:
+            fwb_adam_f(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2)
+        else:
+            fwb_adam_d(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2)
         return
     for i in range(n):
         gi = _effective(g[i], p[i], l1, l2x2, clip, scale)
