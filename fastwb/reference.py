@@ -186,10 +186,11 @@ def penalty_gradient(params, c1, c2):
     return (2 * c2).astype(dtype) * params + c1.astype(dtype) * np.sign(params)
 
 
-def effective_gradient(params, grads, c1, c2, clip_norm, clip_value):
-    """What the optimizer sees: loss + penalty gradient, clipped by value, then by
-    global norm with PyTorch's factor clip_norm / (norm + 1e-6)."""
-    g = grads + penalty_gradient(params, c1, c2) if c1.any() or c2.any() else grads
+def effective_gradient(params, grads, coefficients, clip_norm, clip_value):
+    """What the optimizer sees: loss + penalty gradient (``coefficients`` are
+    (c1, c2), or None without penalties), clipped by value, then by global norm
+    with PyTorch's factor clip_norm / (norm + 1e-6)."""
+    g = grads if coefficients is None else grads + penalty_gradient(params, *coefficients)
     if clip_value > 0:
         g = np.clip(g, -clip_value, clip_value).astype(params.dtype)
     if clip_norm > 0:
@@ -299,7 +300,8 @@ class ReferenceEngine:
     def _step(self, x, y, sample_weight, kind, settings, s1, s2, step, lr):
         value = self._loss_and_gradients(x, y, sample_weight, True, step)
         if np.isfinite(value):
-            g = effective_gradient(self.params, self.grads, self._c1, self._c2,
+            g = effective_gradient(self.params, self.grads,
+                                   (self._c1, self._c2) if self._regularized else None,
                                    settings["clip_norm"], settings["clip_value"])
             optimizer_update(kind, settings, self.params, g, s1, s2, step, lr, self._decayed)
         return value
