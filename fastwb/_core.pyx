@@ -875,34 +875,48 @@ cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* p
     return seg.l1 * sum_abs + seg.l2 * sum_sq
 
 
+cdef void prepare_update(Opt* o) noexcept nogil:
+    """Per-step constants of an update: Adam's bias corrections of step t = step + 1."""
+    if o.kind == OPT_ADAM:
+        o.step_size = o.lr / (1.0 - pow(o.beta1, <double>(o.step + 1)))
+        o.bias2 = 1.0 / sqrt(1.0 - pow(o.beta2, <double>(o.step + 1)))
+
+
+cdef double layer_pass(int what, const Net* net, const Opt* o, int l, floating* params,
+                       floating* grads, floating* s1, floating* s2, double scale,
+                       double* partials, int n_threads) noexcept nogil:
+    """A pass over layer l's weights and biases; returns their penalty (or, for
+    GRAD_SQUARE, the sum of squared effective gradients)."""
+    cdef int part
+    cdef Segment seg
+    cdef double total = 0
+    for part in range(2):
+        _segment(net, o, l, part, &seg)
+        if (what == PENALTY or what == REGULARIZE) and seg.l1 == 0 and seg.l2 == 0:
+            continue
+        total += segment_pass(what, o, &seg, params, grads, s1, s2, scale, partials, n_threads)
+    return total
+
+
 cdef double parameter_pass(int what, const Net* net, Opt* o, floating* params,
                            floating* grads, floating* s1, floating* s2, double* partials,
                            int n_threads) noexcept nogil:
-    """A pass over every segment; returns the total penalty of the parameters
+    """A pass over every layer; returns the total penalty of the parameters
     before the pass. UPDATE first measures the gradient norm when clipping by it."""
-    cdef int l, part
-    cdef Segment seg
+    cdef int l
     cdef double total = 0, scale = 1, norm
-    if what == UPDATE and o.kind == OPT_ADAM:     # bias corrections of step t = step + 1
-        o.step_size = o.lr / (1.0 - pow(o.beta1, <double>(o.step + 1)))
-        o.bias2 = 1.0 / sqrt(1.0 - pow(o.beta2, <double>(o.step + 1)))
+    if what == UPDATE:
+        prepare_update(o)
     if what == UPDATE and o.clip_norm > 0:
         for l in range(net.n_layers):
-            for part in range(2):
-                _segment(net, o, l, part, &seg)
-                total += segment_pass(GRAD_SQUARE, o, &seg, params, grads, s1, s2, 1,
-                                      partials, n_threads)
+            total += layer_pass(GRAD_SQUARE, net, o, l, params, grads, s1, s2, 1, partials,
+                                n_threads)
         norm = sqrt(total)
         if norm > o.clip_norm:      # PyTorch's clip_grad_norm_ factor
             scale = o.clip_norm / (norm + 1e-6)
         total = 0
     for l in range(net.n_layers):
-        for part in range(2):
-            _segment(net, o, l, part, &seg)
-            if what == PENALTY and seg.l1 == 0 and seg.l2 == 0:
-                continue
-            total += segment_pass(what, o, &seg, params, grads, s1, s2, scale, partials,
-                                  n_threads)
+        total += layer_pass(what, net, o, l, params, grads, s1, s2, scale, partials, n_threads)
     return total
 
 
@@ -983,21 +997,26 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
         prev = a
 
 
-cdef void backward(const Net* net, floating* params, floating* grads, const floating* X,
-                   Py_ssize_t n, floating* acts, floating* delta, floating* spare,
-                   const unsigned char* keep, Py_ssize_t capacity, bint fused_sgd, floating lr,
-                   int n_threads) noexcept nogil:
+cdef double backward(const Net* net, floating* params, floating* grads, const floating* X,
+                     Py_ssize_t n, floating* acts, floating* delta, floating* spare,
+                     const unsigned char* keep, Py_ssize_t capacity, bint fused_sgd,
+                     floating lr, const Opt* update, floating* s1, floating* s2,
+                     double* partials, int n_threads, int pass_threads) noexcept nogil:
     """Backpropagate D of the output layer (in ``delta``) to every weight and bias.
 
-    Writes the gradient to ``grads``; with ``fused_sgd`` it applies plain SGD
+    Writes the gradient to ``grads``. With ``fused_sgd`` it applies plain SGD
     instead, each layer's weights taking ``W -= lr A^T D`` straight from the
     product (no weight gradient is stored, no second pass over the parameters),
-    after ``D W^T`` has used the old W.
+    after ``D W^T`` has used the old W. With ``update`` it applies that
+    optimizer step to each layer as soon as the layer's gradient is complete,
+    while it is still in cache; it then returns the penalty of the parameters
+    it updated (before the update).
     """
     cdef int l
     cdef Py_ssize_t k, m
     cdef const floating* prev
     cdef floating* swap
+    cdef double penalty = 0
     for l in range(net.n_layers - 1, -1, -1):
         k = net.sizes[l]
         m = net.sizes[l + 1]
@@ -1016,10 +1035,14 @@ cdef void backward(const Net* net, floating* params, floating* grads, const floa
             sgd_update(params + net.b_offset[l], grads + net.b_offset[l], m, lr, n_threads)
         else:
             product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads)  # dW
+            if update != NULL:
+                penalty += layer_pass(UPDATE, net, update, l, params, grads, s1, s2, 1,
+                                      partials, pass_threads)
         if l > 0:
             swap = delta
             delta = spare
             spare = swap
+    return penalty
 
 
 cdef double run(const Net* net, floating* params, floating* grads, floating* s1, floating* s2,
@@ -1041,7 +1064,7 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
     cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
     cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
     cdef double value
-    cdef bint fused_sgd
+    cdef bint fused_sgd, layer_by_layer
 
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
             o.step if train else 0, n_threads)
@@ -1057,14 +1080,20 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
         return value
     fused_sgd = (train and o.kind == OPT_SGD and o.momentum == 0 and not net.regularized
                  and o.clip_norm == 0 and o.clip_value == 0 and o.weight_decay == 0)
-    backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare, keep,
-             w.capacity, fused_sgd, <floating>(o.lr if train else 0), n_threads)
+    # clipping by the global norm needs every gradient before the first update
+    layer_by_layer = train and not fused_sgd and o.clip_norm == 0
+    if layer_by_layer:
+        prepare_update(o)
+    value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
+                      keep, w.capacity, fused_sgd, <floating>(o.lr if train else 0),
+                      o if layer_by_layer else NULL, s1, s2, w.partials, n_threads,
+                      pass_threads)
     if mode == GRADIENT:
         if net.regularized:
             value += parameter_pass(REGULARIZE, net, NULL, params, grads, <floating*>NULL,
                                     <floating*>NULL, w.partials, pass_threads)
         return value
-    if not fused_sgd:
+    if train and not fused_sgd and not layer_by_layer:
         value += parameter_pass(UPDATE, net, o, params, grads, s1, s2, w.partials, pass_threads)
     o.step += 1
     return value
