@@ -238,10 +238,12 @@ class Network:
         compiled call. A non-finite loss raises ``FloatingPointError`` and
         leaves the parameters as they were.
         """
-        if not isinstance(optimizer, Optimizer):
+        try:        # cheaper than isinstance against an abstract base class
+            step = optimizer._train_step
+        except AttributeError:
             raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
-                            f"got {optimizer!r}")
-        loss = optimizer._train_step(self._engine, X, y, sample_weight)
+                            f"got {optimizer!r}") from None
+        loss = step(self._engine, X, y, sample_weight)
         if loss - loss != 0:                  # NaN or infinite
             raise FloatingPointError(
                 f"the loss is {loss}, so the step was not applied: the parameters hold "

@@ -22,6 +22,11 @@ from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW"]
 
 
+def _fixed(name: str, doc: str) -> property:
+    """A read-only setting: fixed when the optimizer is made (lr alone can change)."""
+    return property(lambda self: self._values[name], doc=doc)
+
+
 def _optional_positive(value, name: str) -> float:
     """None (off) as 0.0, else a finite positive float."""
     if value is None:
@@ -48,11 +53,16 @@ class Optimizer(abc.ABC):
     network it steps, and ``reset()`` forgets it.
     """
 
-    _kind: str = ""
     _slots: tuple = ()
 
-    def __init__(self, lr: float, schedule=None, clip_norm: float | None = None,
-                 clip_value: float | None = None):
+    @property
+    @abc.abstractmethod
+    def _kind(self) -> str:
+        """The update rule: a name in ``functions.OPTIMIZERS``."""
+
+    def __init__(self, lr: float, settings: dict, schedule=None,
+                 clip_norm: float | None = None, clip_value: float | None = None):
+        self._values = settings
         self.lr = lr
         self.schedule = schedule
         self._clip_norm = _optional_positive(clip_norm, "clip_norm")
@@ -63,12 +73,6 @@ class Optimizer(abc.ABC):
         self._hyper = tuple(float(values[name]) for name in HYPERPARAMETERS)
         self._code = OPTIMIZERS.index(self._kind)
         self.reset()
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in HYPERPARAMETERS and hasattr(self, "_hyper"):
-            raise AttributeError(f"{name} is fixed when the optimizer is made; make a new "
-                                 f"{type(self).__name__} to change it (lr can change)")
-        super().__setattr__(name, value)
 
     # --- settings -----------------------------------------------------------------
 
@@ -101,9 +105,9 @@ class Optimizer(abc.ABC):
         """Largest absolute value of a gradient element, or None."""
         return self._clip_value or None
 
-    @abc.abstractmethod
     def _settings(self) -> dict:
         """This optimizer's own hyperparameters by name (see functions.HYPERPARAMETERS)."""
+        return dict(self._values)
 
     def get_config(self) -> dict:
         """The constructor arguments, JSON-able (the schedule as its config)."""
@@ -220,20 +224,19 @@ class SGD(Optimizer):
     """
 
     _kind = "sgd"
+    momentum = _fixed("momentum", "Momentum factor (0: none).")
+    nesterov = _fixed("nesterov", "Whether the momentum is Nesterov's.")
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  schedule=None, clip_norm=None, clip_value=None):
-        self.momentum = check_real(momentum, "momentum", 0.0, high=1.0, high_open=True)
+        momentum = check_real(momentum, "momentum", 0.0, high=1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
-        if nesterov and self.momentum == 0:
+        if nesterov and momentum == 0:
             raise ValueError("nesterov=True needs a positive momentum")
-        self.nesterov = bool(nesterov)
-        self._slots = ("momentum_buffer",) if self.momentum > 0 else ()
-        super().__init__(lr, schedule, clip_norm, clip_value)
-
-    def _settings(self) -> dict:
-        return {"momentum": self.momentum, "nesterov": self.nesterov}
+        self._slots = ("momentum_buffer",) if momentum > 0 else ()
+        super().__init__(lr, {"momentum": momentum, "nesterov": bool(nesterov)}, schedule,
+                         clip_norm, clip_value)
 
 
 class RMSprop(Optimizer):
@@ -250,15 +253,14 @@ class RMSprop(Optimizer):
 
     _kind = "rmsprop"
     _slots = ("square_avg",)
+    rho = _fixed("rho", "Decay of the running average of squared gradients.")
+    eps = _fixed("eps", "Added to the root mean square before dividing.")
 
     def __init__(self, lr: float = 0.01, rho: float = 0.99, eps: float = 1e-8, schedule=None,
                  clip_norm=None, clip_value=None):
-        self.rho = check_real(rho, "rho", 0.0, high=1.0, high_open=True)
-        self.eps = check_real(eps, "eps", 0.0, low_open=True)
-        super().__init__(lr, schedule, clip_norm, clip_value)
-
-    def _settings(self) -> dict:
-        return {"rho": self.rho, "eps": self.eps}
+        super().__init__(lr, {"rho": check_real(rho, "rho", 0.0, high=1.0, high_open=True),
+                              "eps": check_real(eps, "eps", 0.0, low_open=True)},
+                         schedule, clip_norm, clip_value)
 
 
 class Adagrad(Optimizer):
@@ -274,14 +276,12 @@ class Adagrad(Optimizer):
 
     _kind = "adagrad"
     _slots = ("sum_squares",)
+    eps = _fixed("eps", "Added to the root of the summed squares before dividing.")
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, schedule=None, clip_norm=None,
                  clip_value=None):
-        self.eps = check_real(eps, "eps", 0.0, low_open=True)
-        super().__init__(lr, schedule, clip_norm, clip_value)
-
-    def _settings(self) -> dict:
-        return {"eps": self.eps}
+        super().__init__(lr, {"eps": check_real(eps, "eps", 0.0, low_open=True)}, schedule,
+                         clip_norm, clip_value)
 
 
 class Adam(Optimizer):
@@ -311,16 +311,19 @@ class Adam(Optimizer):
 
     _kind = "adam"
     _slots = ("exp_avg", "exp_avg_sq")
+    beta1 = _fixed("beta1", "Decay of the first moment (the mean gradient).")
+    beta2 = _fixed("beta2", "Decay of the second moment (the mean squared gradient).")
+    eps = _fixed("eps", "Added to the root of the second moment before dividing.")
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, schedule=None, clip_norm=None, clip_value=None):
-        self.beta1 = check_real(beta1, "beta1", 0.0, high=1.0, high_open=True)
-        self.beta2 = check_real(beta2, "beta2", 0.0, high=1.0, high_open=True)
-        self.eps = check_real(eps, "eps", 0.0, low_open=True)
-        super().__init__(lr, schedule, clip_norm, clip_value)
+        super().__init__(lr, _adam_settings(beta1, beta2, eps), schedule, clip_norm, clip_value)
 
-    def _settings(self) -> dict:
-        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+def _adam_settings(beta1, beta2, eps) -> dict:
+    return {"beta1": check_real(beta1, "beta1", 0.0, high=1.0, high_open=True),
+            "beta2": check_real(beta2, "beta2", 0.0, high=1.0, high_open=True),
+            "eps": check_real(eps, "eps", 0.0, low_open=True)}
 
 
 class AdamW(Adam):
@@ -340,11 +343,11 @@ class AdamW(Adam):
         See ``Optimizer``.
     """
 
+    weight_decay = _fixed("weight_decay", "Rate of the decoupled weight decay.")
+
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01, schedule=None, clip_norm=None,
                  clip_value=None):
-        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
-        super().__init__(lr, beta1, beta2, eps, schedule, clip_norm, clip_value)
-
-    def _settings(self) -> dict:
-        return {**super()._settings(), "weight_decay": self.weight_decay}
+        settings = {**_adam_settings(beta1, beta2, eps),
+                    "weight_decay": check_real(weight_decay, "weight_decay", 0.0)}
+        Optimizer.__init__(self, lr, settings, schedule, clip_norm, clip_value)
