@@ -10,6 +10,7 @@ import math
 import os
 import re
 import signal
+import sys
 import threading
 import time
 
@@ -1212,6 +1213,17 @@ def test_verbose_writes_progress_to_stderr(capsys, verbose):
     if verbose == 2:
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 3 and lines[0].startswith("epoch 1") and "3/3" in lines[-1]
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_progress_without_tqdm_is_a_plain_bar(capsys, monkeypatch, verbose):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)       # as if tqdm were not installed
+    X, y = _regression()
+    fastwb.Network([4, 6, 2], seed=0).fit(X, y, epochs=3, verbose=verbose)
+    err = capsys.readouterr().err
+    assert "loss=" in err and "samples/s" in err and "3/3" in err
+    if verbose == 1:
+        assert err.endswith("\n") and "[" + "#" * 30 + "]" in err
 
 
 def test_verbose_zero_is_silent(capsys):
