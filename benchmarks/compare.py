@@ -27,7 +27,8 @@ OMP_NUM_THREADS=1`` gives steady single-thread numbers there.
 
 Usage::
 
-    python benchmarks/compare.py [--large] [--dtype float32] [--repeats 7]
+    python benchmarks/compare.py [--large] [--dtype float32] [--op adam_step]
+                                 [--shape 784-256-128-10] [--no-extras] [--repeats 7]
                                  [--threads 2] [--json results.json]
 """
 from __future__ import annotations
@@ -246,6 +247,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="include the 1024-4096-4096-1024 batch-256 shape")
     parser.add_argument("--dtype", choices=DTYPES, action="append",
                         help="dtype to measure (repeatable; default: all)")
+    parser.add_argument("--op", choices=OPS, action="append",
+                        help="operation to measure (repeatable; default: all)")
+    parser.add_argument("--shape", action="append", metavar="WIDTHS",
+                        help="shape to measure, e.g. 784-256-128-10 (repeatable; default: all)")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="skip the one-sample predict and fit tables")
     parser.add_argument("--repeats", type=int, default=5,
                         help="interleaved rounds per contender (default: 5)")
     parser.add_argument("--min-time", type=float, default=0.05,
@@ -263,7 +270,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     dtypes = args.dtype or list(DTYPES)
-    shapes = [shape for shape in SHAPES if args.large or not shape.large]
+    ops = args.op or list(OPS)
+    shapes = [shape for shape in SHAPES if (args.large or not shape.large)
+              and (not args.shape or shape.label in args.shape)]
 
     print(f"fastwb {fastwb.__version__} (OpenMP: {fastwb.openmp_enabled()}), "
           f"NumPy {np.__version__}, Python {platform.python_version()}, "
@@ -278,19 +287,20 @@ def main(argv: list[str] | None = None) -> None:
     print()
 
     results = [measure_case(shape, dtype, op, args)
-               for shape in shapes for dtype in dtypes for op in OPS]
-    single = [measure_single_sample(dtype, args) for dtype in dtypes]
-    fits = [measure_fit(dtype, args) for dtype in dtypes]
+               for shape in shapes for dtype in dtypes for op in ops]
+    single = [] if args.no_extras else [measure_single_sample(dtype, args) for dtype in dtypes]
+    fits = [] if args.no_extras else [measure_fit(dtype, args) for dtype in dtypes]
 
     print(markdown_table(results))
-    print()
-    print(f"predict of one sample (x of shape ({SINGLE_SAMPLE.sizes[0]},)):")
-    print()
-    print(single_sample_table(single))
-    print()
-    print(f"fit: one Adam epoch of {FIT_SAMPLES} samples:")
-    print()
-    print(fit_table(fits))
+    if not args.no_extras:
+        print()
+        print(f"predict of one sample (x of shape ({SINGLE_SAMPLE.sizes[0]},)):")
+        print()
+        print(single_sample_table(single))
+        print()
+        print(f"fit: one Adam epoch of {FIT_SAMPLES} samples:")
+        print()
+        print(fit_table(fits))
 
     if args.json is not None:
         report = {"fastwb": fastwb.__version__, "numpy": np.__version__,

@@ -1001,7 +1001,7 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
                      Py_ssize_t n, floating* acts, floating* delta, floating* spare,
                      const unsigned char* keep, Py_ssize_t capacity, bint fused_sgd,
                      floating lr, const Opt* update, floating* s1, floating* s2,
-                     double* partials, int n_threads, int pass_threads) noexcept nogil:
+                     double* partials, int n_threads) noexcept nogil:
     """Backpropagate D of the output layer (in ``delta``) to every weight and bias.
 
     Writes the gradient to ``grads``. With ``fused_sgd`` it applies plain SGD
@@ -1037,7 +1037,7 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
             product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads)  # dW
             if update != NULL:
                 penalty += layer_pass(UPDATE, net, update, l, params, grads, s1, s2, 1,
-                                      partials, pass_threads)
+                                      partials, n_threads)
         if l > 0:
             swap = delta
             delta = spare
@@ -1048,7 +1048,7 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
 cdef double run(const Net* net, floating* params, floating* grads, floating* s1, floating* s2,
                 const floating* X, const floating* T, const Py_ssize_t* labels,
                 const floating* SW, Py_ssize_t n, const Work* w, int mode, Opt* o,
-                int n_threads, int pass_threads) noexcept nogil:
+                int n_threads) noexcept nogil:
     """Forward, loss and (by mode) backpropagation and the optimizer update, in one call.
 
     Returns the mean loss plus the penalty of the parameters before any update.
@@ -1074,7 +1074,7 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
     if mode == LOSS_ONLY:
         if net.regularized:
             value += parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, <floating*>NULL,
-                                    <floating*>NULL, w.partials, pass_threads)
+                                    <floating*>NULL, w.partials, n_threads)
         return value
     if train and not isfinite(value):
         return value
@@ -1086,15 +1086,14 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
         prepare_update(o)
     value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
                       keep, w.capacity, fused_sgd, <floating>(o.lr if train else 0),
-                      o if layer_by_layer else NULL, s1, s2, w.partials, n_threads,
-                      pass_threads)
+                      o if layer_by_layer else NULL, s1, s2, w.partials, n_threads)
     if mode == GRADIENT:
         if net.regularized:
             value += parameter_pass(REGULARIZE, net, NULL, params, grads, <floating*>NULL,
-                                    <floating*>NULL, w.partials, pass_threads)
+                                    <floating*>NULL, w.partials, n_threads)
         return value
     if train and not fused_sgd and not layer_by_layer:
-        value += parameter_pass(UPDATE, net, o, params, grads, s1, s2, w.partials, pass_threads)
+        value += parameter_pass(UPDATE, net, o, params, grads, s1, s2, w.partials, n_threads)
     o.step += 1
     return value
 
@@ -1116,8 +1115,8 @@ cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, fl
                    const floating* SW, Py_ssize_t n, Py_ssize_t batch, const Py_ssize_t* order,
                    Py_ssize_t first_batch, Py_ssize_t last_batch, floating* xb, floating* tb,
                    Py_ssize_t* lb, floating* wb, const Work* w, const double* lrs,
-                   double* batch_loss, Py_ssize_t* done, bint watch_interrupt, int n_threads,
-                   int pass_threads) noexcept nogil:
+                   double* batch_loss, Py_ssize_t* done, bint watch_interrupt,
+                   int n_threads) noexcept nogil:
     """Train on batches first_batch..last_batch-1 of one epoch; returns FIT_*.
 
     Batch b holds rows ``order[b * batch: (b + 1) * batch]`` (the last may be
@@ -1160,7 +1159,7 @@ cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, fl
         o.lr = lrs[b]
         value = run(net, params, grads, s1, s2, xp, tp if T != NULL else NULL,
                     lp if labels != NULL else NULL, wp if SW != NULL else NULL, rows, w,
-                    TRAIN, o, n_threads, pass_threads)
+                    TRAIN, o, n_threads)
         batch_loss[b] = value
         if not isfinite(value):
             return FIT_DIVERGED
@@ -1335,7 +1334,10 @@ cdef class Engine:
         return out
 
     cdef int _threads(self, Py_ssize_t rows) noexcept:
-        """OpenMP threads for a pass over ``rows`` rows: 1 when any product goes to BLAS."""
+        """OpenMP threads of a call over ``rows`` rows, for its elementwise kernels and
+        its passes over the parameters: 1 when any product goes to BLAS, whose idle
+        workers spin and would share the cores with an OpenMP team (a 2-thread Adam
+        pass made a 1024-4096-4096-1024 step 8% slower than a serial one)."""
         cdef Py_ssize_t l
         for l in range(self.net.n_layers):
             if not _plain_loops(rows, self.net.sizes[l], self.net.sizes[l + 1]):
@@ -1369,11 +1371,6 @@ cdef class Engine:
     cdef Workspace _workspace(self, Py_ssize_t rows):
         return Workspace(rows, self.width_sum, self.width_max, self.dtype, self.n_blocks,
                          self.net.any_dropout)
-
-    cdef int _pass_threads(self) noexcept nogil:
-        """OpenMP threads for passes over the parameters, which run after every
-        product has returned (the segments decide whether a pass is big enough)."""
-        return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
 
     cdef inline void _release(self, Workspace ws) noexcept:
         if ws is self.ws:
@@ -1520,11 +1517,11 @@ cdef class Engine:
             return run(&self.net, <double*>cnp.PyArray_DATA(self.params),
                        <double*>cnp.PyArray_DATA(self.grads), <double*>s1, <double*>s2,
                        <const double*>cnp.PyArray_DATA(x), <const double*>T, labels,
-                       <const double*>W, n, &ws.work, mode, o, n_threads, self._pass_threads())
+                       <const double*>W, n, &ws.work, mode, o, n_threads)
         return run(&self.net, <float*>cnp.PyArray_DATA(self.params),
                    <float*>cnp.PyArray_DATA(self.grads), <float*>s1, <float*>s2,
                    <const float*>cnp.PyArray_DATA(x), <const float*>T, labels,
-                   <const float*>W, n, &ws.work, mode, o, n_threads, self._pass_threads())
+                   <const float*>W, n, &ws.work, mode, o, n_threads)
 
     def predict(self, X):
         """Output-layer activations for X of shape (n, n_in), or (n_in,) for one sample."""
@@ -1688,14 +1685,13 @@ cdef class Engine:
                              <double*>f.s2, <const double*>f.X, <const double*>f.T, f.labels,
                              <const double*>f.SW, f.n, f.batch, f.order, first_batch,
                              last_batch, <double*>f.xb, <double*>f.tb, f.lb, <double*>f.wb,
-                             &ws.work, f.lrs, f.batch_loss, done, watch_interrupt, n_threads,
-                             self._pass_threads())
+                             &ws.work, f.lrs, f.batch_loss, done, watch_interrupt, n_threads)
         return fit_epoch(&self.net, o, <float*>cnp.PyArray_DATA(self.params),
                          <float*>cnp.PyArray_DATA(self.grads), <float*>f.s1, <float*>f.s2,
                          <const float*>f.X, <const float*>f.T, f.labels, <const float*>f.SW,
                          f.n, f.batch, f.order, first_batch, last_batch, <float*>f.xb,
                          <float*>f.tb, f.lb, <float*>f.wb, &ws.work, f.lrs, f.batch_loss, done,
-                         watch_interrupt, n_threads, self._pass_threads())
+                         watch_interrupt, n_threads)
 
 
 cdef inline void* _data(cnp.ndarray a):
