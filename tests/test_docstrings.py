@@ -3,11 +3,17 @@ import doctest
 
 import pytest
 
+import fastwb.initializers
+import fastwb.layers
 import fastwb.network
 import fastwb.optimizers
+import fastwb.schedules
+
+MODULES = [fastwb.initializers, fastwb.layers, fastwb.network, fastwb.optimizers,
+           fastwb.schedules]
 
 
-@pytest.mark.parametrize("module", [fastwb.network, fastwb.optimizers])
+@pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0

@@ -1,5 +1,4 @@
 """Weight and bias initializers: their distributions, their randomness, their names."""
-import doctest
 import json
 import math
 
@@ -263,9 +262,3 @@ def test_dense_options():
 def test_dense_rejects_bad_options(kwargs, error, message):
     with pytest.raises(error, match=message):
         fastwb.Dense(3, 4, **kwargs)
-
-
-@pytest.mark.parametrize("module", [init, fastwb.layers])
-def test_docstring_examples(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
