@@ -14,14 +14,24 @@ def numpy_bytes(snapshot) -> int:
     return sum(stat.size for stat in traces.statistics("filename"))
 
 
+OPTIMIZERS = {
+    "sgd": lambda: fastwb.SGD(lr=0.01),
+    "adam": lambda: fastwb.Adam(lr=0.01),
+    "momentum, clipped": lambda: fastwb.SGD(lr=0.01, momentum=0.9, clip_norm=0.5,
+                                            clip_value=0.1),
+}
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("sizes,batch", [([16, 32, 4], 1), ([64, 128, 10], 32)])
-def test_train_step_allocates_nothing_in_steady_state(sizes, batch):
+def test_train_step_allocates_nothing_in_steady_state(sizes, batch, optimizer):
     rng = np.random.default_rng(0)
-    net = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0)
+    net = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0, l2=1e-4,
+                         dropout=0.0 if optimizer == "sgd" else 0.2)
     X = rng.normal(size=(batch, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], size=batch)
-    opt = fastwb.SGD(lr=0.01)
-    net.train_step(X, y, opt)                      # sizes the workspace
+    opt = OPTIMIZERS[optimizer]()
+    net.train_step(X, y, opt)                      # sizes the workspace, creates the state
     tracemalloc.start()
     try:
         before = numpy_bytes(tracemalloc.take_snapshot())
