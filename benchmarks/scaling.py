@@ -34,7 +34,7 @@ import fastwb
 from fastwb import _core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (BENCH_LR, SHAPES, Shape, check_predict, check_train_step,  # noqa: E402
+from _common import (SHAPES, Shape, check_predict, check_train_step, make_optimizer,  # noqa: E402
                      make_data, make_pair)
 
 LOOP_SHAPE = Shape((16, 32, 4), 65536)
@@ -69,14 +69,14 @@ def blas_table(threads: list[int], large: bool, min_time: float, rounds: int) ->
         X, y = make_data(shape, "float32")
         check_predict(net, ref, X)
         check_train_step(net, ref, X, y)
-        opt = fastwb.SGD(lr=BENCH_LR)
+        mine, theirs = make_optimizer("sgd"), make_optimizer("sgd")   # one per network
         for t in threads:
             with threadpool_limits(limits=t, user_api="blas"):
                 row = {"shape": shape.id, "blas_threads": t}
                 for op, fast, slow in (
                         ("predict", lambda: net.predict(X), lambda: ref.predict(X)),
-                        ("train_step", lambda: net.train_step(X, y, opt),
-                         lambda: ref.train_step(X, y, opt))):
+                        ("train_step", lambda: net.train_step(X, y, mine),
+                         lambda: ref.train_step(X, y, theirs))):
                     row[f"{op}_fastwb"] = best_time(fast, min_time, rounds)
                     row[f"{op}_reference"] = best_time(slow, min_time, rounds)
                 rows.append(row)
@@ -90,7 +90,6 @@ def blas_table(threads: list[int], large: bool, min_time: float, rounds: int) ->
 def loop_table(threads: list[int], min_time: float, rounds: int) -> list[dict]:
     net, ref = make_pair(LOOP_SHAPE, "float32")
     X, y = make_data(LOOP_SHAPE, "float32")
-    opt = fastwb.SGD(lr=BENCH_LR)
     rows = []
     saved = _core.tuning()
     try:
@@ -98,6 +97,7 @@ def loop_table(threads: list[int], min_time: float, rounds: int) -> list[dict]:
             row = {"threads": t}
             compiled = fastwb.Network(LOOP_SHAPE.sizes, activation="relu",
                                       loss="softmax_cross_entropy", seed=0, n_threads=t)
+            opt = make_optimizer("sgd")
             _core.tuning(small_product=1 << 62, parallel_min_elements=0)
             check_predict(compiled, ref, X)
             row["loops_predict"] = best_time(lambda: compiled.predict(X), min_time, rounds)
