@@ -29,7 +29,7 @@ from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 import numpy as np
 
-from fastwb import _layout, _validation, functions
+from fastwb import _layout, _validation
 from fastwb.reference import LEAKY_SLOPE
 
 cnp.import_array()
@@ -101,11 +101,12 @@ LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
 # Codes in the order of functions.OPTIMIZERS (tested).
 OPTIMIZERS = {"sgd": OPT_SGD, "rmsprop": OPT_RMSPROP, "adagrad": OPT_ADAGRAD, "adam": OPT_ADAM}
 
-# fit_epoch's outcome
-cpdef enum FitStatus:
+# fit_epoch's outcome, as functions.FitStatus (tested)
+cdef enum:
     FIT_DONE = 0
     FIT_DIVERGED = 1         # a batch's loss was not finite; it was not applied
     FIT_INTERRUPTED = 2      # SIGINT arrived; stopped at a batch boundary
+FIT_STATUS = {"done": FIT_DONE, "diverged": FIT_DIVERGED, "interrupted": FIT_INTERRUPTED}
 
 # Slope of leaky_relu for negative inputs, as the reference defines it.
 cdef double _LEAKY = LEAKY_SLOPE
@@ -165,6 +166,7 @@ cdef enum Mode:
     LOSS_ONLY = 0
     GRADIENT = 1
     TRAIN = 2
+    DATA_LOSS = 3      # LOSS_ONLY without the penalty
 
 # Elements per block of the passes over the flat parameter buffer. Sums are
 # taken per block and the blocks added in order, so a reduction (a penalty, a
@@ -1069,8 +1071,10 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
             o.step if train else 0, n_threads)
     value = loss_and_delta(net.loss, net.acts[L - 1], out, T, labels, SW, n, net.sizes[L],
-                           <floating*>w.delta if mode != LOSS_ONLY else <floating*>NULL,
+                           <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
                            w.row_loss, n_threads)
+    if mode == DATA_LOSS:
+        return value
     if mode == LOSS_ONLY:
         if net.regularized:
             value += parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, <floating*>NULL,
@@ -1193,6 +1197,7 @@ cdef class Workspace:
     """Scratch for one batch size: activations, two ping-pong gradient buffers,
     per-row losses, per-block sums and (when the network has dropout) masks."""
     cdef readonly Py_ssize_t capacity
+    cdef readonly bint has_masks
     cdef cnp.ndarray acts, deltas, row_loss, partials, keep
     cdef Work work
 
@@ -1203,6 +1208,7 @@ cdef class Workspace:
             capacity * ((width_sum + 2 * width_max) * itemsize + 8 + (width_sum if masks else 0)),
             "the workspace for this batch")
         self.capacity = capacity
+        self.has_masks = masks
         self.acts = np.empty(capacity * width_sum, dtype=dtype)
         self.deltas = np.empty(2 * capacity * width_max, dtype=dtype)
         self.row_loss = np.empty(capacity, dtype=np.float64)
@@ -1344,8 +1350,9 @@ cdef class Engine:
                 return 1
         return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
 
-    cdef Workspace _claim(self, Py_ssize_t rows, bint exclusive):
-        """A workspace for one call over ``rows`` rows, owned by that call.
+    cdef Workspace _claim(self, Py_ssize_t rows, bint exclusive, bint masks=False):
+        """A workspace for one call over ``rows`` rows, owned by that call; with
+        ``masks`` (training with dropout) it holds dropout masks too.
 
         The engine's own workspace is claimed by setting ``busy`` right after
         testing it, with no Python code in between, so two threads can never
@@ -1357,20 +1364,19 @@ cdef class Engine:
             if exclusive:
                 raise RuntimeError("this network is in use by another thread; train or "
                                    "differentiate one network from one thread at a time")
-            return self._workspace(rows)
+            return self._workspace(rows, False)
         self.busy = True
         try:
-            if self.ws is None or self.ws.capacity < rows:
+            if self.ws is None or self.ws.capacity < rows or (masks and not self.ws.has_masks):
                 self.ws = None  # release the old one before allocating the larger
-                self.ws = self._workspace(rows)
+                self.ws = self._workspace(rows, masks)
         except BaseException:
             self.busy = False
             raise
         return self.ws
 
-    cdef Workspace _workspace(self, Py_ssize_t rows):
-        return Workspace(rows, self.width_sum, self.width_max, self.dtype, self.n_blocks,
-                         self.net.any_dropout)
+    cdef Workspace _workspace(self, Py_ssize_t rows, bint masks):
+        return Workspace(rows, self.width_sum, self.width_max, self.dtype, self.n_blocks, masks)
 
     cdef inline void _release(self, Workspace ws) noexcept:
         if ws is self.ws:
@@ -1448,6 +1454,13 @@ cdef class Engine:
                              f"{self.net.n_params} elements")
         return <cnp.ndarray>buffer
 
+    cdef tuple _states(self, const Opt* o, object s1, object s2):
+        """The optimizer's state buffers, checked: present where its rule needs them."""
+        cdef cnp.ndarray a = self._state(s1), b = self._state(s2)
+        if ((o.kind != OPT_SGD or o.momentum > 0) and a is None) or (o.kind == OPT_ADAM and b is None):
+            raise ValueError("this optimizer's state buffers are missing")
+        return a, b
+
     cdef int _optimizer(self, Opt* o, int kind, tuple hyper, int64_t step, double lr) except -1:
         """Fill ``o`` from an optimizer's kind, settings (a tuple of floats in
         ``functions.HYPERPARAMETERS`` order, checked by the optimizer), step
@@ -1486,7 +1499,8 @@ cdef class Engine:
         cdef void* b = _data(s2)
         cdef int n_threads = self._threads(n)
         cdef double value
-        cdef Workspace ws = self._claim(n, mode != LOSS_ONLY)
+        cdef Workspace ws = self._claim(n, mode == GRADIENT or mode == TRAIN,
+                                        mode == TRAIN and self.net.any_dropout)
         try:
             if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
                 value = self._dispatch(x, T, labels, W, n, ws, mode, o, a, b, n_threads)
@@ -1569,10 +1583,51 @@ cdef class Engine:
             start += rows
 
     def loss(self, X, y, sample_weight=None):
-        """Mean loss of the network on (X, y), plus the penalty of the parameters."""
+        """Mean loss of the network on (X, y), plus the penalty of the parameters.
+
+        Batches of more than PREDICT_BLOCK_ROWS rows are taken in blocks of that
+        many, so the workspace stays bounded however large the batch.
+        """
         cdef Opt o
         o.step = 0
-        return self._run(X, y, sample_weight, LOSS_ONLY, &o)
+        cdef bint single
+        cdef cnp.ndarray x = self._input(X, &single)
+        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        if n <= PREDICT_BLOCK_ROWS:
+            return self._run(x, y, sample_weight, LOSS_ONLY, &o)
+        cdef cnp.ndarray t = self._targets(y, n, single)
+        cdef cnp.ndarray sw = self._weights(sample_weight, n)
+        cdef double total = 0, weight = 0, block_weight
+        cdef Py_ssize_t start, stop
+        for start in range(0, n, PREDICT_BLOCK_ROWS):
+            stop = min(n, start + PREDICT_BLOCK_ROWS)
+            block_weight = <double>(stop - start) if sw is None else float(sw[start:stop].sum())
+            if block_weight > 0:     # a block's mean loss, weighed back into the total
+                total += block_weight * self._run(x[start:stop], t[start:stop],
+                                                  None if sw is None else sw[start:stop],
+                                                  DATA_LOSS, &o)
+                weight += block_weight
+        return (total / weight if weight > 0 else 0.0) + self.penalty()
+
+    def penalty(self):
+        """The penalty of the parameters: sum over layers of l1 sum|W| + l2 sum W^2."""
+        cdef Workspace ws
+        cdef double value = 0
+        if not self.net.regularized:
+            return 0.0
+        ws = self._claim(1, False)
+        try:
+            if self.is_double:
+                value = parameter_pass(PENALTY, &self.net, NULL,
+                                       <double*>cnp.PyArray_DATA(self.params), <double*>NULL,
+                                       <double*>NULL, <double*>NULL, ws.work.partials, 1)
+            else:
+                value = parameter_pass(PENALTY, &self.net, NULL,
+                                       <float*>cnp.PyArray_DATA(self.params), <float*>NULL,
+                                       <float*>NULL, <float*>NULL, ws.work.partials, 1)
+        finally:
+            self._release(ws)
+        return value
 
     def gradients(self, X, y, sample_weight=None):
         """Gradient of ``loss``, as a new flat array laid out like ``params``."""
@@ -1592,7 +1647,8 @@ cdef class Engine:
         """
         cdef Opt o
         self._optimizer(&o, kind, hyper, step, lr)
-        return self._run(X, y, sample_weight, TRAIN, &o, self._state(s1), self._state(s2))
+        a, b = self._states(&o, s1, s2)
+        return self._run(X, y, sample_weight, TRAIN, &o, a, b)
 
     def fit_epoch(self, X, y, sample_weight, Py_ssize_t batch_size, bint shuffle,
                   int64_t epoch, int kind, tuple hyper, s1, s2, int64_t step, lrs, batch_loss,
@@ -1604,9 +1660,11 @@ cdef class Engine:
         batches first_batch..last_batch-1 (default: all), batch b with learning
         rate ``lrs[b]``, writing its loss to ``batch_loss[b]``. With
         ``catch_interrupt`` (main thread only) Ctrl-C stops it at the next batch
-        boundary. Returns ``(status, batches applied)``, status one of FIT_DONE,
-        FIT_DIVERGED (the last batch's loss was not finite and it was not
-        applied) and FIT_INTERRUPTED.
+        boundary. Returns ``(status, batches applied, whether SIGINT arrived)``,
+        status one of FIT_STATUS: done, diverged (the last batch's loss was not
+        finite and it was not applied) or interrupted (stopped early at a batch
+        boundary). SIGINT may also arrive during the last batch, after a
+        divergence or after the loop: then the status is done or diverged.
         """
         cdef bint single
         cdef cnp.ndarray x = self._input(X, &single)
@@ -1633,7 +1691,8 @@ cdef class Engine:
             raise ValueError(f"batch_loss must be a writable float64 array of {n_batches}")
         cdef Opt o
         self._optimizer(&o, kind, hyper, step, float(rates.max()))
-        cdef cnp.ndarray a = self._state(s1), b = self._state(s2)
+        cdef cnp.ndarray a, b
+        a, b = self._states(&o, s1, s2)
         cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
         cdef cnp.ndarray order = np.empty(n if shuffle else 0, dtype=np.intp)
         cdef cnp.ndarray xb = np.empty(batch_size * self.n_in if shuffle else 0, dtype=self.dtype)
@@ -1662,8 +1721,9 @@ cdef class Engine:
         cdef Py_ssize_t done = 0
         cdef int status
         cdef int n_threads = self._threads(batch_size)
-        cdef Workspace ws = self._claim(batch_size, True)
+        cdef Workspace ws = self._claim(batch_size, True, self.net.any_dropout)
         cdef bint caught = catch_interrupt and fwb_catch_sigint()
+        cdef bint arrived = False
         try:
             with nogil:
                 if shuffle:
@@ -1671,10 +1731,9 @@ cdef class Engine:
                 status = self._fit_dispatch(&f, &o, first_batch, last_batch, ws, &done, caught,
                                             n_threads)
         finally:
-            if caught and fwb_release_sigint():
-                status = FIT_INTERRUPTED
+            arrived = caught and fwb_release_sigint()
             self._release(ws)
-        return status, done
+        return status, done, arrived
 
     cdef int _fit_dispatch(self, const Fit* f, Opt* o, Py_ssize_t first_batch,
                            Py_ssize_t last_batch, Workspace ws, Py_ssize_t* done,

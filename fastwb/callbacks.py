@@ -17,7 +17,8 @@ class History:
     """Per-epoch records of one ``fit``.
 
     ``history`` maps a metric name to its list of per-epoch values: ``loss``
-    (mean training loss plus penalty over the epoch's batches), ``lr`` (the
+    (each batch's loss plus penalty, averaged over the epoch's batches weighted
+    by their rows; with sample weights a batch's loss is its weighted mean), ``lr`` (the
     learning rate of the epoch's last step), ``time`` (seconds),
     ``samples_per_second``, and with validation data ``val_loss`` and, for
     classification losses, ``val_accuracy``. ``epoch`` lists the optimizer's

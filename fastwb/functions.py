@@ -4,6 +4,8 @@ The math itself is in ``fastwb.reference`` (NumPy) and ``fastwb._core`` (compile
 """
 from __future__ import annotations
 
+import enum
+
 #: Activations, by the name a layer takes. ``softmax`` is for the output layer only.
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
 
@@ -24,6 +26,15 @@ OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 #: Order of the optimizer settings in the array the engines' ``train_step`` takes.
 HYPERPARAMETERS = ("momentum", "nesterov", "rho", "beta1", "beta2", "eps", "weight_decay",
                    "clip_norm", "clip_value")
+
+
+class FitStatus(enum.IntEnum):
+    """How an engine's ``fit_epoch`` ended."""
+
+    DONE = 0
+    DIVERGED = 1        # a batch's loss was not finite; that batch was not applied
+    INTERRUPTED = 2     # SIGINT arrived; stopped early at a batch boundary
+
 
 _ACTIVATION_ALIASES = {"linear": "identity", "none": "identity"}
 _LOSS_ALIASES = {

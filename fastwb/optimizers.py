@@ -72,7 +72,7 @@ class Optimizer(abc.ABC):
         # what the engines take, built once: the settings are fixed from here on
         self._hyper = tuple(float(values[name]) for name in HYPERPARAMETERS)
         self._code = OPTIMIZERS.index(self._kind)
-        self.reset()
+        self._clear()
 
     # --- settings -----------------------------------------------------------------
 
@@ -119,13 +119,16 @@ class Optimizer(abc.ABC):
 
     def reset(self) -> None:
         """Forget the step count, the moment buffers and the schedule's state."""
+        self._clear()
+        self._schedule.reset()
+
+    def _clear(self) -> None:
         self._step = 0
         self._epoch = 0
         self._samples_seen = 0
         self._buffers = {}
         self._engine = None
         self._s1 = self._s2 = None
-        self._schedule.reset()
 
     @property
     def step(self) -> int:
@@ -153,6 +156,10 @@ class Optimizer(abc.ABC):
         """Create the state for a network's engine on its first step; refuse another."""
         if self._engine is None:
             n, dtype = engine.params.shape[0], engine.params.dtype
+            eps = self._values.get("eps")
+            if eps is not None and dtype.type(eps) == 0:
+                raise ValueError(f"eps={eps!r} is 0 in the network's {dtype}: a zero gradient "
+                                 f"would divide 0 by 0; use eps >= {np.finfo(dtype).tiny}")
             self._buffers = {name: np.zeros(n, dtype=dtype) for name in self._slots}
             buffers = [self._buffers[name] for name in self._slots] + [None, None]
             self._s1, self._s2 = buffers[:2]
@@ -167,7 +174,8 @@ class Optimizer(abc.ABC):
         """Learning rates of the given steps of the current epoch."""
         if self._constant:
             return np.full(len(steps), self._lr)
-        return self._schedule.rates(self._lr, steps, self._epoch, self._samples_seen)
+        return _schedules.check_rates(
+            self._schedule.rates(self._lr, steps, self._epoch, self._samples_seen), len(steps))
 
     def _current_lr(self) -> float:
         if self._constant:

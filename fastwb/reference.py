@@ -7,11 +7,13 @@ NumPy over speed. Notation: layer l maps ``A[l-1]`` (n x k) to
 """
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 
 from fastwb import _random, _validation
 from fastwb._layout import layer_views, n_parameters, offsets
-from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
+from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS, FitStatus
 
 #: Slope of leaky_relu for negative inputs (PyTorch's and Keras' default).
 LEAKY_SLOPE = 0.01
@@ -286,6 +288,10 @@ class ReferenceEngine:
                 gb[...] = db
         return value
 
+    def penalty(self):
+        """The penalty of the parameters."""
+        return penalty(self.params, self._c1, self._c2) if self._regularized else 0.0
+
     def loss(self, X, y, sample_weight=None):
         """Mean loss on (X, y) plus the penalty."""
         return self._loss_and_gradients(*self._checked(X, y, sample_weight), False)
@@ -318,7 +324,8 @@ class ReferenceEngine:
 
     def fit_epoch(self, X, y, sample_weight, batch_size, shuffle, epoch, kind, hyper, s1, s2,
                   step, lrs, batch_loss, first_batch=0, last_batch=-1, catch_interrupt=False):
-        """One epoch as ``Engine.fit_epoch``: same batches, same order, same masks."""
+        """One epoch as ``Engine.fit_epoch``: same batches, same order, same masks,
+        and with ``catch_interrupt`` Ctrl-C taken at a batch boundary."""
         x, y, sample_weight = self._checked(X, y, sample_weight)
         n = x.shape[0]
         batch_size = min(batch_size, n)
@@ -326,14 +333,25 @@ class ReferenceEngine:
         last_batch = n_batches if last_batch < 0 else last_batch
         order = _random.permutation(self.seed, epoch, n) if shuffle else np.arange(n)
         name, settings = self._settings(kind, hyper)
-        done = 0
-        for b in range(first_batch, last_batch):
-            rows = order[b * batch_size:(b + 1) * batch_size]
-            weights = None if sample_weight is None else sample_weight[rows]
-            value = self._step(x[rows], y[rows], weights, name, settings, s1, s2, step + done,
-                               float(lrs[b]))
-            batch_loss[b] = value
-            if not np.isfinite(value):
-                return 1, done
-            done += 1
-        return 0, done
+        arrived = []
+        previous = signal.signal(signal.SIGINT, lambda *_: arrived.append(True)) \
+            if catch_interrupt else None
+        done, status = 0, FitStatus.DONE
+        try:
+            for b in range(first_batch, last_batch):
+                if arrived:
+                    status = FitStatus.INTERRUPTED
+                    break
+                rows = order[b * batch_size:(b + 1) * batch_size]
+                weights = None if sample_weight is None else sample_weight[rows]
+                value = self._step(x[rows], y[rows], weights, name, settings, s1, s2,
+                                   step + done, float(lrs[b]))
+                batch_loss[b] = value
+                if not np.isfinite(value):
+                    status = FitStatus.DIVERGED
+                    break
+                done += 1
+        finally:
+            if catch_interrupt:
+                signal.signal(signal.SIGINT, previous)
+        return status, done, bool(arrived)

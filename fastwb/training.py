@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from fastwb import _validation
-from fastwb._core import FitStatus
 from fastwb.callbacks import Callback, EarlyStopping, History, LambdaCallback, ProgressBar
+from fastwb.functions import FitStatus
 
 
 def class_weights(class_weight, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -63,14 +63,14 @@ def accuracy(loss: str, predictions: np.ndarray, y: np.ndarray) -> float:
 class _Data:
     """Training or validation data, checked and converted once for the whole fit."""
 
-    def __init__(self, net, X, y, sample_weight=None):
-        self.X, _ = _validation.check_X(X, net.sizes[0], net.dtype)
+    def __init__(self, net, X, y, sample_weight=None, what="sample_weight"):
+        self.X, single = _validation.check_X(X, net.sizes[0], net.dtype)
         n = self.X.shape[0]
-        self.y = _validation.check_y(y, n, net.sizes[-1], net.loss_name, net.dtype)
+        self.y = _validation.check_y(y, n, net.sizes[-1], net.loss_name, net.dtype, single)
         self.sample_weight = None
         if sample_weight is not None:
             self.sample_weight = _validation.check_sample_weight(sample_weight, n, net.dtype)
-            self._check_some_weight()
+            self._check_some_weight(what)
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -87,12 +87,12 @@ class _Data:
         weights = class_weights(class_weight, labels, n_classes or net.sizes[-1])[labels]
         weights = weights.astype(net.dtype)
         self.sample_weight = weights if self.sample_weight is None else self.sample_weight * weights
-        self._check_some_weight()
+        self._check_some_weight("sample_weight times class_weight")
 
-    def _check_some_weight(self) -> None:
+    def _check_some_weight(self, what: str) -> None:
         if not np.any(self.sample_weight > 0):
-            raise ValueError("every sample has weight 0 (sample_weight times class_weight): "
-                             "nothing to train on")
+            purpose = "validate on" if what.startswith("validation") else "train on"
+            raise ValueError(f"every sample has weight 0 ({what}): nothing to {purpose}")
 
 
 def _split(net, data: _Data, validation_split: float) -> tuple[_Data, _Data]:
@@ -122,43 +122,97 @@ class _Snapshot:
 
 
 def _run_epoch(net, optimizer, data: _Data, batch_size: int, shuffle: bool) -> tuple:
-    """One epoch; returns (mean loss, last learning rate). Raises FloatingPointError
-    after restoring the last finite state, or KeyboardInterrupt after Ctrl-C."""
-    engine = net._engine
+    """One epoch; returns (mean loss, last learning rate, whether Ctrl-C arrived
+    during its last batch). Raises FloatingPointError after going back to the
+    last finite state, and lets Python's SIGINT handler raise KeyboardInterrupt
+    at the batch boundary after a Ctrl-C."""
+    optimizer._bind(net._engine)          # again: a callback may have reset it
     n = len(data)
     batch_size = min(batch_size, n)
     n_batches = -(-n // batch_size)
     lrs = optimizer._rates(np.arange(optimizer._step, optimizer._step + n_batches,
                                      dtype=np.int64))
     batch_loss = np.zeros(n_batches)
-    kind = optimizer._code
-    hyper = optimizer._hyper
-    s1, s2 = optimizer._s1, optimizer._s2
-    snapshot = _Snapshot(net, optimizer)
+    epoch = _Epoch(net, optimizer, data, batch_size, shuffle, lrs)
     applied = 0
     while True:
-        status, done = engine.fit_epoch(data.X, data.y, data.sample_weight, batch_size, shuffle,
-                                        optimizer._epoch, kind, hyper, s1, s2, optimizer._step,
-                                        lrs, batch_loss, applied, catch_interrupt=_catch_sigint())
-        optimizer._step += done
+        status, done, arrived = epoch.run(batch_loss, applied, n_batches, _catch_sigint())
         applied += done
-        if status != FitStatus.FIT_INTERRUPTED:
+        if status != FitStatus.INTERRUPTED:
             break
         # Ctrl-C arrived while compiled code held the signal: hand it to Python's
         # handler now, at a batch boundary (KeyboardInterrupt, by default); if
         # that handler returns, the epoch goes on from where it stopped
         signal.raise_signal(signal.SIGINT)
-    if status == FitStatus.FIT_DIVERGED:
-        kept = _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot,
-                                  applied)
+    if status == FitStatus.DIVERGED or not _finite(net.parameters):
+        kept = epoch.last_finite_state(applied)
+        cause = (f"the loss was {batch_loss[applied]} on batch {applied}"
+                 if status == FitStatus.DIVERGED else
+                 f"the update of batch {kept} left parameters NaN or infinite")
         raise FloatingPointError(
-            f"training diverged: the loss was {batch_loss[applied]} on batch {applied} of epoch "
-            f"{optimizer._epoch}. The parameters and optimizer state are those after the last "
-            f"update that left them finite ({kept} updates into the epoch). Try a smaller "
-            "learning rate, clip_norm, or scaling the inputs.")
+            f"training diverged: {cause} of epoch {optimizer._epoch}. The parameters and "
+            f"optimizer state are those after the last update that left every parameter "
+            f"finite ({kept} updates into the epoch). Try a smaller learning rate, clip_norm, "
+            "or scaling the inputs.")
     rows = np.full(n_batches, batch_size, dtype=np.float64)
     rows[-1] = n - batch_size * (n_batches - 1)
-    return float(np.dot(batch_loss, rows) / n), float(lrs[-1])
+    return float(np.dot(batch_loss, rows) / n), float(lrs[-1]), arrived
+
+
+def _finite(values: np.ndarray) -> bool:
+    return bool(np.isfinite(values).all())
+
+
+class _Epoch:
+    """One epoch's batches, from the parameters and optimizer state at its start,
+    which it keeps to undo a divergence."""
+
+    def __init__(self, net, optimizer, data, batch_size, shuffle, lrs):
+        self.net, self.optimizer, self.data = net, optimizer, data
+        self.batch_size, self.shuffle, self.lrs = batch_size, shuffle, lrs
+        self.epoch = optimizer._epoch
+        self.start = _Snapshot(net, optimizer)
+
+    def run(self, batch_loss, first: int, last: int, catch_interrupt: bool = False) -> tuple:
+        """Batches first..last-1 in one engine call; counts the updates in the optimizer."""
+        opt, data = self.optimizer, self.data
+        status, done, arrived = self.net._engine.fit_epoch(
+            data.X, data.y, data.sample_weight, self.batch_size, self.shuffle, self.epoch,
+            opt._code, opt._hyper, opt._s1, opt._s2, opt._step, self.lrs, batch_loss, first,
+            last, catch_interrupt=catch_interrupt)
+        opt._step += done
+        return status, done, arrived
+
+    def last_finite_state(self, applied: int) -> int:
+        """Go back to the last state of this epoch with every parameter finite;
+        returns how many of its updates that state includes.
+
+        Updates are deterministic (the order, the masks and the rates depend only
+        on the seed, the epoch and the step), so replaying k batches from the
+        epoch's start gives the state after k updates exactly. Once a parameter
+        is NaN or infinite it stays so, and the state the epoch started from is
+        finite (fit checks), so a bisection finds the last finite state; the
+        update that broke them is nearly always the last one, which is tried first.
+        """
+        if _finite(self.net.parameters):
+            return applied
+        scratch = np.zeros(len(self.lrs))
+
+        def finite_after(k: int) -> bool:
+            self.start.restore(self.net, self.optimizer)
+            if k:
+                self.run(scratch, 0, k)
+            return _finite(self.net.parameters)
+
+        low, high = 0, applied            # finite after `low` updates, not after `high`
+        if applied and finite_after(applied - 1):
+            return applied - 1
+        high = max(applied - 1, 0)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if finite_after(middle) else (low, middle)
+        finite_after(low)
+        return low
 
 
 def _catch_sigint() -> bool:
@@ -166,32 +220,6 @@ def _catch_sigint() -> bool:
     Python delivers it) and when Python handles it (not ignored or default)."""
     return (threading.current_thread() is threading.main_thread()
             and callable(signal.getsignal(signal.SIGINT)))
-
-
-def _last_finite_state(net, optimizer, data, batch_size, shuffle, lrs, snapshot, done) -> int:
-    """After a non-finite loss, go back to the last state whose parameters are all
-    finite; returns how many of the epoch's updates it includes.
-
-    The updates are deterministic, so replaying the epoch from its snapshot one
-    batch at a time finds the update that first made a parameter non-finite.
-    """
-    if np.all(np.isfinite(net.parameters)):
-        return done
-    snapshot.restore(net, optimizer)
-    kind = optimizer._code
-    hyper = optimizer._hyper
-    s1, s2 = optimizer._s1, optimizer._s2
-    scratch = np.zeros(len(lrs))
-    for b in range(done):
-        before = _Snapshot(net, optimizer)
-        _, applied = net._engine.fit_epoch(data.X, data.y, data.sample_weight, batch_size,
-                                           shuffle, optimizer._epoch, kind, hyper, s1, s2,
-                                           optimizer._step, lrs, scratch, b, b + 1)
-        optimizer._step += applied
-        if not np.all(np.isfinite(net.parameters)):
-            before.restore(net, optimizer)
-            return b
-    return done
 
 
 def _validation_logs(net, val: _Data) -> dict:
@@ -202,7 +230,9 @@ def _validation_logs(net, val: _Data) -> dict:
 
 
 def _callbacks(callbacks, verbose, epochs) -> list:
-    if isinstance(callbacks, Callback) or callable(callbacks):
+    if callbacks is None:
+        callbacks = ()
+    elif isinstance(callbacks, Callback) or callable(callbacks):
         callbacks = [callbacks]
     result = [c if isinstance(c, Callback) else LambdaCallback(c) for c in callbacks]
     verbose = _validation.as_int(verbose, "verbose")
@@ -237,12 +267,15 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, "
                              "sample_weight_val)")
-        val = _Data(net, *validation_data)
+        val = _Data(net, *validation_data, what="validation_data's sample_weight")
     elif validation_split:
         data, val = _split(net, data, validation_split)
     if class_weight is not None:        # training only: val_loss stays the plain loss
         data.weigh_classes(net, class_weight)
     optimizer._bind(net._engine)
+    if not _finite(net.parameters):
+        raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
+                         "train_step, or assigned so); set finite ones before fit")
 
     monitor = "val_loss" if val is not None else "loss"
     if early_stopping:
@@ -258,7 +291,7 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
             for callback in callbacks:
                 callback.on_epoch_begin(epoch, {})
             start = time.perf_counter()
-            loss, lr = _run_epoch(net, optimizer, data, batch_size, shuffle)
+            loss, lr, interrupted = _run_epoch(net, optimizer, data, batch_size, shuffle)
             elapsed = time.perf_counter() - start
             optimizer._epoch += 1
             optimizer._samples_seen += len(data)
@@ -270,6 +303,8 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
             history.append(epoch, logs)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
+            if interrupted:           # Ctrl-C during the epoch's last batch, now handled
+                signal.raise_signal(signal.SIGINT)
             if net.stop_training:
                 break
     finally:

@@ -1230,3 +1230,90 @@ def test_verbose_zero_is_silent(capsys):
     X, y = _regression()
     fastwb.Network([4, 6, 2], seed=0).fit(X, y, epochs=2, verbose=0)
     assert capsys.readouterr() == ("", "")
+
+
+# --- found in review ------------------------------------------------------------------------
+
+def test_resetting_the_optimizer_between_epochs_restarts_its_state():
+    X, y = _regression(n=64)
+    net = fastwb.Network([4, 8, 2], dtype="float64", seed=0)
+    opt = fastwb.Adam(1e-2)
+    history = net.fit(X, y, opt, epochs=3, batch_size=16,
+                      callbacks=[lambda epoch, logs: opt.reset()])
+    assert len(history) == 3 and opt.step == 0 and "exp_avg" not in opt.state
+    net.fit(X, y, opt, epochs=1, batch_size=16)
+    assert opt.step == 4 and opt.state["exp_avg"].shape == net.parameters.shape
+    assert np.all(np.isfinite(net.parameters))
+
+
+def test_an_update_that_overflows_on_the_last_batch_is_undone():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (1000 + rng.normal(size=(64, 1))).astype(np.float32)
+    net = fastwb.Network([3, 4, 1], dtype="float32", seed=0)
+    start = net.parameters.copy()
+    opt = fastwb.SGD(lr=3e38)
+    with pytest.raises(FloatingPointError, match="left parameters NaN or infinite"):
+        net.fit(X, y, opt, epochs=2, batch_size=64, shuffle=False)
+    assert np.array_equal(net.parameters, start) and opt.step == 0 and opt.epoch == 0
+
+
+def test_fit_refuses_parameters_that_are_not_finite():
+    X, y = _regression()
+    net = fastwb.Network([4, 6, 2], dtype="float64", seed=0)
+    net.layers[0].weights[0, 0] = np.inf          # the views skip the assignment check
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        net.fit(X, y, epochs=1)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_one_sample_and_no_callbacks(backend):
+    net = fastwb.Network([3, 4, 2], loss="softmax_cross_entropy", dtype="float64", seed=0,
+                         backend=backend)
+    history = net.fit(np.array([0.5, -1.0, 2.0]), 1, fastwb.SGD(0.1), epochs=2, callbacks=None)
+    assert len(history) == 2 and np.isfinite(history["loss"]).all()
+
+
+def test_all_zero_validation_weights_are_named():
+    X, y = _regression()
+    net = fastwb.Network([4, 6, 2], dtype="float64", seed=0)
+    with pytest.raises(ValueError, match="validation_data's sample_weight"):
+        net.fit(X, y, epochs=1, validation_data=(X, y, np.zeros(len(X))))
+
+
+def test_reference_fit_epoch_stops_at_a_batch_boundary_on_ctrl_c():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40000, 30)), rng.normal(size=(40000, 5))
+    net = fastwb.Network([30, 64, 5], dtype="float64", seed=0, backend="reference")
+    opt = fastwb.SGD(1e-3)
+    opt._bind(net._engine)
+    n_batches = 40000 // 8
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        status, done, arrived = net._engine.fit_epoch(
+            X, y, None, 8, True, 0, opt._code, opt._hyper, None, None, 0,
+            np.full(n_batches, 1e-3), np.zeros(n_batches), catch_interrupt=True)
+    finally:
+        timer.cancel()
+    assert status == fastwb.functions.FitStatus.INTERRUPTED and arrived
+    assert 0 < done < n_batches
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_a_schedule_returning_bad_rates_is_refused(backend):
+    class Broken(schedules.Schedule):
+        name = "broken"
+
+        def rates(self, base_lr, steps, epoch, samples_seen):
+            return np.full(len(steps), np.nan)
+
+    X, y = _regression()
+    net = fastwb.Network([4, 6, 2], dtype="float64", seed=0, backend=backend)
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match="invalid learning rate"):
+        net.train_step(X, y, fastwb.SGD(0.1, schedule=Broken()))
+    with pytest.raises(ValueError, match="invalid learning rate"):
+        net.fit(X, y, fastwb.SGD(0.1, schedule=Broken()), epochs=1)
+    assert np.array_equal(net.parameters, before)

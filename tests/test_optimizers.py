@@ -698,3 +698,57 @@ def test_first_warmup_step_uses_a_fifth_of_the_rate(backend):
                                                                     warmup_steps=5))
     net.train_step(X, y, opt)
     assert rel_error(net.parameters, p - 0.1 * g) < 1e-12
+
+
+# --- found in review ------------------------------------------------------------------------
+
+def test_engine_refuses_missing_state_buffers():
+    net = fastwb.Network([3, 4, 2], dtype="float64", seed=0)
+    X, y = np.ones((2, 3)), np.zeros((2, 2))
+    for opt, s1, s2 in ((fastwb.Adam(), None, None), (fastwb.SGD(momentum=0.9), None, None),
+                        (fastwb.Adam(), np.zeros(net.n_parameters), None)):
+        with pytest.raises(ValueError, match="state buffers are missing"):
+            net._engine.train_step(X, y, None, opt._code, opt._hyper, s1, s2, 0, 0.1)
+
+
+def test_eps_that_underflows_in_float32_is_refused():
+    net = fastwb.Network([3, 4, 2], dtype="float32", seed=0)
+    with pytest.raises(ValueError, match="eps=1e-50 is 0"):
+        net.train_step(np.ones((2, 3)), np.zeros((2, 2)), fastwb.Adam(eps=1e-50))
+    fastwb.Network([3, 4, 2], dtype="float64").train_step(
+        np.ones((2, 3)), np.zeros((2, 2)), fastwb.Adam(eps=1e-50))
+
+
+def test_making_an_optimizer_keeps_its_schedules_state():
+    plateau = fastwb.schedules.ReduceOnPlateau()
+    state = {"multiplier": 0.25, "best": 1.0, "wait": 3, "n_reductions": 2}
+    plateau.set_state(state)
+    opt = fastwb.Adam(schedule=plateau)
+    assert opt.schedule.get_state() == state
+    opt.reset()
+    assert opt.schedule.get_state()["multiplier"] == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_loss_of_a_large_batch_is_taken_in_blocks(dtype):
+    rng = np.random.default_rng(0)
+    n = 2500                                   # three blocks of at most 1024 rows
+    X = rng.normal(size=(n, 5))
+    y = rng.integers(0, 3, size=n)
+    weights = rng.uniform(size=n)
+    weights[1024:2048] = 0                     # a block that weighs nothing
+    kwargs = dict(loss="softmax_cross_entropy", dtype=dtype, seed=0, l2=0.01, l1=0.001)
+    compiled = fastwb.Network([5, 8, 3], **kwargs)
+    reference = fastwb.Network([5, 8, 3], backend="reference", **kwargs)
+    for sw in (None, weights):
+        assert rel_error(compiled.loss(X, y, sw), reference.loss(X, y, sw)) <= TOLERANCE[
+            np.dtype(dtype)]
+    assert compiled.loss(X, y, np.zeros(n)) == pytest.approx(compiled._engine.penalty())
+
+
+def test_compiled_codes_match_the_python_names():
+    from fastwb import _core, functions
+    assert list(_core.OPTIMIZERS) == list(functions.OPTIMIZERS)
+    assert list(_core.OPTIMIZERS.values()) == list(range(len(functions.OPTIMIZERS)))
+    assert {name: functions.FitStatus[name.upper()] for name in _core.FIT_STATUS} \
+        == _core.FIT_STATUS
