@@ -1,7 +1,6 @@
 """Layers. fastwb has one kind: ``Dense``, z = x @ W + b followed by an activation."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from fastwb import initializers
