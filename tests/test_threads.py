@@ -7,7 +7,7 @@ import pytest
 import fastwb
 from fastwb import _core
 
-from conftest import PATHS
+from conftest import PATHS, TOLERANCE, rel_error
 
 
 def run_in_threads(worker, count: int) -> None:
@@ -114,3 +114,18 @@ def test_concurrent_gradients_are_each_right_or_refused():
 
     run_in_threads(worker, 2)
     assert not wrong
+
+
+def test_blas_thread_count_changes_results_only_within_rounding():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 300)).astype(np.float32)
+    y = rng.integers(0, 10, size=256)
+    results = []
+    for blas_threads in (1, 2):
+        with threadpoolctl.threadpool_limits(limits=blas_threads, user_api="blas"):
+            net = fastwb.Network([300, 256, 128, 10], loss="softmax_cross_entropy", seed=0,
+                                 dropout=0.1)
+            net.fit(X, y, fastwb.Adam(1e-3), epochs=2, batch_size=128)
+            results.append(net.parameters.copy())
+    assert rel_error(results[1], results[0]) <= TOLERANCE[np.dtype(np.float32)]
