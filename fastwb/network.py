@@ -12,6 +12,7 @@ from fastwb.callbacks import History
 from fastwb.functions import (OUTPUT_ACTIVATION, check_output_activation, resolve_activation,
                               resolve_loss)
 from fastwb.layers import Dense, _dropout, _penalty
+from fastwb import optimizers
 from fastwb.optimizers import Adam, Optimizer
 from fastwb.reference import ReferenceEngine
 
@@ -250,7 +251,7 @@ class Network:
                 "NaN or infinity, or training diverged (try a smaller learning rate)")
         return loss
 
-    def fit(self, X, y, optimizer: Optimizer | None = None, epochs: int = 10,
+    def fit(self, X, y, optimizer: Optimizer | str | None = None, epochs: int = 10,
             batch_size: int = 32, shuffle: bool = True, validation_data=None,
             validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
             min_delta: float = 1e-4, restore_best_weights: bool = True, sample_weight=None,
@@ -268,9 +269,11 @@ class Network:
         ----------
         X, y : array-like
             As for ``loss``.
-        optimizer : Optimizer or None
-            None continues with the optimizer of the previous ``fit`` or
-            ``partial_fit``, or starts ``Adam()``. It is kept as ``self.optimizer``.
+        optimizer : Optimizer, str or None
+            An optimizer, or the name of one with its defaults ("sgd",
+            "rmsprop", "adagrad", "adam", "adamw"). None continues with the
+            optimizer of the previous ``fit`` or ``partial_fit``, or starts
+            ``Adam()``. It is kept as ``self.optimizer``.
         epochs, batch_size : int
         shuffle : bool
             Reshuffle the samples every epoch.
@@ -318,7 +321,7 @@ class Network:
                             restore_best_weights, sample_weight, class_weight, callbacks,
                             verbose)
 
-    def partial_fit(self, X, y, optimizer: Optimizer | None = None, batch_size: int = 32,
+    def partial_fit(self, X, y, optimizer: Optimizer | str | None = None, batch_size: int = 32,
                     shuffle: bool = True, sample_weight=None, class_weight=None) -> float:
         """One epoch over (X, y), continuing the previous training; returns its mean loss.
 
@@ -329,14 +332,11 @@ class Network:
                            sample_weight=sample_weight, class_weight=class_weight)
         return history["loss"][-1]
 
-    def _optimizer(self, optimizer: Optimizer | None) -> Optimizer:
+    def _optimizer(self, optimizer: Optimizer | str | None) -> Optimizer:
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else Adam()
-        elif not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
-                            f"got {optimizer!r}")
-        self.optimizer = optimizer
-        return optimizer
+        self.optimizer = optimizers.resolve(optimizer)
+        return self.optimizer
 
     def __repr__(self) -> str:
         return (f"Network({list(self.sizes)}, activations={list(self.activations)}, "

@@ -19,7 +19,7 @@ from fastwb import schedules as _schedules
 from fastwb._validation import check_real
 from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "resolve"]
 
 
 def _fixed(name: str, doc: str) -> property:
@@ -359,3 +359,20 @@ class AdamW(Adam):
         settings = {**_adam_settings(beta1, beta2, eps),
                     "weight_decay": check_real(weight_decay, "weight_decay", 0.0)}
         Optimizer.__init__(self, lr, settings, schedule, clip_norm, clip_value)
+
+
+_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adam": Adam, "adamw": AdamW}
+
+
+def resolve(value) -> Optimizer:
+    """An optimizer from itself or its name ("adam" is ``Adam()`` with its defaults)."""
+    if isinstance(value, Optimizer):
+        return value
+    if isinstance(value, str):
+        try:
+            return _BY_NAME[value.lower()]()
+        except KeyError:
+            raise ValueError(f"unknown optimizer {value!r}; use one of "
+                             f"{', '.join(_BY_NAME)} or an Optimizer") from None
+    raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam(), or its name, "
+                    f"got {value!r}")

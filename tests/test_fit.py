@@ -1131,7 +1131,7 @@ def test_ctrl_c_still_interrupts_blocking_calls_after_fit():
     (dict(verbose=3), ValueError, "verbose"),
     (dict(verbose=-1), ValueError, "verbose"),
     (dict(verbose="yes"), TypeError, "verbose"),
-    (dict(optimizer="adam"), TypeError, "optimizer"),
+    (dict(optimizer="adamax"), ValueError, "unknown optimizer 'adamax'"),
     (dict(optimizer=fastwb.SGD), TypeError, "optimizer"),
 ])
 def test_bad_fit_arguments(kwargs, error, match):
@@ -1162,7 +1162,7 @@ def test_partial_fit_checks_its_arguments():
     with pytest.raises(ValueError, match="batch_size"):
         net.partial_fit(X, y, batch_size=0)
     with pytest.raises(TypeError, match="optimizer"):
-        net.partial_fit(X, y, optimizer="sgd")
+        net.partial_fit(X, y, optimizer=42)
 
 
 @pytest.mark.parametrize("make,error,match", [
@@ -1317,3 +1317,13 @@ def test_a_schedule_returning_bad_rates_is_refused(backend):
     with pytest.raises(ValueError, match="invalid learning rate"):
         net.fit(X, y, fastwb.SGD(0.1, schedule=Broken()), epochs=1)
     assert np.array_equal(net.parameters, before)
+
+
+@pytest.mark.parametrize("name,kind", [("adam", fastwb.Adam), ("SGD", fastwb.SGD),
+                                       ("adamw", fastwb.AdamW), ("rmsprop", fastwb.RMSprop),
+                                       ("adagrad", fastwb.Adagrad)])
+def test_fit_takes_an_optimizer_by_name(name, kind):
+    X, y = _regression()
+    net = fastwb.Network([4, 6, 2], dtype="float64", seed=0)
+    net.fit(X, y, name, epochs=1)
+    assert type(net.optimizer) is kind and net.optimizer.step > 0
