@@ -1476,19 +1476,29 @@ cdef class Engine:
         o.step = step
         return 0
 
-    cdef double _run(self, object X, object y, object sample_weight, int mode, Opt* o,
-                     cnp.ndarray s1=None, cnp.ndarray s2=None,
-                     cnp.ndarray grad_out=None) except? -1.0:
-        """Validate, claim a workspace, run the kernels once; with ``grad_out``
-        also copy the gradient there before another call can overwrite it."""
+    cdef tuple _checked(self, object X, object y, object sample_weight):
+        """(X, y, sample_weight) as arrays a kernel takes: see _input, _targets, _weights."""
         cdef bint single
         cdef cnp.ndarray x = self._input(X, &single)
         cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
         if n > MAX_ROWS:
             raise ValueError(f"X has {n} rows; a batch holds at most {MAX_ROWS} "
                              "(BLAS counts rows in 32 bits): split it")
-        cdef cnp.ndarray t = self._targets(y, n, single)
-        cdef cnp.ndarray sw = self._weights(sample_weight, n)
+        return x, self._targets(y, n, single), self._weights(sample_weight, n)
+
+    cdef double _run(self, object X, object y, object sample_weight, int mode, Opt* o,
+                     cnp.ndarray s1=None, cnp.ndarray s2=None,
+                     cnp.ndarray grad_out=None) except? -1.0:
+        """Validate, then run the kernels once (see _execute)."""
+        x, t, sw = self._checked(X, y, sample_weight)
+        return self._execute(x, t, sw, mode, o, s1, s2, grad_out)
+
+    cdef double _execute(self, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw, int mode, Opt* o,
+                         cnp.ndarray s1=None, cnp.ndarray s2=None,
+                         cnp.ndarray grad_out=None) except? -1.0:
+        """Claim a workspace and run the kernels once on checked input; with
+        ``grad_out`` also copy the gradient there before another call can overwrite it."""
+        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
         if mode == TRAIN:
             x, t, sw = self._unaliased(x, t, sw)
         cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
@@ -1590,22 +1600,20 @@ cdef class Engine:
         """
         cdef Opt o
         o.step = 0
-        cdef bint single
-        cdef cnp.ndarray x = self._input(X, &single)
+        cdef cnp.ndarray x, t, sw
+        x, t, sw = self._checked(X, y, sample_weight)
         cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
         if n <= PREDICT_BLOCK_ROWS:
-            return self._run(x, y, sample_weight, LOSS_ONLY, &o)
-        cdef cnp.ndarray t = self._targets(y, n, single)
-        cdef cnp.ndarray sw = self._weights(sample_weight, n)
+            return self._execute(x, t, sw, LOSS_ONLY, &o)
         cdef double total = 0, weight = 0, block_weight
         cdef Py_ssize_t start, stop
         for start in range(0, n, PREDICT_BLOCK_ROWS):
             stop = min(n, start + PREDICT_BLOCK_ROWS)
             block_weight = <double>(stop - start) if sw is None else float(sw[start:stop].sum())
             if block_weight > 0:     # a block's mean loss, weighed back into the total
-                total += block_weight * self._run(x[start:stop], t[start:stop],
-                                                  None if sw is None else sw[start:stop],
-                                                  DATA_LOSS, &o)
+                total += block_weight * self._execute(x[start:stop], t[start:stop],
+                                                      None if sw is None else sw[start:stop],
+                                                      DATA_LOSS, &o)
                 weight += block_weight
         return (total / weight if weight > 0 else 0.0) + self.penalty()
 

@@ -159,3 +159,10 @@ def test_aliases():
     assert net.activations == ("identity", "softmax")
     assert net.loss_name == "softmax_cross_entropy"
     assert rel_error([1.0], [1.0]) == 0
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_one_sample_given_as_a_list_takes_a_scalar_label(backend):
+    net = fastwb.Network([3, 4, 2], loss="softmax_cross_entropy", dtype="float64", seed=0,
+                         backend=backend)
+    assert net.loss([0.5, 1, 2], 1) == net.loss(np.array([0.5, 1.0, 2.0]), 1)
