@@ -906,6 +906,15 @@ def _fit_interrupted(net, opt, X, y, epochs=30, stop_after=False, **kwargs):
     return interrupted
 
 
+main_thread_only = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                                      reason="signals go to the main thread")
+
+
+def _need_default_sigint():
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT has a custom handler in this process")
+
+
 @pytest.fixture
 def clear_interrupt():
     """After a Ctrl-C test, a small fit on the main thread, which starts by
@@ -915,11 +924,9 @@ def clear_interrupt():
     fastwb.Network([4, 2], seed=0).fit(X, y, epochs=1)
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signals go to the main thread")
+@main_thread_only
 def test_ctrl_c_stops_at_a_batch_boundary(clear_interrupt):
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT has a custom handler in this process")
+    _need_default_sigint()
     X, y = _big_problem()
     sizes = [200, 512, 512, 10]
     net = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0)
@@ -947,8 +954,7 @@ def test_ctrl_c_stops_at_a_batch_boundary(clear_interrupt):
     assert len(history) == 1 and opt.step == steps + 10
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signals go to the main thread")
+@main_thread_only
 def test_ctrl_c_with_a_custom_handler_runs_that_handler(clear_interrupt):
     X, y = _big_problem()
     net = fastwb.Network([200, 512, 512, 10], loss="softmax_cross_entropy", seed=0)
@@ -977,8 +983,7 @@ def test_ctrl_c_with_a_custom_handler_runs_that_handler(clear_interrupt):
         assert np.all(np.isfinite(value))
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signals go to the main thread")
+@main_thread_only
 def test_ctrl_c_with_a_handler_that_returns_lets_training_go_on(clear_interrupt):
     """A Python handler that does not raise is run at a batch boundary, and the
     epoch then continues where it stopped: the result is that of an undisturbed fit."""
@@ -1001,8 +1006,7 @@ def test_ctrl_c_with_a_handler_that_returns_lets_training_go_on(clear_interrupt)
     np.testing.assert_array_equal(net.parameters, quiet.parameters)
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signals go to the main thread")
+@main_thread_only
 def test_ctrl_c_is_ignored_when_sigint_is_ignored(clear_interrupt):
     """With SIGINT ignored (SIG_IGN, as under nohup) fit does not take it over."""
     X, y = _big_problem()
@@ -1018,12 +1022,10 @@ def test_ctrl_c_is_ignored_when_sigint_is_ignored(clear_interrupt):
     assert 0 < opt.epoch < 1000 and opt.step == 50 * opt.epoch
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signals go to the main thread")
+@main_thread_only
 def test_an_old_ctrl_c_does_not_stop_a_later_fit_in_another_thread(clear_interrupt):
     """The compiled interrupt flag is forgotten once fit has handed the signal on."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT has a custom handler in this process")
+    _need_default_sigint()
     X, y = _big_problem()
     net = fastwb.Network([200, 512, 512, 10], loss="softmax_cross_entropy", seed=0)
     assert _fit_interrupted(net, fastwb.SGD(0.01), X, y)
@@ -1071,13 +1073,11 @@ def test_fit_in_a_worker_thread_matches_the_main_thread():
 
 
 @pytest.mark.skipif(not hasattr(os, "pipe") or os.name != "posix", reason="POSIX signals")
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signals go to the main thread")
+@main_thread_only
 def test_ctrl_c_still_interrupts_blocking_calls_after_fit():
     """fit gives SIGINT back exactly as it was: Python's handler without
     SA_RESTART, so a blocking read still ends with KeyboardInterrupt."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT has a custom handler in this process")
+    _need_default_sigint()
     X, y = _regression()
     fastwb.Network([4, 6, 2], seed=0).fit(X, y, epochs=1)
     read_end, write_end = os.pipe()
