@@ -1288,14 +1288,25 @@ def test_reference_fit_epoch_stops_at_a_batch_boundary_on_ctrl_c():
     opt = fastwb.SGD(1e-3)
     opt._bind(net._engine)
     n_batches = 40000 // 8
-    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    batch_loss = np.zeros(n_batches)
+    finished = threading.Event()
+
+    def interrupt_after_the_first_batch():
+        # by then fit_epoch's handler is in place, and thousands of batches remain
+        while batch_loss[0] == 0:
+            if finished.wait(0.001):
+                return
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_after_the_first_batch)
+    sender.start()
     try:
         status, done, arrived = net._engine.fit_epoch(
             X, y, None, 8, True, 0, opt._code, opt._hyper, None, None, 0,
-            np.full(n_batches, 1e-3), np.zeros(n_batches), catch_interrupt=True)
+            np.full(n_batches, 1e-3), batch_loss, catch_interrupt=True)
     finally:
-        timer.cancel()
+        finished.set()
+        sender.join()
     assert status == fastwb.functions.FitStatus.INTERRUPTED and arrived
     assert 0 < done < n_batches
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
