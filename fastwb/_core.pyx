@@ -1314,22 +1314,28 @@ cdef class Engine:
         self.net.b_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._b_offset)
         self.net.a_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._a_offset)
         self.net.n_params = offset
-        self._l1 = self._per_layer(l1, "l1")
-        self._l2 = self._per_layer(l2, "l2")
+        self.busy = False
+        self.set_penalties(l1, l2)
         self._dropout = self._per_layer(dropout, "dropout")
         if np.any(self._dropout >= 1) or self._dropout[L - 1] != 0:
             raise ValueError("dropout rates must be below 1, and 0 on the output layer")
-        self.net.l1 = <const double*>cnp.PyArray_DATA(self._l1)
-        self.net.l2 = <const double*>cnp.PyArray_DATA(self._l2)
         self.net.regularize_biases = regularize_biases
-        self.net.regularized = bool(np.any(self._l1 > 0) or np.any(self._l2 > 0))
         self.net.dropout = <const double*>cnp.PyArray_DATA(self._dropout)
         self.net.any_dropout = bool(np.any(self._dropout > 0))
         self.net.seed = seed
         self.n_blocks = max((k * m + BLOCK - 1) // BLOCK for k, m in zip(sizes[:-1], sizes[1:]))
-        self.busy = False
         self.ws = None
         self.loss_name = loss
+
+    def set_penalties(self, l1, l2):
+        """Replace the per-layer penalty coefficients (None: zeros) between calls."""
+        if self.busy:
+            raise RuntimeError("this network is in use by another thread")
+        l1, l2 = self._per_layer(l1, "l1"), self._per_layer(l2, "l2")
+        self._l1, self._l2 = l1, l2
+        self.net.l1 = <const double*>cnp.PyArray_DATA(self._l1)
+        self.net.l2 = <const double*>cnp.PyArray_DATA(self._l2)
+        self.net.regularized = bool(np.any(self._l1 > 0) or np.any(self._l2 > 0))
 
     def _per_layer(self, values, name):
         """A float64 array with one nonnegative, finite value per layer (zeros for None)."""
@@ -1644,6 +1650,15 @@ cdef class Engine:
         out = np.empty_like(self.grads)
         self._run(X, y, sample_weight, GRADIENT, &o, None, None, out)
         return out
+
+    def loss_and_gradients(self, X, y, sample_weight=None):
+        """``(loss, gradient)`` from one forward and backward pass: what
+        ``loss`` and ``gradients`` give, for optimizers such as L-BFGS that want both."""
+        cdef Opt o
+        o.step = 0
+        out = np.empty_like(self.grads)
+        value = self._run(X, y, sample_weight, GRADIENT, &o, None, None, out)
+        return value, out
 
     def train_step(self, X, y, sample_weight, int kind, tuple hyper, s1, s2, int64_t step,
                    double lr):

@@ -247,12 +247,17 @@ class ReferenceEngine:
         n_layers = len(self.sizes) - 1
         self.dropout = [0.0] * n_layers if dropout is None else list(dropout)
         self.seed = seed
-        self._c1, self._c2, self._decayed = penalty_coefficients(
-            self.sizes, [0.0] * n_layers if l1 is None else l1,
-            [0.0] * n_layers if l2 is None else l2, regularize_biases)
-        self._regularized = bool(self._c1.any() or self._c2.any())
+        self._regularize_biases = regularize_biases
+        self.set_penalties([0.0] * n_layers if l1 is None else l1,
+                           [0.0] * n_layers if l2 is None else l2)
         self._layers = layer_views(params, self.sizes)
         self._grad_layers = layer_views(self.grads, self.sizes)
+
+    def set_penalties(self, l1, l2) -> None:
+        """New per-layer penalty coefficients, as ``Engine.set_penalties``."""
+        self._c1, self._c2, self._decayed = penalty_coefficients(
+            self.sizes, l1, l2, self._regularize_biases)
+        self._regularized = bool(self._c1.any() or self._c2.any())
 
     def predict(self, X):
         """Output-layer activations; 1-D for a single 1-D sample."""
@@ -302,6 +307,11 @@ class ReferenceEngine:
         if self._regularized:
             return self.grads + penalty_gradient(self.params, self._c1, self._c2)
         return self.grads.copy()
+
+    def loss_and_gradients(self, X, y, sample_weight=None):
+        """``(loss, gradient)`` as ``Engine.loss_and_gradients``."""
+        x, t, sw = self._checked(X, y, sample_weight)
+        return self.loss(x, t, sw), self.gradients(x, t, sw)
 
     def _step(self, x, y, sample_weight, kind, settings, s1, s2, step, lr):
         value = self._loss_and_gradients(x, y, sample_weight, True, step)

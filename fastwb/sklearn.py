@@ -1,0 +1,934 @@
+"""scikit-learn drop-ins: ``MLPClassifier`` and ``MLPRegressor`` on the compiled core.
+
+They take the constructor parameters of ``sklearn.neural_network``'s estimators,
+with the same defaults and meanings, set the same fitted attributes, and train
+a ``fastwb.Network``: each epoch of "adam" or "sgd" is one compiled call, and
+"lbfgs" runs ``scipy.optimize`` on the compiled loss and gradient.
+
+Where the two differ, and why:
+
+* ``dtype`` (a fastwb extra) defaults to float32, fastwb's precision, which
+  trains about twice as fast; ``dtype=None`` follows the input as scikit-learn
+  does (float32 input stays float32, anything else becomes float64).
+* fastwb's losses average over outputs where scikit-learn's sum (logistic and
+  squared error); the estimators rescale the learning rate, ``epsilon`` and
+  ``alpha`` so the updates are scikit-learn's, and report scikit-learn's loss.
+* scikit-learn divides ``alpha`` by each batch's own size; fastwb divides it by
+  ``batch_size`` (times the mean sample weight), so only a smaller last batch
+  of an epoch sees a slightly weaker penalty.
+* The ``momentum`` update is PyTorch's form, which equals scikit-learn's at a
+  constant rate; Adam adds ``epsilon`` to the bias-corrected root, scikit-learn
+  to the raw one (a difference of order ``epsilon``).
+* Samples are shuffled by fastwb's counter-based generator, seeded from
+  ``random_state``, so the order of samples differs from scikit-learn's.
+
+Extras beyond scikit-learn: ``dtype``, ``dropout`` (a rate for all hidden
+layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
+("adamw", "rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``) and
+``n_threads``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from itertools import pairwise
+
+import numpy as np
+import scipy.optimize
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state, column_or_1d
+    from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import (check_classification_targets, type_of_target,
+                                          unique_labels)
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+except ImportError as error:        # pragma: no cover - depends on the installation
+    raise ImportError("fastwb.sklearn needs scikit-learn >= 1.6: "
+                      "pip install 'fastwb[sklearn]'") from error
+
+from fastwb import initializers, optimizers
+from fastwb.callbacks import Callback
+from fastwb.layers import Dense
+from fastwb.network import Network
+from fastwb.schedules import InverseScaling
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+SOLVERS = ("lbfgs", "sgd", "adam")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
+EXTRA_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
+_NO_CHANGE_LR = 1e-6          # scikit-learn's adaptive rate stops below this
+
+
+# --- parameters -----------------------------------------------------------------------
+
+def _invalid(estimator, name: str, must: str, value) -> ValueError:
+    return ValueError(f"The {name!r} parameter of {type(estimator).__name__} must be {must}. "
+                      f"Got {value!r} instead.")
+
+
+def _real(est, name: str, low: float, high: float = math.inf, low_open=False,
+          high_open=False) -> float:
+    value = getattr(est, name)
+    inside = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+              and math.isfinite(value)
+              and (value > low if low_open else value >= low)
+              and (value < high if high_open else value <= high))
+    if not inside:
+        interval = (("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]"))
+        raise _invalid(est, name, f"a float in the range {interval}", value)
+    return float(value)
+
+
+def _integer(est, name: str, low: int = 1) -> int:
+    value = getattr(est, name)
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) \
+            or value < low:
+        raise _invalid(est, name, f"an int in the range [{low}, inf)", value)
+    return int(value)
+
+
+def _flag(est, name: str) -> bool:
+    value = getattr(est, name)
+    if not isinstance(value, (bool, np.bool_)):
+        raise _invalid(est, name, "an instance of 'bool'", value)
+    return bool(value)
+
+
+def _option(est, name: str, options) -> str:
+    value = getattr(est, name)
+    if not isinstance(value, str) or value not in options:
+        raise _invalid(est, name, f"a str among {set(options)}", value)
+    return value
+
+
+class _Settings:
+    """The estimator's parameters, checked once per fit."""
+
+    def __init__(self, est):
+        hidden = est.hidden_layer_sizes
+        hidden = [hidden] if isinstance(hidden, numbers.Integral) else hidden
+        if isinstance(hidden, str) or not hasattr(hidden, "__iter__") or not all(
+                isinstance(h, numbers.Integral) and not isinstance(h, (bool, np.bool_))
+                for h in hidden):
+            raise _invalid(est, "hidden_layer_sizes", "an int or a sequence of ints",
+                           est.hidden_layer_sizes)
+        if any(h <= 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {est.hidden_layer_sizes}.")
+        self.hidden = [int(h) for h in hidden]
+        self.activation = _option(est, "activation", ACTIVATIONS)
+        self.solver = _option(est, "solver", SOLVERS)
+        self.alpha = _real(est, "alpha", 0.0)
+        if est.batch_size == "auto":
+            self.batch_size = None
+        else:
+            self.batch_size = _integer(est, "batch_size")
+        self.learning_rate = _option(est, "learning_rate", LEARNING_RATES)
+        self.learning_rate_init = _real(est, "learning_rate_init", 0.0, low_open=True)
+        self.power_t = _real(est, "power_t", 0.0)
+        self.max_iter = _integer(est, "max_iter")
+        self.shuffle = _flag(est, "shuffle")
+        self.tol = _real(est, "tol", 0.0)
+        self.warm_start = _flag(est, "warm_start")
+        self.momentum = _real(est, "momentum", 0.0, 1.0)
+        self.nesterovs_momentum = _flag(est, "nesterovs_momentum")
+        self.early_stopping = _flag(est, "early_stopping")
+        self.validation_fraction = _real(est, "validation_fraction", 0.0, 1.0, high_open=True)
+        self.beta_1 = _real(est, "beta_1", 0.0, 1.0, high_open=True)
+        self.beta_2 = _real(est, "beta_2", 0.0, 1.0, high_open=True)
+        self.epsilon = _real(est, "epsilon", 0.0, low_open=True)
+        if est.n_iter_no_change == np.inf:
+            self.n_iter_no_change = math.inf
+        else:
+            self.n_iter_no_change = _integer(est, "n_iter_no_change")
+        self.max_fun = _integer(est, "max_fun")
+        if est.dtype is None:
+            self.dtype = None
+        else:
+            try:
+                self.dtype = np.dtype(est.dtype)
+            except TypeError:
+                self.dtype = None
+            if self.dtype not in (np.float32, np.float64):
+                raise _invalid(est, "dtype", "'float32', 'float64' or None", est.dtype)
+        if est.optimizer is not None and est.optimizer not in EXTRA_OPTIMIZERS:
+            raise _invalid(est, "optimizer", f"None or a str among {set(EXTRA_OPTIMIZERS)}",
+                           est.optimizer)
+        self.rule = est.optimizer or self.solver
+        if self.rule == "lbfgs" and np.any(np.asarray(est.dropout, dtype=object) != 0):
+            raise ValueError("dropout needs a stochastic solver ('adam' or 'sgd'): "
+                             "lbfgs takes exact full-batch gradients")
+        self.dropout = est.dropout
+        self.n_threads = est.n_threads
+
+
+# --- the per-epoch bookkeeping of scikit-learn ------------------------------------------
+
+class _Epochs(Callback):
+    """After each epoch: scikit-learn's loss curve, convergence test, adaptive rate
+    and early stopping on the validation score."""
+
+    def __init__(self, est, settings: _Settings, n_train: int, validation, incremental: bool):
+        self.est, self.settings = est, settings
+        self.n_train, self.validation, self.incremental = n_train, validation, incremental
+        self.converged = False
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        est, settings = self.est, self.settings
+        est.n_iter_ += 1
+        est.loss_ = logs["loss"] / est._scale
+        est.t_ += self.n_train
+        est.loss_curve_.append(est.loss_)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
+        self._count_no_improvement()
+        if est._no_improvement_count > settings.n_iter_no_change:
+            what = "Validation score" if self.validation else "Training loss"
+            message = (f"{what} did not improve more than tol={settings.tol:f} for "
+                       f"{settings.n_iter_no_change} consecutive epochs.")
+            if self._stop(message):
+                self.converged = True
+                self.network.stop_training = True
+            else:
+                est._no_improvement_count = 0
+
+    def _count_no_improvement(self) -> None:
+        est, tol = self.est, self.settings.tol
+        if self.validation:
+            X_val, y_val, sw_val = self.validation
+            score = est._score(X_val, y_val, sw_val)
+            est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")
+            if score < est.best_validation_score_ + tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                est._best_parameters = est._network.parameters.copy()
+        else:
+            if est.loss_curve_[-1] > est.best_loss_ - tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            est.best_loss_ = min(est.best_loss_, est.loss_curve_[-1])
+
+    def _stop(self, message: str) -> bool:
+        """Whether to stop now, or (adaptive sgd) to go on at a fifth of the rate."""
+        est, optimizer = self.est, self.est._optimizer
+        adaptive = self.settings.learning_rate == "adaptive" and self.settings.rule == "sgd"
+        if not adaptive or optimizer.lr * est._scale <= _NO_CHANGE_LR:
+            if est.verbose:
+                print(message + (" Learning rate too small." if adaptive else "") + " Stopping.")
+            return True
+        optimizer.lr = optimizer.lr / 5.0
+        if est.verbose:
+            print(f"{message} Setting learning rate to {optimizer.lr * est._scale:f}")
+        return False
+
+
+# --- the estimators -----------------------------------------------------------------
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and regressor share: parameters, training, saving."""
+
+    _out_activation = "identity"
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype="float32", dropout=0.0, optimizer=None, n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.n_threads = n_threads
+
+    # --- public API -------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The input data (a sparse matrix is made dense).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classification) or real targets (regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss.
+
+        Returns
+        -------
+        self : object
+            The trained estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @property
+    def network(self) -> Network:
+        """The trained ``fastwb.Network`` (its layers' weights and biases are
+        ``coefs_`` and ``intercepts_``)."""
+        check_is_fitted(self)
+        return self._network
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_network")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # --- training ---------------------------------------------------------------
+
+    def _check_solver(self) -> bool:
+        if (self.optimizer or self.solver) == "lbfgs":
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    def _fit(self, X, y, sample_weight, incremental: bool):
+        settings = _Settings(self)
+        first_pass = not hasattr(self, "_network") or (not settings.warm_start
+                                                       and not incremental)
+        X, targets, labels = self._validate_input(X, y, incremental, reset=first_pass)
+        dtype = settings.dtype or (np.float32 if X.dtype == np.float32 else np.float64)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        sample_weight = self._weigh_classes(sample_weight, labels)
+        random_state = check_random_state(self.random_state)
+        sizes = [X.shape[1], *settings.hidden, targets.shape[1] if targets.ndim == 2
+                 else len(self.classes_)]
+        if first_pass:
+            self._initialize(settings, sizes, dtype, random_state)
+        elif list(self._network.sizes) != sizes:
+            raise ValueError(f"warm_start and partial_fit continue a network of sizes "
+                             f"{list(self._network.sizes)}; these data and parameters need "
+                             f"{sizes}. Set warm_start=False to start a new one.")
+        X = X.astype(self._network.dtype, copy=False)
+        try:
+            if settings.rule == "lbfgs":
+                self._fit_lbfgs(settings, X, targets, sample_weight)
+            else:
+                self._fit_stochastic(settings, X, targets, labels, sample_weight,
+                                     incremental, random_state)
+        except FloatingPointError as error:
+            raise ValueError("Solver produced non-finite parameter weights. The input data "
+                             "may contain large values and need to be preprocessed.") from error
+        if not np.isfinite(self._network.parameters).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data "
+                             "may contain large values and need to be preprocessed.")
+        return self
+
+    def _initialize(self, settings: _Settings, sizes: list, dtype, random_state) -> None:
+        """A new network with scikit-learn's initialisation: weights and biases
+        uniform in +-sqrt(6 / (fan_in + fan_out)) (2 instead of 6 for logistic)."""
+        factor = 2.0 if settings.activation == "logistic" else 6.0
+        layers = []
+        for fan_in, fan_out in pairwise(sizes):
+            bound = math.sqrt(factor / (fan_in + fan_out))
+            init = initializers.Uniform(-bound, bound)
+            layers.append(Dense(fan_in, fan_out, weight_init=init, bias_init=init))
+        seed = int(random_state.randint(np.iinfo(np.int32).max))
+        dropout = settings.dropout
+        if isinstance(dropout, (list, tuple, np.ndarray)):
+            dropout = [float(rate) for rate in dropout]
+        network = Network(layers, activation=ACTIVATIONS[settings.activation],
+                          loss=self._loss_name(), dtype=dtype, seed=seed,
+                          n_threads=settings.n_threads, dropout=dropout)
+        self._set_network(network)
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = sizes[-1]
+        self.out_activation_ = self._out_activation
+        self._best_parameters = network.parameters.copy()
+        if settings.rule != "lbfgs":
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if settings.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _set_network(self, network: Network) -> None:
+        self._network = network
+        self.coefs_ = [layer.weights for layer in network.layers]
+        self.intercepts_ = [layer.bias for layer in network.layers]
+
+    @property
+    def _scale(self) -> float:
+        """fastwb's loss over scikit-learn's (for the same network and data)."""
+        if self._loss_name() == "binary_cross_entropy":
+            return 1.0 / self._network.sizes[-1]
+        if self._loss_name() == "mse":
+            return 2.0 / self._network.sizes[-1]
+        return 1.0
+
+    def _set_alpha(self, alpha: float, per_sample_weight: float) -> None:
+        """scikit-learn's penalty alpha / 2 * sum W^2 / (samples or their weight)."""
+        n_layers = len(self._network.layers)
+        l2 = self._scale * alpha / (2.0 * per_sample_weight)
+        self._network._set_penalties([0.0] * n_layers, [l2] * n_layers)
+
+    def _fit_lbfgs(self, settings: _Settings, X, targets, sample_weight) -> None:
+        network, scale = self._network, self._scale
+        total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        self._set_alpha(settings.alpha, total_weight)
+        if sample_weight is not None:
+            sample_weight = sample_weight.astype(network.dtype)
+        engine, parameters = network._engine, network.parameters
+
+        def loss_and_gradient(packed: np.ndarray):
+            parameters[...] = packed
+            loss, gradient = engine.loss_and_gradients(X, targets, sample_weight)
+            return loss / scale, gradient.astype(np.float64) / scale
+
+        result = scipy.optimize.minimize(
+            loss_and_gradient, parameters.astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": settings.max_fun, "maxiter": settings.max_iter,
+                     "gtol": settings.tol})
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
+                          f"(status={result.status}): {result.message}. Increase the number "
+                          f"of iterations (max_iter) or scale the data.", ConvergenceWarning)
+        self.n_iter_ = min(int(result.nit), settings.max_iter)
+        self.loss_ = float(result.fun)
+        parameters[...] = result.x
+        if self.verbose:
+            print(f"lbfgs: {self.n_iter_} iterations, loss = {self.loss_:.8f}")
+
+    def _new_optimizer(self, settings: _Settings) -> optimizers.Optimizer:
+        """The update rule, with the rate and epsilon rescaled so that its steps on
+        fastwb's loss are scikit-learn's steps on its own."""
+        lr, eps, scale = settings.learning_rate_init, settings.epsilon * self._scale, self._scale
+        if settings.rule == "sgd":
+            schedule = InverseScaling(settings.power_t) \
+                if settings.learning_rate == "invscaling" else None
+            return optimizers.SGD(lr / scale, momentum=settings.momentum,
+                                  nesterov=settings.nesterovs_momentum and settings.momentum > 0,
+                                  schedule=schedule)
+        if settings.rule == "adam":
+            return optimizers.Adam(lr, beta1=settings.beta_1, beta2=settings.beta_2, eps=eps)
+        if settings.rule == "adamw":
+            return optimizers.AdamW(lr, beta1=settings.beta_1, beta2=settings.beta_2, eps=eps)
+        if settings.rule == "rmsprop":
+            return optimizers.RMSprop(lr, eps=eps)
+        return optimizers.Adagrad(lr, eps=eps)
+
+    def _fit_stochastic(self, settings: _Settings, X, targets, labels, sample_weight,
+                        incremental: bool, random_state) -> None:
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._new_optimizer(settings)
+        if settings.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        validation = None
+        if settings.early_stopping:
+            X, targets, labels, sample_weight, validation = self._split(
+                settings, X, targets, labels, sample_weight, random_state)
+        n = X.shape[0]
+        if settings.batch_size is None:
+            batch_size = min(200, n)
+        else:
+            if settings.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = min(settings.batch_size, n)
+        mean_weight = 1.0 if sample_weight is None else float(sample_weight.mean())
+        self._set_alpha(settings.alpha, batch_size * mean_weight)
+        epochs = _Epochs(self, settings, n, validation, incremental)
+        self.n_iter_ = 0
+        try:
+            self._network.fit(X, targets, self._optimizer, epochs=1 if incremental
+                              else settings.max_iter, batch_size=batch_size,
+                              shuffle=settings.shuffle, sample_weight=sample_weight,
+                              callbacks=[epochs])
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if not incremental and not epochs.converged and self.n_iter_ == settings.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({settings.max_iter}) "
+                          f"reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning)
+        if settings.early_stopping:
+            self._network.parameters = self._best_parameters
+
+    def _split(self, settings, X, targets, labels, sample_weight, random_state):
+        """scikit-learn's hold-out for early stopping (stratified for one-output
+        classification); returns the training part and (X, y, weight) to score."""
+        stratify = labels if labels is not None else None
+        train, val = train_test_split(np.arange(X.shape[0]), random_state=random_state,
+                                      test_size=settings.validation_fraction,
+                                      stratify=stratify)
+        if val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        weight = None if sample_weight is None else sample_weight[train]
+        val_weight = None if sample_weight is None else sample_weight[val]
+        truth = self._truth(targets[val])
+        return (X[train], targets[train], None if labels is None else labels[train], weight,
+                (X[val], truth, val_weight))
+
+    def _weigh_classes(self, sample_weight, labels):
+        return sample_weight
+
+    # --- prediction ---------------------------------------------------------------
+
+    def _outputs(self, X) -> np.ndarray:
+        """The network's output activations for checked input."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
+                          reset=False)
+        return self._network.predict(_dense(X).astype(self._network.dtype, copy=False))
+
+    def _score(self, X, y, sample_weight=None) -> float:
+        """The validation score of early stopping (accuracy or R^2) on checked data."""
+        predicted = self._from_outputs(self._network.predict(X))
+        if np.issubdtype(predicted.dtype, np.floating) and not np.isfinite(predicted).all():
+            return np.nan
+        return self._score_function(y, predicted, sample_weight=sample_weight)
+
+    # --- pickling and saving --------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        # the views into the network's buffer are rebuilt, not copied apart from it
+        state.pop("coefs_", None)
+        state.pop("intercepts_", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "_network" in state:
+            self._set_network(state["_network"])
+
+    def _fastwb_state(self) -> tuple[str, dict, dict]:
+        """What ``fastwb.save`` writes: (kind, JSON-able config, arrays)."""
+        from fastwb import saving
+        params = _encode(self.get_params(deep=False))
+        config = {"params": params, "fitted": hasattr(self, "_network")}
+        arrays = {}
+        if hasattr(self, "_network"):
+            network_config, network_arrays = saving.network_state(self._network)
+            config["network"] = network_config
+            arrays.update({f"network/{k}": v for k, v in network_arrays.items()})
+            if hasattr(self, "_optimizer"):
+                optimizer_config, optimizer_arrays = _optimizer_state(self._optimizer)
+                config["optimizer"] = optimizer_config
+                arrays.update({f"optimizer/{k}": v for k, v in optimizer_arrays.items()})
+            scalars = {}
+            for name in _SCALARS:
+                if hasattr(self, name):
+                    scalars[name] = _encode(getattr(self, name))
+            config["attributes"] = scalars
+            for name in ("classes_", "feature_names_in_", "loss_curve_", "validation_scores_",
+                         "_best_parameters"):
+                value = getattr(self, name, None)
+                if value is not None:
+                    arrays[name] = _storable(np.asarray(value), name)
+        return type(self).__name__, config, arrays
+
+    @classmethod
+    def _from_fastwb_state(cls, config: dict, arrays: dict):
+        """The estimator ``_fastwb_state`` described (used by ``fastwb.load``)."""
+        from fastwb import saving
+        estimator = cls(**_decode(config["params"]))
+        if not config["fitted"]:
+            return estimator
+        network = saving.network_from_state(
+            config["network"], {k[len("network/"):]: v for k, v in arrays.items()
+                                if k.startswith("network/")})
+        estimator._set_network(network)
+        if "optimizer" in config:
+            estimator._optimizer = _optimizer_from_state(
+                config["optimizer"], {k[len("optimizer/"):]: v for k, v in arrays.items()
+                                      if k.startswith("optimizer/")}, network)
+        for name, value in config["attributes"].items():
+            if name not in _SCALARS:
+                raise ValueError(f"unknown estimator attribute {name!r}")
+            setattr(estimator, name, _decode(value))
+        if "classes_" in arrays:
+            estimator.classes_ = arrays["classes_"]
+        if "feature_names_in_" in arrays:
+            estimator.feature_names_in_ = arrays["feature_names_in_"].astype(object)
+        if "loss_curve_" in arrays:
+            estimator.loss_curve_ = [float(v) for v in arrays["loss_curve_"]]
+        if "validation_scores_" in arrays:
+            estimator.validation_scores_ = [float(v) for v in arrays["validation_scores_"]]
+        if "_best_parameters" in arrays:
+            estimator._best_parameters = arrays["_best_parameters"].astype(network.dtype)
+        return estimator
+
+
+# the fitted scalars saved with an estimator
+_SCALARS = ("n_iter_", "t_", "loss_", "best_loss_", "best_validation_score_", "n_layers_",
+            "n_outputs_", "out_activation_", "n_features_in_", "_no_improvement_count",
+            "_y_type")
+
+
+def _dense(X):
+    return X.toarray() if hasattr(X, "toarray") else X
+
+
+def _storable(values: np.ndarray, name: str) -> np.ndarray:
+    if values.dtype == object:
+        try:
+            return values.astype(str)
+        except (TypeError, ValueError):
+            raise ValueError(f"cannot save {name} of objects that are not strings") from None
+    return values
+
+
+def _encode(value):
+    """A JSON-able form of a parameter value (tuples and non-finite floats marked)."""
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [_encode(v) for v in value.tolist()]
+    if isinstance(value, np.random.RandomState):
+        return None             # its future draws cannot be saved; a loaded model refits anew
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": repr(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot save a parameter value of type {type(value).__name__}: {value!r}")
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"tuple"}:
+            return tuple(_decode(v) for v in value["tuple"])
+        if set(value) == {"dict"}:
+            return {_decode(k): _decode(v) for k, v in value["dict"]}
+        if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
+            return float(value["float"])
+        raise ValueError(f"unexpected value {value!r}")
+    return value
+
+
+def _optimizer_state(optimizer) -> tuple[dict, dict]:
+    config = {"config": optimizer.get_config(), "step": optimizer.step,
+              "epoch": optimizer.epoch, "samples_seen": optimizer.samples_seen,
+              "schedule_state": _encode(optimizer.schedule.get_state())}
+    return config, {name: values for name, values in optimizer._buffers.items()}
+
+
+def _optimizer_from_state(config: dict, arrays: dict, network: Network):
+    optimizer = optimizers.from_config(config["config"])
+    if arrays:
+        optimizer._bind(network._engine)
+        for name, values in arrays.items():
+            if name not in optimizer._buffers or \
+                    optimizer._buffers[name].shape != values.shape:
+                raise ValueError(f"optimizer state {name!r} does not fit this network")
+            optimizer._buffers[name][...] = values
+    optimizer._step = int(config["step"])
+    optimizer._epoch = int(config["epoch"])
+    optimizer._samples_seen = int(config["samples_seen"])
+    optimizer.schedule.set_state(_decode(config["schedule_state"]))
+    return optimizer
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier`` on fastwb.
+
+    The parameters, their defaults and the fitted attributes are those of
+    ``sklearn.neural_network.MLPClassifier`` (see its documentation); the
+    differences are listed in this module's docstring. Binary and multiclass
+    targets train a logistic or a softmax output with the log-loss; a 0/1
+    indicator matrix trains one logistic output per label (multi-label).
+
+    Extra parameters
+    ----------------
+    dtype : {"float32", "float64"} or None, default "float32"
+        Precision of the network; None follows the input (as scikit-learn).
+    dropout : float or sequence of float, default 0.0
+        Inverted-dropout rate of the hidden layers during training.
+    class_weight : "balanced", dict or None
+        Weights of the classes in the loss (multiply ``sample_weight``), as in
+        scikit-learn's linear models; "balanced" is ``n / (n_classes * count)``.
+    optimizer : {"adam", "sgd", "adamw", "rmsprop", "adagrad"} or None
+        An update rule other than ``solver``'s, with ``learning_rate_init`` and
+        ``epsilon`` (and ``beta_1``/``beta_2`` for the Adam family).
+    n_threads : int or None
+        Threads of the compiled kernels (None: OpenMP's setting).
+
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_,
+    validation_scores_, best_validation_score_, n_iter_, t_, n_features_in_,
+    feature_names_in_, n_layers_, n_outputs_, out_activation_
+        As scikit-learn's. ``coefs_[i]`` and ``intercepts_[i]`` are writable
+        views into ``network.parameters``.
+    network : fastwb.Network
+        The trained network.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastwb.sklearn import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=500, random_state=0)
+    >>> clf.fit(X, y).score(X, y) > 0.9
+    True
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype="float32", dropout=0.0, class_weight=None, optimizer=None,
+                 n_threads=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
+            dropout=dropout, optimizer=optimizer, n_threads=n_threads)
+        self.class_weight = class_weight
+
+    _score_function = staticmethod(accuracy_score)
+
+    def _loss_name(self) -> str:
+        return "softmax_cross_entropy" if self._y_type == "multiclass" else \
+            "binary_cross_entropy"
+
+    @property
+    def _out_activation(self) -> str:
+        return "softmax" if self._y_type == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental: bool, reset: bool):
+        """Checked X (dense), the network's targets, and class indices (None for
+        multi-label)."""
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
+        y = _dense(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        y_type = type_of_target(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._set_classes(y, y_type)
+        else:
+            self._check_classes(y, y_type)
+        if self._y_type == "multilabel-indicator":
+            return X, np.asarray(y, dtype=np.float64), None
+        labels = np.searchsorted(self.classes_, y)
+        if self._y_type == "binary":
+            return X, labels.astype(np.float64).reshape(-1, 1), labels
+        return X, labels.astype(np.intp), labels
+
+    def _set_classes(self, y, y_type: str) -> None:
+        if y_type == "multilabel-indicator":
+            self.classes_ = np.arange(y.shape[1])
+            self._y_type = y_type
+            return
+        classes = unique_labels(y)
+        if len(classes) < 2:
+            raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the data, "
+                             f"but the data contains only one class: {classes[0]!r}")
+        self.classes_ = classes
+        self._y_type = "binary" if len(classes) == 2 else "multiclass"
+
+    def _check_classes(self, y, y_type: str) -> None:
+        if (y_type == "multilabel-indicator") != (self._y_type == "multilabel-indicator"):
+            raise ValueError(f"this classifier was fitted on {self._y_type} targets; "
+                             f"y is {y_type}")
+        if self._y_type == "multilabel-indicator":
+            if y.shape[1] != len(self.classes_):
+                raise ValueError(f"y has {y.shape[1]} labels; the classifier has "
+                                 f"{len(self.classes_)}")
+            return
+        classes = unique_labels(y)
+        if self.warm_start:
+            if set(classes) != set(self.classes_):
+                raise ValueError(f"warm_start can only be used where `y` has the same classes "
+                                 f"as in the previous call to fit. Previously got "
+                                 f"{self.classes_}, `y` has {classes}")
+        elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                             f"{self.classes_}. 'y' has {classes}.")
+
+    def _weigh_classes(self, sample_weight, labels):
+        if self.class_weight is None:
+            return sample_weight
+        if labels is None:
+            raise ValueError("class_weight is not supported for multi-label targets")
+        weights = compute_sample_weight(self.class_weight, self.classes_[labels])
+        return weights if sample_weight is None else sample_weight * weights
+
+    def _truth(self, targets: np.ndarray) -> np.ndarray:
+        """Targets back in the user's terms (for the validation score)."""
+        if self._y_type == "multilabel-indicator":
+            return targets.astype(int)
+        if self._y_type == "binary":
+            return self.classes_[targets[:, 0].astype(np.intp)]
+        return self.classes_[targets]
+
+    def _from_outputs(self, probabilities: np.ndarray) -> np.ndarray:
+        if self._y_type == "multilabel-indicator":
+            return (probabilities > 0.5).astype(int)
+        if self._y_type == "binary":
+            return self.classes_[(probabilities[:, 0] > 0.5).astype(np.intp)]
+        return self.classes_[np.argmax(probabilities, axis=1)]
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted classes, shape (n_samples,) (or (n_samples, n_labels) 0/1 for
+        multi-label)."""
+        return self._from_outputs(self._outputs(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
+        probabilities = self._outputs(X)
+        if self._y_type == "binary":
+            return np.hstack([1 - probabilities, probabilities])
+        return probabilities
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of ``predict_proba``."""
+        probabilities = self.predict_proba(X)
+        return np.log(probabilities, out=probabilities)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), continuing the previous training.
+
+        ``classes`` (all the classes across calls) is required on the first call,
+        unless y is a multi-label indicator matrix.
+        """
+        first = not hasattr(self, "classes_")
+        if first:
+            if classes is None and type_of_target(y) != "multilabel-indicator":
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            if classes is not None:
+                self._set_classes(np.asarray(classes), type_of_target(np.asarray(classes)))
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"`classes={classes!r}` is not the same as on the last call to "
+                             f"partial_fit, was: {self.classes_!r}")
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` on fastwb.
+
+    The parameters, their defaults and the fitted attributes are those of
+    ``sklearn.neural_network.MLPRegressor``, minimising the squared error
+    (``loss="squared_error"``; the Poisson loss is not available); the extra
+    parameters are the classifier's except ``class_weight``. Several targets,
+    ``y`` of shape (n_samples, n_outputs), train one network with several outputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastwb.sklearn import MLPRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", random_state=0)
+    >>> reg.fit(X, X[:, 0] ** 2).score(X, X[:, 0] ** 2) > 0.95
+    True
+    """
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype="float32", dropout=0.0, optimizer=None, n_threads=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
+            dropout=dropout, optimizer=optimizer, n_threads=n_threads)
+        self.loss = loss
+
+    _score_function = staticmethod(r2_score)
+
+    def _loss_name(self) -> str:
+        return "mse"
+
+    def _validate_input(self, X, y, incremental: bool, reset: bool):
+        if self.loss != "squared_error":
+            raise _invalid(self, "loss", "'squared_error' (fastwb has no Poisson loss)",
+                           self.loss)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = _dense(X), _dense(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        targets = np.asarray(y, dtype=np.float64)
+        return X, targets.reshape(-1, 1) if targets.ndim == 1 else targets, None
+
+    def _truth(self, targets: np.ndarray) -> np.ndarray:
+        return targets[:, 0] if targets.shape[1] == 1 else targets
+
+    def _from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs[:, 0] if outputs.shape[1] == 1 else outputs
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
+        return self._from_outputs(self._outputs(X))
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing the previous training."""
+        return self._fit(X, y, sample_weight, incremental=True)
