@@ -43,6 +43,8 @@ cdef extern from "fastwb_math.h" nogil:
     double fwb_softplus_d(double x)
     int fwb_all_finite_f(const float *x, Py_ssize_t n)
     int fwb_all_finite_d(const double *x, Py_ssize_t n)
+    void fwb_abs_sq_sums_f(const float *x, Py_ssize_t n, double* sum_abs, double* sum_sq)
+    void fwb_abs_sq_sums_d(const double *x, Py_ssize_t n, double* sum_abs, double* sum_sq)
 
 cdef extern from "<dlfcn.h>" nogil:
     void* dlopen(const char* filename, int flags)
@@ -63,10 +65,11 @@ cdef extern from "fastwb_random.h" nogil:
 
 cdef extern from "fastwb_update.h" nogil:
     void fwb_adam_f(float* p, const float* g, float* m, float* v, Py_ssize_t n, float beta1,
-                    float beta2, float c1, float c2, float eps, float step_size, float bias2)
+                    float beta2, float c1, float c2, float eps, float step_size, float bias2,
+                    float l2x2)
     void fwb_adam_d(double* p, const double* g, double* m, double* v, Py_ssize_t n,
                     double beta1, double beta2, double c1, double c2, double eps,
-                    double step_size, double bias2)
+                    double step_size, double bias2, double l2x2)
 
 cdef extern from "fastwb_interrupt.h" nogil:
     int fwb_catch_sigint()
@@ -133,6 +136,11 @@ cdef Py_ssize_t RELEASE_GIL_MIN_WORK = 1 << 16
 cdef Py_ssize_t MAX_ROWS = 2147483647
 # Rows per block when predicting: bounds the workspace for large batches.
 cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
+# Training steps on batches of at least 2 * CHUNK_MIN_ROWS rows of networks up
+# to CHUNK_MAX_PARAMS parameters run as chunks of rows side by side (run_chunks)
+cdef Py_ssize_t CHUNK_MIN_ROWS = 64
+cdef Py_ssize_t CHUNK_MAX_PARAMS = 1 << 18
+cdef int MAX_CHUNKS = 8
 
 
 def tuning(parallel_min_elements=None, small_product=None, predict_block_rows=None):
@@ -314,11 +322,14 @@ cdef inline double _loss_row(int loss, int out_act, const floating* out, const f
     for j in range(1, m):
         if out[j] > top:
             top = out[j]
-    for j in range(m):
-        e = _exp_nonpositive(out[j] - top)
-        total += e
-        if d != NULL:
-            d[j] = e
+    if d != NULL:       # the exponentials in a loop of their own, which vectorises
+        for j in range(m):
+            d[j] = _exp_nonpositive(out[j] - top)
+        for j in range(m):
+            total += d[j]
+    else:
+        for j in range(m):
+            total += _exp_nonpositive(out[j] - top)
     lse = top + log(total)
     if t == NULL:
         s = lse - out[label]
@@ -354,7 +365,12 @@ ctypedef void (*gemv64_f)(char*, int64_t*, int64_t*, float*, const float*, int64
 ctypedef void (*gemv64_d)(char*, int64_t*, int64_t*, double*, const double*, int64_t*,
                           const double*, int64_t*, double*, double*, int64_t*) noexcept nogil
 
+ctypedef void (*set_threads_f)(int) noexcept nogil
+ctypedef int (*get_threads_f)() noexcept nogil
+
 cdef gemm64_f numpy_sgemm = NULL
+cdef set_threads_f numpy_set_threads = NULL      # OpenBLAS's thread count, when found
+cdef get_threads_f numpy_get_threads = NULL
 cdef gemm64_d numpy_dgemm = NULL
 cdef gemv64_f numpy_sgemv = NULL
 cdef gemv64_d numpy_dgemv = NULL
@@ -365,6 +381,7 @@ def attach_blas(bytes path, bytes prefix, bytes suffix):
     whose functions are named ``prefix + "sgemm" + suffix`` and take 64-bit
     integers. Returns False, changing nothing, when a function is missing."""
     global numpy_sgemm, numpy_dgemm, numpy_sgemv, numpy_dgemv
+    global numpy_set_threads, numpy_get_threads
     cdef void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL)
     if handle == NULL:
         return False
@@ -377,12 +394,24 @@ def attach_blas(bytes path, bytes prefix, bytes suffix):
     numpy_dgemm = <gemm64_d>found[1]
     numpy_sgemv = <gemv64_f>found[2]
     numpy_dgemv = <gemv64_d>found[3]
+    # optional: without them chunked steps run their chunks one after another. These
+    # take C arguments: their names lack the Fortran interface's underscore ("64_")
+    numpy_set_threads = <set_threads_f>dlsym(
+        handle, prefix + b"openblas_set_num_threads" + suffix.lstrip(b"_"))
+    numpy_get_threads = <get_threads_f>dlsym(
+        handle, prefix + b"openblas_get_num_threads" + suffix.lstrip(b"_"))
+    if numpy_set_threads == NULL or numpy_get_threads == NULL:
+        numpy_set_threads = NULL
+        numpy_get_threads = NULL
     return True
 
 
 def detach_blas():
     """Go back to SciPy's cython_blas."""
     global numpy_sgemm, numpy_dgemm, numpy_sgemv, numpy_dgemv
+    global numpy_set_threads, numpy_get_threads
+    numpy_set_threads = NULL
+    numpy_get_threads = NULL
     numpy_sgemm = NULL
     numpy_dgemm = NULL
     numpy_sgemv = NULL
@@ -392,6 +421,24 @@ def detach_blas():
 def blas_source():
     """``"numpy"`` or ``"scipy"``: whose BLAS the kernels call."""
     return "numpy" if numpy_sgemm != NULL else "scipy"
+
+
+cdef int blas_serial_begin() noexcept nogil:
+    """Make each BLAS call run on its calling thread, so that threads can call it
+    side by side; returns the thread count to give back to blas_serial_end, or 0
+    when fastwb cannot set it (SciPy's BLAS) or has no threads of its own."""
+    cdef int previous
+    if numpy_set_threads == NULL or not fwb_openmp_enabled():
+        return 0
+    previous = numpy_get_threads()
+    if previous > 1:
+        numpy_set_threads(1)
+    return previous
+
+
+cdef void blas_serial_end(int previous) noexcept nogil:
+    if previous > 1:
+        numpy_set_threads(previous)
 
 
 cdef inline void _gemm(char* ta, char* tb, int m, int n, int k, floating alpha,
@@ -585,22 +632,31 @@ cdef void column_sums(const floating* D, Py_ssize_t n, Py_ssize_t m, floating* o
         _column_sums_block(D, n, m, 0, m, out)
 
 
+cdef double batch_weight(const floating* SW, Py_ssize_t n) noexcept nogil:
+    """The number of rows, or with sample weights their sum, in row order."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    if SW == NULL:
+        return <double>n
+    for i in range(n):
+        total += SW[i]
+    return total
+
+
 cdef double loss_and_delta(int loss, int out_act, const floating* out, const floating* T,
                            const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
-                           Py_ssize_t m, floating* D, double* row_loss, int n_threads) noexcept nogil:
-    """Mean loss over the batch; with D != NULL also D = dL/dZ of the output layer.
+                           Py_ssize_t m, floating* D, double* row_loss, double weight_total,
+                           int n_threads) noexcept nogil:
+    """The batch's loss over ``weight_total`` (batch_weight of the whole batch, of
+    which these n rows may be a chunk); with D != NULL also D = dL/dZ of the output layer.
 
     With sample weights SW the mean is weighted: sum_i w_i l_i / sum_i w_i (a
     batch whose weights are all zero has loss 0 and no gradient). Per-row
     losses are summed afterwards in row order: the same total for any thread count.
     """
     cdef Py_ssize_t i
-    cdef double weight_total = <double>n
     cdef double total = 0
     if SW != NULL:
-        weight_total = 0
-        for i in range(n):
-            weight_total += SW[i]
         if weight_total == 0:
             if D != NULL:
                 memset(D, 0, n * m * sizeof(floating))
@@ -647,22 +703,23 @@ cdef void sgd_update(floating* params, const floating* grads, Py_ssize_t size, f
 # ---------------------------------------------------------------------------
 
 cdef void dropout(floating* A, unsigned char* keep, Py_ssize_t size, double rate, uint64_t key,
-                  int n_threads) noexcept nogil:
+                  Py_ssize_t first, int n_threads) noexcept nogil:
     """Keep each unit with probability 1 - rate and scale kept ones by 1 / (1 - rate).
 
-    Unit i of the batch block is dropped when the top 53 bits of draw i fall
-    below rate * 2^53; fastwb._random.dropout_keep draws the same mask.
+    Unit i of the block, unit first + i of the batch, is dropped when the top 53
+    bits of draw first + i fall below rate * 2^53; fastwb._random.dropout_keep
+    draws the same mask.
     """
     cdef uint64_t threshold = <uint64_t>(rate * 9007199254740992.0)
     cdef floating inv = <floating>(1.0 / (1.0 - rate))
     cdef Py_ssize_t i
     if n_threads > 1 and size >= PARALLEL_MIN_ELEMENTS:
         for i in prange(size, schedule="static", num_threads=n_threads):
-            keep[i] = (fwb_bits(key, i) >> 11) >= threshold
+            keep[i] = (fwb_bits(key, first + i) >> 11) >= threshold
             A[i] = A[i] * inv if keep[i] else 0
     else:
         for i in range(size):
-            keep[i] = (fwb_bits(key, i) >> 11) >= threshold
+            keep[i] = (fwb_bits(key, first + i) >> 11) >= threshold
             A[i] = A[i] * inv if keep[i] else 0
 
 
@@ -761,9 +818,10 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
     cdef floating fl1 = <floating>l1, fl2x2 = <floating>(2 * l2), fscale = <floating>scale
     cdef floating clip, gi, lr, mu, decay_mult, c1, c2, eps, step_size, bias2
     if what != GRAD_SQUARE and (l1 != 0 or l2 != 0):
-        for i in range(n):
-            sum_abs += fabs(p[i])
-            sum_sq += <double>p[i] * p[i]
+        if floating is float:
+            fwb_abs_sq_sums_f(p, n, &sum_abs, &sum_sq)
+        else:
+            fwb_abs_sq_sums_d(p, n, &sum_abs, &sum_sq)
     out[0] = sum_abs
     out[1] = sum_sq
     if what == PENALTY:
@@ -829,12 +887,13 @@ cdef inline void _adam_block(floating* p, const floating* g, floating* m, floati
     """m, v <- moments of the effective gradient; p <- p - step_size m / (sqrt(v) bias2 + eps)."""
     cdef Py_ssize_t i
     cdef floating gi
-    if l1 == 0 and l2x2 == 0 and clip == INFINITY and scale == 1 and decay_mult == 1:
-        # the common case, with nothing to add to the gradient: AVX2 where the CPU has it
+    if l1 == 0 and clip == INFINITY and scale == 1 and decay_mult == 1:
+        # the common case, at most an L2 penalty to add to the gradient: AVX2 where
+        # the CPU has it (the same bits as the loop below)
         if floating is float:
-            fwb_adam_f(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2)
+            fwb_adam_f(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2, l2x2)
         else:
-            fwb_adam_d(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2)
+            fwb_adam_d(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2, l2x2)
         return
     for i in range(n):
         gi = _effective(g[i], p[i], l1, l2x2, clip, scale)
@@ -964,18 +1023,24 @@ cdef struct Work:
     double* row_loss
     double* partials             # per-block sums of the parameter passes
     Py_ssize_t capacity
+    Py_ssize_t width_max
+    void* chunk_grads            # gradients of chunks 1.. of a chunked step (see run_chunks)
+    int max_chunks               # the most chunks this scratch holds gradients for
+    int team                     # threads a chunked step may use (set per call)
 
 
 cdef void forward(const Net* net, const floating* params, const floating* X, Py_ssize_t n,
                   floating* acts, Py_ssize_t capacity, floating* out, bint logits_out,
-                  unsigned char* keep, int64_t step, int n_threads) noexcept nogil:
-    """Run every layer on n rows of X.
+                  unsigned char* keep, int64_t step, Py_ssize_t row0,
+                  int n_threads) noexcept nogil:
+    """Run every layer on n rows of X, which are rows row0.. of the batch.
 
-    Layer l writes to ``acts + capacity * a_offset[l]``; the last layer writes to
-    ``out`` instead when it is not NULL. With ``logits_out`` the output layer
-    stops at z (the loss kernel fuses its sigmoid or softmax). With ``keep``
-    (training) hidden layers with a dropout rate drop units, recording the
-    masks there; masks are drawn for (seed, layer, step).
+    Layer l writes to rows row0.. of ``acts + capacity * a_offset[l]``; the last
+    layer writes to ``out`` instead when it is not NULL. With ``logits_out`` the
+    output layer stops at z (the loss kernel fuses its sigmoid or softmax).
+    With ``keep`` (training) hidden layers with a dropout rate drop units,
+    recording the masks there; masks are drawn for (seed, layer, step) and
+    each unit's index in the whole batch.
     """
     cdef int l, act
     cdef const floating* prev = X
@@ -987,24 +1052,25 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
         if l == net.n_layers - 1 and out != NULL:
             a = out
         else:
-            a = acts + capacity * net.a_offset[l]
+            a = acts + capacity * net.a_offset[l] + row0 * m
         product_nn(prev, n, k, params + net.w_offset[l], m, a, n_threads)
         act = net.acts[l]
         if l == net.n_layers - 1 and logits_out:
             act = IDENTITY
         bias_activation(a, params + net.b_offset[l], n, m, act, n_threads)
         if keep != NULL and net.dropout[l] > 0:
-            dropout(a, keep + capacity * net.a_offset[l], n * m, net.dropout[l],
-                    fwb_key(net.seed, FWB_STREAM_DROPOUT, l, step), n_threads)
+            dropout(a, keep + capacity * net.a_offset[l] + row0 * m, n * m, net.dropout[l],
+                    fwb_key(net.seed, FWB_STREAM_DROPOUT, l, step), row0 * m, n_threads)
         prev = a
 
 
 cdef double backward(const Net* net, floating* params, floating* grads, const floating* X,
                      Py_ssize_t n, floating* acts, floating* delta, floating* spare,
-                     const unsigned char* keep, Py_ssize_t capacity, bint fused_sgd,
-                     floating lr, const Opt* update, floating* s1, floating* s2,
+                     const unsigned char* keep, Py_ssize_t capacity, Py_ssize_t row0,
+                     bint fused_sgd, floating lr, const Opt* update, floating* s1, floating* s2,
                      double* partials, int n_threads) noexcept nogil:
-    """Backpropagate D of the output layer (in ``delta``) to every weight and bias.
+    """Backpropagate D of the output layer (in ``delta``) to every weight and bias,
+    for n rows that are rows row0.. of the batch in ``acts`` and ``keep``.
 
     Writes the gradient to ``grads``. With ``fused_sgd`` it applies plain SGD
     instead, each layer's weights taking ``W -= lr A^T D`` straight from the
@@ -1022,11 +1088,12 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
     for l in range(net.n_layers - 1, -1, -1):
         k = net.sizes[l]
         m = net.sizes[l + 1]
-        prev = X if l == 0 else acts + capacity * net.a_offset[l - 1]
+        prev = X if l == 0 else acts + capacity * net.a_offset[l - 1] + row0 * k
         if l > 0:   # before W changes: D[l-1] = (D W^T) * f'(A[l-1])
             product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads)
             if keep != NULL and net.dropout[l - 1] > 0:
-                multiply_dropout_derivative(spare, prev, keep + capacity * net.a_offset[l - 1],
+                multiply_dropout_derivative(spare, prev,
+                                            keep + capacity * net.a_offset[l - 1] + row0 * k,
                                             n, k, net.acts[l - 1], net.dropout[l - 1], n_threads)
             else:
                 multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
@@ -1057,7 +1124,8 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
     TRAIN applies one step of the optimizer ``o`` (and counts it in ``o.step``)
     unless the loss is not finite, which must never reach the parameters.
     Plain SGD without penalties or clipping is fused into backpropagation;
-    every other update is one pass over the flat buffer after it.
+    every other update is one pass over the flat buffer after it. Batches
+    that chunk_count splits take run_chunks' way instead.
     """
     cdef int L = net.n_layers
     cdef bint train = mode == TRAIN
@@ -1067,12 +1135,16 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
     cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
     cdef double value
     cdef bint fused_sgd, layer_by_layer
+    cdef int chunks = chunk_count(n, net.n_params) if (train or mode == GRADIENT) else 1
 
+    if chunks > 1 and chunks <= w.max_chunks:
+        return run_chunks(net, params, grads, s1, s2, X, T, labels, SW, n, w, mode, o, chunks,
+                          n_threads)
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
-            o.step if train else 0, n_threads)
+            o.step if train else 0, 0, n_threads)
     value = loss_and_delta(net.loss, net.acts[L - 1], out, T, labels, SW, n, net.sizes[L],
                            <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
-                           w.row_loss, n_threads)
+                           w.row_loss, batch_weight(SW, n), n_threads)
     if mode == DATA_LOSS:
         return value
     if mode == LOSS_ONLY:
@@ -1089,17 +1161,118 @@ cdef double run(const Net* net, floating* params, floating* grads, floating* s1,
     if layer_by_layer:
         prepare_update(o)
     value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
-                      keep, w.capacity, fused_sgd, <floating>(o.lr if train else 0),
+                      keep, w.capacity, 0, fused_sgd, <floating>(o.lr if train else 0),
                       o if layer_by_layer else NULL, s1, s2, w.partials, n_threads)
+    return value + finish_gradient(net, params, grads, s1, s2, w, mode, o,
+                                   fused_sgd or layer_by_layer, n_threads)
+
+
+cdef double finish_gradient(const Net* net, floating* params, floating* grads, floating* s1,
+                            floating* s2, const Work* w, int mode, Opt* o, bint updated,
+                            int n_threads) noexcept nogil:
+    """After backpropagation: GRADIENT adds the penalty's gradient, TRAIN applies
+    the update unless backpropagation did (``updated``); returns the penalty then taken."""
+    cdef double value = 0
     if mode == GRADIENT:
         if net.regularized:
-            value += parameter_pass(REGULARIZE, net, NULL, params, grads, <floating*>NULL,
-                                    <floating*>NULL, w.partials, n_threads)
+            value = parameter_pass(REGULARIZE, net, NULL, params, grads, <floating*>NULL,
+                                   <floating*>NULL, w.partials, n_threads)
         return value
-    if train and not fused_sgd and not layer_by_layer:
-        value += parameter_pass(UPDATE, net, o, params, grads, s1, s2, w.partials, n_threads)
+    if not updated:
+        value = parameter_pass(UPDATE, net, o, params, grads, s1, s2, w.partials, n_threads)
     o.step += 1
     return value
+
+
+cdef inline int chunk_count(Py_ssize_t n, Py_ssize_t n_params) noexcept nogil:
+    """How many chunks of rows a training step on n rows is split into: a power
+    of two, each chunk at least CHUNK_MIN_ROWS rows, at most MAX_CHUNKS; 1 for
+    networks of more than CHUNK_MAX_PARAMS parameters, whose products BLAS
+    already spreads over the cores. It depends on the shapes only, never on
+    the thread count, so results do not either."""
+    cdef int chunks = 1
+    if n_params > CHUNK_MAX_PARAMS:
+        return 1
+    while chunks < MAX_CHUNKS and n >= 2 * chunks * CHUNK_MIN_ROWS:
+        chunks *= 2
+    return chunks
+
+
+cdef double run_chunks(const Net* net, floating* params, floating* grads, floating* s1,
+                       floating* s2, const floating* X, const floating* T,
+                       const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
+                       const Work* w, int mode, Opt* o, int chunks,
+                       int n_threads) noexcept nogil:
+    """``run`` for TRAIN and GRADIENT on a batch cut into ``chunks`` chunks of rows.
+
+    Each chunk is a forward and backward pass of its own, into its own gradient
+    buffer (chunk 0 into ``grads``), run by up to ``w.team`` threads at once with
+    BLAS kept serial, so small batches use every core where BLAS alone could
+    not. The chunks' losses and gradients are then added in chunk order, the
+    same sums whichever thread ran which chunk.
+    """
+    cdef int L = net.n_layers, c, team = 1
+    cdef bint train = mode == TRAIN
+    cdef Py_ssize_t rows = (n + chunks - 1) // chunks, i, P = net.n_params
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[L], wmax = w.width_max
+    cdef floating* acts = <floating*>w.acts
+    cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
+    cdef floating* extra = <floating*>w.chunk_grads
+    cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
+    cdef double weight = batch_weight(SW, n), value = 0
+    cdef int64_t step = o.step if train else 0
+    cdef int blas_threads = blas_serial_begin()
+    if blas_threads > 0:                # BLAS calls can run side by side, serially each
+        team = min(chunks, w.team)
+    for c in prange(chunks, schedule="static", num_threads=team):
+        _chunk(net, params, grads if c == 0 else extra + (c - 1) * P, X, T, labels, SW, n, w,
+               train, keep, step, weight, c, rows, acts, out, n_in, n_out, wmax)
+    blas_serial_end(blas_threads)
+    for c in range(chunks):
+        value += w.row_loss[c * rows]
+    if train and not isfinite(value):
+        return value
+    if n_threads > 1 and P >= PARALLEL_MIN_ELEMENTS:
+        for i in prange(P, schedule="static", num_threads=n_threads):
+            _add_chunks(grads, extra, i, P, chunks)
+    else:
+        for i in range(P):
+            _add_chunks(grads, extra, i, P, chunks)
+    return value + finish_gradient(net, params, grads, s1, s2, w, mode, o, False, n_threads)
+
+
+cdef inline void _add_chunks(floating* grads, const floating* extra, Py_ssize_t i, Py_ssize_t P,
+                             int chunks) noexcept nogil:
+    cdef int c
+    cdef floating g = grads[i]
+    for c in range(chunks - 1):
+        g = g + extra[c * P + i]
+    grads[i] = g
+
+
+cdef void _chunk(const Net* net, floating* params, floating* grads, const floating* X,
+                 const floating* T, const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
+                 const Work* w, bint train, unsigned char* keep, int64_t step, double weight,
+                 int c, Py_ssize_t rows, floating* acts, floating* out, Py_ssize_t n_in,
+                 Py_ssize_t n_out, Py_ssize_t wmax) noexcept nogil:
+    """Chunk c of run_chunks, serially: its loss (over the whole batch's weight)
+    goes to w.row_loss[c * rows], in place of its first row's."""
+    cdef int L = net.n_layers
+    cdef Py_ssize_t r0 = c * rows
+    cdef Py_ssize_t nc = min(rows, n - r0)
+    cdef floating* delta = <floating*>w.delta + r0 * wmax
+    cdef floating* spare = <floating*>w.spare + r0 * wmax
+    cdef double value
+    forward(net, params, X + r0 * n_in, nc, acts, w.capacity, <floating*>NULL, net.loss != MSE,
+            keep, step, r0, 1)
+    value = loss_and_delta(net.loss, net.acts[L - 1], out + r0 * n_out,
+                           T + r0 * n_out if T != NULL else NULL,
+                           labels + r0 if labels != NULL else NULL,
+                           SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
+                           weight, 1)
+    backward(net, params, grads, X + r0 * n_in, nc, acts, delta, spare, keep, w.capacity, r0,
+             False, 0, NULL, NULL, NULL, w.partials, 1)
+    w.row_loss[r0] = value
 
 
 cdef void shuffle_rows(Py_ssize_t* order, Py_ssize_t n, uint64_t key) noexcept nogil:
@@ -1195,18 +1368,20 @@ cdef struct Fit:
 
 cdef class Workspace:
     """Scratch for one batch size: activations, two ping-pong gradient buffers,
-    per-row losses, per-block sums and (when the network has dropout) masks."""
+    per-row losses, per-block sums, (when the network has dropout) masks, and
+    the gradients of the chunks of a chunked step (see run_chunks)."""
     cdef readonly Py_ssize_t capacity
     cdef readonly bint has_masks
-    cdef cnp.ndarray acts, deltas, row_loss, partials, keep
+    cdef cnp.ndarray acts, deltas, row_loss, partials, keep, chunk_grads
     cdef Work work
 
     def __cinit__(self, Py_ssize_t capacity, Py_ssize_t width_sum, Py_ssize_t width_max, dtype,
-                  Py_ssize_t n_blocks, bint masks):
+                  Py_ssize_t n_blocks, bint masks, Py_ssize_t n_params):
         cdef Py_ssize_t itemsize = np.dtype(dtype).itemsize
+        cdef int chunks = chunk_count(capacity, n_params)
         _validation.check_allocation(
-            capacity * ((width_sum + 2 * width_max) * itemsize + 8 + (width_sum if masks else 0)),
-            "the workspace for this batch")
+            capacity * ((width_sum + 2 * width_max) * itemsize + 8 + (width_sum if masks else 0))
+            + (chunks - 1) * n_params * itemsize, "the workspace for this batch")
         self.capacity = capacity
         self.has_masks = masks
         self.acts = np.empty(capacity * width_sum, dtype=dtype)
@@ -1221,6 +1396,11 @@ cdef class Workspace:
         self.work.partials = <double*>cnp.PyArray_DATA(self.partials)
         self.work.keep = <unsigned char*>cnp.PyArray_DATA(self.keep) if masks else NULL
         self.work.capacity = capacity
+        self.work.width_max = width_max
+        self.chunk_grads = np.empty((chunks - 1) * n_params, dtype=dtype)
+        self.work.chunk_grads = cnp.PyArray_DATA(self.chunk_grads) if chunks > 1 else NULL
+        self.work.max_chunks = chunks
+        self.work.team = 1
 
 
 cdef inline bint _usable(object x, int typenum, int ndim):
@@ -1356,6 +1536,10 @@ cdef class Engine:
                 return 1
         return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
 
+    cdef int _team(self) noexcept nogil:
+        """Threads the chunks of a chunked step may use: all of the engine's."""
+        return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
+
     cdef Workspace _claim(self, Py_ssize_t rows, bint exclusive, bint masks=False):
         """A workspace for one call over ``rows`` rows, owned by that call; with
         ``masks`` (training with dropout) it holds dropout masks too.
@@ -1382,7 +1566,8 @@ cdef class Engine:
         return self.ws
 
     cdef Workspace _workspace(self, Py_ssize_t rows, bint masks):
-        return Workspace(rows, self.width_sum, self.width_max, self.dtype, self.n_blocks, masks)
+        return Workspace(rows, self.width_sum, self.width_max, self.dtype, self.n_blocks, masks,
+                         self.net.n_params)
 
     cdef inline void _release(self, Workspace ws) noexcept:
         if ws is self.ws:
@@ -1543,6 +1728,7 @@ cdef class Engine:
     cdef double _dispatch(self, cnp.ndarray x, const void* T, const Py_ssize_t* labels,
                           const void* W, Py_ssize_t n, Workspace ws, int mode, Opt* o,
                           void* s1, void* s2, int n_threads) noexcept nogil:
+        ws.work.team = self._team()
         if self.is_double:
             return run(&self.net, <double*>cnp.PyArray_DATA(self.params),
                        <double*>cnp.PyArray_DATA(self.grads), <double*>s1, <double*>s2,
@@ -1590,12 +1776,14 @@ cdef class Engine:
                 forward(&self.net, <const double*>cnp.PyArray_DATA(self.params),
                         <const double*>(xp + start * self.n_in * item), rows,
                         <double*>ws.work.acts, ws.capacity,
-                        <double*>(op + start * self.n_out * item), False, NULL, 0, n_threads)
+                        <double*>(op + start * self.n_out * item), False, NULL, 0, 0,
+                        n_threads)
             else:
                 forward(&self.net, <const float*>cnp.PyArray_DATA(self.params),
                         <const float*>(xp + start * self.n_in * item), rows,
                         <float*>ws.work.acts, ws.capacity,
-                        <float*>(op + start * self.n_out * item), False, NULL, 0, n_threads)
+                        <float*>(op + start * self.n_out * item), False, NULL, 0, 0,
+                        n_threads)
             start += rows
 
     def loss(self, X, y, sample_weight=None):
@@ -1761,6 +1949,7 @@ cdef class Engine:
     cdef int _fit_dispatch(self, const Fit* f, Opt* o, Py_ssize_t first_batch,
                            Py_ssize_t last_batch, Workspace ws, Py_ssize_t* done,
                            bint watch_interrupt, int n_threads) noexcept nogil:
+        ws.work.team = self._team()
         if self.is_double:
             return fit_epoch(&self.net, o, <double*>cnp.PyArray_DATA(self.params),
                              <double*>cnp.PyArray_DATA(self.grads), <double*>f.s1,

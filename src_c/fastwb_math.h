@@ -100,4 +100,30 @@ static inline int fwb_all_finite_d(const double *x, ptrdiff_t n) {
     return bad == 0;
 }
 
+/* sum |x| and sum x^2 in double. Eight partial sums (element i goes to sum
+ * i mod 8), combined pairwise at the end: the same order on every call, and
+ * eight independent chains of additions instead of one, so the loop runs at
+ * the adder's throughput rather than its latency. */
+#define FWB_ABS_SQ_SUMS(NAME, T)                                                   \
+    static inline void NAME(const T *x, ptrdiff_t n, double *sum_abs, double *sum_sq) { \
+        double a[8] = {0}, q[8] = {0};                                             \
+        ptrdiff_t i = 0;                                                           \
+        for (; i + 8 <= n; i += 8)                                                 \
+            for (int k = 0; k < 8; k++) {                                          \
+                double v = (double)x[i + k];                                       \
+                a[k] += fabs(v);                                                   \
+                q[k] += v * v;                                                     \
+            }                                                                      \
+        for (int k = 0; i < n; i++, k++) {                                         \
+            double v = (double)x[i];                                               \
+            a[k] += fabs(v);                                                       \
+            q[k] += v * v;                                                         \
+        }                                                                          \
+        *sum_abs = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); \
+        *sum_sq = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7])); \
+    }
+FWB_ABS_SQ_SUMS(fwb_abs_sq_sums_f, float)
+FWB_ABS_SQ_SUMS(fwb_abs_sq_sums_d, double)
+#undef FWB_ABS_SQ_SUMS
+
 #endif

@@ -18,13 +18,16 @@
 #define FWB_CLONES
 #endif
 
-/* m <- beta1 m + c1 g;  v <- beta2 v + c2 g^2;  p <- p - step_size m / (sqrt(v) bias2 + eps) */
+/* With the L2 penalty's gradient g + l2x2 p (l2x2 = 0 without one):
+ * m <- beta1 m + c1 g;  v <- beta2 v + c2 g^2;  p <- p - step_size m / (sqrt(v) bias2 + eps) */
 FWB_CLONES static void fwb_adam_f(float *restrict p, const float *restrict g, float *restrict m,
                                   float *restrict v, ptrdiff_t n, float beta1, float beta2,
-                                  float c1, float c2, float eps, float step_size, float bias2) {
+                                  float c1, float c2, float eps, float step_size, float bias2,
+                                  float l2x2) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        m[i] = beta1 * m[i] + c1 * g[i];
-        v[i] = beta2 * v[i] + c2 * g[i] * g[i];
+        float gi = g[i] + l2x2 * p[i];
+        m[i] = beta1 * m[i] + c1 * gi;
+        v[i] = beta2 * v[i] + c2 * gi * gi;
         p[i] = p[i] - step_size * m[i] / (sqrtf(v[i]) * bias2 + eps);
     }
 }
@@ -32,10 +35,11 @@ FWB_CLONES static void fwb_adam_f(float *restrict p, const float *restrict g, fl
 FWB_CLONES static void fwb_adam_d(double *restrict p, const double *restrict g, double *restrict m,
                                   double *restrict v, ptrdiff_t n, double beta1, double beta2,
                                   double c1, double c2, double eps, double step_size,
-                                  double bias2) {
+                                  double bias2, double l2x2) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        m[i] = beta1 * m[i] + c1 * g[i];
-        v[i] = beta2 * v[i] + c2 * g[i] * g[i];
+        double gi = g[i] + l2x2 * p[i];
+        m[i] = beta1 * m[i] + c1 * gi;
+        v[i] = beta2 * v[i] + c2 * gi * gi;
         p[i] = p[i] - step_size * m[i] / (sqrt(v[i]) * bias2 + eps);
     }
 }
