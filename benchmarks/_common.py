@@ -6,6 +6,7 @@ correctness bar against the NumPy reference, so these live in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -149,3 +150,11 @@ def check_fit(net: fastwb.Network, ref: fastwb.Network, X: np.ndarray, y: np.nda
     dtype = net.dtype.name
     assert_close(history["loss"], ref_history["loss"], dtype, "fit loss")
     assert_close(net.parameters, ref.parameters, dtype, "fit parameters")
+
+
+def gemm_rate(dtype: str, size: int = 2048) -> Callable[[], None]:
+    """A large square product: the machine's best GEMM rate (2 size^3 FLOP per call)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, size, size)).astype(dtype)
+    out = np.empty((size, size), dtype)
+    return lambda: np.matmul(a, b, out=out)

@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (DTYPES, FIT_SAMPLES, FIT_SHAPE, OPS, OPTIMIZER_OF,  # noqa: E402
                      SHAPES, SINGLE_SAMPLE, Shape, assert_close, check_fit, check_predict,
                      check_train_step, make_data, make_fit_data, make_optimizer, make_pair,
-                     train_flops)
+                     train_flops, gemm_rate)
 
 
 def clock(fn: Callable[[], object], number: int) -> float:
@@ -146,14 +146,6 @@ def measure_single_sample(dtype: str, args: argparse.Namespace) -> dict:
                         args.repeats, args.min_time)
     return {"shape": SINGLE_SAMPLE.label, "sizes": list(SINGLE_SAMPLE.sizes), "batch": None,
             "dtype": dtype, "op": "predict_one_sample", "times": times}
-
-
-def gemm_rate(dtype: str, size: int = 2048) -> Callable[[], None]:
-    """A large square product: the machine's best GEMM rate (2 size^3 FLOP per call)."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, size, size)).astype(dtype)
-    out = np.empty((size, size), dtype)
-    return lambda: np.matmul(a, b, out=out)
 
 
 def measure_fit(dtype: str, args: argparse.Namespace) -> dict:

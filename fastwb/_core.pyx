@@ -71,6 +71,10 @@ cdef extern from "fastwb_update.h" nogil:
                     double beta1, double beta2, double c1, double c2, double eps,
                     double step_size, double bias2, double l2x2)
 
+cdef extern from "fastwb_pool.h" nogil:
+    ctypedef void (*fwb_task_f)(void* ctx, int index) noexcept nogil
+    void fwb_pool_run(fwb_task_f fn, void* ctx, int count, int threads)
+
 cdef extern from "fastwb_interrupt.h" nogil:
     int fwb_catch_sigint()
     int fwb_release_sigint()
@@ -1198,6 +1202,23 @@ cdef inline int chunk_count(Py_ssize_t n, Py_ssize_t n_params) noexcept nogil:
     return chunks
 
 
+cdef struct ChunkJob:
+    # run_chunks' arguments for its tasks, typed per call
+    const Net* net
+    void* params
+    void* grads
+    void* extra
+    const void* X
+    const void* T
+    const Py_ssize_t* labels
+    const void* SW
+    Py_ssize_t n, rows
+    const Work* w
+    unsigned char* keep
+    int64_t step
+    double weight
+
+
 cdef double run_chunks(const Net* net, floating* params, floating* grads, floating* s1,
                        floating* s2, const floating* X, const floating* T,
                        const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
@@ -1206,30 +1227,33 @@ cdef double run_chunks(const Net* net, floating* params, floating* grads, floati
     """``run`` for TRAIN and GRADIENT on a batch cut into ``chunks`` chunks of rows.
 
     Each chunk is a forward and backward pass of its own, into its own gradient
-    buffer (chunk 0 into ``grads``), run by up to ``w.team`` threads at once with
-    BLAS kept serial, so small batches use every core where BLAS alone could
-    not. The chunks' losses and gradients are then added in chunk order, the
-    same sums whichever thread ran which chunk.
+    buffer (chunk 0 into ``grads``), run by up to ``w.team`` threads at once
+    (fastwb_pool.h) with BLAS kept serial, so small batches use every core where
+    BLAS alone could not. The chunks' losses and gradients are then added in
+    chunk order, the same sums whichever thread ran which chunk.
     """
-    cdef int L = net.n_layers, c, team = 1
+    cdef int c, team = 1
     cdef bint train = mode == TRAIN
-    cdef Py_ssize_t rows = (n + chunks - 1) // chunks, i, P = net.n_params
-    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[L], wmax = w.width_max
-    cdef floating* acts = <floating*>w.acts
-    cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
+    cdef Py_ssize_t i, P = net.n_params
     cdef floating* extra = <floating*>w.chunk_grads
-    cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
-    cdef double weight = batch_weight(SW, n), value = 0
-    cdef int64_t step = o.step if train else 0
+    cdef double value = 0
+    cdef ChunkJob job
+    job.net, job.params, job.grads, job.extra = net, params, grads, extra
+    job.X, job.T, job.labels, job.SW = X, T, labels, SW
+    job.n, job.rows, job.w = n, (n + chunks - 1) // chunks, w
+    job.keep = w.keep if (train and net.any_dropout) else NULL
+    job.step = o.step if train else 0
+    job.weight = batch_weight(SW, n)
     cdef int blas_threads = blas_serial_begin()
     if blas_threads > 0:                # BLAS calls can run side by side, serially each
-        team = min(chunks, w.team)
-    for c in prange(chunks, schedule="static", num_threads=team):
-        _chunk(net, params, grads if c == 0 else extra + (c - 1) * P, X, T, labels, SW, n, w,
-               train, keep, step, weight, c, rows, acts, out, n_in, n_out, wmax)
+        team = w.team
+    if floating is float:
+        fwb_pool_run(_chunk_task_f, &job, chunks, team)
+    else:
+        fwb_pool_run(_chunk_task_d, &job, chunks, team)
     blas_serial_end(blas_threads)
     for c in range(chunks):
-        value += w.row_loss[c * rows]
+        value += w.row_loss[c * job.rows]
     if train and not isfinite(value):
         return value
     if n_threads > 1 and P >= PARALLEL_MIN_ELEMENTS:
@@ -1241,6 +1265,20 @@ cdef double run_chunks(const Net* net, floating* params, floating* grads, floati
     return value + finish_gradient(net, params, grads, s1, s2, w, mode, o, False, n_threads)
 
 
+cdef void _chunk_task_f(void* ctx, int c) noexcept nogil:
+    cdef ChunkJob* j = <ChunkJob*>ctx
+    _chunk(j, <float*>j.params,
+           <float*>j.grads if c == 0 else <float*>j.extra + (c - 1) * j.net.n_params,
+           <const float*>j.X, <const float*>j.T, <const float*>j.SW, c)
+
+
+cdef void _chunk_task_d(void* ctx, int c) noexcept nogil:
+    cdef ChunkJob* j = <ChunkJob*>ctx
+    _chunk(j, <double*>j.params,
+           <double*>j.grads if c == 0 else <double*>j.extra + (c - 1) * j.net.n_params,
+           <const double*>j.X, <const double*>j.T, <const double*>j.SW, c)
+
+
 cdef inline void _add_chunks(floating* grads, const floating* extra, Py_ssize_t i, Py_ssize_t P,
                              int chunks) noexcept nogil:
     cdef int c
@@ -1250,27 +1288,29 @@ cdef inline void _add_chunks(floating* grads, const floating* extra, Py_ssize_t 
     grads[i] = g
 
 
-cdef void _chunk(const Net* net, floating* params, floating* grads, const floating* X,
-                 const floating* T, const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
-                 const Work* w, bint train, unsigned char* keep, int64_t step, double weight,
-                 int c, Py_ssize_t rows, floating* acts, floating* out, Py_ssize_t n_in,
-                 Py_ssize_t n_out, Py_ssize_t wmax) noexcept nogil:
+cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, const floating* X,
+                 const floating* T, const floating* SW, int c) noexcept nogil:
     """Chunk c of run_chunks, serially: its loss (over the whole batch's weight)
     goes to w.row_loss[c * rows], in place of its first row's."""
+    cdef const Net* net = j.net
+    cdef const Work* w = j.w
     cdef int L = net.n_layers
-    cdef Py_ssize_t r0 = c * rows
-    cdef Py_ssize_t nc = min(rows, n - r0)
-    cdef floating* delta = <floating*>w.delta + r0 * wmax
-    cdef floating* spare = <floating*>w.spare + r0 * wmax
+    cdef Py_ssize_t r0 = c * j.rows
+    cdef Py_ssize_t nc = min(j.rows, j.n - r0)
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[L]
+    cdef floating* acts = <floating*>w.acts
+    cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
+    cdef floating* delta = <floating*>w.delta + r0 * w.width_max
+    cdef floating* spare = <floating*>w.spare + r0 * w.width_max
     cdef double value
     forward(net, params, X + r0 * n_in, nc, acts, w.capacity, <floating*>NULL, net.loss != MSE,
-            keep, step, r0, 1)
+            j.keep, j.step, r0, 1)
     value = loss_and_delta(net.loss, net.acts[L - 1], out + r0 * n_out,
                            T + r0 * n_out if T != NULL else NULL,
-                           labels + r0 if labels != NULL else NULL,
+                           j.labels + r0 if j.labels != NULL else NULL,
                            SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
-                           weight, 1)
-    backward(net, params, grads, X + r0 * n_in, nc, acts, delta, spare, keep, w.capacity, r0,
+                           j.weight, 1)
+    backward(net, params, grads, X + r0 * n_in, nc, acts, delta, spare, j.keep, w.capacity, r0,
              False, 0, NULL, NULL, NULL, w.partials, 1)
     w.row_loss[r0] = value
 
