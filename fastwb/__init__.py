@@ -9,11 +9,12 @@ from fastwb.callbacks import Callback, EarlyStopping, History
 from fastwb.layers import Dense
 from fastwb.network import Network
 from fastwb.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from fastwb.saving import load, save
 
 __version__ = "0.1.0"
 
 _blas.select("auto")
 
 __all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "History",
-           "Network", "Optimizer", "RMSprop", "SGD", "blas_source", "initializers",
-           "openmp_enabled", "schedules", "__version__"]
+           "Network", "Optimizer", "RMSprop", "SGD", "blas_source", "initializers", "load",
+           "openmp_enabled", "save", "schedules", "__version__"]

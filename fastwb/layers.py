@@ -1,6 +1,8 @@
 """Layers. fastwb has one kind: ``Dense``, z = x @ W + b followed by an activation."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
 from fastwb import initializers
@@ -20,6 +22,13 @@ def _dropout(value) -> float:
 
 def _penalty(value, name: str) -> float | None:
     return None if value is None else check_real(value, name, 0.0)
+
+
+def _init_config(init: initializers.Initializer | None) -> dict | None:
+    return None if init is None else init.get_config()
+
+
+_CONFIG_KEYS = ("n_in", "n_out", "activation", "weight_init", "bias_init", "dropout", "l1", "l2")
 
 
 class Dense:
@@ -76,6 +85,34 @@ class Dense:
         self.l2 = _penalty(l2, "l2")
         self._weights = None
         self._bias = None
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-able (initializers as their configs).
+
+        Examples
+        --------
+        >>> Dense.from_config(Dense(4, 2, "tanh", bias_init="ones").get_config())
+        Dense(4, 2, activation='tanh', bias_init=Ones())
+        """
+        return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.activation,
+                "weight_init": _init_config(self.weight_init),
+                "bias_init": _init_config(self.bias_init), "dropout": self.dropout,
+                "l1": self.l1, "l2": self.l2}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Dense:
+        """A new, unbound layer from what ``get_config`` returned."""
+        if not isinstance(config, Mapping):
+            raise TypeError(f"a Dense config must be a dict, got {type(config).__name__}")
+        unknown = set(config) - set(_CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"a Dense config has unknown key(s) {sorted(unknown)}; it takes "
+                             f"{', '.join(_CONFIG_KEYS)}")
+        params = dict(config)
+        for key in ("weight_init", "bias_init"):
+            if params.get(key) is not None:
+                params[key] = initializers.from_config(params[key])
+        return cls(**params)
 
     def _bind(self, weights: np.ndarray, bias: np.ndarray, activation: str) -> None:
         if self._weights is not None:

@@ -1,7 +1,7 @@
 """``Network``: a stack of dense layers, its parameters, and the public calls."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -11,12 +11,13 @@ from fastwb._layout import layer_views, n_parameters
 from fastwb.callbacks import History
 from fastwb.functions import (OUTPUT_ACTIVATION, check_output_activation, resolve_activation,
                               resolve_loss)
-from fastwb.layers import Dense, _dropout, _penalty
+from fastwb.layers import Dense, _dropout, _init_config, _penalty
 from fastwb import optimizers
 from fastwb.optimizers import Adam, Optimizer
 from fastwb.reference import ReferenceEngine
 
 BACKENDS = ("compiled", "reference")
+_CONFIG_KEYS = ("layers", "loss", "dtype", "seed", "n_threads", "backend", "regularize_biases")
 
 
 def _resolve_dtype(dtype) -> np.dtype:
@@ -116,13 +117,16 @@ class Network:
         _validation.check_allocation(3 * n_parameters(widths) * self.dtype.itemsize,
                                      "the parameters and gradients of this network")
         self._n_threads = _validation.check_n_threads(n_threads)
+        # saved as asked, not as resolved: -1 means every core of the machine that loads it
+        self._n_threads_asked = None if n_threads is None else int(n_threads)
         self.seed = initializers.resolve_seed(seed)
         weight_init = initializers.resolve(weight_init, "weight_init")
         bias_init = initializers.resolve(bias_init, "bias_init")
+        self._inits = tuple((layer.weight_init or weight_init, layer.bias_init or bias_init)
+                            for layer in layers)
         self._parameters = initializers.initial_parameters(
-            widths, activations, self.dtype, self.seed,
-            [layer.weight_init or weight_init for layer in layers],
-            [layer.bias_init or bias_init for layer in layers])
+            widths, activations, self.dtype, self.seed, [w for w, _ in self._inits],
+            [b for _, b in self._inits])
         l1, l2 = _penalty(l1, "l1"), _penalty(l2, "l2")
         self.l1 = tuple(l1 if layer.l1 is None else layer.l1 for layer in layers)
         self.l2 = tuple(l2 if layer.l2 is None else layer.l2 for layer in layers)
@@ -332,11 +336,75 @@ class Network:
                            sample_weight=sample_weight, class_weight=class_weight)
         return history["loss"][-1]
 
+    def _set_penalties(self, l1, l2) -> None:
+        """Per-layer penalties from now on (the scikit-learn estimators scale
+        ``alpha`` by each fit's batch size)."""
+        l1 = tuple(_penalty(value, "l1") for value in l1)
+        l2 = tuple(_penalty(value, "l2") for value in l2)
+        self._engine.set_penalties(l1, l2)
+        self.l1, self.l2 = l1, l2
+
     def _optimizer(self, optimizer: Optimizer | str | None) -> Optimizer:
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else Adam()
         self.optimizer = optimizers.resolve(optimizer)
         return self.optimizer
+
+    # --- configuration and copies -----------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """What this network is, JSON-able: ``Network.from_config`` rebuilds it.
+
+        Each layer's config holds its effective settings (activation,
+        initializers, dropout, penalties), whether they came from the layer or
+        from the network. The parameters are not part of it (see
+        ``fastwb.save`` for those).
+
+        Examples
+        --------
+        >>> import fastwb
+        >>> net = fastwb.Network([3, 4, 2], loss="softmax_cross_entropy", seed=1, l2=0.01)
+        >>> copy = fastwb.Network.from_config(net.get_config())
+        >>> bool((copy.parameters == net.parameters).all()), copy.layers[0].l2
+        (True, 0.01)
+        """
+        layers = []
+        for i, (layer, (weight_init, bias_init)) in enumerate(zip(self._layers, self._inits)):
+            config = layer.get_config()
+            config.update(weight_init=_init_config(weight_init), bias_init=_init_config(bias_init),
+                          dropout=self.dropout[i], l1=self.l1[i], l2=self.l2[i])
+            layers.append(config)
+        return {"layers": layers, "loss": self.loss_name, "dtype": self.dtype.name,
+                "seed": self.seed, "n_threads": self._n_threads_asked, "backend": self.backend,
+                "regularize_biases": self.regularize_biases}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Network:
+        """A new network from what ``get_config`` returned: the same layers,
+        settings and seed, so the same initial parameters."""
+        layers = cls._config_layers(config)
+        return cls(layers, **{k: v for k, v in config.items() if k != "layers"})
+
+    @staticmethod
+    def _config_layers(config: Mapping[str, Any]) -> list:
+        """The ``Dense`` layers of a network config, after checking its keys."""
+        if not isinstance(config, Mapping):
+            raise TypeError(f"a Network config must be a dict, got {type(config).__name__}")
+        unknown = set(config) - set(_CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"a Network config has unknown key(s) {sorted(unknown)}; it takes "
+                             f"{', '.join(_CONFIG_KEYS)}")
+        layers = config.get("layers")
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise ValueError(f"a Network config needs 'layers', a nonempty list of Dense "
+                             f"configs, got {layers!r}")
+        return [Dense.from_config(layer) for layer in layers]
+
+    def __reduce__(self):
+        # pickle and copy.deepcopy go through the same state as fastwb.save, so
+        # a copy (joblib, GridSearchCV(n_jobs>1)) carries its optimizer along
+        from fastwb import saving
+        return saving.network_from_state, saving.network_state(self)
 
     def __repr__(self) -> str:
         return (f"Network({list(self.sizes)}, activations={list(self.activations)}, "

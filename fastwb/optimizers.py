@@ -12,6 +12,8 @@ elementwise, then scaled so its global L2 norm is at most ``clip_norm``.
 from __future__ import annotations
 
 import abc
+import inspect
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -19,7 +21,7 @@ from fastwb import schedules as _schedules
 from fastwb._validation import check_real
 from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "resolve"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "from_config", "resolve"]
 
 
 def _fixed(name: str, doc: str) -> property:
@@ -376,3 +378,29 @@ def resolve(value) -> Optimizer:
                              f"{', '.join(_BY_NAME)} or an Optimizer") from None
     raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam(), or its name, "
                     f"got {value!r}")
+
+
+def from_config(config: Mapping[str, Any]) -> Optimizer:
+    """A new optimizer (no state yet) from what ``Optimizer.get_config`` returned.
+
+    Only the built-in optimizers and schedules can be rebuilt.
+
+    Examples
+    --------
+    >>> from_config(SGD(lr=0.1, momentum=0.9).get_config())
+    SGD(lr=0.1, momentum=0.9, nesterov=False)
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"an optimizer config must be a dict, got {type(config).__name__}")
+    params = dict(config)
+    name = params.pop("name", None)
+    classes = {cls.__name__: cls for cls in _BY_NAME.values()}
+    if not isinstance(name, str) or name not in classes:
+        raise ValueError(f"config['name'] must be one of {', '.join(classes)}, got {name!r}")
+    cls = classes[name]
+    unknown = set(params) - set(inspect.signature(cls).parameters)
+    if unknown:
+        raise ValueError(f"config for {name} has unknown parameter(s) {sorted(unknown)}")
+    if isinstance(params.get("schedule"), Mapping):
+        params["schedule"] = _schedules.from_config(params["schedule"])
+    return cls(**params)

@@ -1,0 +1,685 @@
+"""Save and load networks and estimators: arrays plus a JSON header, never pickle.
+
+``save(obj, path)`` writes a ``Network`` (with its optimizer's state, so that
+training resumes exactly) or a fastwb scikit-learn estimator; ``load(path)``
+gives it back. Loading reads numbers and JSON only: nothing in the file is
+unpickled or executed, and a file that is not a complete, unmodified fastwb
+file raises ``ModelFileError`` naming the file and the problem.
+
+File format, version 1
+----------------------
+All integers are little-endian; ``.fwb`` is the suggested extension::
+
+    offset 0       magic, 8 bytes: 89 46 57 42 0D 0A 1A 0A  (b"\\x89FWB\\r\\n\\x1a\\n")
+    offset 8       H, the length of the header in bytes: uint64
+    offset 16      the header: H bytes of UTF-8 JSON (fastwb writes ASCII), padded
+                   with spaces so that the data starts at a multiple of 64
+    offset 16 + H  the data: every array's raw bytes in C order at its "offset"
+                   (counted from here, a multiple of 64), each padded with zero
+                   bytes to a multiple of 64
+    last 32 bytes  SHA-256 of every byte before them
+
+As in PNG, the magic's first byte is not ASCII and its CR LF, SUB and LF
+show a file mangled by a text-mode transfer. The header is a JSON object::
+
+    {"format_version": 1, "fastwb_version": "0.1.0", "kind": "network",
+     "config": {...},
+     "arrays": {"parameters": {"dtype": "<f4", "shape": [67], "offset": 0,
+                               "nbytes": 268}, ...}}
+
+``kind`` ("network", "MLPClassifier" or "MLPRegressor") says what ``config``
+describes. Array dtypes are limited to "<f4", "<f8", "<i4", "<i8", "|u1",
+"|b1" and "<U<n>" (fixed-width unicode, for class labels). JSON has no NaN or
+infinity, so a non-finite float in ``config`` is written as the object
+``{"__float__": "nan"}`` (or ``"inf"``, ``"-inf"``).
+
+Every version of the format starts with the magic, H and a JSON header holding
+``format_version``, so a fastwb that meets a newer file says to upgrade. A
+reader checks, in this order: the magic, H, the header (JSON, then its
+fields), that the file has exactly the length the header implies (shorter:
+truncated), and the checksum; only then does it build anything.
+
+Writing is atomic: the file is written in full under a temporary name in the
+target's directory, flushed to disk, then renamed over the target, so a crash
+leaves the previous file intact.
+
+For a network, ``config`` is ``network_state``'s: the network's ``get_config()``
+and the optimizer's config, counters and schedule state; the arrays are
+"parameters" and the optimizer's moment buffers, "optimizer/<name>".
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import os
+import re
+import secrets
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from fastwb import optimizers
+from fastwb._layout import n_parameters
+from fastwb._validation import check_count
+from fastwb.network import Network
+
+__all__ = ["FORMAT_VERSION", "ModelFileError", "load", "network_from_state", "network_state",
+           "read_header", "save"]
+
+#: The newest format version this fastwb writes and reads.
+FORMAT_VERSION = 1
+#: The first 8 bytes of every fastwb file.
+MAGIC = b"\x89FWB\r\n\x1a\n"
+
+_ALIGN = 64
+_PREAMBLE_NBYTES = len(MAGIC) + 8
+_DIGEST_NBYTES = 32
+#: Far beyond any real header (configs are small; arrays hold the bulk), and a
+#: bound on what a corrupted length field can make the reader allocate.
+_MAX_HEADER_NBYTES = 1 << 24
+_MAX_NDIM = 32
+_MAX_NAME = 256
+_CHUNK = 1 << 20
+_KINDS = ("network", "MLPClassifier", "MLPRegressor")
+_DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "|u1", "|b1"})
+_UNICODE = re.compile(r"<U[1-9][0-9]{0,5}\Z")
+_HEADER_KEYS = ("format_version", "fastwb_version", "kind", "config", "arrays")
+_ARRAY_KEYS = ("dtype", "shape", "offset", "nbytes")
+_STATE_KEYS = ("network", "optimizer")
+_OPTIMIZER_KEYS = ("config", "bound", "step", "epoch", "samples_seen", "schedule_state")
+_FLOAT_TAG = "__float__"
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+class ModelFileError(ValueError):
+    """A file that is not a readable fastwb model: not a fastwb file, truncated,
+    corrupted or modified, from a newer fastwb, or describing an invalid model."""
+
+
+# --- the state of a network ------------------------------------------------------------
+
+def network_state(net: Network) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A network as a JSON-able config and named arrays (copies), for ``save`` and pickle.
+
+    The config is ``{"network": net.get_config(), "optimizer": ...}``; the
+    optimizer part (None without ``net.optimizer``) holds its config, whether
+    it has made its state for this network ("bound"), its ``step``,
+    ``epoch`` and ``samples_seen``, and its schedule's ``get_state()``. The
+    arrays are "parameters" and the optimizer's buffers as "optimizer/<name>".
+
+    Raises
+    ------
+    ValueError
+        If a parameter is NaN or infinite, or the optimizer or its schedule is
+        not one fastwb can rebuild (a user-written class), or belongs to
+        another network.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"network_state takes a fastwb Network, got {type(net).__name__}")
+    if not np.isfinite(net.parameters).all():
+        raise ValueError("the network's parameters hold NaN or infinity (training diverged, or "
+                         "they were set so); fastwb saves finite parameters only")
+    config = {"network": net.get_config(), "optimizer": None}
+    arrays = {"parameters": net.parameters.copy()}
+    if net.optimizer is not None:
+        config["optimizer"], buffers = _optimizer_state(net.optimizer, net)
+        arrays.update((f"optimizer/{name}", values) for name, values in buffers.items())
+    return config, arrays
+
+
+def _optimizer_state(opt: optimizers.Optimizer, net: Network) -> tuple[dict, dict]:
+    _check_rebuildable(opt)
+    bound = opt._engine is not None
+    if bound and opt._engine is not net._engine:
+        raise ValueError(f"the network's optimizer ({type(opt).__name__}) holds the state of "
+                         "another network; give each network its own optimizer, or reset() it")
+    state = {"config": opt.get_config(), "bound": bound, "step": opt._step,
+             "epoch": opt._epoch, "samples_seen": opt._samples_seen,
+             "schedule_state": opt.schedule.get_state()}
+    return state, {name: values.copy() for name, values in opt._buffers.items()}
+
+
+def _check_rebuildable(opt: optimizers.Optimizer) -> None:
+    """Refuse at save time what loading could not rebuild: user-written classes."""
+    problem = (f"the network's optimizer {opt!r} cannot be saved: only fastwb's own optimizers "
+               "and schedules can be rebuilt from a file")
+    try:
+        rebuilt = optimizers.from_config(opt.get_config())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(problem) from exc
+    if type(rebuilt) is not type(opt) or type(rebuilt.schedule) is not type(opt.schedule):
+        raise ValueError(problem)
+
+
+def network_from_state(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Network:
+    """The network (and its optimizer, as ``net.optimizer``) that ``network_state`` described.
+
+    Training the result continues exactly as the original would have.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If the config or arrays do not describe a valid network: wrong keys,
+        settings the constructors refuse, arrays missing, extra, or of the
+        wrong shape or dtype, parameters not finite.
+    """
+    _check_keys(config, _STATE_KEYS, "the network state")
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"arrays must be a dict of NumPy arrays, got {type(arrays).__name__}")
+    layers = Network._config_layers(config["network"])
+    count = n_parameters([layers[0].n_in] + [layer.n_out for layer in layers])
+    parameters = _state_array(arrays, "parameters", (count,))   # before allocating the network
+    net = Network.from_config(config["network"])
+    net.parameters = _same_dtype(parameters, net.dtype, "parameters")
+    expected = {"parameters"}
+    if config["optimizer"] is not None:
+        expected |= _restore_optimizer(net, config["optimizer"], arrays)
+    unexpected = set(arrays) - expected
+    if unexpected:
+        raise ValueError(f"the state has array(s) {sorted(unexpected)} that this network and "
+                         "optimizer do not use")
+    return net
+
+
+def _restore_optimizer(net: Network, state: Mapping[str, Any], arrays: Mapping) -> set[str]:
+    """Rebuild the optimizer into ``net.optimizer``; returns the array names it used."""
+    _check_keys(state, _OPTIMIZER_KEYS, "the optimizer state")
+    opt = optimizers.from_config(state["config"])
+    if not isinstance(state["bound"], bool):
+        raise TypeError(f"the optimizer state's 'bound' must be a bool, got {state['bound']!r}")
+    names = set()
+    if state["bound"]:
+        opt._bind(net._engine)          # makes zeroed buffers of the network's size and dtype
+        for name, buffer in opt._buffers.items():
+            key = f"optimizer/{name}"
+            buffer[...] = _same_dtype(_state_array(arrays, key, buffer.shape), buffer.dtype, key)
+            names.add(key)
+    opt._step = check_count(state["step"], "the optimizer's step", 0)
+    opt._epoch = check_count(state["epoch"], "the optimizer's epoch", 0)
+    opt._samples_seen = check_count(state["samples_seen"], "the optimizer's samples_seen", 0)
+    opt.schedule.set_state(state["schedule_state"])
+    net.optimizer = opt
+    return names
+
+
+def _state_array(arrays: Mapping, name: str, shape: tuple) -> np.ndarray:
+    if name not in arrays:
+        raise ValueError(f"the state has no array {name!r}")
+    value = arrays[name]
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"the state's {name!r} must be a NumPy array, got {type(value).__name__}")
+    if value.shape != shape:
+        raise ValueError(f"the state's {name!r} has shape {value.shape}; this network needs "
+                         f"{shape}")
+    return value
+
+
+def _same_dtype(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    # converting would round float64 values into a float32 network: not the saved state
+    if value.dtype != dtype:
+        raise ValueError(f"the state's {name!r} has dtype {value.dtype}; this network needs "
+                         f"{dtype}")
+    return value
+
+
+def _check_keys(mapping, keys: tuple[str, ...], what: str) -> None:
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"{what} must be a dict, got {type(mapping).__name__}")
+    if set(mapping) != set(keys):
+        raise ValueError(f"{what} must have exactly the keys {sorted(keys)}, got "
+                         f"{sorted(map(str, mapping))}")
+
+
+# --- save ------------------------------------------------------------------------------
+
+def save(obj, path: str | os.PathLike) -> None:
+    """Write a ``Network`` or a fastwb estimator to ``path``, atomically.
+
+    A network is saved with its optimizer's state (moments, step count,
+    schedule), so that ``load(path).fit(X, y)`` continues training exactly
+    where it stopped. The file is written under a temporary name next to
+    ``path`` and renamed over it only once complete and flushed to disk: a
+    crash leaves the previous file at ``path`` as it was. See the module
+    docstring for the format.
+
+    Parameters
+    ----------
+    obj : Network, or an object with a ``_fastwb_state()`` method
+        ``_fastwb_state()`` returns ``(kind, config, arrays)``: a kind that
+        ``load`` knows, a JSON-able dict, and a dict of NumPy arrays (the
+        fastwb.sklearn estimators have it).
+    path : str or os.PathLike
+        The file to write (replaced if it exists; a symbolic link is followed).
+
+    Raises
+    ------
+    ValueError
+        If the network's parameters are not finite, or the config or arrays
+        hold what the format cannot (see ``network_state``).
+    TypeError
+        If ``obj`` is neither a network nor a fastwb estimator.
+    IsADirectoryError, FileNotFoundError
+        If ``path`` is a directory, or its directory does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile, fastwb
+    >>> net = fastwb.Network([2, 3, 1], seed=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     fastwb.save(net, os.path.join(folder, "model.fwb"))
+    ...     copy = fastwb.load(os.path.join(folder, "model.fwb"))
+    >>> bool((copy.parameters == net.parameters).all()), copy.sizes
+    (True, (2, 3, 1))
+    """
+    target = _target(path)
+    kind, config, arrays = _state_of(obj)
+    header, data = _encode(kind, config, arrays)
+    _write_atomic(target, header, data)
+
+
+def _state_of(obj) -> tuple[str, dict, Mapping]:
+    if isinstance(obj, Network):
+        return ("network", *network_state(obj))
+    method = getattr(obj, "_fastwb_state", None)
+    if method is None:
+        raise TypeError(f"fastwb.save saves a fastwb Network or estimator, got "
+                        f"{type(obj).__name__}")
+    kind, config, arrays = method()
+    if kind not in _KINDS:
+        raise ValueError(f"{type(obj).__name__}._fastwb_state() gave kind {kind!r}; fastwb "
+                         f"loads only {', '.join(_KINDS)}")
+    return kind, config, arrays
+
+
+def _target(path) -> str:
+    """The file to write: ``path`` with symbolic links resolved, in an existing directory."""
+    name = os.fsdecode(path)
+    target = os.path.realpath(name)
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"cannot save to {name}: it is a directory; give a file name "
+                                f"such as {os.path.join(name, 'model.fwb')}")
+    if not os.path.isdir(os.path.dirname(target)):
+        raise FileNotFoundError(f"cannot save to {name}: the directory "
+                                f"{os.path.dirname(target)} does not exist")
+    return target
+
+
+def _encode(kind: str, config, arrays) -> tuple[bytes, list[np.ndarray]]:
+    """The padded header and the arrays, as written."""
+    from fastwb import __version__
+    if not isinstance(config, Mapping):
+        raise TypeError(f"the config to save must be a dict, got {type(config).__name__}")
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"the arrays to save must be a dict, got {type(arrays).__name__}")
+    table, data, offset = {}, [], 0
+    for name, value in arrays.items():
+        if not isinstance(name, str) or not 0 < len(name) <= _MAX_NAME:
+            raise ValueError(f"array names must be strings of 1 to {_MAX_NAME} characters, "
+                             f"got {name!r}")
+        array = _storable(value, name)
+        table[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset,
+                       "nbytes": array.nbytes}
+        data.append(array)
+        offset += _aligned(array.nbytes)
+    header = {"format_version": FORMAT_VERSION, "fastwb_version": __version__, "kind": kind,
+              "config": _to_json(config, "config"), "arrays": table}
+    text = json.dumps(header, ensure_ascii=True, allow_nan=False,
+                      separators=(",", ":")).encode("ascii")
+    if len(text) > _MAX_HEADER_NBYTES - _ALIGN:
+        raise ValueError(f"the config takes {len(text)} bytes of JSON, more than a fastwb file's "
+                         f"header may ({_MAX_HEADER_NBYTES - _ALIGN}); put bulk data in arrays")
+    padding = _aligned(_PREAMBLE_NBYTES + len(text)) - _PREAMBLE_NBYTES - len(text)
+    return text + b" " * padding, data
+
+
+def _storable(value, name: str) -> np.ndarray:
+    """``value`` as a C-contiguous little-endian array of an allowed dtype."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"array {name!r} must be a NumPy array, got {type(value).__name__}")
+    dtype = value.dtype.newbyteorder("<")
+    if not _allowed_dtype(dtype.str):
+        raise TypeError(f"array {name!r} has dtype {value.dtype}; a fastwb file holds float32, "
+                        "float64, int32, int64, uint8, bool and fixed-width unicode arrays only")
+    return np.asarray(value).astype(dtype, order="C", copy=False)
+
+
+def _allowed_dtype(text: str) -> bool:
+    return text in _DTYPES or _UNICODE.match(text) is not None
+
+
+def _aligned(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _to_json(value, where: str):
+    """``value`` in the header's JSON terms: NumPy scalars as Python numbers,
+    tuples as lists, non-finite floats tagged."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        if math.isfinite(x):
+            return x
+        return {_FLOAT_TAG: "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+    if isinstance(value, Mapping):
+        if set(value) == {_FLOAT_TAG}:
+            raise ValueError(f"{where} is a dict with the single key {_FLOAT_TAG!r}, which fastwb "
+                             "files reserve for non-finite floats")
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has the key {key!r}; keys must be strings")
+        return {key: _to_json(item, f"{where}[{key!r}]") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(f"{where} is a {type(value).__name__}, which a fastwb file's JSON header "
+                    "cannot hold (None, bool, int, float, str, lists and dicts only; arrays go "
+                    "in the arrays)")
+
+
+def _write_atomic(path: str, header: bytes, arrays: list[np.ndarray]) -> None:
+    directory, name = os.path.split(path)
+    # not tempfile.mkstemp: its files are private (0600), and the saved model
+    # should get the permissions any new file gets (the umask's)
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                 0o666)
+    try:
+        with open(fd, "wb") as f:
+            _write_contents(f, header, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
+    _sync_directory(directory)
+
+
+def _write_contents(f, header: bytes, arrays: list[np.ndarray]) -> None:
+    digest = hashlib.sha256()
+
+    def write(chunk) -> None:
+        digest.update(chunk)
+        f.write(chunk)
+
+    write(MAGIC)
+    write(len(header).to_bytes(8, "little"))
+    write(header)
+    for array in arrays:
+        write(_raw_bytes(array))
+        write(bytes(_aligned(array.nbytes) - array.nbytes))
+    f.write(digest.digest())
+
+
+def _raw_bytes(array: np.ndarray) -> memoryview:
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename itself survive a power cut, where the system allows it."""
+    if os.name != "posix":        # Windows cannot open a directory to sync it
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass    # the file is saved; only its durability across a power cut is weaker
+
+
+# --- load ------------------------------------------------------------------------------
+
+def load(path: str | os.PathLike):
+    """The network or estimator that ``save`` wrote to ``path``.
+
+    A network comes back with its optimizer as ``net.optimizer``, so
+    ``fit(..., optimizer=None)`` continues training exactly. Nothing in the
+    file is unpickled or executed.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ModelFileError (a ValueError)
+        If the file is not a fastwb model file, is truncated, corrupted or
+        modified, comes from a newer format version, or describes a model
+        that cannot be built. The message names the file and the problem.
+    ImportError
+        If the file holds an estimator and scikit-learn is not installed.
+    """
+    name = os.fsdecode(path)
+    header, arrays = _read(name, with_data=True)
+    kind = header["kind"]
+    try:
+        if kind == "network":
+            return network_from_state(header["config"], arrays)
+        estimators = importlib.import_module("fastwb.sklearn")
+        return getattr(estimators, kind)._from_fastwb_state(header["config"], arrays)
+    except (ValueError, TypeError, KeyError) as exc:
+        problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc)
+        message = f"{name} describes a {kind} that cannot be built: {problem}"
+        raise ModelFileError(message) from exc
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """What a fastwb file holds, without building it or keeping its arrays.
+
+    The whole file is read to verify its length and checksum, as ``load`` does.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``format_version``, ``fastwb_version`` (of the writer),
+        ``config``, and ``arrays``: for each array name, its ``dtype`` (a
+        string such as "float32" or "<U5"), ``shape`` (a tuple) and ``nbytes``.
+
+    Raises
+    ------
+    FileNotFoundError, ModelFileError
+        As ``load``.
+    """
+    header, _ = _read(os.fsdecode(path), with_data=False)
+    arrays = {name: {"dtype": str(entry.dtype), "shape": entry.shape, "nbytes": entry.nbytes}
+              for name, entry in header["arrays"].items()}
+    return {**header, "arrays": arrays}
+
+
+class _Entry(NamedTuple):
+    """An array's line in the header, checked."""
+
+    dtype: np.dtype
+    shape: tuple
+    offset: int
+    nbytes: int
+
+
+def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
+    """The checked header (arrays as ``_Entry``) and, ``with_data``, the arrays."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        preamble, header_nbytes = _read_preamble(f, size, path)
+        header_bytes = f.read(header_nbytes)
+        header = _parse_header(header_bytes, path)
+        data_nbytes = _data_nbytes(header["arrays"], path)
+        expected = _PREAMBLE_NBYTES + len(header_bytes) + data_nbytes + _DIGEST_NBYTES
+        if size != expected:
+            problem = "truncated" if size < expected else f"{size - expected} bytes too long"
+            raise ModelFileError(f"{path} is {problem}: its header describes {expected} bytes, "
+                                 f"the file has {size}")
+        digest = hashlib.sha256(preamble + header_bytes)
+        data = _read_data(f, data_nbytes, digest, with_data, path)
+        if f.read(_DIGEST_NBYTES) != digest.digest():
+            raise ModelFileError(f"{path} is corrupted or was modified: its checksum does not "
+                                 "match its contents")
+    return header, _arrays(data, header["arrays"], path) if with_data else {}
+
+
+def _read_preamble(f, size: int, path: str) -> tuple[bytes, int]:
+    """The preamble (magic and header length) and the header length, checked
+    against the file's size."""
+    preamble = f.read(_PREAMBLE_NBYTES)
+    if not preamble:
+        raise ModelFileError(f"{path} is not a fastwb model file: it is empty")
+    if preamble[:len(MAGIC)] != MAGIC[:len(preamble)]:
+        hint = ("; it looks mangled by a text-mode transfer (copy it as binary)"
+                if preamble[1:4] == MAGIC[1:4] else "")
+        raise ModelFileError(f"{path} is not a fastwb model file: it lacks the fastwb "
+                             f"signature{hint}")
+    if len(preamble) < _PREAMBLE_NBYTES:
+        raise ModelFileError(f"{path} is truncated: it has only {size} bytes")
+    header_nbytes = int.from_bytes(preamble[len(MAGIC):], "little")
+    if header_nbytes > _MAX_HEADER_NBYTES or (_PREAMBLE_NBYTES + header_nbytes) % _ALIGN:
+        raise ModelFileError(f"{path} is corrupted: its header length {header_nbytes} is not "
+                             "one fastwb writes")
+    if size < _PREAMBLE_NBYTES + header_nbytes + _DIGEST_NBYTES:
+        raise ModelFileError(f"{path} is truncated: its {size} bytes cannot hold the "
+                             f"{header_nbytes}-byte header it announces")
+    return preamble, header_nbytes
+
+
+def _parse_header(text: bytes, path: str) -> dict:
+    try:
+        header = json.loads(text.decode("utf-8"), object_pairs_hook=_json_object,
+                            parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:     # UnicodeDecodeError is a ValueError
+        raise ModelFileError(f"{path} is corrupted: its header is not valid JSON ({exc})") from exc
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is corrupted: its header is not a JSON object")
+    _check_version(header, path)
+    missing, unknown = set(_HEADER_KEYS) - set(header), set(header) - set(_HEADER_KEYS)
+    if missing or unknown:
+        raise ModelFileError(f"{path} has an invalid header: missing {sorted(missing)}, "
+                             f"unknown {sorted(unknown)}")
+    if not isinstance(header["fastwb_version"], str):
+        raise ModelFileError(f"{path} has an invalid header: fastwb_version is not a string")
+    if header["kind"] not in _KINDS:
+        raise ModelFileError(f"{path} holds a {header['kind']!r}, which this fastwb does not "
+                             f"know (it loads {', '.join(_KINDS)})")
+    if not isinstance(header["config"], dict) or not isinstance(header["arrays"], dict):
+        raise ModelFileError(f"{path} has an invalid header: config and arrays must be objects")
+    header["arrays"] = {name: _entry(name, entry, path)
+                        for name, entry in header["arrays"].items()}
+    return header
+
+
+def _check_version(header: dict, path: str) -> None:
+    # first of all: a newer format may change everything else
+    version = header.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise ModelFileError(f"{path} has an invalid header: format_version is {version!r}")
+    if version > FORMAT_VERSION:
+        from fastwb import __version__
+        writer = header.get("fastwb_version")
+        raise ModelFileError(
+            f"{path} was written by fastwb {writer if isinstance(writer, str) else '(unknown)'} "
+            f"in format version {version}; this fastwb ({__version__}) reads up to version "
+            f"{FORMAT_VERSION}: upgrade fastwb")
+
+
+def _entry(name: str, entry, path: str) -> _Entry:
+    problem = f"{path} has an invalid header: array {name[:_MAX_NAME]!r}"
+    if not 0 < len(name) <= _MAX_NAME:
+        raise ModelFileError(f"{problem} has a name of {len(name)} characters")
+    if not isinstance(entry, dict) or set(entry) != set(_ARRAY_KEYS):
+        raise ModelFileError(f"{problem} must be an object with the keys {list(_ARRAY_KEYS)}")
+    dtype, shape, offset, nbytes = (entry[key] for key in _ARRAY_KEYS)
+    if not isinstance(dtype, str) or not _allowed_dtype(dtype):
+        raise ModelFileError(f"{problem} has dtype {dtype!r}, which fastwb files do not hold")
+    if (not isinstance(shape, list) or len(shape) > _MAX_NDIM
+            or not all(_is_int(n) and n >= 0 for n in shape)):
+        raise ModelFileError(f"{problem} has shape {shape!r}; a shape is a list of at most "
+                             f"{_MAX_NDIM} nonnegative integers")
+    if not (_is_int(offset) and offset >= 0 and offset % _ALIGN == 0):
+        raise ModelFileError(f"{problem} has offset {offset!r}; offsets are nonnegative "
+                             f"multiples of {_ALIGN}")
+    dtype = np.dtype(dtype)
+    if not _is_int(nbytes) or nbytes != math.prod(shape) * dtype.itemsize:
+        raise ModelFileError(f"{problem} has nbytes {nbytes!r}; its dtype and shape take "
+                             f"{math.prod(shape) * dtype.itemsize}")
+    return _Entry(dtype, tuple(shape), offset, nbytes)
+
+
+def _data_nbytes(entries: dict[str, _Entry], path: str) -> int:
+    """The length of the data section the entries need, checking that no two overlap."""
+    end, previous = 0, None
+    for name, entry in sorted(entries.items(), key=lambda item: (item[1].offset,
+                                                                   item[1].nbytes)):
+        if entry.offset < end:
+            raise ModelFileError(f"{path} has an invalid header: arrays {previous!r} and "
+                                 f"{name!r} overlap")
+        end, previous = entry.offset + entry.nbytes, name
+    return _aligned(end)
+
+
+def _read_data(f, nbytes: int, digest, keep: bool, path: str) -> bytes | None:
+    """Read and hash the data section, keeping it only when asked (``read_header`` doesn't)."""
+    chunks = []
+    while nbytes:
+        chunk = f.read(min(nbytes, _CHUNK))
+        if not chunk:
+            raise ModelFileError(f"{path} is truncated: it shrank while being read")
+        digest.update(chunk)
+        if keep:
+            chunks.append(chunk)
+        nbytes -= len(chunk)
+    return b"".join(chunks) if keep else None
+
+
+def _arrays(data: bytes, entries: dict[str, _Entry], path: str) -> dict[str, np.ndarray]:
+    arrays = {}
+    for name, entry in entries.items():
+        stored = np.frombuffer(data, dtype=entry.dtype, count=entry.nbytes // entry.dtype.itemsize,
+                               offset=entry.offset)
+        # a native-order copy that owns its memory, not a view of the file's bytes
+        array = stored.reshape(entry.shape).astype(entry.dtype.newbyteorder("="))
+        _check_values(array, name, path)
+        arrays[name] = array
+    return arrays
+
+
+def _check_values(array: np.ndarray, name: str, path: str) -> None:
+    """Refuse bytes that are no value of the dtype: NumPy would misbehave on them."""
+    if array.dtype == np.bool_ and (array.view(np.uint8) > 1).any():
+        raise ModelFileError(f"{path} is corrupted: array {name!r} holds bytes other than 0 "
+                             "and 1 as booleans")
+    if array.dtype.kind == "U" and (array.view(np.uint32) > 0x10FFFF).any():
+        raise ModelFileError(f"{path} is corrupted: array {name!r} holds characters beyond "
+                             "Unicode's range")
+
+
+def _json_object(pairs: list[tuple[str, Any]]):
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate keys in an object with keys {keys}")
+    if keys == [_FLOAT_TAG]:
+        value = pairs[0][1]
+        if not isinstance(value, str) or value not in _NON_FINITE:
+            raise ValueError(f"{_FLOAT_TAG} must be one of {list(_NON_FINITE)}, got {value!r}")
+        return _NON_FINITE[value]
+    return dict(pairs)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON; fastwb writes non-finite floats as {_FLOAT_TAG}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} overflows a float")
+    return value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
