@@ -1,71 +1,175 @@
-"""The quick-start demonstration: train a small network, show its weights and
-biases, and time the compiled core against the NumPy reference."""
+"""``fastwb demo``: fastwb's scikit-learn drop-in on the digits data set.
+
+Trains ``fastwb.sklearn.MLPClassifier`` with scikit-learn's default
+hyperparameters on the 8x8 images of handwritten digits that ship with
+scikit-learn, then shows the loss per epoch, the test accuracy, every layer's
+weights and biases, and the time of the same fit with scikit-learn's own
+``MLPClassifier``.
+"""
 from __future__ import annotations
 
-import timeit
+import math
+import time
+import warnings
 
 import numpy as np
 
 import fastwb
+from fastwb._data import CommandError
+
+#: Share of the digits held out for testing, and the split's seed.
+TEST_SIZE = 0.25
+SPLIT_SEED = 0
 
 
-def _spirals(n_per_class: int, rng: np.random.Generator):
-    """Two interleaved spirals: a problem a linear model cannot solve."""
-    t = np.sqrt(rng.uniform(size=n_per_class)) * 3 * np.pi
-    arm = np.c_[t * np.cos(t), t * np.sin(t)] / (3 * np.pi)
-    X = np.concatenate([arm, -arm]) + rng.normal(scale=0.02, size=(2 * n_per_class, 2))
-    y = np.repeat([0, 1], n_per_class)
-    return X.astype(np.float32), y
+def _digits():
+    """Digits scaled to [0, 1] and a fixed stratified train/test split."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise CommandError('the demo needs scikit-learn: pip install "fastwb[sklearn]"') \
+            from None
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    return (X, y, *train_test_split(X, y, test_size=TEST_SIZE, random_state=SPLIT_SEED,
+                                    stratify=y))
 
 
-def _best_time(call, repeats: int = 5) -> float:
-    timer = timeit.Timer(call)
-    number, _ = timer.autorange()
-    return min(timer.repeat(repeats, number)) / number
+def _estimators():
+    try:
+        from sklearn.neural_network import MLPClassifier as SklearnMLP
+
+        from fastwb.sklearn import MLPClassifier
+    except ImportError:
+        raise CommandError('the demo needs scikit-learn >= 1.6: pip install "fastwb[sklearn]"') \
+            from None
+    return MLPClassifier, SklearnMLP
 
 
-def run(epochs: int = 200, seed: int = 0) -> dict:
-    """Train on two spirals and print what happened; returns the numbers shown."""
-    rng = np.random.default_rng(seed)
-    X, y = _spirals(200, rng)
-    net = fastwb.Network([2, 64, 64, 2], activation="relu", loss="softmax_cross_entropy",
-                         seed=seed)
-    print(f"fastwb {fastwb.__version__} (OpenMP {'on' if fastwb.openmp_enabled() else 'off'})")
-    print(f"{net}\n")
-    history = net.fit(X, y, fastwb.Adam(lr=0.003), epochs=epochs, batch_size=32,
-                      validation_split=0.2, verbose=1)
-    for i in sorted({0, (epochs - 1) // 4, (epochs - 1) // 2, epochs - 1}):
-        print(f"epoch {history.epoch[i] + 1:4d}  loss {history['loss'][i]:.4f}  "
-              f"validation loss {history['val_loss'][i]:.4f}  "
-              f"accuracy {history['val_accuracy'][i]:.1%}")
+def _sampled_epochs(n: int, shown: int = 10) -> list[int]:
+    """Every epoch when there are few, else about ``shown`` of them, the first and the last."""
+    if n <= shown + 2:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (shown - 1)) for i in range(shown)})
 
-    print("\nweights and biases")
-    for i, layer in enumerate(net.layers):
-        W, b = layer.weights, layer.bias
-        print(f"  layer {i} {layer!r}: W {W.shape} mean {W.mean():+.3f} std {W.std():.3f} "
-              f"|max| {np.abs(W).max():.3f}; b {b.shape} mean {b.mean():+.3f} "
-              f"std {b.std():.3f}")
-    print(f"  output layer W =\n{np.array2string(net.layers[-1].weights[:4], precision=3)}"
-          f"\n  ... b = {np.array2string(net.layers[-1].bias, precision=3)}")
 
-    reference = fastwb.Network(list(net.sizes), activation="relu",
-                               loss="softmax_cross_entropy", backend="reference")
-    reference.parameters = net.parameters
-    batch_X, batch_y = X[:32], y[:32]
-    mine, theirs = fastwb.Adam(0.0), fastwb.Adam(0.0)     # lr 0: timing, not training
-    timings = {
-        "Adam step, batch 32": (lambda: net.train_step(batch_X, batch_y, mine),
-                                lambda: reference.train_step(batch_X, batch_y, theirs)),
-        "fit epoch, 400 samples": (lambda: net.fit(X, y, mine, epochs=1),
-                                   lambda: reference.fit(X, y, theirs, epochs=1)),
-        "predict, one sample": (lambda: net.predict(X[0]), lambda: reference.predict(X[0])),
-        "predict, 400 samples": (lambda: net.predict(X), lambda: reference.predict(X)),
-    }
-    print("\nspeed against the NumPy reference (same network, same machine, best of 5)")
-    results = {}
-    for name, (fast, slow) in timings.items():
-        t_fast, t_slow = _best_time(fast), _best_time(slow)
-        results[name] = t_slow / t_fast
-        print(f"  {name:22s} fastwb {t_fast * 1e6:9.2f} us   reference {t_slow * 1e6:9.2f} us"
-              f"   {t_slow / t_fast:6.1f}x faster")
-    return {"accuracy": float((net.predict(X).argmax(axis=1) == y).mean()), "speedup": results}
+def loss_table(curve) -> list[str]:
+    """The loss per epoch, each with a bar on a log scale."""
+    picked = _sampled_epochs(len(curve))
+    logs = [math.log(max(curve[i], 1e-12)) for i in picked]
+    low, high = min(logs), max(logs)
+    lines = [f"{'epoch':>7}  {'loss':>9}"]
+    for i, log in zip(picked, logs):
+        filled = 1 + round(39 * (log - low) / (high - low)) if high > low else 40
+        lines.append(f"{i + 1:7d}  {curve[i]:9.4f}  {'#' * filled}")
+    return lines
+
+
+def layer_statistics(network) -> list[dict]:
+    """Per layer, for W and b: shape, mean, std, min, max and L2 norm."""
+    rows = []
+    for i, (layer, activation) in enumerate(zip(network.layers, network.activations)):
+        for name, values in (("W", layer.weights), ("b", layer.bias)):
+            values = values.astype(np.float64)
+            rows.append({"layer": i + 1, "activation": activation, "name": name,
+                         "shape": values.shape, "mean": values.mean(), "std": values.std(),
+                         "min": values.min(), "max": values.max(),
+                         "norm": float(np.linalg.norm(values))})
+    return rows
+
+
+def layer_table(rows: list[dict]) -> list[str]:
+    header = (f"{'layer':<12}{'':3}{'shape':<11}{'mean':>9}{'std':>9}{'min':>9}{'max':>9}"
+              f"{'L2 norm':>10}")
+    lines = [header]
+    for row in rows:
+        label = f"{row['layer']} {row['activation']}" if row["name"] == "W" else ""
+        shape = " x ".join(str(n) for n in row["shape"])
+        lines.append(f"{label:<12}{row['name']:<3}{shape:<11}{row['mean']:+9.4f}"
+                     f"{row['std']:9.4f}{row['min']:+9.4f}{row['max']:+9.4f}{row['norm']:10.4f}")
+    return lines
+
+
+def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True) -> dict:
+    """Train on the digits, print what happened, and return the numbers shown.
+
+    Parameters
+    ----------
+    epochs : int
+        ``max_iter``: the most epochs to train (scikit-learn stops earlier when
+        the loss stops improving by ``tol``).
+    seed : int
+        ``random_state`` of both estimators (initial weights, sample order).
+    hidden : sequence of int
+        ``hidden_layer_sizes``.
+    compare : bool
+        Also fit scikit-learn's ``MLPClassifier`` and compare the times.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``epochs`` (run), ``loss_curve``, ``seconds``, ``layers``
+        (``layer_statistics``), and with ``compare`` ``sklearn_accuracy``,
+        ``sklearn_epochs``, ``sklearn_seconds`` and ``speedup``.
+    """
+    from fastwb.cli import fit_with_progress
+
+    X, _, X_train, X_test, y_train, y_test = _digits()
+    MLPClassifier, SklearnMLP = _estimators()
+    hidden = tuple(hidden)
+    settings = dict(hidden_layer_sizes=hidden, max_iter=epochs, random_state=seed)
+    classifier = MLPClassifier(**settings)
+    print(f"fastwb {fastwb.__version__} demo: scikit-learn's digits, {X.shape[0]} images of "
+          f"8x8 pixels")
+    print(f"  train on {len(y_train)}, test on {len(y_test)} (stratified split, "
+          f"random_state={SPLIT_SEED})")
+    print(f"  fastwb.sklearn.MLPClassifier(hidden_layer_sizes={hidden}, max_iter={epochs})")
+    print("  scikit-learn's defaults otherwise: adam, lr 0.001, alpha 0.0001, batch 200\n",
+          flush=True)
+
+    start = time.perf_counter()
+    fit_with_progress(classifier, X_train, y_train, quiet=True)
+    seconds = time.perf_counter() - start
+    accuracy = float(classifier.score(X_test, y_test))
+    curve = list(classifier.loss_curve_)
+
+    print("\nloss per epoch (log scale)")
+    print("\n".join(loss_table(curve)))
+    stopped = "" if classifier.n_iter_ == epochs else " (the loss stopped improving)"
+    print(f"\n{classifier.n_iter_} epochs in {seconds:.2f} s{stopped}")
+    correct = round(accuracy * len(y_test))
+    print(f"test accuracy: {accuracy:.1%} ({correct} of {len(y_test)} digits)")
+
+    layers = layer_statistics(classifier.network)
+    print(f"\nweights and biases (z = x @ W + b), {classifier.network.n_parameters:,} "
+          f"parameters")
+    print("\n".join(layer_table(layers)))
+    results = {"accuracy": accuracy, "epochs": classifier.n_iter_, "loss_curve": curve,
+               "seconds": seconds, "layers": layers}
+    if not compare:
+        return results
+
+    print("\nthe same fit with scikit-learn's MLPClassifier (same data, split, settings)...",
+          flush=True)
+    reference = SklearnMLP(**settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # "not converged" at small --epochs
+        start = time.perf_counter()
+        reference.fit(X_train, y_train)
+        sklearn_seconds = time.perf_counter() - start
+    sklearn_accuracy = float(reference.score(X_test, y_test))
+    per_epoch = (sklearn_seconds / reference.n_iter_) / (seconds / classifier.n_iter_)
+    print(f"  {'':14}{'fit':>8}{'epochs':>8}{'test accuracy':>15}")
+    print(f"  {'fastwb':14}{seconds:7.2f}s{classifier.n_iter_:8d}{accuracy:15.1%}")
+    print(f"  {'scikit-learn':14}{sklearn_seconds:7.2f}s{reference.n_iter_:8d}"
+          f"{sklearn_accuracy:15.1%}")
+    same = reference.n_iter_ == classifier.n_iter_
+    speedup = sklearn_seconds / seconds if same else per_epoch
+    ratio = f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
+    print(f"fastwb fit {seconds:.2f} s, scikit-learn {sklearn_seconds:.2f} s: {ratio}"
+          f"{'' if same else ' per epoch'}")
+    print("(fastwb trains in float32, its default; scikit-learn in float64)")
+    results.update(sklearn_accuracy=sklearn_accuracy, sklearn_epochs=reference.n_iter_,
+                   sklearn_seconds=sklearn_seconds, speedup=speedup)
+    return results

@@ -13,18 +13,34 @@ Where the two differ, and why:
 * fastwb's losses average over outputs where scikit-learn's sum (logistic and
   squared error); the estimators rescale the learning rate, ``epsilon`` and
   ``alpha`` so the updates are scikit-learn's, and report scikit-learn's loss.
-* scikit-learn divides ``alpha`` by each batch's own size; fastwb divides it by
-  ``batch_size`` (times the mean sample weight), so only a smaller last batch
-  of an epoch sees a slightly weaker penalty.
+* For several regression targets scikit-learn's gradient is that of the
+  squared error summed over outputs, but its ``loss_`` averages it over them
+  (scikit-learn issue 8349). fastwb follows the gradient and reports
+  scikit-learn's ``loss_``; its "lbfgs" minimises the summed loss, the one the
+  gradient belongs to, where scikit-learn's line search uses the averaged one.
+* scikit-learn divides ``alpha`` by each batch's sum of sample weights (its
+  size, unweighted); fastwb divides it by ``batch_size`` times the mean sample
+  weight of the training data: the same for full unweighted batches and for
+  one batch an epoch, and a slightly weaker penalty on a smaller last batch.
 * The ``momentum`` update is PyTorch's form, which equals scikit-learn's at a
   constant rate; Adam adds ``epsilon`` to the bias-corrected root, scikit-learn
-  to the raw one (a difference of order ``epsilon``).
+  to the raw one (a difference of order ``epsilon``). "sgd" takes a momentum
+  below 1 (scikit-learn also accepts 1).
 * Samples are shuffled by fastwb's counter-based generator, seeded from
-  ``random_state``, so the order of samples differs from scikit-learn's.
+  ``random_state``, so the order of samples differs from scikit-learn's. The
+  initial weights and the early-stopping hold-out are scikit-learn's: the same
+  ``random_state`` gives the same ones.
+* ``learning_rate="invscaling"`` counts the samples of the current ``fit``; in
+  a ``warm_start`` refit scikit-learn counts those of the earlier fits too.
+* ``partial_fit`` is absent for "lbfgs" in both estimators (scikit-learn's
+  ``MLPRegressor`` has one, which runs a whole lbfgs fit).
+* ``sample_weight`` must be nonnegative and not all zero.
+* ``MLPRegressor(loss="poisson")`` is refused: fastwb has no Poisson loss.
 
 Extras beyond scikit-learn: ``dtype``, ``dropout`` (a rate for all hidden
 layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
-("adamw", "rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``) and
+("adamw" with its decoupled weight decay of 0.01 on top of ``alpha``,
+"rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``) and
 ``n_threads``.
 """
 from __future__ import annotations
@@ -32,6 +48,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+import zlib
 from itertools import pairwise
 
 import numpy as np
@@ -51,6 +68,11 @@ try:
 except ImportError as error:        # pragma: no cover - depends on the installation
     raise ImportError("fastwb.sklearn needs scikit-learn >= 1.6: "
                       "pip install 'fastwb[sklearn]'") from error
+try:        # scikit-learn's error for a bad parameter: a ValueError and a TypeError
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:         # pragma: no cover - a private module that may move
+    class InvalidParameterError(ValueError, TypeError):
+        """A constructor parameter of the wrong type or value."""
 
 from fastwb import initializers, optimizers
 from fastwb.callbacks import Callback
@@ -65,13 +87,15 @@ SOLVERS = ("lbfgs", "sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 EXTRA_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 _NO_CHANGE_LR = 1e-6          # scikit-learn's adaptive rate stops below this
+_NETWORK_OPTIMIZER = "network.optimizer"    # a pickled estimator's optimizer: its network's
 
 
 # --- parameters -----------------------------------------------------------------------
 
 def _invalid(estimator, name: str, must: str, value) -> ValueError:
-    return ValueError(f"The {name!r} parameter of {type(estimator).__name__} must be {must}. "
-                      f"Got {value!r} instead.")
+    # in scikit-learn's words
+    return InvalidParameterError(f"The {name!r} parameter of {type(estimator).__name__} "
+                                 f"must be {must}. Got {value!r} instead.")
 
 
 def _real(est, name: str, low: float, high: float = math.inf, low_open=False,
@@ -149,6 +173,13 @@ class _Settings:
         else:
             self.n_iter_no_change = _integer(est, "n_iter_no_change")
         self.max_fun = _integer(est, "max_fun")
+        seed = est.random_state
+        if not (seed is None or isinstance(seed, np.random.RandomState)
+                or (isinstance(seed, numbers.Integral) and 0 <= seed < 2 ** 32)):
+            raise _invalid(est, "random_state", "an int in the range [0, 4294967295], an "
+                           "instance of 'numpy.random.RandomState' or None", seed)
+        if not isinstance(est.verbose, (bool, np.bool_)):
+            _integer(est, "verbose", 0)
         if est.dtype is None:
             self.dtype = None
         else:
@@ -162,7 +193,16 @@ class _Settings:
             raise _invalid(est, "optimizer", f"None or a str among {set(EXTRA_OPTIMIZERS)}",
                            est.optimizer)
         self.rule = est.optimizer or self.solver
-        if self.rule == "lbfgs" and np.any(np.asarray(est.dropout, dtype=object) != 0):
+        if self.rule == "sgd" and self.momentum == 1.0:
+            raise _invalid(est, "momentum", "a float in the range [0.0, 1.0) for fastwb's sgd "
+                           "(a momentum of 1 never forgets a gradient)", est.momentum)
+        rates = est.dropout if isinstance(est.dropout, (list, tuple, np.ndarray)) else \
+            [est.dropout]
+        if not all(isinstance(rate, numbers.Real) and not isinstance(rate, (bool, np.bool_))
+                   and 0 <= rate < 1 for rate in rates):
+            raise _invalid(est, "dropout", "a float in the range [0.0, 1.0) or a sequence "
+                           "of them, one per hidden layer", est.dropout)
+        if self.rule == "lbfgs" and any(rates):
             raise ValueError("dropout needs a stochastic solver ('adam' or 'sgd'): "
                              "lbfgs takes exact full-batch gradients")
         self.dropout = est.dropout
@@ -175,15 +215,26 @@ class _Epochs(Callback):
     """After each epoch: scikit-learn's loss curve, convergence test, adaptive rate
     and early stopping on the validation score."""
 
-    def __init__(self, est, settings: _Settings, n_train: int, validation, incremental: bool):
+    def __init__(self, est, settings: _Settings, n_train: int, n_batches: int, validation):
         self.est, self.settings = est, settings
-        self.n_train, self.validation, self.incremental = n_train, validation, incremental
+        self.n_train, self.n_batches, self.validation = n_train, n_batches, validation
         self.converged = False
+        self.start_penalty = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        if self.est._mean_over_outputs:
+            self.start_penalty = self.est._penalty()
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         est, settings = self.est, self.settings
         est.n_iter_ += 1
         est.loss_ = logs["loss"] / est._scale
+        if est._mean_over_outputs:
+            # the epoch's loss is the mean of its batches' losses, each with the
+            # penalty at that batch's weights: interpolated between the epoch's
+            # ends (exact for one batch an epoch)
+            end, start, n = est._penalty(), self.start_penalty, self.n_batches
+            est.loss_ = est._mean_loss(est.loss_, start + (end - start) * (n - 1) / (2 * n))
         est.t_ += self.n_train
         est.loss_curve_.append(est.loss_)
         if est.verbose:
@@ -326,19 +377,24 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "_network") or (not settings.warm_start
                                                        and not incremental)
         X, targets, labels = self._validate_input(X, y, incremental, reset=first_pass)
-        dtype = settings.dtype or (np.float32 if X.dtype == np.float32 else np.float64)
+        dtype = settings.dtype if settings.dtype is not None else X.dtype
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         sample_weight = self._weigh_classes(sample_weight, labels)
+        if sample_weight is not None:
+            if (sample_weight < 0).any():
+                raise ValueError(f"sample_weight must be nonnegative; its minimum is "
+                                 f"{sample_weight.min()}")
+            if not (sample_weight > 0).any():
+                raise ValueError("every sample has weight 0 (sample_weight, times "
+                                 "class_weight if given): nothing to train on")
         random_state = check_random_state(self.random_state)
         sizes = [X.shape[1], *settings.hidden, targets.shape[1] if targets.ndim == 2
                  else len(self.classes_)]
         if first_pass:
             self._initialize(settings, sizes, dtype, random_state)
-        elif list(self._network.sizes) != sizes:
-            raise ValueError(f"warm_start and partial_fit continue a network of sizes "
-                             f"{list(self._network.sizes)}; these data and parameters need "
-                             f"{sizes}. Set warm_start=False to start a new one.")
+        else:
+            self._check_same_network(settings, sizes)
         X = X.astype(self._network.dtype, copy=False)
         try:
             if settings.rule == "lbfgs":
@@ -355,22 +411,29 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _initialize(self, settings: _Settings, sizes: list, dtype, random_state) -> None:
-        """A new network with scikit-learn's initialisation: weights and biases
-        uniform in +-sqrt(6 / (fan_in + fan_out)) (2 instead of 6 for logistic)."""
+        """A new network with scikit-learn's initial weights and biases: uniform in
+        +-sqrt(6 / (fan_in + fan_out)) (2 instead of 6 for logistic), drawn from
+        ``random_state`` in scikit-learn's order, so the same ``random_state``
+        starts from the same ``coefs_`` and ``intercepts_``."""
         factor = 2.0 if settings.activation == "logistic" else 6.0
-        layers = []
+        layers, values = [], []
         for fan_in, fan_out in pairwise(sizes):
             bound = math.sqrt(factor / (fan_in + fan_out))
-            init = initializers.Uniform(-bound, bound)
+            init = initializers.Uniform(-bound, bound)      # the distribution, for get_config
             layers.append(Dense(fan_in, fan_out, weight_init=init, bias_init=init))
-        seed = int(random_state.randint(np.iinfo(np.int32).max))
+            values.append((random_state.uniform(-bound, bound, (fan_in, fan_out)),
+                           random_state.uniform(-bound, bound, fan_out)))
         dropout = settings.dropout
         if isinstance(dropout, (list, tuple, np.ndarray)):
             dropout = [float(rate) for rate in dropout]
         network = Network(layers, activation=ACTIVATIONS[settings.activation],
-                          loss=self._loss_name(), dtype=dtype, seed=seed,
+                          loss=self._loss_name(), dtype=dtype, seed=_seed(random_state),
                           n_threads=settings.n_threads, dropout=dropout)
+        for layer, (weights, bias) in zip(network.layers, values):
+            layer.weights[...] = weights
+            layer.bias[...] = bias
         self._set_network(network)
+        self.__dict__.pop("_optimizer", None)       # it was the previous network's
         self.n_iter_ = 0
         self.t_ = 0
         self.n_layers_ = len(sizes)
@@ -389,6 +452,41 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
+    def _check_same_network(self, settings: _Settings, sizes: list) -> None:
+        """warm_start and partial_fit go on with the network of the first fit: refuse
+        parameters and data that would need another one."""
+        network, changed = self._network, []
+        if list(network.sizes) != sizes:
+            changed.append(f"layer sizes {list(network.sizes)} -> {sizes}")
+        if len(sizes) > 2 and network.activations[0] != ACTIVATIONS[settings.activation]:
+            changed.append(f"activation -> {settings.activation!r}")
+        if settings.dtype is not None and settings.dtype != network.dtype:
+            changed.append(f"dtype {network.dtype.name} -> {settings.dtype.name}")
+        dropout = settings.dropout
+        rates = ([float(rate) for rate in dropout]
+                 if isinstance(dropout, (list, tuple, np.ndarray))
+                 else [float(dropout)] * (len(sizes) - 2))
+        if rates != list(network.dropout[:-1]):
+            changed.append(f"dropout {list(network.dropout[:-1])} -> {rates}")
+        if settings.n_threads != network._n_threads_asked:
+            changed.append(f"n_threads {network._n_threads_asked} -> {settings.n_threads}")
+        if changed:
+            raise ValueError(f"warm_start and partial_fit continue the network of the first "
+                             f"fit, but {'; '.join(changed)}. Call fit with "
+                             f"warm_start=False to start a new one.")
+
+    def _stochastic_records(self, settings: _Settings) -> None:
+        """The records of stochastic training, where a warm start after lbfgs or
+        with early_stopping switched lacks them (scikit-learn fails there)."""
+        if not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+        if settings.early_stopping and getattr(self, "validation_scores_", None) is None:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+        if not settings.early_stopping and getattr(self, "best_loss_", None) is None:
+            self.best_loss_ = np.inf
+
     def _set_network(self, network: Network) -> None:
         self._network = network
         self.coefs_ = [layer.weights for layer in network.layers]
@@ -403,16 +501,32 @@ class _BaseMLP(BaseEstimator):
             return 2.0 / self._network.sizes[-1]
         return 1.0
 
+    #: whether scikit-learn's loss_ averages over outputs what its gradient sums
+    _mean_over_outputs = False
+
+    def _penalty(self) -> float:
+        """The L2 penalty in scikit-learn's loss at the current weights."""
+        return sum(l2 * float(np.vdot(layer.weights, layer.weights))
+                   for l2, layer in zip(self._network.l2, self._network.layers)) / self._scale
+
+    def _mean_loss(self, loss: float, penalty: float) -> float:
+        """scikit-learn's loss_ (squared error averaged over outputs, plus the
+        penalty) from the loss summed over outputs that the gradient belongs to."""
+        return (loss - penalty) / self.n_outputs_ + penalty
+
     def _set_alpha(self, alpha: float, per_sample_weight: float) -> None:
         """scikit-learn's penalty alpha / 2 * sum W^2 / (samples or their weight)."""
         n_layers = len(self._network.layers)
         l2 = self._scale * alpha / (2.0 * per_sample_weight)
         self._network._set_penalties([0.0] * n_layers, [l2] * n_layers)
 
-    def _fit_lbfgs(self, settings: _Settings, X, targets, sample_weight) -> None:
+    def _lbfgs_objective(self, alpha: float, X, targets, sample_weight):
+        """The function lbfgs minimises: float64 parameters (``network.parameters``'
+        layout) to (loss, gradient), both on scikit-learn's scale (the squared
+        error summed over outputs). Sets the network's penalty."""
         network, scale = self._network, self._scale
         total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        self._set_alpha(settings.alpha, total_weight)
+        self._set_alpha(alpha, total_weight)
         if sample_weight is not None:
             sample_weight = sample_weight.astype(network.dtype)
         engine, parameters = network._engine, network.parameters
@@ -422,8 +536,13 @@ class _BaseMLP(BaseEstimator):
             loss, gradient = engine.loss_and_gradients(X, targets, sample_weight)
             return loss / scale, gradient.astype(np.float64) / scale
 
+        return loss_and_gradient
+
+    def _fit_lbfgs(self, settings: _Settings, X, targets, sample_weight) -> None:
+        parameters = self._network.parameters
         result = scipy.optimize.minimize(
-            loss_and_gradient, parameters.astype(np.float64), method="L-BFGS-B", jac=True,
+            self._lbfgs_objective(settings.alpha, X, targets, sample_weight),
+            parameters.astype(np.float64), method="L-BFGS-B", jac=True,
             options={"maxfun": settings.max_fun, "maxiter": settings.max_iter,
                      "gtol": settings.tol})
         if result.status != 0:
@@ -431,8 +550,10 @@ class _BaseMLP(BaseEstimator):
                           f"(status={result.status}): {result.message}. Increase the number "
                           f"of iterations (max_iter) or scale the data.", ConvergenceWarning)
         self.n_iter_ = min(int(result.nit), settings.max_iter)
-        self.loss_ = float(result.fun)
         parameters[...] = result.x
+        self.loss_ = float(result.fun)
+        if self._mean_over_outputs:
+            self.loss_ = self._mean_loss(self.loss_, self._penalty())
         if self.verbose:
             print(f"lbfgs: {self.n_iter_} iterations, loss = {self.loss_:.8f}")
 
@@ -460,6 +581,7 @@ class _BaseMLP(BaseEstimator):
             self._optimizer = self._new_optimizer(settings)
         if settings.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        self._stochastic_records(settings)
         validation = None
         if settings.early_stopping:
             X, targets, labels, sample_weight, validation = self._split(
@@ -474,7 +596,7 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(settings.batch_size, n)
         mean_weight = 1.0 if sample_weight is None else float(sample_weight.mean())
         self._set_alpha(settings.alpha, batch_size * mean_weight)
-        epochs = _Epochs(self, settings, n, validation, incremental)
+        epochs = _Epochs(self, settings, n, -(-n // batch_size), validation)
         self.n_iter_ = 0
         try:
             self._network.fit(X, targets, self._optimizer, epochs=1 if incremental
@@ -491,9 +613,10 @@ class _BaseMLP(BaseEstimator):
             self._network.parameters = self._best_parameters
 
     def _split(self, settings, X, targets, labels, sample_weight, random_state):
-        """scikit-learn's hold-out for early stopping (stratified for one-output
-        classification); returns the training part and (X, y, weight) to score."""
-        stratify = labels if labels is not None else None
+        """scikit-learn's hold-out for early stopping (stratified for one-output,
+        that is binary, classification, as there); returns the training part and
+        (X, y, weight) to score."""
+        stratify = labels if labels is not None and self.n_outputs_ == 1 else None
         train, val = train_test_split(np.arange(X.shape[0]), random_state=random_state,
                                       test_size=settings.validation_fraction,
                                       stratify=stratify)
@@ -532,12 +655,21 @@ class _BaseMLP(BaseEstimator):
         # the views into the network's buffer are rebuilt, not copied apart from it
         state.pop("coefs_", None)
         state.pop("intercepts_", None)
+        # the optimizer is bound to the network's engine, which does not pickle:
+        # it travels as the network's own optimizer (Network pickles with it)
+        if "_optimizer" in state:
+            ours = state["_optimizer"] is getattr(state.get("_network"), "optimizer", None)
+            state["_optimizer"] = _NETWORK_OPTIMIZER if ours else None
         return state
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         if "_network" in state:
             self._set_network(state["_network"])
+        if state.get("_optimizer") == _NETWORK_OPTIMIZER:
+            self._optimizer = self._network.optimizer
+        elif "_optimizer" in state:
+            del self._optimizer
 
     def _fastwb_state(self) -> tuple[str, dict, dict]:
         """What ``fastwb.save`` writes: (kind, JSON-able config, arrays)."""
@@ -546,13 +678,10 @@ class _BaseMLP(BaseEstimator):
         config = {"params": params, "fitted": hasattr(self, "_network")}
         arrays = {}
         if hasattr(self, "_network"):
+            # the network's state holds its optimizer, which is the estimator's
             network_config, network_arrays = saving.network_state(self._network)
             config["network"] = network_config
             arrays.update({f"network/{k}": v for k, v in network_arrays.items()})
-            if hasattr(self, "_optimizer"):
-                optimizer_config, optimizer_arrays = _optimizer_state(self._optimizer)
-                config["optimizer"] = optimizer_config
-                arrays.update({f"optimizer/{k}": v for k, v in optimizer_arrays.items()})
             scalars = {}
             for name in _SCALARS:
                 if hasattr(self, name):
@@ -576,10 +705,8 @@ class _BaseMLP(BaseEstimator):
             config["network"], {k[len("network/"):]: v for k, v in arrays.items()
                                 if k.startswith("network/")})
         estimator._set_network(network)
-        if "optimizer" in config:
-            estimator._optimizer = _optimizer_from_state(
-                config["optimizer"], {k[len("optimizer/"):]: v for k, v in arrays.items()
-                                      if k.startswith("optimizer/")}, network)
+        if network.optimizer is not None:
+            estimator._optimizer = network.optimizer
         for name, value in config["attributes"].items():
             if name not in _SCALARS:
                 raise ValueError(f"unknown estimator attribute {name!r}")
@@ -588,10 +715,10 @@ class _BaseMLP(BaseEstimator):
             estimator.classes_ = arrays["classes_"]
         if "feature_names_in_" in arrays:
             estimator.feature_names_in_ = arrays["feature_names_in_"].astype(object)
-        if "loss_curve_" in arrays:
+        if "loss_curve_" in arrays:         # stochastic training's records (None is not saved)
             estimator.loss_curve_ = [float(v) for v in arrays["loss_curve_"]]
-        if "validation_scores_" in arrays:
-            estimator.validation_scores_ = [float(v) for v in arrays["validation_scores_"]]
+            estimator.validation_scores_ = [float(v) for v in arrays["validation_scores_"]] \
+                if "validation_scores_" in arrays else None
         if "_best_parameters" in arrays:
             estimator._best_parameters = arrays["_best_parameters"].astype(network.dtype)
         return estimator
@@ -601,6 +728,14 @@ class _BaseMLP(BaseEstimator):
 _SCALARS = ("n_iter_", "t_", "loss_", "best_loss_", "best_validation_score_", "n_layers_",
             "n_outputs_", "out_activation_", "n_features_in_", "_no_improvement_count",
             "_y_type")
+
+
+def _seed(random_state: np.random.RandomState) -> int:
+    """A seed for the network (its shuffles and dropout masks) read from the state
+    of ``random_state`` without drawing from it, so that what scikit-learn draws
+    next (the early-stopping split) is what it would draw."""
+    _, keys, position, *_ = random_state.get_state()
+    return zlib.crc32(position.to_bytes(4, "little"), zlib.crc32(keys.tobytes())) & 0x7fffffff
 
 
 def _dense(X):
@@ -651,29 +786,6 @@ def _decode(value):
     return value
 
 
-def _optimizer_state(optimizer) -> tuple[dict, dict]:
-    config = {"config": optimizer.get_config(), "step": optimizer.step,
-              "epoch": optimizer.epoch, "samples_seen": optimizer.samples_seen,
-              "schedule_state": _encode(optimizer.schedule.get_state())}
-    return config, {name: values for name, values in optimizer._buffers.items()}
-
-
-def _optimizer_from_state(config: dict, arrays: dict, network: Network):
-    optimizer = optimizers.from_config(config["config"])
-    if arrays:
-        optimizer._bind(network._engine)
-        for name, values in arrays.items():
-            if name not in optimizer._buffers or \
-                    optimizer._buffers[name].shape != values.shape:
-                raise ValueError(f"optimizer state {name!r} does not fit this network")
-            optimizer._buffers[name][...] = values
-    optimizer._step = int(config["step"])
-    optimizer._epoch = int(config["epoch"])
-    optimizer._samples_seen = int(config["samples_seen"])
-    optimizer.schedule.set_state(_decode(config["schedule_state"]))
-    return optimizer
-
-
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier`` on fastwb.
 
@@ -713,7 +825,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> from sklearn.datasets import load_iris
     >>> from fastwb.sklearn import MLPClassifier
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=500, random_state=0)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=500,
+    ...                     random_state=0)
     >>> clf.fit(X, y).score(X, y) > 0.9
     True
     """
@@ -905,6 +1018,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _loss_name(self) -> str:
         return "mse"
+
+    @property
+    def _mean_over_outputs(self) -> bool:
+        return self.n_outputs_ > 1
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         if self.loss != "squared_error":

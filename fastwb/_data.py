@@ -1,0 +1,368 @@
+"""Tables for the ``fastwb`` command: CSV and ``.npz`` files in, predictions out.
+
+A *table* is a feature matrix with, when known, its column names, and
+optionally a target column. Every problem a user can cause (a missing file,
+a column that is not there or not numeric, a ragged row) raises
+``CommandError`` with a message that names the file, the column and the line;
+the command prints it as one line.
+
+CSV: a header row of column names, then one row per sample; every feature
+column numeric, the target may hold text labels. ``.tsv`` files are
+tab-separated; ``.gz`` files are decompressed.
+
+``.npz`` (``numpy.savez``): the features in an array ``X`` of shape
+(n_samples, n_features), the target in ``y`` (or the array that ``--target``
+names), and optionally the column names in ``feature_names``.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The auto task calls an integer target with at most this many values classes.
+MAX_AUTO_CLASSES = 20
+
+
+class CommandError(Exception):
+    """An expected failure of a ``fastwb`` command: shown as one line, no traceback."""
+
+
+@dataclass
+class Table:
+    """Features (float64, (n_samples, n_features)), their names (None when the
+    file has none), the target column (None when not asked for or absent), and
+    the columns left out because ``features`` did not name them."""
+
+    path: str
+    X: np.ndarray
+    feature_names: list[str] | None
+    target: np.ndarray | None = None
+    target_name: str | None = None
+    ignored: tuple[str, ...] = ()
+
+
+def check_readable(path: str, what: str = "file") -> None:
+    """Refuse a path that is not an existing, readable file, in plain words."""
+    if not os.path.exists(path):
+        raise CommandError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise CommandError(f"{path} is a directory, not a {what}")
+    if not os.access(path, os.R_OK):
+        raise CommandError(f"cannot read {path}: permission denied")
+
+
+def check_writable(path: str, what: str = "output file") -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    if os.path.isdir(path):
+        raise CommandError(f"the {what} {path} is a directory; give a file name")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandError(f"cannot write {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise CommandError(f"cannot write {path}: permission denied")
+
+
+def read_table(path: str, target: str | None = None, target_required: bool = False,
+               features: list[str] | None = None) -> Table:
+    """Read a CSV or ``.npz`` file.
+
+    ``target`` names the target column (CSV) or array (``.npz``, where it
+    defaults to "y" when ``target_required``); with ``target_required`` a
+    missing target is an error, otherwise the table comes back without one.
+    ``features`` (when the file names its columns) picks the feature columns,
+    in that order; the others are ignored and listed in ``Table.ignored``.
+    Without it, every column but the target is a feature.
+    """
+    check_readable(path, "data file")
+    if _is_npz(path):
+        table = _read_npz(path, target, target_required)
+    else:
+        table = _read_csv(path, target, target_required, features)
+    if features is not None and table.feature_names is not None and \
+            table.feature_names != list(features):
+        table = _select(table, features)
+    return table
+
+
+def _select(table: Table, features: list[str]) -> Table:
+    missing = [name for name in features if name not in table.feature_names]
+    if missing:
+        raise CommandError(f"{table.path} lacks the column(s) {_shorten(missing)} that the "
+                           f"model was trained on")
+    index = [table.feature_names.index(name) for name in features]
+    ignored = tuple(name for name in table.feature_names if name not in features)
+    return Table(table.path, table.X[:, index], list(features), table.target,
+                 table.target_name, table.ignored + ignored)
+
+
+def _is_npz(path: str) -> bool:
+    if path.lower().endswith(".npz"):
+        return True
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"       # a zip archive, which .npz files are
+
+
+# --- CSV -------------------------------------------------------------------------------
+
+def _open_text(path: str):
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first name
+    return opener(path, "rt", newline="", encoding="utf-8-sig")
+
+
+def _read_csv(path: str, target: str | None, target_required: bool,
+              features: list[str] | None) -> Table:
+    name = path.lower().removesuffix(".gz")
+    delimiter = "\t" if name.endswith((".tsv", ".tab")) else ","
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                raise CommandError(f"{path} is empty: a CSV file needs a header row of "
+                                   f"column names")
+            names = _column_names(header, path)
+            rows, lines = [], []
+            for row in reader:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue                    # blank line
+                if len(row) != len(names):
+                    raise CommandError(f"{path}, line {reader.line_num}: {len(row)} values, "
+                                       f"but the header has {len(names)} columns")
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} is not a text (CSV) file: it is not UTF-8") from None
+    except (csv.Error, gzip.BadGzipFile, EOFError) as error:
+        raise CommandError(f"{path} is not a readable CSV file: {error}") from None
+    if not rows:
+        raise CommandError(f"{path} has a header but no rows of data")
+
+    if target is None and target_required:
+        raise CommandError(f"name the column to predict with --target (the columns of "
+                           f"{path}: {_shorten(names)})")
+    columns = list(zip(*rows))
+    target_values = None
+    if target is not None:
+        if target not in names:
+            if target_required:
+                raise CommandError(f"unknown column {target!r}: {path} has the columns "
+                                   f"{_shorten(names)}")
+        else:
+            index = names.index(target)
+            target_values = _target_column(columns[index], target, path, lines)
+            del names[index], columns[index]
+    if not names:
+        raise CommandError(f"{path} has no feature columns besides the target {target!r}")
+    ignored = ()
+    if features is not None:        # convert only the columns the model takes
+        missing = [name for name in features if name not in names]
+        if missing:
+            raise CommandError(f"{path} lacks the column(s) {_shorten(missing)} that the "
+                               f"model was trained on")
+        ignored = tuple(name for name in names if name not in features)
+        columns = [columns[names.index(name)] for name in features]
+        names = list(features)
+    X = np.empty((len(rows), len(names)), dtype=np.float64)
+    for j, (column_name, column) in enumerate(zip(names, columns)):
+        X[:, j] = _numeric_column(column, column_name, path, lines)
+    return Table(path, X, names, target_values, target if target_values is not None else None,
+                 ignored)
+
+
+def _column_names(header: list[str], path: str) -> list[str]:
+    names = [name.strip() for name in header]
+    for i, name in enumerate(names):
+        if not name:
+            raise CommandError(f"{path}: column {i + 1} has no name in the header row "
+                               f"(an index column? remove it, or name it)")
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise CommandError(f"{path}: the header names the column {name!r} twice")
+        seen.add(name)
+    return names
+
+
+def _numeric_column(values, name: str, path: str, lines: list[int]) -> np.ndarray:
+    try:
+        column = np.array(values, dtype=np.float64)
+    except ValueError:
+        column = None
+    if column is not None and np.isfinite(column).all():
+        return column
+    for value, line in zip(values, lines):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not value.strip():
+            raise CommandError(f"{path}, line {line}: column {name!r} is empty (fastwb does "
+                               f"not fill in missing values)")
+        if number is None:
+            raise CommandError(f"{path}, line {line}: column {name!r} is not numeric "
+                               f"({_quote(value)}); feature columns must hold numbers")
+        if not math.isfinite(number):
+            raise CommandError(f"{path}, line {line}: column {name!r} holds {_quote(value)}; "
+                               f"features must be finite numbers")
+    raise AssertionError("unreachable: some value failed to convert")   # pragma: no cover
+
+
+def _target_column(values, name: str, path: str, lines: list[int]) -> np.ndarray:
+    """Numbers when every value is one (integers when every number is whole),
+    else the labels as text."""
+    stripped = [value.strip() for value in values]
+    for value, line in zip(stripped, lines):
+        if not value:
+            raise CommandError(f"{path}, line {line}: the target column {name!r} is empty")
+    try:
+        numbers = np.array(stripped, dtype=np.float64)
+    except ValueError:
+        return np.array(stripped, dtype=str)
+    if not np.isfinite(numbers).all():
+        line = lines[int(np.argmin(np.isfinite(numbers)))]
+        raise CommandError(f"{path}, line {line}: the target column {name!r} is not finite")
+    return _integers_if_whole(numbers)
+
+
+def _integers_if_whole(numbers: np.ndarray) -> np.ndarray:
+    if numbers.size and (numbers == np.round(numbers)).all() and np.abs(numbers).max() < 2**53:
+        return numbers.astype(np.int64)
+    return numbers
+
+
+# --- npz -------------------------------------------------------------------------------
+
+def _read_npz(path: str, target: str | None, target_required: bool) -> Table:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise CommandError(f"{path} is not a readable .npz file: {error}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):          # a plain .npy array
+        raise CommandError(f"{path} is a single array, not a .npz archive of arrays X and y")
+    with archive:
+        keys = list(archive.keys())
+        if "X" not in keys:
+            raise CommandError(f"{path} has no array 'X' (the features); it has "
+                               f"{_shorten(keys) or 'no arrays'}")
+        X = _npz_array(archive, "X", path)
+        target_name = target if target is not None else "y"
+        target_values = None
+        wanted = target_required or target is not None
+        if wanted and target_name in keys and target_name not in ("X", "feature_names"):
+            target_values = _npz_array(archive, target_name, path)
+        elif wanted:
+            others = [key for key in keys if key not in ("X", "feature_names")]
+            raise CommandError(f"{path} has no array {target_name!r} for the target; "
+                               + (f"name one of {_shorten(others)} with --target" if others
+                                  else "it holds only the features"))
+        names = _npz_array(archive, "feature_names", path) if "feature_names" in keys else None
+    if X.ndim != 2:
+        raise CommandError(f"{path}: X has shape {X.shape}; it must be 2-D "
+                           f"(samples x features)")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise CommandError(f"{path}: X has shape {X.shape}, no data")
+    if X.dtype.kind not in "biuf":
+        raise CommandError(f"{path}: X holds {X.dtype} values; features must be numbers")
+    X = X.astype(np.float64)
+    if not np.isfinite(X).all():
+        row, column = np.argwhere(~np.isfinite(X))[0]
+        raise CommandError(f"{path}: X[{row}, {column}] is {X[row, column]}; features must be "
+                           f"finite numbers")
+    if names is not None:
+        if names.ndim != 1 or names.shape[0] != X.shape[1] or names.dtype.kind not in "US":
+            raise CommandError(f"{path}: feature_names must be {X.shape[1]} strings, one per "
+                               f"column of X")
+        names = [str(name) for name in names]
+    if target_values is not None:
+        target_values = _npz_target(target_values, target_name, X.shape[0], path)
+    return Table(path, X, names, target_values,
+                 target_name if target_values is not None else None)
+
+
+def _npz_array(archive, name: str, path: str) -> np.ndarray:
+    try:
+        return archive[name]
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise CommandError(f"{path}: the array {name!r} holds Python objects, which fastwb "
+                               f"does not unpickle; save numbers or strings") from None
+        raise CommandError(f"{path}: cannot read the array {name!r}: {error}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CommandError(f"{path}: cannot read the array {name!r}: {error}") from None
+
+
+def _npz_target(values: np.ndarray, name: str, n_samples: int, path: str) -> np.ndarray:
+    if values.ndim not in (1, 2) or values.shape[0] != n_samples:
+        raise CommandError(f"{path}: the target {name!r} has shape {values.shape}; it needs "
+                           f"one value (or row) per sample of X, {n_samples}")
+    if values.dtype.kind in "US":
+        return values.astype(str)
+    if values.dtype.kind not in "biuf":
+        raise CommandError(f"{path}: the target {name!r} holds {values.dtype} values")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise CommandError(f"{path}: the target {name!r} holds NaN or infinity")
+    return values
+
+
+# --- the task --------------------------------------------------------------------------
+
+def choose_task(task: str, y: np.ndarray, name: str) -> str:
+    """"classify" or "regress": the asked task, checked against the target, or
+    for "auto": classify text, booleans and integers with few distinct values
+    (at most MAX_AUTO_CLASSES, and fewer than half the samples), regress the rest."""
+    numeric = y.dtype.kind in "iuf"
+    whole = numeric and bool((y == np.round(y)).all())
+    if task == "regress":
+        if not numeric:
+            raise CommandError(f"the target {name!r} is not numeric; regression needs numbers "
+                               f"(use --task classify for class labels)")
+        return task
+    if task == "classify":
+        if y.dtype.kind == "f" and not whole:
+            raise CommandError(f"the target {name!r} holds fractional numbers, not class "
+                               f"labels (use --task regress)")
+        return task
+    if not numeric:                                      # text or booleans
+        return "classify"
+    if not whole:
+        return "regress"
+    distinct = np.unique(y).size
+    if y.ndim == 2:     # several targets: labels only as a 0/1 indicator matrix
+        return "classify" if np.isin(y, (0, 1)).all() else "regress"
+    few = max(2, min(MAX_AUTO_CLASSES, y.shape[0] // 2))
+    return "classify" if distinct <= few else "regress"
+
+
+# --- output ----------------------------------------------------------------------------
+
+def write_csv(stream, header: list[str], columns: list[np.ndarray]) -> None:
+    """Columns of values as CSV (floats in their shortest round-trip form)."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(header)
+    texts = [[_text(value) for value in column] for column in columns]
+    writer.writerows(zip(*texts))
+
+
+def _text(value) -> str:
+    if isinstance(value, (np.floating, float)):
+        return str(value)       # NumPy's shortest repr that reads back the same float
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def _quote(value: str, width: int = 30) -> str:
+    return repr(value if len(value) <= width else value[:width] + "...")
+
+
+def _shorten(names, limit: int = 12) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -1,0 +1,366 @@
+"""The ``fastwb`` command: demo, train, predict and info, and its one-line errors."""
+import csv
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastwb
+from fastwb import _data, demo, saving
+from fastwb.cli import main
+
+pytest.importorskip("sklearn")
+
+SPECIES = np.array(["setosa", "versicolor", "virginica"])
+
+
+def _flowers(n=90, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    labels = SPECIES[(X[:, 0] > 0.4).astype(int) + (X[:, 1] > 0).astype(int)]
+    return X, labels
+
+
+def _write_csv(path, names, columns):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        writer.writerows(zip(*columns))
+
+
+def _run(capsys, *argv):
+    """main(argv) in this process: (exit status, stdout, stderr)."""
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _assert_one_line_error(status, err, expected):
+    assert status in (1, 2)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fastwb: error: "), err
+    assert expected in lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A classification CSV (text labels, the target in the middle), a regression
+    .npz, and the models trained on them (a few epochs each)."""
+    folder = tmp_path_factory.mktemp("cli")
+    X, labels = _flowers()
+    flowers = folder / "flowers.csv"
+    _write_csv(flowers, ["petal", "sepal", "species", "stem"],
+               [X[:, 0].round(4), X[:, 1].round(4), labels, X[:, 2].round(4)])
+    rng = np.random.default_rng(1)
+    Xr = rng.normal(size=(80, 4))
+    heights = folder / "heights.npz"
+    np.savez(heights, X=Xr, y=Xr[:, 0] - 0.5 * Xr[:, 1])
+    assert main(["train", str(flowers), "--target", "species", "--hidden", "8",
+                 "--epochs", "5", "--out", str(folder / "flowers.fwb")]) == 0
+    assert main(["train", str(heights), "--hidden", "8,4", "--epochs", "5", "--dtype",
+                 "float64", "--out", str(folder / "heights.fwb")]) == 0
+    return folder
+
+
+def _read_predictions(path_or_text):
+    text = path_or_text if isinstance(path_or_text, str) else path_or_text.read_text()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# --- demo --------------------------------------------------------------------------------
+
+def test_demo_trains_on_the_digits_and_compares_with_scikit_learn(capsys):
+    results = demo.run(epochs=3, seed=1, hidden=(16,))
+    out = capsys.readouterr().out
+    assert results["epochs"] == results["sklearn_epochs"] == 3
+    assert len(results["loss_curve"]) == 3
+    assert results["loss_curve"][-1] < results["loss_curve"][0]
+    assert 0 <= results["accuracy"] <= 1 and 0 <= results["sklearn_accuracy"] <= 1
+    assert f"test accuracy: {results['accuracy']:.1%}" in out
+    assert results["speedup"] > 0
+    # a per-layer table of W and b: 64-16-10
+    assert [(row["layer"], row["name"], row["shape"]) for row in results["layers"]] == [
+        (1, "W", (64, 16)), (1, "b", (16,)), (2, "W", (16, 10)), (2, "b", (10,))]
+    for needed in ("loss per epoch", "test accuracy", "weights and biases", "L2 norm",
+                   "fastwb fit", "scikit-learn"):
+        assert needed in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_demo_command_without_the_comparison(capsys):
+    status, out, err = _run(capsys, "demo", "--epochs", "2", "--hidden", "8", "--no-compare")
+    assert status == 0
+    assert "test accuracy" in out and "fastwb fit" not in out
+    assert "Traceback" not in err
+
+
+def test_loss_table_samples_long_runs():
+    curve = list(np.geomspace(2.0, 0.01, 200))
+    lines = demo.loss_table(curve)
+    epochs = [int(line.split()[0]) for line in lines[1:]]
+    assert epochs[0] == 1 and epochs[-1] == 200 and len(epochs) == 10
+    assert len(demo.loss_table(curve[:5])) == 6          # every epoch of a short run
+
+
+# --- train, predict, info ------------------------------------------------------------------
+
+# the tests predict with the loaded model on bare arrays, as the command does
+IGNORE_NAMES = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+
+
+@IGNORE_NAMES
+def test_classifier_round_trip_on_csv_with_text_labels(files, capsys, tmp_path):
+    model = saving.load(files / "flowers.fwb")
+    assert list(model.classes_) == list(SPECIES)
+    assert list(model.feature_names_in_) == ["petal", "sepal", "stem"]
+
+    out_file = tmp_path / "predictions.csv"
+    status, out, err = _run(capsys, "predict", files / "flowers.fwb", files / "flowers.csv",
+                            "--proba", "--out", out_file)
+    assert status == 0 and out == ""
+    assert "ignoring the column(s) species" in err
+    rows = _read_predictions(out_file)
+    X, labels = _flowers()
+    assert len(rows) == len(labels)
+    assert list(rows[0]) == ["prediction"] + [f"proba_{s}" for s in SPECIES]
+    expected = model.predict(X.round(4))
+    assert [row["prediction"] for row in rows] == list(expected)
+    totals = [sum(float(row[f"proba_{s}"]) for s in SPECIES) for row in rows]
+    np.testing.assert_allclose(totals, 1.0, atol=1e-5)
+
+    # with --target the score goes to stderr, the CSV to stdout
+    status, out, err = _run(capsys, "predict", files / "flowers.fwb", files / "flowers.csv",
+                            "--target", "species")
+    assert status == 0
+    assert [row["prediction"] for row in _read_predictions(out)] == list(expected)
+    accuracy = float(np.mean(expected == labels))
+    assert f"accuracy on {len(labels)} samples" in err and f"{accuracy:.4f}" in err
+
+
+@IGNORE_NAMES
+def test_predict_matches_columns_by_name(files, capsys, tmp_path):
+    X, _ = _flowers()
+    shuffled = tmp_path / "shuffled.csv"
+    _write_csv(shuffled, ["stem", "petal", "sepal"],
+               [X[:, 2].round(4), X[:, 0].round(4), X[:, 1].round(4)])
+    status, out, _ = _run(capsys, "predict", files / "flowers.fwb", shuffled)
+    assert status == 0
+    expected = saving.load(files / "flowers.fwb").predict(X.round(4))
+    assert [row["prediction"] for row in _read_predictions(out)] == list(expected)
+
+
+def test_regressor_round_trip_on_npz(files, capsys):
+    status, out, err = _run(capsys, "predict", files / "heights.fwb", files / "heights.npz",
+                            "--target", "y")
+    assert status == 0 and "R^2 on 80 samples" in err
+    predicted = np.array([float(row["prediction"]) for row in _read_predictions(out)])
+    with np.load(files / "heights.npz") as data:
+        expected = saving.load(files / "heights.fwb").predict(data["X"])
+    np.testing.assert_array_equal(predicted, expected)     # shortest repr reads back exactly
+
+
+def test_train_prints_scores_and_npz_options(capsys, tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 2))
+    data = tmp_path / "digits.npz"
+    np.savez(data, X=X, label=(X[:, 0] > 0).astype(np.int64),
+             feature_names=np.array(["left", "right"]))
+    model = tmp_path / "m.fwb"
+    status, out, err = _run(capsys, "train", data, "--target", "label", "--epochs", "3",
+                            "--hidden", "4", "--val-fraction", "0.25", "--out", model)
+    assert status == 0, err
+    assert "classification, 2 classes (0, 1)" in out
+    assert "training on 45, validating on 15" in out
+    assert "training accuracy" in out and "validation accuracy" in out
+    assert f"saved {model}" in out
+    assert "fastwb: warning: the loss was still improving" in err
+    assert "3/3" in err                       # the progress bar, over the epochs
+    assert fastwb.Network.fit.__module__ == "fastwb.network"    # the bar's hook is gone
+    loaded = saving.load(model)
+    assert list(loaded.classes_) == [0, 1] and list(loaded.feature_names_in_) == ["left",
+                                                                                 "right"]
+
+
+def test_info_describes_a_model_without_training(files, capsys):
+    status, out, _ = _run(capsys, "info", files / "flowers.fwb")
+    assert status == 0
+    assert out.startswith(f"{files / 'flowers.fwb'}: MLPClassifier, file format 1, "
+                          f"written by fastwb {fastwb.__version__}")
+    assert "hidden_layer_sizes=(8,)" in out
+    assert "classes: 3: setosa, versicolor, virginica" in out
+    assert "features: 3: petal, sepal, stem" in out
+    assert "5 epochs" in out
+    assert " 59\n" in out                  # 3*8+8 + 8*3+3 parameters in all
+    status, out, _ = _run(capsys, "info", files / "heights.fwb")
+    assert status == 0 and "MLPRegressor" in out and "float64" in out and "identity" in out
+    assert max(len(line) for line in out.splitlines()[1:]) <= 80    # after the file's name
+
+
+def test_a_saved_network_predicts_and_describes_itself(capsys, tmp_path):
+    net = fastwb.Network([3, 5, 2], loss="softmax_cross_entropy", seed=0)
+    fastwb.save(net, tmp_path / "net.fwb")
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    np.savez(tmp_path / "x.npz", X=X)
+    status, out, _ = _run(capsys, "predict", tmp_path / "net.fwb", tmp_path / "x.npz")
+    assert status == 0
+    rows = _read_predictions(out)
+    outputs = net.predict(X.astype(np.float32))
+    written = np.array([[r["output_0"], r["output_1"]] for r in rows], dtype=np.float32)
+    np.testing.assert_array_equal(written, outputs)     # float32's shortest repr reads back
+    status, out, _ = _run(capsys, "info", tmp_path / "net.fwb")
+    assert status == 0 and "fastwb network" in out and "softmax" in out
+
+
+@pytest.mark.parametrize("task, values, expected", [
+    ("auto", np.array(["a", "b", "a"]), "classify"),
+    ("auto", np.array([True, False, True]), "classify"),
+    ("auto", np.arange(40) % 3, "classify"),
+    ("auto", np.arange(40), "regress"),                 # 40 distinct integers
+    ("auto", np.linspace(0, 1, 40), "regress"),
+    ("auto", np.tile([0.0, 1.0, 2.0], 10), "classify"),    # whole floats
+    ("auto", np.array([0, 1, 2, 3]), "regress"),        # as many values as samples
+    ("regress", np.arange(40) % 3, "regress"),
+    ("classify", np.arange(40), "classify"),
+])
+def test_the_task_follows_the_target(task, values, expected):
+    assert _data.choose_task(task, values, "y") == expected
+
+
+# --- errors: one line, no traceback --------------------------------------------------------
+
+def _corrupt(files, tmp_path):
+    data = bytearray((files / "flowers.fwb").read_bytes())
+    data[-40] ^= 0xFF                   # in the data: only the checksum tells
+    (tmp_path / "bad.fwb").write_bytes(bytes(data))
+    return tmp_path / "bad.fwb"
+
+
+def _truncate(files, tmp_path):
+    data = (files / "flowers.fwb").read_bytes()
+    (tmp_path / "short.fwb").write_bytes(data[:100])
+    return tmp_path / "short.fwb"
+
+
+def _csv(name, text):
+    def make(files, tmp_path):
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+    return make
+
+
+def _npz(**arrays):
+    def make(files, tmp_path):
+        np.savez(tmp_path / "data.npz", **arrays)
+        return tmp_path / "data.npz"
+    return make
+
+
+def _flowers_csv(files, tmp_path):
+    return files / "flowers.csv"
+
+
+ERRORS = {
+    "missing data file": (["train", "{tmp}/nope.csv", "--target", "y"],
+                          "data file not found"),
+    "missing model file": (["predict", "{tmp}/nope.fwb", "{flowers}"], "model file not found"),
+    "missing model for info": (["info", "{tmp}/nope.fwb"], "model file not found"),
+    "no target named": (["train", "{flowers}"], "name the column to predict with --target"),
+    "unknown column": (["train", "{flowers}", "--target", "petals"],
+                       "unknown column 'petals'"),
+    "unknown column at predict": (["predict", "{model}", "{flowers}", "--target", "nope"],
+                                  "unknown column 'nope'"),
+    "non-numeric feature": (["train", "{flowers}", "--target", "petal"],
+                            "column 'species' is not numeric"),
+    "empty value": (["train", _csv("gap.csv", "a,b,y\n1,2,x\n3,,y\n"), "--target", "y"],
+                    "line 3: column 'b' is empty"),
+    "ragged row": (["train", _csv("ragged.csv", "a,b,y\n1,2,x\n3,4\n"), "--target", "y"],
+                   "line 3: 2 values, but the header has 3 columns"),
+    "empty csv": (["train", _csv("empty.csv", ""), "--target", "y"], "is empty"),
+    "header only": (["train", _csv("header.csv", "a,y\n"), "--target", "y"], "no rows"),
+    "duplicate column": (["train", _csv("dup.csv", "a,a,y\n1,2,3\n"), "--target", "y"],
+                         "names the column 'a' twice"),
+    "not utf-8": (["train", "{model}", "--target", "y"], "not a text (CSV) file"),
+    "one class": (["train", _csv("one.csv", "a,y\n1,x\n2,x\n"), "--target", "y"],
+                  "single class"),
+    "fractional labels": (["train", _csv("frac.csv", "a,y\n1,0.5\n2,1.5\n"), "--target", "y",
+                           "--task", "classify"], "not class labels"),
+    "text to regress": (["train", "{flowers}", "--target", "species", "--task", "regress"],
+                        "regression needs numbers"),
+    "npz without X": (["train", _npz(features=np.ones((3, 2)), y=np.ones(3)), "--target", "y"],
+                      "has no array 'X'"),
+    "npz without y": (["train", _npz(X=np.ones((3, 2)))], "no array 'y'"),
+    "npz with objects": (["train", _npz(X=np.array([[1, "a"]], dtype=object), y=np.ones(1))],
+                         "holds Python objects"),
+    "npz 1-D X": (["train", _npz(X=np.ones(3), y=np.ones(3))], "must be 2-D"),
+    "npz y length": (["train", _npz(X=np.ones((3, 2)), y=np.ones(4))], "one value"),
+    "corrupted model": (["predict", _corrupt, "{flowers}"], "corrupted or was modified"),
+    "truncated model": (["info", _truncate], "truncated"),
+    "not a model": (["info", "{flowers}"], "not a fastwb model file"),
+    "wrong number of features": (["predict", "{regressor}", _npz(X=np.ones((3, 2)))],
+                                 "takes 4 features"),
+    "missing feature column": (["predict", "{model}", _csv("few.csv", "petal,stem\n1,2\n")],
+                               "lacks the column(s) sepal"),
+    "proba of a regressor": (["predict", "{regressor}", "{heights}", "--proba"],
+                             "--proba needs a classifier"),
+    "output directory": (["train", "{flowers}", "--target", "species", "--out",
+                          "{tmp}/no/such/dir/m.fwb"], "does not exist"),
+    "bad hidden": (["train", "{flowers}", "--target", "species", "--hidden", "64,x"],
+                   "argument --hidden"),
+    "zero epochs": (["train", "{flowers}", "--target", "species", "--epochs", "0"],
+                    "argument --epochs: expected a positive integer"),
+    "bad fraction": (["train", "{flowers}", "--target", "species", "--val-fraction", "1"],
+                     "argument --val-fraction"),
+    "negative rate": (["train", "{flowers}", "--target", "species", "--lr", "-1"],
+                      "argument --lr"),
+    "bad task": (["train", "{flowers}", "--target", "species", "--task", "cluster"],
+                 "invalid choice: 'cluster'"),
+    "unknown option": (["demo", "--fast"], "unrecognized arguments: --fast"),
+    "unknown command": (["fly"], "invalid choice: 'fly'"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_expected_failures_are_one_line(case, files, capsys, tmp_path):
+    argv, expected = ERRORS[case]
+    names = {"tmp": tmp_path, "flowers": files / "flowers.csv", "heights": files / "heights.npz",
+             "model": files / "flowers.fwb", "regressor": files / "heights.fwb"}
+    argv = [arg(files, tmp_path) if callable(arg) else arg.format(**names) for arg in argv]
+    try:
+        status = main([str(arg) for arg in argv])
+    except SystemExit as exit_:          # argparse's errors exit
+        status = exit_.code
+    err = capsys.readouterr().err
+    _assert_one_line_error(status, err, expected)
+    assert status == (2 if "argument" in err or "invalid choice" in err else 1)
+
+
+def test_no_command_shows_the_help(capsys):
+    status, _, err = _run(capsys)
+    assert status == 2 and "demo" in err and "train" in err and "predict" in err
+
+
+# --- the real command ----------------------------------------------------------------------
+
+def _command(*argv, cwd):
+    return subprocess.run([sys.executable, "-m", "fastwb", *map(str, argv)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False,
+                          # the fastwb this test imported, wherever it is installed
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(
+                              os.path.dirname(fastwb.__file__))})
+
+
+def test_python_dash_m_fastwb_runs_a_command(files, tmp_path):
+    result = _command("info", files / "heights.fwb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "MLPRegressor" in result.stdout
+
+
+def test_python_dash_m_fastwb_fails_in_one_line(tmp_path):
+    result = _command("predict", "missing.fwb", "data.csv", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "fastwb: error: model file not found: missing.fwb\n"
