@@ -17,7 +17,6 @@ its traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import textwrap
 import time
@@ -242,36 +241,18 @@ def _progress_bar(estimator, epochs: int):
     return EstimatorProgress(epochs)
 
 
-@contextlib.contextmanager
-def _networks_report_to(callback):
-    """Within the block, every ``Network.fit`` also calls ``callback``: the
-    estimators take no callbacks of their own, and wrapping costs one Python
-    call per epoch."""
-    from fastwb.network import Network
-    original = Network.fit
-
-    def fit(self, *args, callbacks=(), **kwargs):
-        if callbacks is None:
-            callbacks = []
-        elif not isinstance(callbacks, (list, tuple)):
-            callbacks = [callbacks]
-        return original(self, *args, callbacks=[*callbacks, callback], **kwargs)
-
-    Network.fit = fit
-    try:
-        yield
-    finally:
-        Network.fit = original
-
-
 def fit_with_progress(estimator, X, y, quiet: bool = False) -> list[str]:
     """``estimator.fit(X, y)`` with a progress bar on stderr; the warnings it
     raised come back as messages (and, unless ``quiet``, are printed as
     ``fastwb: warning: ...`` lines)."""
     bar = _progress_bar(estimator, estimator.max_iter)
-    with warnings.catch_warnings(record=True) as caught, _networks_report_to(bar):
-        warnings.simplefilter("always")
-        estimator.fit(X, y)
+    estimator.set_params(callbacks=bar)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimator.fit(X, y)
+    finally:
+        estimator.set_params(callbacks=None)    # the bar is this run's, not the model's
     messages = []
     for warning in caught:
         if not issubclass(warning.category, UserWarning):

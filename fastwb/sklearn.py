@@ -40,8 +40,8 @@ Where the two differ, and why:
 Extras beyond scikit-learn: ``dtype``, ``dropout`` (a rate for all hidden
 layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
 ("adamw" with its decoupled weight decay of 0.01 on top of ``alpha``,
-"rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``) and
-``n_threads``.
+"rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``),
+``n_threads`` and ``callbacks`` (fastwb callbacks, called after every epoch).
 """
 from __future__ import annotations
 
@@ -207,6 +207,16 @@ class _Settings:
                              "lbfgs takes exact full-batch gradients")
         self.dropout = est.dropout
         self.n_threads = est.n_threads
+        callbacks = est.callbacks
+        if callbacks is None:
+            callbacks = []
+        elif isinstance(callbacks, Callback) or callable(callbacks):
+            callbacks = [callbacks]
+        elif not isinstance(callbacks, (list, tuple)) or not all(
+                isinstance(c, Callback) or callable(c) for c in callbacks):
+            raise _invalid(est, "callbacks", "None, a fastwb Callback, a function "
+                           "f(epoch, logs), or a list of them", est.callbacks)
+        self.callbacks = list(callbacks)
 
 
 # --- the per-epoch bookkeeping of scikit-learn ------------------------------------------
@@ -299,7 +309,8 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype="float32", dropout=0.0, optimizer=None, n_threads=None):
+                 dtype="float32", dropout=0.0, optimizer=None, n_threads=None,
+                 callbacks=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -327,6 +338,7 @@ class _BaseMLP(BaseEstimator):
         self.dropout = dropout
         self.optimizer = optimizer
         self.n_threads = n_threads
+        self.callbacks = callbacks
 
     # --- public API -------------------------------------------------------------
 
@@ -602,7 +614,7 @@ class _BaseMLP(BaseEstimator):
             self._network.fit(X, targets, self._optimizer, epochs=1 if incremental
                               else settings.max_iter, batch_size=batch_size,
                               shuffle=settings.shuffle, sample_weight=sample_weight,
-                              callbacks=[epochs])
+                              callbacks=[epochs, *settings.callbacks])
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if not incremental and not epochs.converged and self.n_iter_ == settings.max_iter:
@@ -674,7 +686,8 @@ class _BaseMLP(BaseEstimator):
     def _fastwb_state(self) -> tuple[str, dict, dict]:
         """What ``fastwb.save`` writes: (kind, JSON-able config, arrays)."""
         from fastwb import saving
-        params = _encode(self.get_params(deep=False))
+        # callbacks are code, not model: a loaded estimator has none
+        params = _encode({**self.get_params(deep=False), "callbacks": None})
         config = {"params": params, "fitted": hasattr(self, "_network")}
         arrays = {}
         if hasattr(self, "_network"):
@@ -809,6 +822,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``epsilon`` (and ``beta_1``/``beta_2`` for the Adam family).
     n_threads : int or None
         Threads of the compiled kernels (None: OpenMP's setting).
+    callbacks : fastwb Callback, function ``f(epoch, logs)``, or a list of them
+        Called after every epoch of the stochastic solvers, after the
+        estimator has updated ``loss_curve_`` and its other records; a
+        callback may stop training with ``self.network.stop_training = True``.
+        Not saved by ``fastwb.save``.
 
     Attributes
     ----------
@@ -838,7 +856,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype="float32", dropout=0.0, class_weight=None, optimizer=None,
-                 n_threads=None):
+                 n_threads=None, callbacks=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -847,7 +865,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            dropout=dropout, optimizer=optimizer, n_threads=n_threads)
+            dropout=dropout, optimizer=optimizer, n_threads=n_threads, callbacks=callbacks)
         self.class_weight = class_weight
 
     _score_function = staticmethod(accuracy_score)
@@ -1002,7 +1020,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype="float32", dropout=0.0, optimizer=None, n_threads=None):
+                 dtype="float32", dropout=0.0, optimizer=None, n_threads=None,
+                 callbacks=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -1011,7 +1030,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            dropout=dropout, optimizer=optimizer, n_threads=n_threads)
+            dropout=dropout, optimizer=optimizer, n_threads=n_threads, callbacks=callbacks)
         self.loss = loss
 
     _score_function = staticmethod(r2_score)

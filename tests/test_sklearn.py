@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 import scipy.sparse
 from sklearn import neural_network as sk
 from sklearn.base import clone
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
@@ -28,8 +28,9 @@ import fastwb
 import fastwb.sklearn
 from fastwb.sklearn import MLPClassifier, MLPRegressor
 
-EXTRAS = {MLPClassifier: {"dtype", "dropout", "class_weight", "optimizer", "n_threads"},
-          MLPRegressor: {"dtype", "dropout", "optimizer", "n_threads"}}
+EXTRAS = {MLPClassifier: {"dtype", "dropout", "class_weight", "optimizer", "n_threads",
+                          "callbacks"},
+          MLPRegressor: {"dtype", "dropout", "optimizer", "n_threads", "callbacks"}}
 SKLEARN = {MLPClassifier: sk.MLPClassifier, MLPRegressor: sk.MLPRegressor}
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -658,7 +659,8 @@ BAD_PARAMETERS = [
     ("nesterovs_momentum", None), ("early_stopping", "no"), ("validation_fraction", 1.0),
     ("beta_1", 1.0), ("beta_2", -0.1), ("epsilon", 0.0), ("n_iter_no_change", 0),
     ("max_fun", 0), ("dtype", "int32"), ("dtype", "float16"), ("dropout", 1.0),
-    ("dropout", "some"), ("optimizer", "lion"), ("n_threads", 0), ("n_threads", "many")]
+    ("dropout", "some"), ("optimizer", "lion"), ("n_threads", 0), ("n_threads", "many"),
+    ("callbacks", 3), ("callbacks", [print, "later"])]
 
 
 @pytest.mark.parametrize("name, value", BAD_PARAMETERS)
@@ -828,3 +830,34 @@ def test_digits_accuracy_as_sklearns():
     ours_accuracy, their_accuracy = ours.score(X_test, y_test), theirs.score(X_test, y_test)
     assert ours_accuracy > 0.93
     assert abs(ours_accuracy - their_accuracy) <= 0.015
+
+
+# --- callbacks (a fastwb extra) ---------------------------------------------------
+
+class _Recorder(fastwb.Callback):
+    def __init__(self, stop_at=None):
+        self.stop_at = stop_at
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.seen.append((epoch, logs["loss"]))
+        if self.stop_at is not None and len(self.seen) >= self.stop_at:
+            self.network.stop_training = True
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_callbacks_see_every_epoch_and_can_stop_training(tmp_path):
+    X, y = make_classification(n_samples=120, n_features=6, random_state=0)
+    every = _Recorder()
+    calls = []
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=7, random_state=0,
+                        callbacks=[every, lambda epoch, logs: calls.append(epoch)]).fit(X, y)
+    assert [epoch for epoch, _ in every.seen] == list(range(7)) == calls
+    assert clf.n_iter_ == 7 and len(clf.loss_curve_) == 7
+    stopper = _Recorder(stop_at=3)
+    stopped = MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, random_state=0,
+                            callbacks=stopper).fit(X, y)
+    assert stopped.n_iter_ == 3 and len(stopper.seen) == 3
+    assert clone(stopped).get_params()["callbacks"] is not stopper    # cloned, not shared
+    fastwb.save(stopped, tmp_path / "m.fwb")
+    assert fastwb.load(tmp_path / "m.fwb").callbacks is None           # code is not saved
