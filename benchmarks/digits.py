@@ -8,7 +8,9 @@ fastwb's test accuracy is within 1 point of scikit-learn's on average and its
 ``fit`` is at least 8 times faster, measured in the same run.
 
 Every seed fits each contender once, in alternating order so that machine
-noise hits both alike, after one untimed warm-up fit each. The contenders are
+noise hits both alike, after one untimed warm-up fit each, and each fit
+starts after a 0.3 s pause, so that no BLAS worker of the previous one is
+still spinning on a core. The contenders are
 scikit-learn as it runs by default on this float64 data, scikit-learn given
 float32 data (it then trains in float32), and fastwb in float32 (its default)
 and float64. The table reports each fit's seconds, epochs and test accuracy,
@@ -65,6 +67,9 @@ def contenders(seed: int, max_iter: int) -> dict:
 
 
 def fit_once(estimator, X, y) -> float:
+    # OpenBLAS's idle workers spin for up to ~0.1 s after a multithreaded product
+    # (scikit-learn's fit just before): each contender starts on an idle machine
+    time.sleep(0.3)
     start = time.perf_counter()
     estimator.fit(X, y)
     return time.perf_counter() - start
