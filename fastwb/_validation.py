@@ -12,6 +12,7 @@ import math
 import numbers
 import operator
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -249,3 +250,15 @@ def check_sample_weight(sample_weight, n: int, dtype) -> np.ndarray:
     if (weights < 0).any():
         raise ValueError(f"sample_weight must be nonnegative; its minimum is {weights.min()}")
     return weights
+
+
+def check_config(config, keys, what: str) -> dict:
+    """A copy of a config dict (as ``get_config`` returns) whose keys are all among
+    ``keys``; a clear error for anything else."""
+    if not isinstance(config, Mapping):
+        raise TypeError(f"{what} config must be a dict, got {type(config).__name__}")
+    unknown = set(config) - set(keys)
+    if unknown:
+        raise ValueError(f"{what} config has unknown key(s) {sorted(unknown)}; it takes "
+                         f"{', '.join(keys)}")
+    return dict(config)

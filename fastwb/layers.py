@@ -6,7 +6,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastwb import initializers
-from fastwb._validation import as_int, check_assignment, check_real
+from fastwb._validation import as_int, check_assignment, check_config, check_real
 
 
 def _width(value, name: str) -> int:
@@ -102,13 +102,7 @@ class Dense:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Dense:
         """A new, unbound layer from what ``get_config`` returned."""
-        if not isinstance(config, Mapping):
-            raise TypeError(f"a Dense config must be a dict, got {type(config).__name__}")
-        unknown = set(config) - set(_CONFIG_KEYS)
-        if unknown:
-            raise ValueError(f"a Dense config has unknown key(s) {sorted(unknown)}; it takes "
-                             f"{', '.join(_CONFIG_KEYS)}")
-        params = dict(config)
+        params = check_config(config, _CONFIG_KEYS, "a Dense")
         for key in ("weight_init", "bias_init"):
             if params.get(key) is not None:
                 params[key] = initializers.from_config(params[key])

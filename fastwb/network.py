@@ -388,12 +388,7 @@ class Network:
     @staticmethod
     def _config_layers(config: Mapping[str, Any]) -> list:
         """The ``Dense`` layers of a network config, after checking its keys."""
-        if not isinstance(config, Mapping):
-            raise TypeError(f"a Network config must be a dict, got {type(config).__name__}")
-        unknown = set(config) - set(_CONFIG_KEYS)
-        if unknown:
-            raise ValueError(f"a Network config has unknown key(s) {sorted(unknown)}; it takes "
-                             f"{', '.join(_CONFIG_KEYS)}")
+        config = _validation.check_config(config, _CONFIG_KEYS, "a Network")
         layers = config.get("layers")
         if not isinstance(layers, (list, tuple)) or not layers:
             raise ValueError(f"a Network config needs 'layers', a nonempty list of Dense "
