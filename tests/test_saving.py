@@ -784,7 +784,10 @@ def test_crash_while_writing_leaves_the_previous_file(previous, tmp_path):
     """)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastwb.__file__)))
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # run from tmp_path: "python -c" puts the working directory first on sys.path,
+    # and a checkout's fastwb/ there has no compiled core when fastwb is installed
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.fwb")], env=env,
+                            cwd=tmp_path,
                             capture_output=True, timeout=60, check=False)
     assert result.returncode == 17, result.stderr.decode()
     assert (tmp_path / "m.fwb").read_bytes() == previous
