@@ -143,7 +143,7 @@ cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
 # Training steps on batches of at least 2 * CHUNK_MIN_ROWS rows of networks up
 # to CHUNK_MAX_PARAMS parameters run as chunks of rows side by side (run_chunks)
 cdef Py_ssize_t CHUNK_MIN_ROWS = 64
-cdef Py_ssize_t CHUNK_MAX_PARAMS = 1 << 18
+cdef Py_ssize_t CHUNK_MAX_PARAMS = 1 << 16
 cdef int MAX_CHUNKS = 8
 
 
