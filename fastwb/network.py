@@ -54,10 +54,12 @@ class Network:
         of samples in each epoch and ``validation_split``. None draws one;
         ``seed`` then tells which.
     n_threads : int or None
-        Threads of the compiled elementwise kernels. None follows
+        Threads of the compiled kernels, and of the chunks of a training step
+        on a batch of 128+ rows of a small network (up to 65,536 parameters),
+        which run side by side with BLAS serial. None follows
         ``OMP_NUM_THREADS`` (and threadpoolctl) at each call; -1 is every core.
-        Matrix products run in the BLAS library, whose own thread pool is set
-        with its own controls (threadpoolctl, ``OPENBLAS_NUM_THREADS``).
+        Other matrix products run in the BLAS library, whose own thread pool is
+        set with its own controls (threadpoolctl, ``OPENBLAS_NUM_THREADS``).
     backend : {"compiled", "reference"}
         "reference" runs the same network on the pure-NumPy oracle.
     l1, l2 : float, default 0
