@@ -275,11 +275,14 @@ cdef inline void _bias_activation_row(floating* z, const floating* b, Py_ssize_t
         _softmax_row(z, m)
 
 
-cdef inline void _derivative_row(floating* d, const floating* a, Py_ssize_t m,
-                                 int act) noexcept nogil:
-    """d *= f'(z), written in terms of the activation a = f(z)."""
+cdef inline void _derivative_row(floating* d, const floating* a, Py_ssize_t m, int act,
+                                 floating a_scale) noexcept nogil:
+    """d *= f'(z), written in terms of the activation f(z) = a * a_scale (a_scale is
+    1, or 1 - rate for an output stored after dropout; a positive scale keeps
+    the sign the ReLUs test)."""
     cdef Py_ssize_t j
     cdef floating slope = <floating>_LEAKY
+    cdef floating f
     if act == RELU:
         for j in range(m):
             d[j] = d[j] if a[j] > 0 else 0
@@ -288,10 +291,12 @@ cdef inline void _derivative_row(floating* d, const floating* a, Py_ssize_t m,
             d[j] = d[j] if a[j] > 0 else slope * d[j]
     elif act == SIGMOID:
         for j in range(m):
-            d[j] = d[j] * a[j] * (1 - a[j])
+            f = a[j] * a_scale
+            d[j] = d[j] * f * (1 - f)
     elif act == TANH:
         for j in range(m):
-            d[j] = d[j] * (1 - a[j] * a[j])
+            f = a[j] * a_scale
+            d[j] = d[j] * (1 - f * f)
 
 
 cdef inline double _loss_row(int loss, int out_act, const floating* out, const floating* t,
@@ -312,7 +317,7 @@ cdef inline double _loss_row(int loss, int out_act, const floating* out, const f
             if d != NULL:
                 d[j] = (2 * scale) * diff
         if d != NULL:
-            _derivative_row(d, out, m, out_act)
+            _derivative_row(d, out, m, out_act, 1)
         return s
     if loss == BINARY_CROSS_ENTROPY:
         # log(1 + e^z) - z t  ==  -t log(sigmoid z) - (1 - t) log(1 - sigmoid z)
@@ -603,10 +608,10 @@ cdef void multiply_derivative(floating* D, const floating* A, Py_ssize_t n, Py_s
         return
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            _derivative_row(D + i * m, A + i * m, m, act)
+            _derivative_row(D + i * m, A + i * m, m, act, 1)
     else:
         for i in range(n):
-            _derivative_row(D + i * m, A + i * m, m, act)
+            _derivative_row(D + i * m, A + i * m, m, act, 1)
 
 
 cdef inline void _column_sums_block(const floating* D, Py_ssize_t n, Py_ssize_t m,
@@ -733,24 +738,9 @@ cdef inline void _dropout_derivative_row(floating* d, const floating* a,
     """d = d * keep / (1 - rate) * f'(z) for a layer whose stored output a is
     after dropout; a kept unit's activation before dropout is a * (1 - rate)."""
     cdef Py_ssize_t j
-    cdef floating slope = <floating>_LEAKY
-    cdef floating ao
     for j in range(m):
         d[j] = d[j] * inv if keep[j] else 0
-    if act == RELU:
-        for j in range(m):
-            d[j] = d[j] if a[j] > 0 else 0
-    elif act == LEAKY_RELU:
-        for j in range(m):
-            d[j] = d[j] if a[j] > 0 else slope * d[j]
-    elif act == SIGMOID:
-        for j in range(m):
-            ao = a[j] * keep_rate
-            d[j] = d[j] * ao * (1 - ao)
-    elif act == TANH:
-        for j in range(m):
-            ao = a[j] * keep_rate
-            d[j] = d[j] * (1 - ao * ao)
+    _derivative_row(d, a, m, act, keep_rate)
 
 
 cdef void multiply_dropout_derivative(floating* D, const floating* A, const unsigned char* keep,
