@@ -1863,11 +1863,7 @@ cdef class Engine:
 
     def gradients(self, X, y, sample_weight=None):
         """Gradient of ``loss``, as a new flat array laid out like ``params``."""
-        cdef Opt o
-        o.step = 0
-        out = np.empty_like(self.grads)
-        self._run(X, y, sample_weight, GRADIENT, &o, None, None, out)
-        return out
+        return self.loss_and_gradients(X, y, sample_weight)[1]
 
     def loss_and_gradients(self, X, y, sample_weight=None):
         """``(loss, gradient)`` from one forward and backward pass: what
