@@ -765,7 +765,8 @@ def _storable(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def _encode(value):
-    """A JSON-able form of a parameter value (tuples and non-finite floats marked)."""
+    """A JSON-able form of a parameter value, tuples and dicts marked (the file's
+    header writes non-finite floats itself)."""
     if isinstance(value, tuple):
         return {"tuple": [_encode(v) for v in value]}
     if isinstance(value, list):
@@ -778,8 +779,6 @@ def _encode(value):
         return [_encode(v) for v in value.tolist()]
     if isinstance(value, np.random.RandomState):
         return None             # its future draws cannot be saved; a loaded model refits anew
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"float": repr(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"cannot save a parameter value of type {type(value).__name__}: {value!r}")
@@ -793,8 +792,6 @@ def _decode(value):
             return tuple(_decode(v) for v in value["tuple"])
         if set(value) == {"dict"}:
             return {_decode(k): _decode(v) for k, v in value["dict"]}
-        if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
-            return float(value["float"])
         raise ValueError(f"unexpected value {value!r}")
     return value
 
