@@ -34,66 +34,22 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
-import itertools
 import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 import fastwb
+from fastwb.bench.timing import fmt_time, gemm_rate, interleaved
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (DTYPES, FIT_SAMPLES, FIT_SHAPE, OPS, OPTIMIZER_OF,  # noqa: E402
                      SHAPES, SINGLE_SAMPLE, Shape, assert_close, check_fit, check_predict,
                      check_train_step, make_data, make_fit_data, make_optimizer, make_pair,
-                     train_flops, gemm_rate)
-
-
-def clock(fn: Callable[[], object], number: int) -> float:
-    """Seconds per call of ``fn`` over ``number`` back-to-back calls."""
-    loop = itertools.repeat(None, number)
-    # as timeit does: a collection landing in one contender's round is noise
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in loop:
-            fn()
-        elapsed = time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return elapsed / number
-
-
-def calibrate(fn: Callable[[], object], min_time: float) -> int:
-    """Calls per round, doubled from 1 until a round lasts at least ``min_time``."""
-    number = 1
-    while clock(fn, number) * number < min_time:
-        number *= 2
-    return number
-
-
-def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
-                min_time: float) -> dict[str, dict]:
-    """Per-call times of each contender over ``repeats`` interleaved rounds."""
-    # calibrating also warms caches, BLAS thread pools and workspaces
-    numbers = {name: calibrate(fn, min_time) for name, fn in contenders.items()}
-    rounds: dict[str, list[float]] = {name: [] for name in contenders}
-    names = list(contenders)
-    for r in range(repeats):
-        # alternate the order so no contender always runs first after a pause
-        for name in (names if r % 2 == 0 else names[::-1]):
-            rounds[name].append(clock(contenders[name], numbers[name]))
-    return {name: {"median_s": statistics.median(rounds[name]), "min_s": min(rounds[name]),
-                   "number": numbers[name], "rounds_s": rounds[name]}
-            for name in contenders}
+                     train_flops)
 
 
 def gemm_floor(shape: Shape, dtype: str) -> Callable[[], None]:
@@ -187,14 +143,6 @@ def fit_table(results: list[dict]) -> str:
                      f"| {t['reference'] / t['fastwb']:.2f} | {rate / 1e9:.2f} "
                      f"| {100 * rate / floor_rate:.0f}% | {100 * rate / square_rate:.0f}% |")
     return "\n".join(lines)
-
-
-def fmt_time(seconds: float) -> str:
-    """A time to 4 significant digits in s, ms, µs or ns."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds / 1e-9:.4g} ns"
 
 
 def markdown_table(results: list[dict]) -> str:

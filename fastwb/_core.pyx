@@ -1475,7 +1475,7 @@ cdef class Engine:
     cdef int n_threads
     cdef readonly cnp.ndarray params
     cdef readonly cnp.ndarray grads
-    cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _l1, _l2, _dropout
+    cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _l1, _l2, _dropout, _zeros
     cdef Py_ssize_t n_in, n_out, width_sum, width_max, n_blocks
     cdef Workspace ws
     cdef bint busy
@@ -1525,6 +1525,7 @@ cdef class Engine:
         self.net.a_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._a_offset)
         self.net.n_params = offset
         self.busy = False
+        self._zeros = np.zeros(L, dtype=np.float64)
         self.set_penalties(l1, l2)
         self._dropout = self._per_layer(dropout, "dropout")
         if np.any(self._dropout >= 1) or self._dropout[L - 1] != 0:
@@ -1886,6 +1887,49 @@ cdef class Engine:
         self._optimizer(&o, kind, hyper, step, lr)
         a, b = self._states(&o, s1, s2)
         return self._run(X, y, sample_weight, TRAIN, &o, a, b)
+
+    def apply_gradients(self, cnp.ndarray grads not None, int kind, tuple hyper, s1, s2,
+                        int64_t step, double lr):
+        """One optimizer step in place from ``grads``, a finite gradient laid out
+        like ``params`` (checked by the caller) that already holds whatever penalty
+        gradient it should: clipping and the rule (with AdamW's decay) are applied
+        as in ``train_step``, the penalties are not added again. ``grads`` is left
+        unchanged."""
+        if not (_usable(grads, self.typenum, 1)
+                and cnp.PyArray_DIM(grads, 0) == self.net.n_params):
+            raise ValueError(f"gradients must be a C-contiguous {self.dtype} array of "
+                             f"{self.net.n_params} elements")
+        cdef Opt o
+        self._optimizer(&o, kind, hyper, step, lr)
+        a, b = self._states(&o, s1, s2)
+        cdef void* s1_data = _data(a)
+        cdef void* s2_data = _data(b)
+        cdef int n_threads = self._threads(1)
+        cdef Net bare = self.net
+        bare.l1 = bare.l2 = <const double*>cnp.PyArray_DATA(self._zeros)
+        bare.regularized = False
+        cdef Workspace ws = self._claim(1, True)
+        try:
+            # the update pass may scale its gradient in place: work on the engine's copy
+            memcpy(cnp.PyArray_DATA(self.grads), cnp.PyArray_DATA(grads), cnp.PyArray_NBYTES(grads))
+            if self.net.n_params < RELEASE_GIL_MIN_WORK:
+                self._update(&bare, &o, s1_data, s2_data, ws, n_threads)
+            else:
+                with nogil:
+                    self._update(&bare, &o, s1_data, s2_data, ws, n_threads)
+        finally:
+            self._release(ws)
+
+    cdef void _update(self, const Net* net, Opt* o, void* s1, void* s2, Workspace ws,
+                      int n_threads) noexcept nogil:
+        if self.is_double:
+            parameter_pass(UPDATE, net, o, <double*>cnp.PyArray_DATA(self.params),
+                           <double*>cnp.PyArray_DATA(self.grads), <double*>s1, <double*>s2,
+                           ws.work.partials, n_threads)
+        else:
+            parameter_pass(UPDATE, net, o, <float*>cnp.PyArray_DATA(self.params),
+                           <float*>cnp.PyArray_DATA(self.grads), <float*>s1, <float*>s2,
+                           ws.work.partials, n_threads)
 
     def fit_epoch(self, X, y, sample_weight, Py_ssize_t batch_size, bint shuffle,
                   int64_t epoch, int kind, tuple hyper, s1, s2, int64_t step, lrs, batch_loss,

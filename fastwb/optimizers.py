@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fastwb import schedules as _schedules
-from fastwb._validation import check_real
+from fastwb._validation import check_assignment, check_real
 from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "from_config", "resolve"]
@@ -197,6 +197,32 @@ class Optimizer(abc.ABC):
             self._step += 1
         return loss
 
+    def apply_gradients(self, network, gradients) -> None:
+        """One step of this optimizer on ``network`` from gradients you computed.
+
+        ``gradients`` is a flat array laid out like ``network.parameters``, or
+        one ``(dW, db)`` per layer as ``Network.gradients`` gives; it is used
+        as given (``Network.gradients`` already holds the penalties' part).
+        Clipping, AdamW's decay and the schedule's rate apply as in
+        ``Network.train_step``, and the step counts as one: without dropout,
+        ``apply_gradients(net, net.gradients(X, y))`` is
+        ``net.train_step(X, y, optimizer)``. Keras calls this
+        ``apply_gradients``, PyTorch ``step()``.
+        """
+        try:
+            engine = network._engine
+        except AttributeError:
+            raise TypeError(f"network must be a fastwb.Network, got {network!r}") from None
+        if engine is not self._engine:
+            self._bind(engine)
+        if isinstance(gradients, (list, tuple)) and gradients \
+                and isinstance(gradients[0], (list, tuple)):
+            gradients = _flatten_layers(gradients, network.sizes)
+        flat = check_assignment(gradients, network.parameters.shape, network.dtype, "gradients")
+        engine.apply_gradients(np.ascontiguousarray(flat), self._code, self._hyper, self._s1,
+                               self._s2, self._step, self._current_lr())
+        self._step += 1
+
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
         extra = "".join(f", {name}={getattr(self, name)!r}" for name in ("clip_norm", "clip_value")
@@ -204,6 +230,24 @@ class Optimizer(abc.ABC):
         schedule = "" if self._constant else f", schedule={self._schedule!r}"
         return (f"{type(self).__name__}(lr={self._lr!r}"
                 + (f", {settings}" if settings else "") + schedule + extra + ")")
+
+
+def _flatten_layers(gradients, sizes) -> np.ndarray:
+    """One ``(dW, db)`` per layer, checked against ``sizes``, as one flat array."""
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    if len(gradients) != len(layers):
+        raise ValueError(f"gradients has {len(gradients)} entries; the network has "
+                         f"{len(layers)} layers, each needing (dW, db)")
+    parts = []
+    for l, (pair, (k, m)) in enumerate(zip(gradients, layers)):
+        if len(pair) != 2:
+            raise ValueError(f"gradients[{l}] must be a (dW, db) pair")
+        dW, db = (np.asarray(a) for a in pair)
+        if dW.shape != (k, m) or db.shape != (m,):
+            raise ValueError(f"gradients[{l}] must have shapes ({k}, {m}) and ({m},), got "
+                             f"{dW.shape} and {db.shape}")
+        parts += [dW.ravel(), db]
+    return np.concatenate(parts)
 
 
 class SGD(Optimizer):

@@ -316,11 +316,14 @@ class ReferenceEngine:
     def _step(self, x, y, sample_weight, kind, settings, s1, s2, step, lr):
         value = self._loss_and_gradients(x, y, sample_weight, True, step)
         if np.isfinite(value):
-            g = effective_gradient(self.params, self.grads,
-                                   (self._c1, self._c2) if self._regularized else None,
-                                   settings["clip_norm"], settings["clip_value"])
-            optimizer_update(kind, settings, self.params, g, s1, s2, step, lr, self._decayed)
+            self._update(self.grads, self._regularized, kind, settings, s1, s2, step, lr)
         return value
+
+    def _update(self, grads, penalize, kind, settings, s1, s2, step, lr):
+        """The update from ``grads``, adding the penalty's gradient when ``penalize``."""
+        g = effective_gradient(self.params, grads, (self._c1, self._c2) if penalize else None,
+                               settings["clip_norm"], settings["clip_value"])
+        optimizer_update(kind, settings, self.params, g, s1, s2, step, lr, self._decayed)
 
     @staticmethod
     def _settings(kind, hyper):
@@ -331,6 +334,13 @@ class ReferenceEngine:
         _validation.check_learning_rate(lr, self.dtype)
         name, settings = self._settings(kind, hyper)
         return self._step(*self._checked(X, y, sample_weight), name, settings, s1, s2, step, lr)
+
+    def apply_gradients(self, grads, kind, hyper, s1, s2, step, lr):
+        """One optimizer step from a given gradient (penalties included), as
+        ``Engine.apply_gradients``."""
+        _validation.check_learning_rate(lr, self.dtype)
+        name, settings = self._settings(kind, hyper)
+        self._update(np.array(grads), False, name, settings, s1, s2, step, lr)
 
     def fit_epoch(self, X, y, sample_weight, batch_size, shuffle, epoch, kind, hyper, s1, s2,
                   step, lrs, batch_loss, first_batch=0, last_batch=-1, catch_interrupt=False):

@@ -752,3 +752,82 @@ def test_compiled_codes_match_the_python_names():
     assert list(_core.OPTIMIZERS.values()) == list(range(len(functions.OPTIMIZERS)))
     assert {name: functions.FitStatus[name.upper()] for name in _core.FIT_STATUS} \
         == _core.FIT_STATUS
+
+
+# --- apply_gradients ----------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("extra_name", [name for name in EXTRAS if name != "dropout"
+                                        and "dropout" not in EXTRAS[name].get("net", {})])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_apply_gradients_of_the_network_gradients_is_train_step(optimizer, extra_name, dtype,
+                                                                  backend):
+    """Without dropout, stepping on ``net.gradients`` (penalties included, so they
+    must not be added again) is ``train_step``: bit for bit on each backend, but
+    for plain SGD, which ``train_step`` fuses into the weight-gradient product."""
+    extra = EXTRAS[extra_name]
+    activation, loss, target_kind = setup_of(optimizer, extra_name)
+    X, y, w = make_data(target_kind, np.random.default_rng(3), weighted=extra.get("weighted"))
+    kwargs = dict(activation=activation, loss=loss, dtype=dtype, seed=7, backend=backend,
+                  **extra.get("net", {}))
+    stepped, applied = fastwb.Network(SIZES, **kwargs), fastwb.Network(SIZES, **kwargs)
+    opt_s = OPTIMIZERS[optimizer](**extra.get("opt", {}))
+    opt_a = OPTIMIZERS[optimizer](**extra.get("opt", {}))
+    for step in range(5):
+        stepped.train_step(X, y, opt_s, sample_weight=w)
+        gradients = applied.gradients(X, y, w)
+        if step % 2:
+            gradients = flat_gradient(applied, X, y, w)      # both forms
+        assert opt_a.apply_gradients(applied, gradients) is None
+        if optimizer == "sgd" and extra_name in ("plain", "sample_weight"):
+            assert_close(applied.parameters, stepped.parameters, dtype, f"step {step}")
+        else:
+            np.testing.assert_array_equal(applied.parameters, stepped.parameters)
+    assert opt_a.step == opt_s.step == 5
+    for key, value in opt_s.state.items():
+        np.testing.assert_array_equal(opt_a.state[key], value)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_apply_gradients_matches_reference_with_clipping_and_a_schedule(optimizer, dtype):
+    compiled, reference = make_pair("tanh", "mse", dtype, l2=1e-2)
+    settings = dict(clip_norm=CLIP_NORM, schedule=fastwb.schedules.StepDecay(step_size=2))
+    opt_c, opt_r = OPTIMIZERS[optimizer](**settings), OPTIMIZERS[optimizer](**settings)
+    rng = np.random.default_rng(4)
+    for step in range(6):
+        g = rng.normal(size=compiled.n_parameters)
+        opt_c.apply_gradients(compiled, g)
+        opt_r.apply_gradients(reference, g)
+        assert_close(compiled.parameters, reference.parameters, dtype, f"step {step}")
+    check_states(opt_c, opt_r, dtype)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_apply_gradients_rejects_bad_gradients(backend):
+    net = fastwb.Network(SIZES, seed=0, backend=backend)
+    other = fastwb.Network(SIZES, seed=0, backend=backend)
+    opt = fastwb.Adam()
+    before = net.parameters.copy()
+    good = flat_gradient(net, *make_data("float", np.random.default_rng(0))[:2])
+    bad = {
+        "shape": (good[:-1], "shape"),
+        "nan": (np.where(np.arange(good.size) == 3, np.nan, good), "NaN"),
+        "inf": (np.full_like(good, np.inf), "inf"),
+        "layers": (net.gradients(*make_data("float", np.random.default_rng(0))[:2])[:-1],
+                   "layers"),
+        "pair shape": ([(dW.T, db) for dW, db in net.gradients(
+            *make_data("float", np.random.default_rng(0))[:2])], "shapes"),
+        "strings": (["a"] * good.size, "real"),
+    }
+    for name, (value, words) in bad.items():
+        with pytest.raises((ValueError, TypeError), match=words):
+            opt.apply_gradients(net, value)
+    np.testing.assert_array_equal(net.parameters, before)
+    with pytest.raises(TypeError, match="fastwb.Network"):
+        opt.apply_gradients("net", good)
+    opt.apply_gradients(net, good)
+    with pytest.raises(ValueError, match="another network"):
+        opt.apply_gradients(other, good)
+    assert opt.step == 1

@@ -1,0 +1,79 @@
+"""Timing contenders side by side.
+
+The contenders of one case are timed in interleaved rounds, their order
+alternating, so machine noise hits all of them alike. Each reported time is
+the best over rounds of the per-call mean within a round: noise only ever adds
+time. The median and every round are kept for the JSON.
+"""
+from __future__ import annotations
+
+import gc
+import itertools
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+#: Side of the square matrices whose product gives the machine's GEMM rate.
+GEMM_SIZE = 2048
+
+
+def clock(fn: Callable[[], object], number: int) -> float:
+    """Seconds per call of ``fn`` over ``number`` back-to-back calls."""
+    loop = itertools.repeat(None, number)
+    # as timeit does: a collection landing in one contender's round is noise
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in loop:
+            fn()
+        elapsed = time.perf_counter() - start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return elapsed / number
+
+
+def calibrate(fn: Callable[[], object], min_time: float) -> int:
+    """Calls per round, doubled from 1 until a round lasts at least ``min_time``."""
+    number = 1
+    while clock(fn, number) * number < min_time:
+        number *= 2
+    return number
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
+                min_time: float) -> dict[str, dict]:
+    """Per-call times of each contender over ``repeats`` interleaved rounds.
+
+    Returns ``{name: {"min_s", "median_s", "number", "rounds_s"}}``.
+    """
+    # calibrating also warms caches, thread pools, workspaces and JIT caches
+    numbers = {name: calibrate(fn, min_time) for name, fn in contenders.items()}
+    rounds: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for r in range(repeats):
+        # alternate the order so no contender always runs first after a pause
+        for name in (names if r % 2 == 0 else names[::-1]):
+            rounds[name].append(clock(contenders[name], numbers[name]))
+    return {name: {"min_s": min(rounds[name]), "median_s": statistics.median(rounds[name]),
+                   "number": numbers[name], "rounds_s": rounds[name]}
+            for name in contenders}
+
+
+def gemm_rate(dtype: str, size: int = GEMM_SIZE) -> Callable[[], None]:
+    """A large square product, ``2 size^3`` FLOP per call: the machine's GEMM rate."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, size, size)).astype(dtype)
+    out = np.empty((size, size), dtype)
+    return lambda: np.matmul(a, b, out=out)
+
+
+def fmt_time(seconds: float) -> str:
+    """A time to 4 significant digits in s, ms, µs or ns."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
