@@ -1,22 +1,25 @@
-"""Helpers shared by the pytest-benchmark suite and ``compare.py``.
+"""Helpers shared by the pytest-benchmark suite, ``compare.py`` and ``scaling.py``.
 
-Both measure the same cases and hold the compiled backend to the same
+They measure the same cases and hold the compiled backend to the same
 correctness bar against the NumPy reference, so these live in one place.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 import fastwb
+from fastwb.bench.timing import gemm_rate  # noqa: F401  (digits.py imports it from here)
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("compiled", "reference")
 #: ``train_step`` is one SGD step; ``adam_step`` one Adam step.
 OPS = ("predict", "train_step", "adam_step")
 OPTIMIZER_OF = {"train_step": "sgd", "adam_step": "adam"}
+#: The optimizers of the measured steps.
+OPTIMIZERS = tuple(OPTIMIZER_OF.values())
 
 #: Norm-relative tolerance of the compiled result against the reference.
 RTOL = {"float32": 1e-4, "float64": 1e-10}
@@ -72,6 +75,12 @@ FIT_SHAPE = SHAPES[1]
 def make_optimizer(name: str, lr: float = BENCH_LR) -> fastwb.Optimizer:
     """A fresh optimizer: ``sgd`` or ``adam``."""
     return fastwb.SGD(lr=lr) if name == "sgd" else fastwb.Adam(lr=lr)
+
+
+def thread_counts(cores: int | None = None) -> tuple[int, ...]:
+    """1, 2, 4, ... below ``cores`` (default: ``os.cpu_count()``), then ``cores``."""
+    cores = cores or os.cpu_count() or 1
+    return tuple(1 << i for i in range(cores.bit_length()) if 1 << i < cores) + (cores,)
 
 
 def train_flops(shape: Shape, rows: int | None = None) -> int:
@@ -141,6 +150,42 @@ def check_train_step(net: fastwb.Network, ref: fastwb.Network,
     assert_close(net.parameters, ref.parameters, net.dtype.name, f"{what} parameters")
 
 
+def flat_gradients(gradients: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``Network.gradients``' ``(dW, db)`` pairs as one array laid out like ``parameters``."""
+    return np.concatenate([part.ravel() for pair in gradients for part in pair])
+
+
+def check_gradients(net: fastwb.Network, ref: fastwb.Network,
+                    X: np.ndarray, y: np.ndarray) -> None:
+    """From identical parameters, both networks give matching ``(dW, db)`` for every layer."""
+    ref.parameters[...] = net.parameters
+    dtype = net.dtype.name
+    # part by part, so a wrong bias or small layer is not hidden by a large one's norm
+    for l, (mine, theirs) in enumerate(zip(net.gradients(X, y), ref.gradients(X, y))):
+        for name, actual, expected in zip(("dW", "db"), mine, theirs):
+            assert_close(actual, expected, dtype, f"gradients {list(net.sizes)} layer {l} {name}")
+
+
+def check_update(net: fastwb.Network, ref: fastwb.Network, gradients: np.ndarray,
+                 optimizer: str = "adam") -> None:
+    """From identical parameters, two ``apply_gradients`` steps, of ``gradients``
+    and of ``gradients`` rescaled element by element, move both networks'
+    parameters alike. (Adam's first step is ``lr sign(g)`` whatever its
+    moments; the second one depends on them.)"""
+    ref.parameters[...] = net.parameters
+    before = net.parameters.copy()
+    mine, theirs = make_optimizer(optimizer, CHECK_LR), make_optimizer(optimizer, CHECK_LR)
+    rescaled = gradients * np.linspace(0.5, 2.0, gradients.size, dtype=gradients.dtype)
+    for step in (gradients, rescaled):
+        mine.apply_gradients(net, step)
+        theirs.apply_gradients(ref, step)
+    what = f"{optimizer} apply_gradients {list(net.sizes)}"
+    moved = net.parameters - before
+    assert np.any(moved != 0), f"{what}: parameters unchanged"
+    # the steps themselves, not the parameters, whose norm would hide a small error
+    assert_close(moved, ref.parameters - before, net.dtype.name, f"{what} step")
+
+
 def check_fit(net: fastwb.Network, ref: fastwb.Network, X: np.ndarray, y: np.ndarray) -> None:
     """From identical parameters, one Adam epoch of ``fit`` ends at matching parameters."""
     ref.parameters[...] = net.parameters
@@ -150,11 +195,3 @@ def check_fit(net: fastwb.Network, ref: fastwb.Network, X: np.ndarray, y: np.nda
     dtype = net.dtype.name
     assert_close(history["loss"], ref_history["loss"], dtype, "fit loss")
     assert_close(net.parameters, ref.parameters, dtype, "fit parameters")
-
-
-def gemm_rate(dtype: str, size: int = 2048) -> Callable[[], None]:
-    """A large square product: the machine's best GEMM rate (2 size^3 FLOP per call)."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, size, size)).astype(dtype)
-    out = np.empty((size, size), dtype)
-    return lambda: np.matmul(a, b, out=out)

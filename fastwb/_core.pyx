@@ -1589,6 +1589,8 @@ cdef class Engine:
         self.busy = True
         try:
             if self.ws is None or self.ws.capacity < rows or (masks and not self.ws.has_masks):
+                if self.ws is not None:     # grow only: alternating calls must not swap sizes
+                    rows, masks = max(rows, self.ws.capacity), masks or self.ws.has_masks
                 self.ws = None  # release the old one before allocating the larger
                 self.ws = self._workspace(rows, masks)
         except BaseException:

@@ -155,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a column (or .npz array) of true values: report the score on "
                               "stderr")
 
+    bench = commands.add_parser(
+        "bench", help="time fastwb against its NumPy reference and, with --peers, "
+                      "PyTorch, JAX and scikit-learn",
+        description="Time one Adam train_step and predict of one sample on the standard "
+                    "shapes, side by side in one run, each first checked against fastwb's "
+                    "NumPy reference; report time, GFLOP/s, percent of this machine's GEMM "
+                    "rate and the speed-up over the fastest peer.")
+    bench.add_argument("--peers", action="store_true",
+                       help="also PyTorch (CPU), JAX (jit) and scikit-learn, where installed "
+                            '(pip install "fastwb[peers]")')
+    from fastwb.bench.peers import add_arguments
+    add_arguments(bench)
+
     info = commands.add_parser("info", help="describe a saved model without loading its data",
                                description="Describe a saved model: kind, versions, layers, "
                                            "parameter count and training summary.")
@@ -170,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     from fastwb.saving import ModelFileError
-    run = {"demo": _demo, "train": _train, "predict": _predict, "info": _info}[args.command]
+    run = {"demo": _demo, "train": _train, "predict": _predict, "info": _info,
+           "bench": _bench}[args.command]
     try:
         run(args)
     except (CommandError, ModelFileError) as error:
@@ -186,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(f"{error.strerror or error}: {error.filename}")
     return 0
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from fastwb.bench.contenders import NAMES
+    from fastwb.bench.peers import run
+    run(args, NAMES if args.peers else NAMES[:2])
 
 
 def _silence_stdout() -> None:

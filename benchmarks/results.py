@@ -1,0 +1,77 @@
+"""Regenerate ``benchmarks/RESULTS.md``: peers, memory and scaling, in one run.
+
+Runs ``fastwb.bench.peers`` on the four standard shapes (both dtypes), the
+memory benchmark (``memory.py``) and the scaling sweeps with their plots
+(``scaling.py``), and writes the tables, the plots (``benchmarks/results/``),
+the raw JSON and the machine they ran on. It takes several minutes; install
+the peers first (``pip install ".[peers]"``) or they are skipped with a note.
+
+Usage::
+
+    python benchmarks/results.py [--no-large] [--out benchmarks]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import memory  # noqa: E402
+import scaling  # noqa: E402
+from _common import SHAPES  # noqa: E402
+
+from fastwb.bench import peers  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-large", action="store_true",
+                        help="leave out 1024-4096-4096-1024 batch 256 (minutes, gigabytes)")
+    parser.add_argument("--out", type=Path, default=HERE,
+                        help="where RESULTS.md goes (default: benchmarks/)")
+    args = parser.parse_args(argv)
+    figures = args.out / "results"
+    figures.mkdir(parents=True, exist_ok=True)
+
+    peer_args = peers.parse_args(
+        [] if not args.no_large else [f"--shape={'-'.join(map(str, s))}"
+                                      for s, _ in peers.SHAPES[:3]])
+    peer_args.plot = figures / "peers_train_step.png"
+    report = peers.run(peer_args)
+    shapes = [s for s in SHAPES if not s.large or not args.no_large]
+    mem = memory.measure(shapes, ["float32", "float64"])
+    scale = scaling.run(scaling.default_threads(), large=not args.no_large)
+    plots = [peer_args.plot] + scaling.plot(scale, figures)
+    (figures / "results.json").write_text(json.dumps(
+        {"peers": report, "memory": mem, "scaling": scale}, indent=1, default=str))
+
+    m = report["machine"]
+    text = "\n".join([
+        "# fastwb benchmark results",
+        "",
+        f"Generated {datetime.date.today()} by `python benchmarks/results.py` on: {m['cpu']}, "
+        f"{m['usable_cores']} usable cores, {m['system']}, Python {m['python']}, NumPy "
+        f"{m['numpy']}, fastwb {m['fastwb']} (BLAS: {m['blas']}, OpenMP: {m['openmp']}). "
+        "All ratios come from contenders timed side by side in interleaved rounds of one "
+        "run; each time is the best round's mean per call.",
+        "",
+        "## fastwb against its peers", "",
+        peers.markdown(report), "",
+        f"![train_step times](results/{peer_args.plot.name})", "",
+        "## Memory", "",
+        memory.markdown(mem), "",
+        "## Scaling", "",
+        scaling.markdown(scale), "",
+        *[f"![{p.stem}](results/{p.name})" for p in plots[1:]], "",
+        "Raw numbers: [results/results.json](results/results.json).", ""])
+    (args.out / "RESULTS.md").write_text(text)
+    print(f"wrote {args.out / 'RESULTS.md'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
