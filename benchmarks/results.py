@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 
 import memory  # noqa: E402
 import scaling  # noqa: E402
-from _common import SHAPES  # noqa: E402
+from _common import SHAPES, thread_counts  # noqa: E402
 
 from fastwb.bench import peers  # noqa: E402
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     report = peers.run(peer_args)
     shapes = [s for s in SHAPES if not s.large or not args.no_large]
     mem = memory.measure(shapes, ["float32", "float64"])
-    scale = scaling.run(scaling.default_threads(), large=not args.no_large)
+    scale = scaling.run(list(thread_counts()), large=not args.no_large)
     plots = [peer_args.plot] + scaling.plot(scale, figures)
     (figures / "results.json").write_text(json.dumps(
         {"peers": report, "memory": mem, "scaling": scale}, indent=1, default=str))

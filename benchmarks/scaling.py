@@ -53,7 +53,7 @@ from fastwb.bench.timing import GEMM_SIZE, fmt_time, gemm_rate, interleaved
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (DTYPES, SHAPES, Shape, check_predict, check_train_step,  # noqa: E402
-                     make_data, make_optimizer, make_pair, train_flops)
+                     make_data, make_optimizer, make_pair, thread_counts, train_flops)
 
 CONTENDERS = ("fastwb", "reference")
 OPS = ("train_step", "predict")
@@ -88,12 +88,6 @@ SWEEPS = (
     Sweep("depth", "hidden layers of 256 (784-256-...-10, batch 128)", tuple(range(1, 9)), (),
           4, lambda d: Shape((784, *(256,) * d, 10), 128)),
 )
-
-
-def default_threads() -> list[int]:
-    """1, 2, 4, ... below the core count, then the core count."""
-    cores = os.cpu_count() or 1
-    return [1 << i for i in range(cores.bit_length()) if 1 << i < cores] + [cores]
 
 
 def predict_flops(shape: Shape) -> int:
@@ -353,7 +347,7 @@ def plot(result: dict, outdir: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=default_threads(),
+    parser.add_argument("--threads", type=int, nargs="+", default=list(thread_counts()),
                         help="thread counts (default: 1, 2, 4, ... up to the core count)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--plots", type=Path, metavar="DIR",
