@@ -31,8 +31,10 @@ CALLS = 30
 #: smallest array a step could allocate (one row of activations: 552 bytes).
 CALL_BYTES = 512
 #: Most bytes a run of calls may leave allocated: the int holding the level
-#: before it and the optimizer's step count (28 each), not 1 byte per call.
-KEPT_BYTES = 128
+#: before it, the optimizer's step count (28 each) and what the interpreter
+#: caches at random moments (216 bytes seen under the sanitizer build); a leak of
+#: 4 bytes per call over the longer run (300 calls) is more.
+KEPT_BYTES = 1024
 #: Bytes per batch of fit's records: step number, learning rate, loss, rows.
 RECORD_BYTES = 32
 #: Python objects of an epoch (snapshot, logs, records' headers): about 2.5 KiB measured.
