@@ -95,6 +95,7 @@ def extensions():
     )
     return [
         Extension("fastwb._core", ["fastwb/_core.pyx"], **common),
+        Extension("fastwb._stats", ["fastwb/_stats.pyx"], **common),
     ]
 
 

@@ -7,6 +7,7 @@ from fastwb import _blas, initializers, schedules
 from fastwb._core import blas_source, openmp_enabled
 from fastwb.callbacks import Callback, EarlyStopping, History
 from fastwb.layers import Dense
+from fastwb.monitor import HealthWarning, Monitor
 from fastwb.network import Network
 from fastwb.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from fastwb.saving import load, save
@@ -15,6 +16,6 @@ __version__ = "0.1.0"
 
 _blas.select("auto")
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "History",
-           "Network", "Optimizer", "RMSprop", "SGD", "blas_source", "initializers", "load",
+__all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "HealthWarning",
+           "History", "Monitor", "Network", "Optimizer", "RMSprop", "SGD", "blas_source", "initializers", "load",
            "openmp_enabled", "save", "schedules", "__version__"]

@@ -51,11 +51,16 @@ class History:
 class Callback:
     """Base class of ``fit`` callbacks: override the hooks you need.
 
-    ``network`` is set to the network being trained before ``on_train_begin``.
-    ``logs`` is the dict of the epoch's metrics (see ``History``).
+    Before ``on_train_begin``, ``fit`` sets ``network`` to the network being
+    trained, ``training_data`` to ``(X, y)`` as it trains on them (converted
+    to the network's dtype; without the validation split) and
+    ``validation_data`` to ``(X_val, y_val)`` or None. ``logs`` is the dict of
+    the epoch's metrics (see ``History``).
     """
 
     network = None
+    training_data = None
+    validation_data = None
 
     def on_train_begin(self, logs: dict) -> None:
         """Before the first epoch."""

@@ -5,10 +5,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fastwb import _validation, initializers, training
+from fastwb import _validation, initializers, inspection, training
 from fastwb._core import Engine
 from fastwb._layout import layer_views, n_parameters
 from fastwb.callbacks import History
+from fastwb.inspection import Summary
 from fastwb.functions import (OUTPUT_ACTIVATION, check_output_activation, resolve_activation,
                               resolve_loss)
 from fastwb.layers import Dense, _dropout, _init_config, _penalty
@@ -337,6 +338,25 @@ class Network:
         history = self.fit(X, y, optimizer, epochs=1, batch_size=batch_size, shuffle=shuffle,
                            sample_weight=sample_weight, class_weight=class_weight)
         return history["loss"][-1]
+
+    def summary(self, X=None) -> Summary:
+        """A per-layer table of the weights and biases; with ``X``, of the activations too.
+
+        Per layer: shape, parameter count, activation, the mean, std, min, max
+        and L2 norm of the weights and of the bias, and the correlation across
+        the layer's units of each unit's mean incoming weight with its bias.
+        Given data ``X`` (n, n_in), also the fraction of dead ReLU units (0 on
+        every row of X) and each layer's mean activation. ``print`` it for the
+        table; ``.records`` is a list of dicts, ``.to_frame()`` a pandas DataFrame.
+
+        Examples
+        --------
+        >>> import fastwb
+        >>> net = fastwb.Network([2, 3, 1], seed=0)
+        >>> net.summary().records[0]["shape"], net.summary().records[0]["bias_norm"]
+        ((2, 3), 0.0)
+        """
+        return inspection.summary(self, X)
 
     def _set_penalties(self, l1, l2) -> None:
         """Per-layer penalties from now on (the scikit-learn estimators scale

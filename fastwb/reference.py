@@ -233,6 +233,43 @@ def optimizer_update(kind, settings, params, g, s1, s2, step, lr, decayed):
     params -= t(step_size) * step_dir
 
 
+# --- statistics of the weights and biases --------------------------------------------
+
+def layer_statistics(params, sizes, grads=None, previous=None, initial=None):
+    """What ``fastwb._stats.layer_statistics`` computes, in plain NumPy: per layer
+    and for W (row 0) and b (row 1) the mean, std, min, max, L2 norm, the norm
+    of ``grads`` and the distances to ``previous`` and ``initial`` (NaN where
+    None); and the correlation across units of the mean incoming weight and the bias."""
+    def norm(a):
+        return np.nan if a is None else float(np.linalg.norm(a.astype(np.float64).ravel()))
+
+    stats = np.empty((len(sizes) - 1, 2, 8))
+    correlation = np.empty(len(sizes) - 1)
+    views = [layer_views(a, sizes) if a is not None else [None] * (len(sizes) - 1)
+             for a in (params, grads, previous, initial)]
+    for l, ((W, b), g, prev, init) in enumerate(zip(*views)):
+        for i, values in enumerate((W, b)):
+            v = values.astype(np.float64)
+            stats[l, i] = (v.mean(), v.std(), v.min(), v.max(), norm(v),
+                           norm(None if g is None else g[i]),
+                           norm(None if prev is None else v - prev[i]),
+                           norm(None if init is None else v - init[i]))
+        unit_weight, bias = W.astype(np.float64).mean(axis=0), b.astype(np.float64)
+        constant = len(bias) < 2 or np.ptp(unit_weight) == 0 or np.ptp(bias) == 0
+        correlation[l] = np.nan if constant else np.corrcoef(unit_weight, bias)[0, 1]
+    return stats, correlation
+
+
+def activation_statistics(layers, activations, X):
+    """Per layer: the fraction of dead units (ReLU layers only: output 0 for
+    every row of X; NaN for other activations) and the mean activation."""
+    dead, mean = [], []
+    for a, name in zip(forward(layers, activations, X), activations):
+        dead.append(float(np.mean(np.all(a <= 0, axis=0))) if name == "relu" else np.nan)
+        mean.append(float(np.mean(a, dtype=np.float64)))
+    return np.array(dead), np.array(mean)
+
+
 class ReferenceEngine:
     """Runs a network on NumPy; the same calls as ``fastwb._core.Engine``."""
 

@@ -284,6 +284,8 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
     net.stop_training = False
     for callback in callbacks:
         callback.network = net
+        callback.training_data = (data.X, data.y)
+        callback.validation_data = None if val is None else (val.X, val.y)
         callback.on_train_begin({})
     try:
         for _ in range(epochs):
