@@ -11,6 +11,7 @@ from fastwb.monitor import HealthWarning, Monitor
 from fastwb.network import Network
 from fastwb.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from fastwb.saving import load, save
+from fastwb.tracking import WandbCallback
 
 __version__ = "0.1.0"
 
@@ -18,4 +19,4 @@ _blas.select("auto")
 
 __all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "HealthWarning",
            "History", "Monitor", "Network", "Optimizer", "RMSprop", "SGD", "blas_source", "initializers", "load",
-           "openmp_enabled", "save", "schedules", "__version__"]
+           "openmp_enabled", "save", "schedules", "WandbCallback", "__version__"]

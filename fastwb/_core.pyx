@@ -1819,6 +1819,56 @@ cdef class Engine:
                         n_threads)
             start += rows
 
+    def activation_statistics(self, X):
+        """Per layer, on the rows of X: the fraction of units that are never
+        positive (dead, for ReLU layers; NaN for other activations) and the mean
+        output, from a forward pass (no dropout) in blocks of the workspace.
+
+        Meant for a sample of a few hundred rows between epochs (``Monitor``), so
+        BLAS runs serially: right after an epoch the chunk helpers still hold the
+        other cores, and a threaded product then waits for them (a 256-row pass
+        of a 64-100-10 network measured 7x slower)."""
+        cdef bint single
+        cdef cnp.ndarray x = self._input(X, &single)
+        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef cnp.ndarray alive = np.zeros(self.width_sum, dtype=np.uint8)
+        cdef cnp.ndarray sums = np.zeros(self.net.n_layers, dtype=np.float64)
+        cdef Workspace ws = self._claim(min(n, PREDICT_BLOCK_ROWS), False)
+        cdef int previous = blas_serial_begin()
+        try:
+            if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
+                self._activation_blocks(x, n, ws, <unsigned char*>cnp.PyArray_DATA(alive),
+                                        <double*>cnp.PyArray_DATA(sums), 1)
+            else:
+                with nogil:
+                    self._activation_blocks(x, n, ws, <unsigned char*>cnp.PyArray_DATA(alive),
+                                            <double*>cnp.PyArray_DATA(sums), 1)
+        finally:
+            blas_serial_end(previous)
+            self._release(ws)
+        widths = self._sizes[1:]
+        dead = np.array([1.0 - alive[o:o + m].mean() if a == RELU else np.nan
+                         for o, m, a in zip(self._a_offset, widths, self._acts)])
+        return dead, sums / (n * widths)
+
+    cdef void _activation_blocks(self, cnp.ndarray x, Py_ssize_t n, Workspace ws,
+                                 unsigned char* alive, double* sums,
+                                 int n_threads) noexcept nogil:
+        cdef Py_ssize_t start = 0, rows
+        cdef char* xp = <char*>cnp.PyArray_DATA(x)
+        cdef Py_ssize_t row_bytes = self.n_in * (8 if self.is_double else 4)
+        while start < n:
+            rows = min(ws.capacity, n - start)
+            if self.is_double:
+                block_activity(&self.net, <const double*>cnp.PyArray_DATA(self.params),
+                               <const double*>(xp + start * row_bytes), rows,
+                               <double*>ws.work.acts, ws.capacity, alive, sums, n_threads)
+            else:
+                block_activity(&self.net, <const float*>cnp.PyArray_DATA(self.params),
+                               <const float*>(xp + start * row_bytes), rows,
+                               <float*>ws.work.acts, ws.capacity, alive, sums, n_threads)
+            start += rows
+
     def loss(self, X, y, sample_weight=None):
         """Mean loss of the network on (X, y), plus the penalty of the parameters.
 
@@ -2035,6 +2085,29 @@ cdef class Engine:
                          f.n, f.batch, f.order, first_batch, last_batch, <float*>f.xb,
                          <float*>f.tb, f.lb, <float*>f.wb, &ws.work, f.lrs, f.batch_loss, done,
                          watch_interrupt, n_threads)
+
+
+cdef void block_activity(const Net* net, const floating* params, const floating* X,
+                         Py_ssize_t n, floating* acts, Py_ssize_t capacity,
+                         unsigned char* alive, double* sums, int n_threads) noexcept nogil:
+    """Forward n rows of X, then per layer add its outputs to sums[l] and mark
+    in ``alive`` (laid out like a workspace row) the units with a positive output."""
+    cdef int l
+    cdef Py_ssize_t i, j, m
+    cdef const floating* a
+    cdef unsigned char* flags
+    cdef double total
+    forward(net, params, X, n, acts, capacity, NULL, False, NULL, 0, 0, n_threads)
+    for l in range(net.n_layers):
+        m = net.sizes[l + 1]
+        a = acts + capacity * net.a_offset[l]
+        flags = alive + net.a_offset[l]
+        total = 0
+        for i in range(n):
+            for j in range(m):
+                total += a[i * m + j]
+                flags[j] |= a[i * m + j] > 0
+        sums[l] += total
 
 
 cdef inline void* _data(cnp.ndarray a):

@@ -38,46 +38,76 @@ cdef Py_ssize_t RELEASE_GIL_MIN = 1 << 16
 
 cdef void _values(const floating* p, Py_ssize_t rows, Py_ssize_t m, double* columns,
                   double* out) noexcept nogil:
-    """Mean, std, min, max and L2 norm of a rows x m block, and its column sums
-    when ``columns`` is not NULL. Sums are taken about the first value, so the
-    variance does not cancel catastrophically for values far from zero."""
+    """Mean, std, min, max and L2 norm of a rows x m block; leaves each column's
+    sum in columns[0..m). Sums are taken about the first value, so the variance
+    does not cancel for values far from zero, and kept per column (4 m doubles
+    of ``columns``): the row loop then runs over independent lanes and
+    vectorises, where one running sum would wait on each addition in turn."""
     cdef Py_ssize_t i, j, n = rows * m
-    cdef double shift = p[0], lo = p[0], hi = p[0], total = 0, squares = 0, norm = 0
-    cdef double x, d
+    cdef double shift = p[0], total = 0, squares = 0, lo, hi, d
+    cdef double* sums = columns
+    cdef double* sq = columns + m
+    cdef double* low = columns + 2 * m
+    cdef double* high = columns + 3 * m
+    for j in range(m):
+        sums[j] = 0
+        sq[j] = 0
+        low[j] = p[j]
+        high[j] = p[j]
     for i in range(rows):
         for j in range(m):
-            x = p[i * m + j]
-            d = x - shift
-            total += d
-            squares += d * d
-            norm += x * x
-            lo = x if x < lo else lo
-            hi = x if x > hi else hi
-            if columns != NULL:
-                columns[j] += x
+            d = p[i * m + j] - shift
+            sums[j] += d
+            sq[j] += d * d
+            low[j] = p[i * m + j] if p[i * m + j] < low[j] else low[j]
+            high[j] = p[i * m + j] if p[i * m + j] > high[j] else high[j]
+    lo, hi = low[0], high[0]
+    for j in range(m):
+        total += sums[j]
+        squares += sq[j]
+        lo = low[j] if low[j] < lo else lo
+        hi = high[j] if high[j] > hi else hi
+        sums[j] += rows * shift
     d = total / n
     out[MEAN] = shift + d
     out[STD] = sqrt(max(squares / n - d * d, 0.0))
     out[MIN] = lo
     out[MAX] = hi
-    out[NORM] = sqrt(norm)
+    # sum x^2 = sum (d + shift)^2; every term is accumulated, none cancels the others
+    out[NORM] = sqrt(max(squares + 2 * shift * total + n * shift * shift, 0.0))
 
 
 cdef double _norm(const floating* a, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
-    for i in range(n):
-        total += <double>a[i] * a[i]
-    return sqrt(total)
+    """L2 norm, with four running sums so that the additions overlap."""
+    cdef Py_ssize_t i, q = n - n % 4
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    for i in range(0, q, 4):
+        s0 += <double>a[i] * a[i]
+        s1 += <double>a[i + 1] * a[i + 1]
+        s2 += <double>a[i + 2] * a[i + 2]
+        s3 += <double>a[i + 3] * a[i + 3]
+    for i in range(q, n):
+        s0 += <double>a[i] * a[i]
+    return sqrt((s0 + s1) + (s2 + s3))
 
 
 cdef double _distance(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0, d
-    for i in range(n):
-        d = <double>a[i] - <double>b[i]
-        total += d * d
-    return sqrt(total)
+    """||a - b||, with four running sums as ``_norm``."""
+    cdef Py_ssize_t i, q = n - n % 4
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, d0, d1, d2, d3
+    for i in range(0, q, 4):
+        d0 = <double>a[i] - <double>b[i]
+        d1 = <double>a[i + 1] - <double>b[i + 1]
+        d2 = <double>a[i + 2] - <double>b[i + 2]
+        d3 = <double>a[i + 3] - <double>b[i + 3]
+        s0 += d0 * d0
+        s1 += d1 * d1
+        s2 += d2 * d2
+        s3 += d3 * d3
+    for i in range(q, n):
+        d0 = <double>a[i] - <double>b[i]
+        s0 += d0 * d0
+    return sqrt((s0 + s1) + (s2 + s3))
 
 
 cdef double _correlation(const double* column_sums, Py_ssize_t k, const floating* b,
@@ -113,12 +143,12 @@ cdef void _pass(const floating* p, const floating* g, const floating* prev,
     for l in range(n_layers):
         k = sizes[l]
         m = sizes[l + 1]
-        for j in range(m):
-            columns[j] = 0
         for part in range(2):
             row = out + (2 * l + part) * N_STATISTICS
             n = k * m if part == 0 else m
-            _values(p + start, k if part == 0 else 1, m, columns if part == 0 else NULL, row)
+            # the bias's pass overwrites columns 4m.. only: the weights' column sums stay
+            _values(p + start, k if part == 0 else 1, m, columns + (0 if part == 0 else 4 * m),
+                    row)
             row[GRAD_NORM] = _norm(g + start, n) if g != NULL else NAN
             row[UPDATE_NORM] = _distance(p + start, prev + start, n) if prev != NULL else NAN
             row[CHANGE_NORM] = _distance(p + start, init + start, n) if init != NULL else NAN
@@ -187,7 +217,7 @@ def layer_statistics(cnp.ndarray params not None, sizes, grads=None, previous=No
     cdef const void* init = _optional(initial, params, "initial")
     cdef int n_layers = len(sizes) - 1
     cdef cnp.ndarray widths = np.asarray(sizes, dtype=np.intp)
-    cdef cnp.ndarray columns = np.empty(max(sizes[1:]), dtype=np.float64)
+    cdef cnp.ndarray columns = np.empty(8 * max(sizes[1:]), dtype=np.float64)
     cdef cnp.ndarray stats = np.empty((n_layers, 2, N_STATISTICS), dtype=np.float64)
     cdef cnp.ndarray correlation = np.empty(n_layers, dtype=np.float64)
     cdef const Py_ssize_t* w = <const Py_ssize_t*>cnp.PyArray_DATA(widths)

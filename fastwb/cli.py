@@ -2,8 +2,9 @@
 
 ::
 
-    fastwb demo [--epochs N] [--seed S] [--hidden 100] [--no-compare]
-    fastwb train DATA --target COL [--hidden 128,64] [--epochs N] [--out model.fwb] ...
+    fastwb demo [--epochs N] [--seed S] [--hidden 100] [--no-compare] [--plots DIR]
+    fastwb train DATA --target COL [--hidden 128,64] [--epochs N] [--out model.fwb]
+                 [--plots DIR] ...
     fastwb predict MODEL DATA [--out predictions.csv] [--proba] [--target COL]
     fastwb info MODEL
 
@@ -102,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="hidden layer widths (default 100)")
     demo.add_argument("--no-compare", dest="compare", action="store_false",
                       help="skip the scikit-learn fit")
+    demo.add_argument("--plots", metavar="DIR",
+                      help="also follow the training with fastwb.Monitor and write its plots "
+                           "(loss, weight histograms, update ratios and gradient norms) "
+                           "as PNG files into DIR (needs matplotlib)")
 
     train = commands.add_parser(
         "train", help="train a network on a CSV or .npz file and save it",
@@ -138,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hold out this fraction of the samples and report the score on it")
     train.add_argument("--out", default="model.fwb", metavar="FILE",
                        help="where to save the model (default model.fwb)")
+    train.add_argument("--plots", metavar="DIR",
+                       help="also follow the training with fastwb.Monitor and write its "
+                            "plots as PNG files into DIR: loss, weight histograms, update "
+                            "ratios and gradient norms, and with 2 features the decision "
+                            "boundary (needs matplotlib)")
 
     predict = commands.add_parser(
         "predict", help="predict with a saved model; writes CSV",
@@ -240,18 +250,18 @@ def _progress_bar(estimator, epochs: int):
     return EstimatorProgress(epochs)
 
 
-def fit_with_progress(estimator, X, y, quiet: bool = False) -> list[str]:
-    """``estimator.fit(X, y)`` with a progress bar on stderr; the warnings it
-    raised come back as messages (and, unless ``quiet``, are printed as
-    ``fastwb: warning: ...`` lines)."""
+def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> list[str]:
+    """``estimator.fit(X, y)`` with a progress bar on stderr and ``callbacks``
+    besides; the warnings it raised come back as messages (and, unless
+    ``quiet``, are printed as ``fastwb: warning: ...`` lines)."""
     bar = _progress_bar(estimator, estimator.max_iter)
-    estimator.set_params(callbacks=bar)
+    estimator.set_params(callbacks=[bar, *callbacks])
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             estimator.fit(X, y)
     finally:
-        estimator.set_params(callbacks=None)    # the bar is this run's, not the model's
+        estimator.set_params(callbacks=None)    # the callbacks are this run's, not the model's
     messages = []
     for warning in caught:
         if not issubclass(warning.category, UserWarning):
@@ -272,9 +282,31 @@ def fit_with_progress(estimator, X, y, quiet: bool = False) -> list[str]:
 
 # --- the commands ----------------------------------------------------------------------
 
+def check_plots_directory(directory: str) -> None:
+    """Fail before training, not after, when the plots cannot be written there."""
+    import os
+    try:
+        from fastwb.plots import _matplotlib
+        _matplotlib()
+    except ImportError as error:
+        raise CommandError(f"--plots: {error}") from None
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CommandError(f"--plots {directory}: exists and is not a directory")
+
+
+def write_plots(monitor, directory: str, X=None, y=None) -> list:
+    """``fastwb.plots.save_plots``, then one line per file written."""
+    from fastwb.plots import save_plots
+    paths = save_plots(monitor, directory, X, y)
+    for path in paths:
+        print(f"wrote {path}")
+    return paths
+
+
 def _demo(args) -> None:
     from fastwb import demo
-    demo.run(epochs=args.epochs, seed=args.seed, hidden=args.hidden, compare=args.compare)
+    demo.run(epochs=args.epochs, seed=args.seed, hidden=args.hidden, compare=args.compare,
+             plots=args.plots)
 
 
 def _estimators():
@@ -290,7 +322,10 @@ def _train(args) -> None:
     import numpy as np
 
     from fastwb import _data, saving
+    from fastwb.monitor import Monitor
     _data.check_writable(args.out, "model file")
+    if args.plots is not None:
+        check_plots_directory(args.plots)
     table = _data.read_table(args.data, args.target, target_required=True)
     estimators = _estimators()
     task = _data.choose_task(args.task, table.target, table.target_name)
@@ -324,9 +359,10 @@ def _train(args) -> None:
     print(f"training {type(estimator).__name__}: hidden layers {hidden}, {args.activation}, "
           f"Adam lr {args.lr:g}, at most {args.epochs} epochs, {args.dtype}", flush=True)
 
+    monitor = Monitor() if args.plots is not None else None
     start = time.perf_counter()
     try:
-        fit_with_progress(estimator, X, y)
+        fit_with_progress(estimator, X, y, callbacks=[] if monitor is None else [monitor])
     except ValueError as error:     # the estimator's checks, worded for users
         raise CommandError(f"cannot train on {table.path}: {error}") from None
     seconds = time.perf_counter() - start
@@ -346,6 +382,8 @@ def _train(args) -> None:
     layers = "-".join(str(n) for n in estimator.network.sizes)
     print(f"saved {args.out} ({type(estimator).__name__}, layers {layers}, "
           f"{estimator.network.n_parameters:,} parameters)")
+    if monitor is not None:
+        write_plots(monitor, args.plots, X, y)
 
 
 def _split(X, y, fraction: float, task: str, seed: int):

@@ -3,16 +3,15 @@
 Trains ``fastwb.sklearn.MLPClassifier`` with scikit-learn's default
 hyperparameters on the 8x8 images of handwritten digits that ship with
 scikit-learn, then shows the loss per epoch, the test accuracy, every layer's
-weights and biases, and the time of the same fit with scikit-learn's own
-``MLPClassifier``.
+weights and biases (``Network.summary``), and the time of the same fit with
+scikit-learn's own ``MLPClassifier``; optionally writes the plots of
+``fastwb.plots`` of the training, followed by a ``fastwb.Monitor``.
 """
 from __future__ import annotations
 
 import math
 import time
 import warnings
-
-import numpy as np
 
 import fastwb
 from fastwb._data import CommandError
@@ -66,32 +65,8 @@ def loss_table(curve) -> list[str]:
     return lines
 
 
-def layer_statistics(network) -> list[dict]:
-    """Per layer, for W and b: shape, mean, std, min, max and L2 norm."""
-    rows = []
-    for i, (layer, activation) in enumerate(zip(network.layers, network.activations)):
-        for name, values in (("W", layer.weights), ("b", layer.bias)):
-            values = values.astype(np.float64)
-            rows.append({"layer": i + 1, "activation": activation, "name": name,
-                         "shape": values.shape, "mean": values.mean(), "std": values.std(),
-                         "min": values.min(), "max": values.max(),
-                         "norm": float(np.linalg.norm(values))})
-    return rows
-
-
-def layer_table(rows: list[dict]) -> list[str]:
-    header = (f"{'layer':<12}{'':3}{'shape':<11}{'mean':>9}{'std':>9}{'min':>9}{'max':>9}"
-              f"{'L2 norm':>10}")
-    lines = [header]
-    for row in rows:
-        label = f"{row['layer']} {row['activation']}" if row["name"] == "W" else ""
-        shape = " x ".join(str(n) for n in row["shape"])
-        lines.append(f"{label:<12}{row['name']:<3}{shape:<11}{row['mean']:+9.4f}"
-                     f"{row['std']:9.4f}{row['min']:+9.4f}{row['max']:+9.4f}{row['norm']:10.4f}")
-    return lines
-
-
-def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True) -> dict:
+def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True,
+        plots=None) -> dict:
     """Train on the digits, print what happened, and return the numbers shown.
 
     Parameters
@@ -105,16 +80,23 @@ def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True) -
         ``hidden_layer_sizes``.
     compare : bool
         Also fit scikit-learn's ``MLPClassifier`` and compare the times.
+    plots : str or path-like, optional
+        A directory: follow the training with a ``fastwb.Monitor`` and write
+        its plots there (``fastwb.plots.save_plots``; needs matplotlib).
 
     Returns
     -------
     dict
         ``accuracy``, ``epochs`` (run), ``loss_curve``, ``seconds``, ``layers``
-        (``layer_statistics``), and with ``compare`` ``sklearn_accuracy``,
-        ``sklearn_epochs``, ``sklearn_seconds`` and ``speedup``.
+        (``Network.summary(X_test).records``: one dict per layer), with
+        ``plots`` ``plots`` (the files written), and with ``compare``
+        ``sklearn_accuracy``, ``sklearn_epochs``, ``sklearn_seconds`` and
+        ``speedup``.
     """
-    from fastwb.cli import fit_with_progress
+    from fastwb.cli import check_plots_directory, fit_with_progress, write_plots
 
+    if plots is not None:
+        check_plots_directory(str(plots))
     X, _, X_train, X_test, y_train, y_test = _digits()
     MLPClassifier, SklearnMLP = _estimators()
     hidden = tuple(hidden)
@@ -128,8 +110,10 @@ def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True) -
     print("  scikit-learn's defaults otherwise: adam, lr 0.001, alpha 0.0001, batch 200\n",
           flush=True)
 
+    monitor = None if plots is None else fastwb.Monitor()
     start = time.perf_counter()
-    fit_with_progress(classifier, X_train, y_train, quiet=True)
+    fit_with_progress(classifier, X_train, y_train, quiet=True,
+                      callbacks=[] if monitor is None else [monitor])
     seconds = time.perf_counter() - start
     accuracy = float(classifier.score(X_test, y_test))
     curve = list(classifier.loss_curve_)
@@ -141,12 +125,14 @@ def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True) -
     correct = round(accuracy * len(y_test))
     print(f"test accuracy: {accuracy:.1%} ({correct} of {len(y_test)} digits)")
 
-    layers = layer_statistics(classifier.network)
-    print(f"\nweights and biases (z = x @ W + b), {classifier.network.n_parameters:,} "
-          f"parameters")
-    print("\n".join(layer_table(layers)))
+    summary = classifier.network.summary(X_test)
+    print("\nweights and biases (z = x @ W + b); activations on the test digits")
+    print(summary)
     results = {"accuracy": accuracy, "epochs": classifier.n_iter_, "loss_curve": curve,
-               "seconds": seconds, "layers": layers}
+               "seconds": seconds, "layers": summary.records}
+    if monitor is not None:
+        print()
+        results["plots"] = write_plots(monitor, plots)
     if not compare:
         return results
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from fastwb import _validation, reference
-from fastwb._layout import layer_views
 from fastwb._stats import STATISTICS, layer_statistics
 
 __all__ = ["STATISTICS", "Summary", "activation_statistics", "parameter_statistics", "summary"]
@@ -27,8 +26,7 @@ def parameter_statistics(network, grads=None, previous=None, initial=None):
 def activation_statistics(network, X) -> tuple[np.ndarray, np.ndarray]:
     """Per layer, on the rows of ``X``: the fraction of dead units (ReLU layers:
     output 0 for every row; NaN for other activations) and the mean activation."""
-    return reference.activation_statistics(layer_views(network.parameters, network.sizes),
-                                           network.activations, checked_rows(network, X))
+    return network._engine.activation_statistics(checked_rows(network, X))
 
 
 def checked_rows(network, X) -> np.ndarray:

@@ -334,6 +334,11 @@ class ReferenceEngine:
         """The penalty of the parameters."""
         return penalty(self.params, self._c1, self._c2) if self._regularized else 0.0
 
+    def activation_statistics(self, X):
+        """As ``Engine.activation_statistics``."""
+        x, _ = _validation.check_X(X, self.sizes[0], self.dtype)
+        return activation_statistics(self._layers, self.activations, np.atleast_2d(x))
+
     def loss(self, X, y, sample_weight=None):
         """Mean loss on (X, y) plus the penalty."""
         return self._loss_and_gradients(*self._checked(X, y, sample_weight), False)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numbers
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -18,10 +19,19 @@ from fastwb.callbacks import Callback
 if TYPE_CHECKING:
     import wandb
 
-__all__ = ["WandbCallback", "describe"]
+    from fastwb.network import Network
+
+__all__ = ["MetricSource", "WandbCallback", "describe"]
 
 
-def _import_wandb():
+class MetricSource(Protocol):
+    """What ``WandbCallback(monitor=...)`` takes: anything with ``metrics()``."""
+
+    def metrics(self) -> dict[str, float]:
+        """The latest epoch's statistics by name, e.g. ``"layer1/W/mean"``."""
+
+
+def _import_wandb() -> ModuleType:
     try:
         import wandb
     except ImportError as exc:
@@ -30,7 +40,7 @@ def _import_wandb():
     return wandb
 
 
-def describe(network) -> dict[str, Any]:
+def describe(network: Network) -> dict[str, Any]:
     """A network and its optimizer as a flat, JSON-able run config.
 
     ``sizes``, ``activations``, ``n_parameters`` and the network's settings
@@ -89,7 +99,7 @@ class WandbCallback(Callback):
         starts nor finishes it, and adds the network's description to its
         config only under keys the config does not have yet. ``project``,
         ``name``, ``config`` and ``init_kwargs`` then do not apply.
-    monitor : object or None
+    monitor : MetricSource or None
         An object whose ``metrics()`` returns a flat ``dict[str, float]`` of the
         latest epoch's statistics (keys such as ``"layer1/W/mean"``), merged
         into each row. If it is a callback of the same fit it must come before
@@ -112,7 +122,7 @@ class WandbCallback(Callback):
 
     def __init__(self, project: str | None = None, name: str | None = None,
                  config: Mapping[str, Any] | None = None, run: wandb.Run | None = None,
-                 monitor=None, histograms: bool = True, log_every: int = 1,
+                 monitor: MetricSource | None = None, histograms: bool = True, log_every: int = 1,
                  **init_kwargs):
         self._wandb = _import_wandb()
         self.log_every = check_count(log_every, "log_every")
@@ -159,7 +169,7 @@ class WandbCallback(Callback):
             return
         row = {key: float(value) for key, value in logs.items()
                if isinstance(value, numbers.Real)}
-        pass
+        row["epoch"] = epoch
         if self.histograms:
             for i, layer in enumerate(self.network.layers, start=1):
                 row[f"layer{i}/weights"] = self._wandb.Histogram(layer.weights)

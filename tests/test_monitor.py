@@ -62,7 +62,7 @@ def part_values(flat, sizes):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_records_match_numpy(backend, dtype):
     X, _ = problem()
-    monitor = Monitor(sample=X[:30])
+    monitor = Monitor(sample=X[:30], activations_every=1)
     net, X, recorder, history = fit_with(monitor, backend, dtype)
     rtol = 1e-9 if dtype == "float64" else 2e-4
     records = monitor.records()
@@ -205,6 +205,21 @@ def test_activation_sample_defaults_to_training_rows():
                for r in off.records())
 
 
+def test_activations_are_measured_at_an_interval_and_at_the_end():
+    X, y = problem(400)
+    net = fastwb.Network([5, 4, 3], loss="softmax_cross_entropy", seed=0)
+    auto = Monitor(sample_size=100)                      # 32 * 100 / 400: every 8th record
+    net.fit(X, y, epochs=19, callbacks=[auto])
+    measured = [e["epoch"] for e, m in zip(auto.epochs, auto.mean_activation)
+                if not np.isnan(m).all()]
+    assert measured == [7, 15, 18]                        # and the last epoch of the fit
+    chosen = Monitor(sample_size=100, activations_every=5)
+    fastwb.Network([5, 4, 3], loss="softmax_cross_entropy", seed=0).fit(
+        X, y, epochs=11, callbacks=[chosen])
+    assert [e["epoch"] for e, m in zip(chosen.epochs, chosen.mean_activation)
+            if not np.isnan(m).all()] == [4, 9, 10]
+
+
 def test_csv_and_jsonl_hold_the_records(tmp_path):
     monitor = Monitor()
     fit_with(monitor, epochs=3)
@@ -247,6 +262,7 @@ def test_metrics_are_the_latest_record_flat():
 
 @pytest.mark.parametrize("kwargs, error", [
     (dict(every=0), ValueError), (dict(sample_size=-1), ValueError),
+    (dict(activations_every=0), ValueError),
     (dict(snapshots=1.5), TypeError), (dict(warn="yes"), TypeError),
     (dict(explode=0.5), ValueError), (dict(vanish=2), ValueError), (dict(dead=-0.1), ValueError),
 ])

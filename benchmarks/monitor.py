@@ -1,0 +1,122 @@
+"""What leaving ``fastwb.Monitor`` on costs: epochs of ``fit`` with and without it.
+
+For each case (network, data set, batch size) the same network and optimizer
+keep training, ``--epochs`` epochs per ``fit`` call, in interleaved rounds:
+
+* ``plain``: ``fit`` with no callback;
+* ``monitor``: ``fit`` with ``Monitor()`` as shipped (statistics of the weights,
+  biases, gradient, update and change since the start in one compiled pass; the
+  activations on 256 sampled training rows; snapshots; health checks);
+* ``parameters only``: ``Monitor(sample_size=0)``, without the activations.
+
+The overhead is the best round's time per epoch with the monitor over the
+plain one, minus 1; the target is at most 5 %. Also shown: one call of the
+compiled statistics pass alone.
+
+Usage::
+
+    python benchmarks/monitor.py [--quick] [--repeats 7] [--epochs 5] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import warnings
+
+import numpy as np
+
+import fastwb
+from fastwb.bench.timing import clock, fmt_time, interleaved
+from fastwb.inspection import parameter_statistics
+
+#: name: (layer sizes, training rows, batch size). The first is scikit-learn's
+#: MLPClassifier default on the digits (batch 200); the others an MNIST-sized
+#: network with a typical batch, and a small network with many small batches.
+CASES = {
+    "digits 64-100-10 b200": ([64, 100, 10], 1347, 200),
+    "784-256-128-10 b128": ([784, 256, 128, 10], 8192, 128),
+    "16-32-4 b32": ([16, 32, 4], 4096, 32),
+}
+TARGET = 0.05
+
+
+def _data(sizes, n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], n)
+    if sizes[0] == 64:                       # the digits themselves when the shape is theirs
+        try:
+            from sklearn.datasets import load_digits
+            X, y = load_digits(return_X_y=True)
+            X, y = (X[:n] / 16).astype(np.float32), y[:n]
+        except ImportError:
+            pass
+    return X, y
+
+
+def measure(case: str, epochs: int, repeats: int, min_time: float) -> dict:
+    sizes, n, batch = CASES[case]
+    X, y = _data(sizes, n)
+    contenders = {}
+    monitors = {"plain": None, "monitor": fastwb.Monitor(),
+                "parameters only": fastwb.Monitor(sample_size=0)}
+    for name, monitor in monitors.items():
+        net = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0)
+        optimizer = fastwb.Adam(lr=1e-4)
+        callbacks = [] if monitor is None else [monitor]
+        contenders[name] = (lambda net=net, optimizer=optimizer, callbacks=callbacks:
+                            net.fit(X, y, optimizer, epochs=epochs, batch_size=batch,
+                                    callbacks=callbacks))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastwb.HealthWarning)   # random labels overfit
+        times = interleaved(contenders, repeats, min_time)
+    per_epoch = {name: t["min_s"] / epochs for name, t in times.items()}
+    net = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0)
+    copy = net.parameters.copy()
+    stats_pass = clock(lambda: parameter_statistics(net, net._engine.grads, copy, copy), 200)
+    return {"case": case, "sizes": sizes, "rows": n, "batch": batch, "epochs_per_fit": epochs,
+            "per_epoch_s": per_epoch, "statistics_pass_s": stats_pass,
+            "overhead": {name: per_epoch[name] / per_epoch["plain"] - 1
+                         for name in ("monitor", "parameters only")}}
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["| case | epoch, plain | epoch, Monitor() | overhead | Monitor(sample_size=0) | "
+             "overhead | statistics pass |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        t, o = r["per_epoch_s"], r["overhead"]
+        lines.append(f"| {r['case']} | {fmt_time(t['plain'])} | {fmt_time(t['monitor'])} | "
+                     f"{o['monitor']:+.1%} | {fmt_time(t['parameters only'])} | "
+                     f"{o['parameters only']:+.1%} | {fmt_time(r['statistics_pass_s'])} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", choices=list(CASES), action="append",
+                        help="measure only this case (repeatable)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per fit call")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="seconds each contender runs per round, at least")
+    parser.add_argument("--quick", action="store_true", help="one round each: a smoke run")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.min_time, args.epochs = 1, 0.001, 1
+    print(f"fastwb {fastwb.__version__}, {platform.machine()}, "
+          f"{args.repeats} interleaved rounds, best round per contender; target: "
+          f"overhead <= {TARGET:.0%}\n")
+    results = [measure(case, args.epochs, args.repeats, args.min_time)
+               for case in (args.case or CASES)]
+    print(markdown(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return results
+
+
+if __name__ == "__main__":
+    main()
