@@ -21,7 +21,7 @@ parameter buffer. ``D`` is the loss gradient with respect to ``Z = A W + b``.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, exp, fabs, isfinite, log, pow, sqrt, sqrtf, tanh
+from libc.math cimport INFINITY, NAN, exp, fabs, isfinite, log, pow, sqrt, sqrtf, tanh
 from libc.float cimport FLT_MAX
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
@@ -1832,24 +1832,38 @@ cdef class Engine:
         cdef cnp.ndarray x = self._input(X, &single)
         cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
         cdef cnp.ndarray alive = np.zeros(self.width_sum, dtype=np.uint8)
-        cdef cnp.ndarray sums = np.zeros(self.net.n_layers, dtype=np.float64)
+        cdef cnp.ndarray sums = np.zeros(self.width_sum, dtype=np.float64)
+        cdef cnp.ndarray dead = np.empty(self.net.n_layers, dtype=np.float64)
+        cdef cnp.ndarray mean = np.empty(self.net.n_layers, dtype=np.float64)
+        cdef unsigned char* flags = <unsigned char*>cnp.PyArray_DATA(alive)
+        cdef double* column = <double*>cnp.PyArray_DATA(sums)
+        cdef double* d = <double*>cnp.PyArray_DATA(dead)
+        cdef double* a = <double*>cnp.PyArray_DATA(mean)
+        cdef Py_ssize_t j, m, o, silent
+        cdef double total
+        cdef int l
         cdef Workspace ws = self._claim(min(n, PREDICT_BLOCK_ROWS), False)
         cdef int previous = blas_serial_begin()
         try:
             if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
-                self._activation_blocks(x, n, ws, <unsigned char*>cnp.PyArray_DATA(alive),
-                                        <double*>cnp.PyArray_DATA(sums), 1)
+                self._activation_blocks(x, n, ws, flags, column, 1)
             else:
                 with nogil:
-                    self._activation_blocks(x, n, ws, <unsigned char*>cnp.PyArray_DATA(alive),
-                                            <double*>cnp.PyArray_DATA(sums), 1)
+                    self._activation_blocks(x, n, ws, flags, column, 1)
         finally:
             blas_serial_end(previous)
             self._release(ws)
-        widths = self._sizes[1:]
-        dead = np.array([1.0 - alive[o:o + m].mean() if a == RELU else np.nan
-                         for o, m, a in zip(self._a_offset, widths, self._acts)])
-        return dead, sums / (n * widths)
+        for l in range(self.net.n_layers):
+            m = self.net.sizes[l + 1]
+            o = self.net.a_offset[l]
+            total = 0
+            silent = 0
+            for j in range(m):
+                total += column[o + j]
+                silent += flags[o + j] == 0
+            a[l] = total / (n * m)
+            d[l] = <double>silent / m if self.net.acts[l] == RELU else NAN
+        return dead, mean
 
     cdef void _activation_blocks(self, cnp.ndarray x, Py_ssize_t n, Workspace ws,
                                  unsigned char* alive, double* sums,
@@ -2090,24 +2104,25 @@ cdef class Engine:
 cdef void block_activity(const Net* net, const floating* params, const floating* X,
                          Py_ssize_t n, floating* acts, Py_ssize_t capacity,
                          unsigned char* alive, double* sums, int n_threads) noexcept nogil:
-    """Forward n rows of X, then per layer add its outputs to sums[l] and mark
-    in ``alive`` (laid out like a workspace row) the units with a positive output."""
+    """Forward n rows of X, then add each unit's outputs to ``sums`` and mark in
+    ``alive`` the units with a positive output (both laid out like a workspace
+    row: one entry per unit, layer after layer). Per-unit sums keep the row loop
+    free of a running total, so it vectorises."""
     cdef int l
     cdef Py_ssize_t i, j, m
     cdef const floating* a
     cdef unsigned char* flags
-    cdef double total
+    cdef double* column
     forward(net, params, X, n, acts, capacity, NULL, False, NULL, 0, 0, n_threads)
     for l in range(net.n_layers):
         m = net.sizes[l + 1]
         a = acts + capacity * net.a_offset[l]
         flags = alive + net.a_offset[l]
-        total = 0
+        column = sums + net.a_offset[l]
         for i in range(n):
             for j in range(m):
-                total += a[i * m + j]
+                column[j] += a[i * m + j]
                 flags[j] |= a[i * m + j] > 0
-        sums[l] += total
 
 
 cdef inline void* _data(cnp.ndarray a):

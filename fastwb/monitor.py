@@ -262,26 +262,30 @@ class Monitor(Callback):
                 self.warnings.append((entry["epoch"], kind, message))
                 warnings.warn(f"epoch {entry['epoch']}: {message}", HealthWarning, stacklevel=2)
 
-    def _gradient_norms(self, stats: np.ndarray) -> np.ndarray:
-        g = stats[:, :, STATISTICS.index("grad_norm")]
-        return np.sqrt((g ** 2).sum(axis=1))
+    def _layer_norms(self, i: int) -> tuple[list, list]:
+        """Per layer, the gradient norm of W and b together and the norm of W, of
+        record i, as Python floats: the checks run every epoch on a few numbers,
+        where NumPy's per-call cost would be most of their time."""
+        stats = self.stats[i].tolist()
+        g, w = STATISTICS.index("grad_norm"), STATISTICS.index("norm")
+        return ([math.hypot(weights[g], bias[g]) for weights, bias in stats],
+                [weights[w] for weights, _ in stats])
 
     def _exploding(self) -> str | None:
-        first, now = self._gradient_norms(self.stats[0]), self._gradient_norms(self.stats[-1])
-        grown = (first > 0) & (now > self.explode * first)
-        if not grown.any():
+        first, now = self._layer_norms(0)[0], self._layer_norms(-1)[0]
+        growth = [b / a if a > 0 else 0.0 for a, b in zip(first, now)]
+        l = max(range(len(growth)), key=growth.__getitem__)
+        if growth[l] <= self.explode:
             return None
-        l = int(np.argmax(np.where(first > 0, now / np.where(first > 0, first, 1), 0)))
         return (f"exploding gradients: layer {l + 1}'s gradient norm grew from {first[l]:.3g} "
                 f"to {now[l]:.3g} (more than {self.explode:g}x). Try a smaller learning rate, "
                 "clip_norm, or scaling the inputs.")
 
     def _vanishing(self) -> str | None:
-        stats = self.stats[-1]
-        if stats.shape[0] < 2:
+        grads, weights = self._layer_norms(-1)
+        if len(grads) < 2:
             return None
-        weight_norm = stats[:, 0, STATISTICS.index("norm")]
-        relative = self._gradient_norms(stats) / np.where(weight_norm > 0, weight_norm, 1)
+        relative = [g / w if w > 0 else g for g, w in zip(grads, weights)]
         if relative[-1] <= 0 or relative[0] >= self.vanish * relative[-1]:
             return None
         shown = ", ".join(f"{r:.2g}" for r in relative)
@@ -292,11 +296,11 @@ class Monitor(Callback):
     def _dead_relu(self) -> str | None:
         net = self._network
         relu = [l for l, name in enumerate(net.activations) if name == "relu"]
-        dead = self.dead_fraction[-1]
-        if not relu or np.isnan(dead[relu]).any():
+        dead = self.dead_fraction[-1].tolist()
+        if not relu or any(math.isnan(dead[l]) for l in relu):
             return None
-        units = np.array([net.sizes[l + 1] for l in relu])
-        fraction = float(np.dot(dead[relu], units) / units.sum())
+        units = sum(net.sizes[l + 1] for l in relu)
+        fraction = sum(dead[l] * net.sizes[l + 1] for l in relu) / units
         if fraction <= self.dead:
             return None
         per_layer = ", ".join(f"layer {l + 1}: {dead[l]:.0%}" for l in relu)
