@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -260,7 +262,8 @@ class Monitor(Callback):
             message = check()
             if message:
                 self.warnings.append((entry["epoch"], kind, message))
-                warnings.warn(f"epoch {entry['epoch']}: {message}", HealthWarning, stacklevel=2)
+                warnings.warn(f"epoch {entry['epoch']}: {message}", HealthWarning,
+                              stacklevel=_outside_fastwb())
 
     def _layer_norms(self, i: int) -> tuple[list, list]:
         """Per layer, the gradient norm of W and b together and the norm of W, of
@@ -402,8 +405,8 @@ class Monitor(Callback):
                  f"{'layer':<7}{'':3}{'mean':>19}{'std':>19}{'L2 norm':>19}{'|change|':>10}"
                  f"{'relative':>10}{'r(w,b)':>16}"]
         for r in rows:
-            cells = "".join(f"{r[f'initial_{n}']:+9.4f} -> {r[f'final_{n}']:<+8.4f}"
-                            for n in ("mean", "std", "norm"))
+            cells = "".join(f"{r[f'initial_{n}']:{sign}9.4f} -> {r[f'final_{n}']:<{sign}8.4f}"
+                            for n, sign in (("mean", "+"), ("std", ""), ("norm", "")))
             corr = ""
             if r["param"] == "W":
                 corr = f"{_fmt(r['initial_correlation'])}->{_fmt(r['final_correlation'])}"
@@ -449,6 +452,16 @@ class Monitor(Callback):
             raise ImportError("Monitor.to_frame needs pandas: pip install pandas; "
                               "Monitor.records() holds the same rows as dicts") from None
         return pandas.DataFrame(self.records())
+
+
+def _outside_fastwb() -> int:
+    """The stacklevel of the first caller outside the fastwb package (the line
+    that called ``fit``), for warnings issued from deep inside it."""
+    frame, level = sys._getframe(1), 1
+    package = os.path.dirname(os.path.abspath(__file__))
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _value(v) -> float | None:

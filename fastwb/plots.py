@@ -1,8 +1,8 @@
 """Pictures of what the weights and biases did during training (needs matplotlib).
 
-Every function builds a ``matplotlib.figure.Figure`` on the Agg canvas
-directly, not through pyplot: no global state and no window, so it is safe to
-call from scripts, servers and several threads at once. Each returns the
+Every function builds its own ``matplotlib.figure.Figure`` on the Agg canvas,
+not through pyplot: no global figure state and never a window, so the plots
+work the same in scripts, notebooks, servers and worker threads. Each returns the
 figure and, given ``path``, also writes it there (a PNG, or the format the
 suffix names, such as ``.svg`` or ``.pdf``). ``pip install "fastwb[plots]"``
 installs matplotlib.
@@ -40,6 +40,7 @@ def _matplotlib():
     except ImportError:
         raise ImportError('fastwb.plots needs matplotlib: pip install "fastwb[plots]"') from None
     import matplotlib.cm
+    import matplotlib.collections
     import matplotlib.colors
     import matplotlib.figure
     import matplotlib.lines
@@ -82,7 +83,8 @@ def _epoch_colors(times):
     """(colormap, norm) spanning the epochs trained in ``times``."""
     mpl, _ = _matplotlib()
     low, high = min(times), max(times)
-    return mpl.colormaps[EPOCH_COLORMAP], mpl.colors.Normalize(low, high if high > low else low + 1)
+    norm = mpl.colors.Normalize(low, high if high > low else low + 1)
+    return mpl.colormaps[EPOCH_COLORMAP], norm
 
 
 def _log_scale_if_positive(ax, values) -> None:
@@ -179,6 +181,13 @@ def loss_curves(source, path=None):
 
 # --- weights and biases over time -------------------------------------------------------
 
+def _step_outline(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The (x, y) vertices of a step histogram: from 0 up at the first edge,
+    across each bin at its count, down to 0 at the last edge."""
+    heights = np.concatenate([[0], np.repeat(counts, 2), [0]])
+    return np.column_stack([np.repeat(edges, 2), heights])
+
+
 def weight_histograms(monitor, path=None, bins: int = 40):
     """Histograms of each layer's weights and biases at every kept snapshot.
 
@@ -197,8 +206,9 @@ def weight_histograms(monitor, path=None, bins: int = 40):
     -------
     matplotlib.figure.Figure
         One row of panels per layer, W on the left and b on the right; each
-        snapshot is a step histogram coloured from early (dark) to late
-        (yellow), with a colorbar of epochs trained.
+        panel's ``collections[0]`` holds one step outline per snapshot,
+        coloured from early (dark) to late (yellow) by epochs trained, as the
+        colorbar shows.
 
     Raises
     ------
@@ -222,17 +232,21 @@ def weight_histograms(monitor, path=None, bins: int = 40):
             ax = axes[l, p]
             values = [np.asarray(v[l][p], dtype=np.float64).ravel() for v in views]
             edges = np.histogram_bin_edges(np.concatenate(values), bins=int(bins))
-            for time, v in zip(times, values):
-                ax.stairs(np.histogram(v, edges)[0], edges, color=cmap(norm(time)),
-                          linewidth=1.2)
+            # one collection of outlines per panel, not a patch per snapshot:
+            # matplotlib lays out many patches slowly
+            steps = [_step_outline(np.histogram(v, edges)[0], edges) for v in values]
+            ax.add_collection(mpl.collections.LineCollection(
+                steps, array=np.asarray(times, dtype=np.float64), cmap=cmap, norm=norm,
+                linewidths=1.2))
+            ax.autoscale_view()
+            ax.set_ylim(bottom=0)
             shape = " x ".join(str(n) for n in views[0][l][p].shape)
             ax.set_title(f"layer {l + 1} {part} ({shape}, {network.activations[l]})",
                          fontsize="medium")
             ax.set_ylabel("count")
     for ax in axes[-1]:
         ax.set_xlabel("value")
-    figure.colorbar(mpl.cm.ScalarMappable(norm, cmap), ax=axes,
-                    label="epochs trained (0: initial)")
+    figure.colorbar(axes[0, 0].collections[0], ax=axes, label="epochs trained (0: initial)")
     _save(figure, path)
     return figure
 
@@ -377,9 +391,9 @@ def _class_labels(y: np.ndarray, classes: int) -> np.ndarray:
     range as they are, other labels (text) by their sorted order."""
     if y.ndim == 2:
         return y.argmax(axis=1)
-    if y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.all(y == np.round(y))):
-        if y.size and y.min() >= 0 and y.max() < classes:
-            return y.astype(np.intp)
+    whole = y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.all(y == np.round(y)))
+    if whole and y.min() >= 0 and y.max() < classes:
+        return y.astype(np.intp)
     return np.unique(y, return_inverse=True)[1].ravel()
 
 
@@ -468,8 +482,8 @@ def decision_boundary(network, X, y, path=None, monitor=None):
                    s=14, edgecolors="k", linewidths=0.4)
         level = math.nan
     else:
-        target = (_class_labels(y, 2) if sigmoid and y.dtype.kind not in "fiub"
-                  else y.reshape(len(y), -1)[:, 0].astype(np.float64))
+        target = (y.reshape(len(y), -1)[:, 0].astype(np.float64) if y.dtype.kind in "fiub"
+                  else _class_labels(y, 2).astype(np.float64))     # text labels: 0, 1, ...
         if sigmoid:
             vmin, vmax, level = 0.0, 1.0, 0.5
         else:

@@ -83,20 +83,35 @@ def test_demo_trains_on_the_digits_and_compares_with_scikit_learn(capsys):
     assert 0 <= results["accuracy"] <= 1 and 0 <= results["sklearn_accuracy"] <= 1
     assert f"test accuracy: {results['accuracy']:.1%}" in out
     assert results["speedup"] > 0
-    # a per-layer table of W and b: 64-16-10
-    assert [(row["layer"], row["name"], row["shape"]) for row in results["layers"]] == [
-        (1, "W", (64, 16)), (1, "b", (16,)), (2, "W", (16, 10)), (2, "b", (10,))]
+    # network.summary(X_test): per layer, W and b, and the activations on the test digits
+    layers = results["layers"]
+    assert [(row["layer"], row["shape"], row["activation"]) for row in layers] == [
+        (1, (64, 16), "relu"), (2, (16, 10), "softmax")]
+    assert all(row["weight_norm"] > 0 and row["mean_activation"] is not None for row in layers)
+    assert "plots" not in results
     for needed in ("loss per epoch", "test accuracy", "weights and biases", "L2 norm",
-                   "fastwb fit", "scikit-learn"):
+                   "Network [64, 16, 10]", "fastwb fit", "scikit-learn"):
         assert needed in out
-    assert max(len(line) for line in out.splitlines()) <= 80
+    # the demo's own lines fit 80 columns (the summary's table, up to a blank line, is wider)
+    lines = out.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("Network [")))
+    end = lines.index("", start)
+    assert max(len(line) for line in lines[:start] + lines[end:]) <= 80
 
 
-def test_demo_command_without_the_comparison(capsys):
-    status, out, err = _run(capsys, "demo", "--epochs", "2", "--hidden", "8", "--no-compare")
-    assert status == 0
+def test_demo_command_without_the_comparison_writes_plots(capsys, tmp_path):
+    folder = tmp_path / "plots"
+    status, out, err = _run(capsys, "demo", "--epochs", "2", "--hidden", "8", "--no-compare",
+                            "--plots", folder)
+    assert status == 0, err
     assert "test accuracy" in out and "fastwb fit" not in out
     assert "Traceback" not in err
+    # 64 inputs: no decision boundary
+    names = ["loss.png", "weights.png", "training.png"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+    for name in names:
+        assert f"wrote {folder / name}" in out
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_loss_table_samples_long_runs():
@@ -184,6 +199,32 @@ def test_train_prints_scores_and_npz_options(capsys, tmp_path):
     assert loaded.callbacks is None                   # the bar was this run's only
     assert list(loaded.classes_) == [0, 1] and list(loaded.feature_names_in_) == ["left",
                                                                                  "right"]
+
+
+def test_train_writes_plots_and_the_decision_boundary_of_two_features(capsys, tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(80, 2))
+    data = tmp_path / "two.csv"
+    _write_csv(data, ["x1", "x2", "side"], [X[:, 0].round(4), X[:, 1].round(4),
+                                            np.where(X[:, 0] + X[:, 1] > 0, "up", "down")])
+    folder = tmp_path / "out" / "plots"
+    status, out, err = _run(capsys, "train", data, "--target", "side", "--epochs", "3",
+                            "--hidden", "4", "--plots", folder, "--out", tmp_path / "m.fwb")
+    assert status == 0, err
+    names = ["loss.png", "weights.png", "training.png", "decision_boundary.png"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+    for name in names:
+        assert f"wrote {folder / name}" in out
+        assert (folder / name).stat().st_size > 0
+    assert saving.load(tmp_path / "m.fwb").callbacks is None     # the monitor was this run's
+
+
+def test_plots_without_matplotlib_fail_before_training(files, capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    status, out, err = _run(capsys, "train", files / "flowers.csv", "--target", "species",
+                            "--plots", tmp_path, "--out", tmp_path / "m.fwb")
+    _assert_one_line_error(status, err, 'pip install "fastwb[plots]"')
+    assert "training" not in out and not (tmp_path / "m.fwb").exists()
 
 
 def test_info_describes_a_model_without_training(files, capsys):
@@ -319,6 +360,10 @@ ERRORS = {
                       "argument --lr"),
     "bad task": (["train", "{flowers}", "--target", "species", "--task", "cluster"],
                  "invalid choice: 'cluster'"),
+    "plots into a file": (["train", "{flowers}", "--target", "species", "--plots",
+                           "{flowers}"], "exists and is not a directory"),
+    "demo plots into a file": (["demo", "--plots", "{flowers}"],
+                               "exists and is not a directory"),
     "unknown option": (["demo", "--fast"], "unrecognized arguments: --fast"),
     "unknown command": (["fly"], "invalid choice: 'fly'"),
 }

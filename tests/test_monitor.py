@@ -333,6 +333,7 @@ def test_vanishing_gradients_warn():
     with pytest.warns(HealthWarning, match="vanishing gradients") as caught:
         net.fit(X, y, epochs=3, callbacks=[monitor])
     assert kinds(monitor) == ["vanishing"] and len(caught) == 1
+    assert caught[0].filename == __file__                 # points at the fit call
 
 
 def test_dead_relu_units_warn():
