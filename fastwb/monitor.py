@@ -144,6 +144,7 @@ class Monitor(Callback):
         self._rows = None
         self._activation_stride = 1
         self._best = None                  # (index, val_loss, loss) of the best val_loss
+        self._first_gradients = None       # per layer, of the first record
         self._initial = self._previous = None
         self._snapshots: dict = {}
         self._stride = 1
@@ -174,7 +175,8 @@ class Monitor(Callback):
         if self._pending is not None and "logs" in self._pending:
             self._record()
         self._pending = None
-        if self.epochs and self._rows is not None and np.isnan(self.mean_activation[-1]).all():
+        if self.epochs and self._rows is not None and \
+                self.mean_activation[-1] is self._unmeasured:
             self.dead_fraction[-1], self.mean_activation[-1] = self._activations()
             if self.warn:
                 self._check_health(self.epochs[-1])
@@ -183,6 +185,8 @@ class Monitor(Callback):
 
     def _start(self, net) -> None:
         self._network = net
+        self._unmeasured = np.full(len(net.sizes) - 1, np.nan)     # shared, never written
+        self._unmeasured.flags.writeable = False
         if self.sample is not None:
             self._rows = checked_rows(net, self.sample)
         elif self.sample_size and self.training_data is not None:
@@ -208,11 +212,9 @@ class Monitor(Callback):
             self._snapshots = {"initial": self._initial}
 
     def _activations(self) -> tuple[np.ndarray, np.ndarray]:
-        net = self._network
         if self._rows is None:
-            nan = np.full(len(net.sizes) - 1, np.nan)
-            return nan, nan
-        return net._engine.activation_statistics(self._rows)
+            return self._unmeasured, self._unmeasured
+        return self._network._engine.activation_statistics(self._rows)
 
     def _record(self) -> None:
         net = self._network
@@ -223,7 +225,7 @@ class Monitor(Callback):
         if (len(self.epochs) + 1) % self._activation_stride == 0:
             dead, mean = self._activations()
         else:
-            dead = mean = np.full(len(net.sizes) - 1, np.nan)
+            dead = mean = self._unmeasured
         updates = net.optimizer._step - pending["step"]
         entry = pending["logs"]
         entry.update(updates=updates, time_per_update=pending["time"] / updates
@@ -254,12 +256,19 @@ class Monitor(Callback):
     # --- health -------------------------------------------------------------------
 
     def _check_health(self, entry: dict) -> None:
+        if len(self.warnings) == 4:
+            return
         done = {kind for _, kind, _ in self.warnings}
-        for kind, check in (("exploding", self._exploding), ("vanishing", self._vanishing),
-                            ("dead_relu", self._dead_relu), ("overfitting", self._overfitting)):
+        grads, weights = self._layer_norms(-1)
+        if self._first_gradients is None:
+            self._first_gradients = grads
+        for kind, check, args in (("exploding", self._exploding, (grads,)),
+                                  ("vanishing", self._vanishing, (grads, weights)),
+                                  ("dead_relu", self._dead_relu, ()),
+                                  ("overfitting", self._overfitting, ())):
             if kind in done:
                 continue
-            message = check()
+            message = check(*args)
             if message:
                 self.warnings.append((entry["epoch"], kind, message))
                 warnings.warn(f"epoch {entry['epoch']}: {message}", HealthWarning,
@@ -274,8 +283,8 @@ class Monitor(Callback):
         return ([math.hypot(weights[g], bias[g]) for weights, bias in stats],
                 [weights[w] for weights, _ in stats])
 
-    def _exploding(self) -> str | None:
-        first, now = self._layer_norms(0)[0], self._layer_norms(-1)[0]
+    def _exploding(self, now: list) -> str | None:
+        first = self._first_gradients
         growth = [b / a if a > 0 else 0.0 for a, b in zip(first, now)]
         l = max(range(len(growth)), key=growth.__getitem__)
         if growth[l] <= self.explode:
@@ -284,8 +293,7 @@ class Monitor(Callback):
                 f"to {now[l]:.3g} (more than {self.explode:g}x). Try a smaller learning rate, "
                 "clip_norm, or scaling the inputs.")
 
-    def _vanishing(self) -> str | None:
-        grads, weights = self._layer_norms(-1)
+    def _vanishing(self, grads: list, weights: list) -> str | None:
         if len(grads) < 2:
             return None
         relative = [g / w if w > 0 else g for g, w in zip(grads, weights)]
@@ -298,9 +306,11 @@ class Monitor(Callback):
 
     def _dead_relu(self) -> str | None:
         net = self._network
+        if self.dead_fraction[-1] is self._unmeasured:
+            return None
         relu = [l for l, name in enumerate(net.activations) if name == "relu"]
         dead = self.dead_fraction[-1].tolist()
-        if not relu or any(math.isnan(dead[l]) for l in relu):
+        if not relu:
             return None
         units = sum(net.sizes[l + 1] for l in relu)
         fraction = sum(dead[l] * net.sizes[l + 1] for l in relu) / units
