@@ -1,8 +1,8 @@
-"""Regenerate ``benchmarks/RESULTS.md``: peers, memory and scaling, in one run.
+"""Regenerate ``benchmarks/RESULTS.md``: peers, memory, scaling and the Monitor's cost.
 
 Runs ``fastwb.bench.peers`` on the four standard shapes (both dtypes), the
 memory benchmark (``memory.py``) and the scaling sweeps with their plots
-(``scaling.py``), and writes the tables, the plots (``benchmarks/results/``),
+(``scaling.py``), what leaving ``fastwb.Monitor`` on costs (``monitor.py``), and writes the tables, the plots (``benchmarks/results/``),
 the raw JSON and the machine they ran on. It takes several minutes; install
 the peers first (``pip install ".[peers]"``) or they are skipped with a note.
 
@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import memory  # noqa: E402
+import monitor  # noqa: E402
 import scaling  # noqa: E402
 from _common import SHAPES, thread_counts  # noqa: E402
 
@@ -47,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     mem = memory.measure(shapes, ["float32", "float64"])
     scale = scaling.run(list(thread_counts()), large=not args.no_large)
     plots = [peer_args.plot] + scaling.plot(scale, figures)
+    monitored = [monitor.measure(case, 20, 7, 0.2) for case in monitor.CASES]
     (figures / "results.json").write_text(json.dumps(
-        {"peers": report, "memory": mem, "scaling": scale}, indent=1, default=str))
+        {"peers": report, "memory": mem, "scaling": scale, "monitor": monitored}, indent=1,
+        default=str))
 
     m = report["machine"]
     text = "\n".join([
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         "## Scaling", "",
         scaling.markdown(scale), "",
         *[f"![{p.stem}](results/{p.name})" for p in plots[1:]], "",
+        "## What fastwb.Monitor costs", "",
+        monitor.markdown(monitored), "",
         "Raw numbers: [results/results.json](results/results.json).", ""])
     (args.out / "RESULTS.md").write_text(text)
     print(f"wrote {args.out / 'RESULTS.md'}", file=sys.stderr)
