@@ -18,5 +18,6 @@ __version__ = "0.1.0"
 _blas.select("auto")
 
 __all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "HealthWarning",
-           "History", "Monitor", "Network", "Optimizer", "RMSprop", "SGD", "blas_source", "initializers", "load",
-           "openmp_enabled", "save", "schedules", "WandbCallback", "__version__"]
+           "History", "Monitor", "Network", "Optimizer", "RMSprop", "SGD", "WandbCallback",
+           "blas_source", "initializers", "load", "openmp_enabled", "save", "schedules",
+           "__version__"]

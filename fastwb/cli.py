@@ -18,6 +18,7 @@ its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import time
@@ -284,7 +285,6 @@ def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> lis
 
 def check_plots_directory(directory: str) -> None:
     """Fail before training, not after, when the plots cannot be written there."""
-    import os
     try:
         from fastwb.plots import _matplotlib
         _matplotlib()

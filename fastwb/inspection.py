@@ -25,8 +25,9 @@ def parameter_statistics(network, grads=None, previous=None, initial=None):
 
 def activation_statistics(network, X) -> tuple[np.ndarray, np.ndarray]:
     """Per layer, on the rows of ``X``: the fraction of dead units (ReLU layers:
-    output 0 for every row; NaN for other activations) and the mean activation."""
-    return network._engine.activation_statistics(checked_rows(network, X))
+    output 0 for every row; NaN for other activations) and the mean activation.
+    The engine checks X as ``predict`` does."""
+    return network._engine.activation_statistics(X)
 
 
 def checked_rows(network, X) -> np.ndarray:
@@ -126,7 +127,6 @@ def summary(network, X=None) -> Summary:
     stats, correlation = parameter_statistics(network)
     dead = mean = n_rows = None
     if X is not None:
-        x = checked_rows(network, X)
-        dead, mean = activation_statistics(network, x)
-        n_rows = x.shape[0]
+        dead, mean = activation_statistics(network, X)       # checks X
+        n_rows = np.atleast_2d(np.asarray(X)).shape[0]
     return Summary(network, layer_records(network, stats, correlation, dead, mean), n_rows)
