@@ -211,12 +211,17 @@ def test_fit_epochs_allocate_only_their_buffers(dtype, optimizer, regularized, b
     for n_batches in (4, 32):
         samples = n_batches * batch
         part = None if w is None else w[:samples]
-        record = fit_epochs(net, opt, X[:samples], y[:samples], part, batch, 3)
+        record = fit_epochs(net, opt, X[:samples], y[:samples], part, batch, 4)
         allowed = epoch_allowance(dtype, slots, samples, batch, w is not None)
         what = f"fit {optimizer} {dtype}, {n_batches} batches of {batch}"
         assert max(record.peak) <= allowed, f"{what}: epochs peaked {record.peak} > {allowed}"
         kept = [start - record.start[0] for start in record.start]
-        assert all(k <= e * EPOCH_KEPT_BYTES for e, k in enumerate(kept)), (
+        # the first epoch may also leave what the interpreter caches once (Python
+        # 3.10 keeps a frame per function after its first call: ~400 bytes);
+        # every later epoch only its records
+        steady = [k - kept[1] for k in kept[1:]]
+        assert kept[1] <= KEPT_BYTES + EPOCH_KEPT_BYTES and all(
+            k <= e * EPOCH_KEPT_BYTES for e, k in enumerate(steady)), (
             f"{what}: memory at the epochs' starts grew by {kept} bytes")
 
 
