@@ -25,6 +25,7 @@ import time
 import warnings
 
 from fastwb._data import CommandError
+from fastwb._optional import SKLEARN_REQUIREMENT, sklearn_dropins, sklearn_missing
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -309,15 +310,6 @@ def _demo(args) -> None:
              plots=args.plots)
 
 
-def _estimators():
-    try:
-        from fastwb import sklearn
-    except ImportError:
-        raise CommandError('training and predicting need scikit-learn >= 1.6: '
-                           'pip install "fastwb[sklearn]"') from None
-    return sklearn
-
-
 def _train(args) -> None:
     import numpy as np
 
@@ -327,7 +319,7 @@ def _train(args) -> None:
     if args.plots is not None:
         check_plots_directory(args.plots)
     table = _data.read_table(args.data, args.target, target_required=True)
-    estimators = _estimators()
+    estimators = sklearn_dropins("training")
     task = _data.choose_task(args.task, table.target, table.target_name)
     X, y = table.X, table.target
     if task == "regress":
@@ -406,9 +398,11 @@ def _load_model(path: str):
     _data.check_readable(path, "model file")
     try:
         return saving.load(path)
-    except ImportError:
-        raise CommandError(f'{path} holds a scikit-learn estimator: loading it needs '
-                           f'scikit-learn >= 1.6: pip install "fastwb[sklearn]"') from None
+    except ImportError as error:
+        if not sklearn_missing(error):
+            raise
+        raise CommandError(f"{path} holds a scikit-learn estimator: loading it needs "
+                           f"{SKLEARN_REQUIREMENT}") from None
 
 
 def _model_features(model):

@@ -14,7 +14,7 @@ import time
 import warnings
 
 import fastwb
-from fastwb._data import CommandError
+from fastwb._optional import sklearn_dropins
 
 #: Share of the digits held out for testing, and the split's seed.
 TEST_SIZE = 0.25
@@ -23,27 +23,14 @@ SPLIT_SEED = 0
 
 def _digits():
     """Digits scaled to [0, 1] and a fixed stratified train/test split."""
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError:
-        raise CommandError('the demo needs scikit-learn: pip install "fastwb[sklearn]"') \
-            from None
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     return (X, y, *train_test_split(X, y, test_size=TEST_SIZE, random_state=SPLIT_SEED,
                                     stratify=y))
 
 
-def _estimators():
-    try:
-        from sklearn.neural_network import MLPClassifier as SklearnMLP
-
-        from fastwb.sklearn import MLPClassifier
-    except ImportError:
-        raise CommandError('the demo needs scikit-learn >= 1.6: pip install "fastwb[sklearn]"') \
-            from None
-    return MLPClassifier, SklearnMLP
 
 
 def _sampled_epochs(n: int, shown: int = 10) -> list[int]:
@@ -97,8 +84,9 @@ def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True,
 
     if plots is not None:
         check_plots_directory(str(plots))
+    MLPClassifier = sklearn_dropins("the demo").MLPClassifier
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
     X, _, X_train, X_test, y_train, y_test = _digits()
-    MLPClassifier, SklearnMLP = _estimators()
     hidden = tuple(hidden)
     settings = dict(hidden_layer_sizes=hidden, max_iter=epochs, random_state=seed)
     classifier = MLPClassifier(**settings)

@@ -66,8 +66,10 @@ try:
                                           unique_labels)
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as error:        # pragma: no cover - depends on the installation
+    if (error.name or "").split(".")[0] != "sklearn":
+        raise                       # scikit-learn is there, but broken: its own error says how
     raise ImportError("fastwb.sklearn needs scikit-learn >= 1.6: "
-                      "pip install 'fastwb[sklearn]'") from error
+                      "pip install 'fastwb[sklearn]'", name="sklearn") from error
 try:        # scikit-learn's error for a bad parameter: a ValueError and a TypeError
     from sklearn.utils._param_validation import InvalidParameterError
 except ImportError:         # pragma: no cover - a private module that may move

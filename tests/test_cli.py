@@ -409,3 +409,38 @@ def test_python_dash_m_fastwb_fails_in_one_line(tmp_path):
     result = _command("predict", "missing.fwb", "data.csv", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr == "fastwb: error: model file not found: missing.fwb\n"
+
+
+def _hide_from_import(monkeypatch, module):
+    """Make ``import`` of the module fail as an uninstalled one would, and
+    forget fastwb.sklearn so it is imported again."""
+    for name in [m for m in sys.modules if m.startswith(module + ".")] + [module]:
+        monkeypatch.setitem(sys.modules, name, None)   # its submodules too: they are cached
+    monkeypatch.delitem(sys.modules, "fastwb.sklearn", raising=False)
+    monkeypatch.delattr(fastwb, "sklearn", raising=False)
+
+
+@pytest.mark.parametrize("argv", [["demo", "--epochs", "1", "--no-compare"],
+                                  ["train", "flowers.csv", "--target", "species", "--out", "m.fwb"]])
+def test_a_missing_scikit_learn_is_named_with_the_command_that_installs_it(
+        argv, files, capsys, monkeypatch):
+    _hide_from_import(monkeypatch, "sklearn")
+    monkeypatch.chdir(files)
+    status, _, err = _run(capsys, *argv)
+    _assert_one_line_error(status, err, 'scikit-learn >= 1.6: pip install "fastwb[sklearn]"')
+
+
+def test_a_model_file_of_an_estimator_names_the_missing_scikit_learn(files, capsys, monkeypatch):
+    _hide_from_import(monkeypatch, "sklearn")
+    status, _, err = _run(capsys, "predict", files / "flowers.fwb", files / "flowers.csv")
+    _assert_one_line_error(status, err, "holds a scikit-learn estimator")
+
+
+def test_another_import_failure_is_not_blamed_on_scikit_learn(files, capsys, monkeypatch):
+    """scikit-learn installed, something else missing (as itertools.pairwise was
+    on Python 3.9): the real ImportError comes through, not "install scikit-learn"."""
+    _hide_from_import(monkeypatch, "scipy.optimize")
+    with pytest.raises(ImportError) as info:
+        main(["demo", "--epochs", "1", "--no-compare"])
+    assert info.value.name == "scipy.optimize"
+    assert "pip install" not in str(info.value)
