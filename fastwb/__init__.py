@@ -3,6 +3,36 @@
 Dense neural networks on the CPU: a compiled core (Cython, OpenMP, BLAS) under
 a small Python API, with a pure-NumPy reference as its correctness oracle.
 """
+import importlib.machinery
+import os
+
+
+def _unbuilt_error(error: ImportError) -> ImportError:
+    """The ImportError to raise when ``fastwb._core`` cannot be imported.
+
+    The usual cause is running Python in a checkout of fastwb: its ``fastwb``
+    folder, which holds no compiled extension, hides the installed package.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    if any(name.startswith("_core.") and name.endswith(suffixes) for name in os.listdir(here)):
+        return error        # built for this Python and still failing: its own message says why
+    built = [name for name in os.listdir(here) if name.startswith("_core.")
+             and name.endswith((".so", ".pyd")) and not name.endswith(suffixes)]
+    other = f" (it holds {', '.join(sorted(built))}, built for another Python)" if built else ""
+    return ImportError(
+        f"fastwb's compiled extension fastwb._core is not built in {here}{other}. This looks "
+        f"like a fastwb source tree: Python imports it instead of an installed fastwb when "
+        f"it runs in the folder above it. Run Python from another folder to use the "
+        f"installed fastwb (`pip install .` in the source tree installs it), or build the "
+        f"extension here with `pip install -e .`.", name="fastwb._core", path=here)
+
+
+try:
+    from fastwb import _core
+except ImportError as _error:
+    raise _unbuilt_error(_error) from _error
+
 from fastwb import _blas, initializers, schedules
 from fastwb._core import blas_source, openmp_enabled
 from fastwb.callbacks import Callback, EarlyStopping, History

@@ -6,12 +6,24 @@ keeps its traceback, instead of being reported as "not installed".
 """
 from __future__ import annotations
 
+import re
 from types import ModuleType
 
 from fastwb._data import CommandError
 
 #: What to install, as every message about a missing scikit-learn says it.
-SKLEARN_REQUIREMENT = 'scikit-learn >= 1.6: pip install "fastwb[sklearn]"'
+SKLEARN_REQUIREMENT = 'scikit-learn >= 1.7: pip install "fastwb[sklearn]"'
+#: The oldest scikit-learn whose API the drop-ins mirror (MLPRegressor's ``loss``).
+SKLEARN_OLDEST = (1, 7)
+
+
+def check_sklearn_version() -> None:
+    """Raise ImportError when the installed scikit-learn is older than SKLEARN_OLDEST."""
+    import sklearn
+    found = tuple(int(part) for part in re.findall(r"\d+", sklearn.__version__)[:2])
+    if found < SKLEARN_OLDEST:
+        raise ImportError(f"fastwb.sklearn needs {SKLEARN_REQUIREMENT} (found "
+                          f"{sklearn.__version__})", name="sklearn")
 
 
 def sklearn_missing(error: ImportError) -> bool:

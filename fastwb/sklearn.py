@@ -54,6 +54,8 @@ from itertools import pairwise
 import numpy as np
 import scipy.optimize
 
+from fastwb._optional import SKLEARN_REQUIREMENT, check_sklearn_version
+
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
@@ -68,8 +70,8 @@ try:
 except ImportError as error:        # pragma: no cover - depends on the installation
     if (error.name or "").split(".")[0] != "sklearn":
         raise                       # scikit-learn is there, but broken: its own error says how
-    raise ImportError("fastwb.sklearn needs scikit-learn >= 1.6: "
-                      "pip install 'fastwb[sklearn]'", name="sklearn") from error
+    raise ImportError(f"fastwb.sklearn needs {SKLEARN_REQUIREMENT}", name="sklearn") from error
+check_sklearn_version()
 try:        # scikit-learn's error for a bad parameter: a ValueError and a TypeError
     from sklearn.utils._param_validation import InvalidParameterError
 except ImportError:         # pragma: no cover - a private module that may move

@@ -427,7 +427,7 @@ def test_a_missing_scikit_learn_is_named_with_the_command_that_installs_it(
     _hide_from_import(monkeypatch, "sklearn")
     monkeypatch.chdir(files)
     status, _, err = _run(capsys, *argv)
-    _assert_one_line_error(status, err, 'scikit-learn >= 1.6: pip install "fastwb[sklearn]"')
+    _assert_one_line_error(status, err, 'scikit-learn >= 1.7: pip install "fastwb[sklearn]"')
 
 
 def test_a_model_file_of_an_estimator_names_the_missing_scikit_learn(files, capsys, monkeypatch):
@@ -444,3 +444,13 @@ def test_another_import_failure_is_not_blamed_on_scikit_learn(files, capsys, mon
         main(["demo", "--epochs", "1", "--no-compare"])
     assert info.value.name == "scipy.optimize"
     assert "pip install" not in str(info.value)
+
+
+def test_a_too_old_scikit_learn_is_named_with_its_version(files, capsys, monkeypatch):
+    import sklearn
+    monkeypatch.setattr(sklearn, "__version__", "1.6.1")
+    monkeypatch.delitem(sys.modules, "fastwb.sklearn", raising=False)
+    monkeypatch.delattr(fastwb, "sklearn", raising=False)
+    status, _, err = _run(capsys, "demo", "--epochs", "1", "--no-compare")
+    _assert_one_line_error(status, err, "scikit-learn >= 1.7")
+    assert "found 1.6.1" in err
