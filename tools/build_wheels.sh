@@ -157,7 +157,7 @@ main() {
     snapshot_sources
     make_tool_venv "python${pythons[-1]}"
 
-    local rows=() v start raw_wheel wheel seconds
+    local rows=() v start raw_wheel wheel seconds loss
     for v in "${pythons[@]}"; do
         echo "== Python $v: build"
         start=$(date +%s)
@@ -170,7 +170,8 @@ main() {
         auditwheel show "$wheel" 2>/dev/null | tee "$LOGS/show-$v.log"
         echo "== Python $v: smoke test"
         smoke_test "$v" "$wheel"
-        rows+=("$v|$(basename "$wheel")|$(human_size "$raw_wheel")|$(human_size "$wheel")|$seconds|ok")
+        loss=$(sed -n 's/.*: loss \(.*\), OpenMP.*/\1/p' "$LOGS/smoke-$v.log")
+        rows+=("$v|$(basename "$wheel")|$(human_size "$raw_wheel")|$(human_size "$wheel")|$seconds|ok, loss $loss")
     done
 
     echo
