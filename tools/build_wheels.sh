@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build, repair and smoke-test Linux wheels of fastwb for every CPython 3.10-3.13
-# found on this machine (python3.10 ... python3.13 on PATH).
+# found on this machine (tools/find_python.sh: on PATH or in pyenv's versions).
 #
 #   tools/build_wheels.sh OUTDIR
 #
@@ -31,13 +31,13 @@ logged() {
     fi
 }
 
-# Every python3.X that actually runs: pyenv puts shims on PATH for versions
-# that are installed but not selected, and those exit with an error.
-available_pythons() {
-    local v
+# The interpreter of every supported version found, in PYTHON_OF[3.X].
+declare -A PYTHON_OF
+find_pythons() {
+    local v path
     for v in "${PYTHONS[@]}"; do
-        if "python$v" -c 'import sys' >/dev/null 2>&1; then
-            echo "$v"
+        if path=$("$REPO/tools/find_python.sh" "$v"); then
+            PYTHON_OF[$v]=$path
         fi
     done
 }
@@ -67,7 +67,7 @@ build_wheel() {
     local unset_switches=() name
     for name in "${LOCAL_BUILD_SWITCHES[@]}"; do unset_switches+=(-u "$name"); done
     logged "$LOGS/build-$v.log" env "${unset_switches[@]}" CFLAGS=-g0 \
-        "python$v" -m pip wheel --no-deps -w "$dist" "$src"
+        "${PYTHON_OF[$v]}" -m pip wheel --no-deps -w "$dist" "$src"
     ls "$dist"/fastwb-*.whl
 }
 
@@ -104,7 +104,7 @@ check_contents() {
 # from a directory outside the source tree.
 smoke_test() {
     local v=$1 wheel=$2 venv=$WORK/venv-$1 log=$LOGS/smoke-$1.log
-    "python$v" -m venv "$venv"
+    "${PYTHON_OF[$v]}" -m venv "$venv"
     logged "$LOGS/install-$v.log" "$venv/bin/pip" install --only-binary=:all: numpy scipy
     logged "$LOGS/install-$v.log" "$venv/bin/pip" install --only-binary=:all: --no-index --no-deps "$wheel"
     logged "$LOGS/install-$v.log" "$venv/bin/pip" check
@@ -144,10 +144,12 @@ main() {
     rm -rf "$LOGS"
     mkdir -p "$LOGS"
     WORK=$(mktemp -d)
+    local v
     trap 'rm -rf "$WORK"' EXIT
 
-    local pythons
-    mapfile -t pythons < <(available_pythons)
+    find_pythons
+    local pythons=()
+    for v in "${PYTHONS[@]}"; do [[ -v PYTHON_OF[$v] ]] && pythons+=("$v"); done
     [[ ${#pythons[@]} -gt 0 ]] || die "none of python${PYTHONS[*]} runs here"
     echo "== sources: $(git -C "$REPO" rev-parse --short HEAD) of $REPO (tracked files, as in the working tree)"
     if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no) ]]; then
@@ -155,9 +157,9 @@ main() {
     fi
     echo "== Pythons: ${pythons[*]}"
     snapshot_sources
-    make_tool_venv "python${pythons[-1]}"
+    make_tool_venv "${PYTHON_OF[${pythons[-1]}]}"
 
-    local rows=() v start raw_wheel wheel seconds loss
+    local rows=() start raw_wheel wheel seconds loss
     for v in "${pythons[@]}"; do
         echo "== Python $v: build"
         start=$(date +%s)
