@@ -3,22 +3,25 @@
 Dense neural networks on the CPU: a compiled core (Cython, OpenMP, BLAS) under
 a small Python API, with a pure-NumPy reference as its correctness oracle.
 """
+from __future__ import annotations
+
 import importlib.machinery
 import os
 
 
-def _unbuilt_error(error: ImportError) -> ImportError:
-    """The ImportError to raise when ``fastwb._core`` cannot be imported.
+def _unbuilt_error() -> ImportError | None:
+    """The ImportError to raise when ``fastwb._core`` cannot be imported because
+    it was never built here; None when it was, and its own error says why.
 
     The usual cause is running Python in a checkout of fastwb: its ``fastwb``
     folder, which holds no compiled extension, hides the installed package.
     """
     here = os.path.dirname(os.path.abspath(__file__))
-    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    if any(name.startswith("_core.") and name.endswith(suffixes) for name in os.listdir(here)):
-        return error        # built for this Python and still failing: its own message says why
-    built = [name for name in os.listdir(here) if name.startswith("_core.")
-             and name.endswith((".so", ".pyd")) and not name.endswith(suffixes)]
+    names = os.listdir(here)
+    loadable = {"_core" + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES}
+    if loadable.intersection(names):
+        return None
+    built = [name for name in names if name.startswith("_core.") and name.endswith((".so", ".pyd"))]
     other = f" (it holds {', '.join(sorted(built))}, built for another Python)" if built else ""
     return ImportError(
         f"fastwb's compiled extension fastwb._core is not built in {here}{other}. This looks "
@@ -30,8 +33,11 @@ def _unbuilt_error(error: ImportError) -> ImportError:
 
 try:
     from fastwb import _core
-except ImportError as _error:
-    raise _unbuilt_error(_error) from _error
+except ImportError:
+    _unbuilt = _unbuilt_error()
+    if _unbuilt is None:
+        raise
+    raise _unbuilt from None    # the loader's own message misleads here
 
 from fastwb import _blas, initializers, schedules
 from fastwb._core import blas_source, openmp_enabled

@@ -7,6 +7,7 @@ keeps its traceback, instead of being reported as "not installed".
 from __future__ import annotations
 
 import re
+import sys
 from types import ModuleType
 
 from fastwb._data import CommandError
@@ -38,5 +39,7 @@ def sklearn_dropins(purpose: str) -> ModuleType:
     except ImportError as error:
         if not sklearn_missing(error):
             raise
-        raise CommandError(f"{purpose} needs {SKLEARN_REQUIREMENT}") from None
+        installed = getattr(sys.modules.get("sklearn"), "__version__", None)
+        found = f" (found {installed})" if installed else ""
+        raise CommandError(f"{purpose} needs {SKLEARN_REQUIREMENT}{found}") from None
     return sklearn
