@@ -89,3 +89,14 @@ def test_a_built_extension_that_fails_keeps_its_own_error(tmp_path):
     assert result.returncode != 0
     assert "not built" not in result.stderr
     assert "ImportError" in result.stderr
+
+
+def test_release_configuration_builds_exactly_the_supported_pythons():
+    """cibuildwheel's build list and tools/build_wheels.sh name the versions the
+    metadata promises (read as text: tomllib is 3.11+)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    pyproject = (root / "pyproject.toml").read_text()
+    build = re.search(r"^\[tool\.cibuildwheel\]\n(?:.*\n)*?build = \[(.*)\]", pyproject, re.M)
+    assert re.findall(r'"cp3(\d+)-\*"', build.group(1)) == [v.split(".")[1] for v in SUPPORTED]
+    script = (root / "tools" / "build_wheels.sh").read_text()
+    assert re.search(r"^readonly SUPPORTED=\((.*)\)", script, re.M).group(1).split() == SUPPORTED

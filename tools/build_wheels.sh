@@ -2,7 +2,9 @@
 # Build, repair and smoke-test Linux wheels of fastwb for every CPython 3.10-3.13
 # found on this machine (tools/find_python.sh: on PATH or in pyenv's versions).
 #
-#   tools/build_wheels.sh OUTDIR
+#   tools/build_wheels.sh OUTDIR [3.X ...]
+#
+# (the versions name a subset of the supported ones; default: all)
 #
 # For each Python: build a wheel from a clean copy of the tracked files of this
 # working tree, without debug info; `auditwheel repair --strip` it (manylinux
@@ -14,7 +16,7 @@
 # follows this machine's glibc (README, "Wheels").
 set -euo pipefail
 
-readonly PYTHONS=(3.10 3.11 3.12 3.13)
+readonly SUPPORTED=(3.10 3.11 3.12 3.13)
 # Settings of setup.py that make a wheel unfit to give away (-march=native,
 # sanitizers, bounds checks, no OpenMP): never inherited from the caller.
 readonly LOCAL_BUILD_SWITCHES=(FASTWB_NATIVE FASTWB_SANITIZE FASTWB_DEBUG_CYTHON FASTWB_NO_OPENMP)
@@ -35,7 +37,7 @@ logged() {
 declare -A PYTHON_OF
 find_pythons() {
     local v path
-    for v in "${PYTHONS[@]}"; do
+    for v in "${SUPPORTED[@]}"; do
         if path=$("$REPO/tools/find_python.sh" "$v"); then
             PYTHON_OF[$v]=$path
         fi
@@ -136,7 +138,7 @@ EOF
 human_size() { numfmt --to=iec --suffix=B "$(stat -c %s "$1")"; }
 
 main() {
-    [[ $# -eq 1 ]] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+    [[ $# -ge 1 ]] || { echo "usage: $0 OUTDIR [3.X ...]" >&2; exit 2; }
     REPO=$(cd "$(dirname "$0")/.." && pwd)
     mkdir -p "$1"
     OUTDIR=$(cd "$1" && pwd)
@@ -149,8 +151,13 @@ main() {
 
     find_pythons
     local pythons=()
-    for v in "${PYTHONS[@]}"; do [[ -v PYTHON_OF[$v] ]] && pythons+=("$v"); done
-    [[ ${#pythons[@]} -gt 0 ]] || die "none of python${PYTHONS[*]} runs here"
+    local wanted=("${@:2}")
+    [[ ${#wanted[@]} -gt 0 ]] || wanted=("${SUPPORTED[@]}")
+    for v in "${wanted[@]}"; do
+        [[ " ${SUPPORTED[*]} " == *" $v "* ]] || die "Python $v is not supported (${SUPPORTED[*]})"
+        if [[ -v PYTHON_OF[$v] ]]; then pythons+=("$v"); fi
+    done
+    [[ ${#pythons[@]} -gt 0 ]] || die "none of python${wanted[*]} runs here"
     echo "== sources: $(git -C "$REPO" rev-parse --short HEAD) of $REPO (tracked files, as in the working tree)"
     if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no) ]]; then
         echo "   note: tracked files have uncommitted changes; they are built as they are"
