@@ -79,7 +79,7 @@ def extensions():
     # Inf behave as IEEE says), only which floating-point flags may be raised.
     # -fno-math-errno lets sqrt (in the optimizer updates) vectorise; fastwb
     # never reads errno.
-    compile_args = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
+    compile_args = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off"]
     link_args = []
     if _flag("FASTWB_NATIVE"):
         compile_args.append("-march=native")
