@@ -214,6 +214,12 @@ def openmp_enabled():
     return bool(fwb_openmp_enabled())
 
 
+def openmp_max_threads():
+    """OpenMP's thread limit (``omp_get_max_threads``): the threads a network with
+    ``n_threads=0`` uses; 1 in a serial build."""
+    return omp_get_max_threads()
+
+
 #: SIMD levels of the elementwise kernels (fastwb_simd.h), in increasing order: the values
 #: of the FASTWB_SIMD environment variable and of set_simd_level.
 SIMD_LEVELS = ("baseline", "avx2", "avx512")
