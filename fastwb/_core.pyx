@@ -814,9 +814,9 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
     """One block of a pass; writes its partial sums to out[0] and out[1]."""
     cdef Py_ssize_t i
     cdef double sum_abs = 0, sum_sq = 0
-    cdef floating fl1 = <floating>l1, fl2x2 = <floating>(2 * l2), fscale = <floating>scale
-    cdef double clip_value = o.clip_value if o.clip_value > 0 else INFINITY
-    cdef floating clip = <floating>clip_value, gi
+    cdef floating fl1 = <floating>l1, fl2x2 = <floating>(2 * l2)
+    cdef double clip_value
+    cdef floating clip, gi
     if what != GRAD_SQUARE and (l1 != 0 or l2 != 0):
         if floating is float:
             fwb_simd.abs_sq_sums_f(p, n, &sum_abs, &sum_sq)
@@ -830,6 +830,8 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
         for i in range(n):
             g[i] = g[i] + fl2x2 * p[i] + fl1 * (<floating>(p[i] > 0) - <floating>(p[i] < 0))
         return
+    clip_value = o.clip_value if o.clip_value > 0 else INFINITY     # o is NULL for the above
+    clip = <floating>clip_value
     if what == GRAD_SQUARE:
         for i in range(n):
             gi = _effective(g[i], p[i], fl1, fl2x2, clip, 1)
