@@ -90,7 +90,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         kind, version = self._identify_compiler()
         compile_args, link_args = self._base_flags(kind)
-        openmp, reason, omp = self._openmp(kind)
+        openmp, reason, omp = self._openmp(kind, version)
         for ext in self.extensions:
             ext.extra_compile_args = compile_args + omp["compile"]
             ext.extra_link_args = link_args + omp["link"]
@@ -176,7 +176,7 @@ class BuildExt(build_ext):
 
     # --- OpenMP -----------------------------------------------------------------------
 
-    def _openmp(self, kind):
+    def _openmp(self, kind, version):
         """("enabled" | "disabled" | "unavailable", reason, flags) for this compiler."""
         none = {"compile": [], "link": [], "include_dirs": [], "library_dirs": [],
                 "libraries": []}
@@ -194,7 +194,7 @@ class BuildExt(build_ext):
                          library_dirs=[os.path.join(prefix, "lib")], libraries=["omp"])
         else:
             flags = dict(none, compile=["-fopenmp"], link=["-fopenmp"])
-        failure = self._try_openmp(flags)
+        failure = self._try_openmp(flags, version)
         if failure:
             return "unavailable", failure, none
         return "enabled", "", flags
@@ -206,8 +206,10 @@ class BuildExt(build_ext):
         prefix = _run(["brew", "--prefix", "libomp"]).splitlines()
         return prefix[-1] if prefix and os.path.isdir(prefix[-1]) else ""
 
-    def _try_openmp(self, flags):
-        """Build and run a small OpenMP program; returns why it failed, or ""."""
+    def _try_openmp(self, flags, version):
+        """Build and run a small OpenMP program; returns why it failed, or "".
+        (The compiler's own messages went to the build log.)"""
+        used = " ".join(flags["compile"] + flags["link"] + [f"-l{l}" for l in flags["libraries"]])
         tmp = tempfile.mkdtemp(prefix="fastwb-openmp-")
         try:
             src = os.path.join(tmp, "check.c")
@@ -217,23 +219,24 @@ class BuildExt(build_ext):
                 objects = self.compiler.compile([src], output_dir=tmp,
                                                 include_dirs=flags["include_dirs"],
                                                 extra_postargs=flags["compile"])
-            except (CompileError, CCompilerError) as exc:
-                return f"the compiler rejected the OpenMP flags {flags['compile']} ({exc})"
+            except (CompileError, CCompilerError):
+                return f"{version} could not compile an OpenMP program with {used}"
             try:
                 self.compiler.link_executable(objects, "check", output_dir=tmp,
                                               libraries=flags["libraries"],
                                               library_dirs=flags["library_dirs"],
                                               extra_postargs=flags["link"])
-            except (LinkError, CCompilerError) as exc:
-                return f"an OpenMP program did not link ({exc})"
+            except (LinkError, CCompilerError):
+                return f"{version} could not link an OpenMP program with {used}"
             exe = self.compiler.executable_filename("check", output_dir=tmp)
             try:
                 ran = subprocess.run([exe], capture_output=True, timeout=60)
             except OSError:
                 return ""       # cross-compiling: it compiled and linked, which is what counts
-            except subprocess.SubprocessError as exc:
-                return f"an OpenMP program did not finish ({exc})"
-            return "" if ran.returncode == 0 else "an OpenMP program failed when run"
+            except subprocess.SubprocessError:
+                return f"an OpenMP program built by {version} with {used} did not finish"
+            return "" if ran.returncode == 0 else (f"an OpenMP program built by {version} "
+                                                   f"with {used} failed when run")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -12,6 +12,8 @@ import sys
 import warnings
 from typing import Any
 
+import numpy as np
+
 from fastwb import _core
 
 try:
@@ -80,11 +82,9 @@ def _openmp_text(build: dict[str, Any]) -> str:
 
 def config() -> dict[str, Any]:
     """show_config's facts as nested dicts."""
-    from fastwb import __version__
+    from fastwb import __version__     # set after fastwb/__init__.py imports this module
 
     compiled, supported, selected = _core.simd_levels()
-    import numpy as np
-
     return {
         "fastwb": {"version": __version__, "path": os.path.dirname(os.path.abspath(__file__))},
         "Python": {"version": platform.python_version(),
