@@ -53,41 +53,55 @@ from _common import SHAPES as STEP_SHAPES  # noqa: E402
 INNER = 20
 
 
-def _at(level: str, fn: Callable[[], object]) -> Callable[[], None]:
-    """``fn`` INNER times at ``level``."""
+Case = tuple[Callable[[], object], Callable[[], None]]
+
+
+def _at(level: str, case: Case) -> Callable[[], None]:
+    """The case's reset, then its call INNER times, at ``level``."""
+    fn, reset = case
+
     def run() -> None:
         _core.set_simd_level(level)
+        reset()
         for _ in range(INNER):
             fn()
     return run
 
 
-def _bits(level: str, make: Callable[[], Callable[[], object]]) -> bytes:
+def _nothing() -> None:
+    pass
+
+
+def _bits(level: str, make: Callable[[], Case]) -> bytes:
     """The bytes of a fresh case's result after three calls at ``level``."""
     _core.set_simd_level(level)
-    fn = make()
+    fn = make()[0]
     for _ in range(3):
         out = fn()
     return np.asarray(out).tobytes()
 
 
-def cases(dtype: str) -> dict[str, Callable[[], Callable[[], object]]]:
-    """Case name -> a maker of a fresh callable (each level gets its own state)."""
+def cases(dtype: str) -> dict[str, Callable[[], Case]]:
+    """Case name -> a maker of a fresh (call, reset) pair: each level gets its own
+    state, and a training step's network and optimizer go back to their start
+    every INNER steps, so that each level times the same steps (thousands of
+    Adam steps on one batch would drive moments into the slow subnormal range
+    after a number of steps that would differ with each level's speed)."""
     rng = np.random.default_rng(0)
-    found: dict[str, Callable[[], Callable[[], object]]] = {}
+    found: dict[str, Callable[[], Case]] = {}
     x_wide = rng.standard_normal((1024, 1)).astype(dtype)
     y_wide = np.zeros((1024, 1), dtype=dtype)
     for act in ("relu", "sigmoid", "tanh"):
         def make(act=act):
             net = fastwb.Network([1, 4096, 1], activation=act, dtype=dtype, seed=0,
                                  n_threads=1)
-            return lambda: net.loss(x_wide, y_wide)
+            return (lambda: net.loss(x_wide, y_wide)), _nothing
         found[f"bias+{act} 1024x4096"] = make
     x_scan = rng.standard_normal((1024, 4096)).astype(dtype)
 
     def make_scan():
         net = fastwb.Network([4096, 1], dtype=dtype, seed=0, n_threads=1)
-        return lambda: net.predict(x_scan)
+        return (lambda: net.predict(x_scan)), _nothing
     found["finite scan 1024x4096"] = make_scan
 
     grads = rng.standard_normal(1024 * 1023 + 1023).astype(dtype)
@@ -95,7 +109,7 @@ def cases(dtype: str) -> dict[str, Callable[[], Callable[[], object]]]:
     def make_update():
         net = fastwb.Network([1024, 1023], dtype=dtype, seed=0, n_threads=1)
         opt = fastwb.Adam(lr=1e-4)
-        return lambda: (opt.apply_gradients(net, grads), net.parameters)[1]
+        return (lambda: (opt.apply_gradients(net, grads), net.parameters)[1]), _nothing
     found["adam update 1M params"] = make_update
 
     for shape in STEP_SHAPES:
@@ -108,7 +122,12 @@ def cases(dtype: str) -> dict[str, Callable[[], Callable[[], object]]]:
                                      n_threads=1)
                 X, y = make_data(shape, dtype)
                 opt = make_optimizer("adam")
-                return lambda: (net.train_step(X, y, opt), net.parameters)[1]
+                start = net.parameters.copy()
+
+                def reset() -> None:
+                    net.parameters = start
+                    opt.reset()
+                return (lambda: (net.train_step(X, y, opt), net.parameters)[1]), reset
             found[f"adam_step {shape.label} b{shape.batch} {act}"] = make_step
     return found
 
