@@ -16,7 +16,7 @@
  * order (the compiler may not reassociate them without -ffast-math). */
 
 /* z = f(z + b) on `rows` rows of m; act is one of FWB_ACT_*. */
-FWB_ATTR static void FWB_FN(bias_act)(FWB_T *restrict z, const FWB_T *restrict b, ptrdiff_t rows,
+FWB_ATTR static void FWB_FN(bias_act)(FWB_T *FWB_RESTRICT z, const FWB_T *FWB_RESTRICT b, ptrdiff_t rows,
                                       ptrdiff_t m, int act, FWB_T slope) {
     /* the branch outside the loops, so each loop vectorises */
     for (ptrdiff_t i = 0; i < rows; i++, z += m) {
@@ -61,8 +61,8 @@ FWB_ATTR static void FWB_FN(bias_act)(FWB_T *restrict z, const FWB_T *restrict b
 /* d *= f'(z) over n elements, f' written through the activation f(z) = a * a_scale.
  * With keep (dropout masks), first d = keep ? d * inv : 0; then a is the
  * stored output after dropout and a_scale = 1 - rate. */
-FWB_ATTR static void FWB_FN(derivative)(FWB_T *restrict d, const FWB_T *restrict a,
-                                        const unsigned char *restrict keep, ptrdiff_t n, int act,
+FWB_ATTR static void FWB_FN(derivative)(FWB_T *FWB_RESTRICT d, const FWB_T *FWB_RESTRICT a,
+                                        const unsigned char *FWB_RESTRICT keep, ptrdiff_t n, int act,
                                         FWB_T a_scale, FWB_T inv, FWB_T slope) {
     if (keep != NULL)
         for (ptrdiff_t i = 0; i < n; i++) d[i] = keep[i] ? d[i] * inv : 0;
@@ -102,8 +102,8 @@ FWB_ATTR static inline FWB_T FWB_FN(effective)(FWB_T g, FWB_T p, FWB_T l1, FWB_T
 #define FWB_EFFECTIVE(g, p) FWB_FN(effective)((g), (p), l1, l2x2, clip, scale)
 
 /* One optimizer step on n parameters p with gradients g and state s1, s2 (see fwb_rule). */
-FWB_ATTR static void FWB_FN(update)(const fwb_rule *r, FWB_T *restrict p, const FWB_T *restrict g,
-                                    FWB_T *restrict s1, FWB_T *restrict s2, ptrdiff_t n) {
+FWB_ATTR static void FWB_FN(update)(const fwb_rule *r, FWB_T *FWB_RESTRICT p, const FWB_T *FWB_RESTRICT g,
+                                    FWB_T *FWB_RESTRICT s1, FWB_T *FWB_RESTRICT s2, ptrdiff_t n) {
     const FWB_T l1 = (FWB_T)r->l1, l2x2 = (FWB_T)r->l2x2, clip = (FWB_T)r->clip;
     const FWB_T scale = (FWB_T)r->scale, lr = (FWB_T)r->lr, decay = (FWB_T)r->decay_mult;
     const FWB_T c1 = (FWB_T)r->c1, c2 = (FWB_T)r->c2, mu = (FWB_T)r->mu, eps = (FWB_T)r->eps;

@@ -60,6 +60,13 @@ typedef struct {
     void (*abs_sq_sums_d)(const double *, ptrdiff_t, double *, double *);
 } fwb_kernels;
 
+/* MSVC's C compiler spells C99's restrict __restrict */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FWB_RESTRICT __restrict
+#else
+#define FWB_RESTRICT restrict
+#endif
+
 #define FWB_CAT2(a, b) a##b
 #define FWB_CAT(a, b) FWB_CAT2(a, b)
 #define FWB_FN(name) FWB_CAT(name, FWB_SUFFIX)
