@@ -46,11 +46,6 @@ cdef extern from "fastwb_math.h" nogil:
 
 # The hot elementwise kernels, called through the table of the selected SIMD level.
 cdef extern from "fastwb_simd.h" nogil:
-    enum:
-        SIMD_BASELINE "FWB_SIMD_BASELINE"
-        SIMD_AVX2 "FWB_SIMD_AVX2"
-        SIMD_AVX512 "FWB_SIMD_AVX512"
-        N_SIMD_LEVELS "FWB_SIMD_LEVELS"
     # activations and optimizers: the codes the C kernels switch on
     enum:
         IDENTITY "FWB_ACT_IDENTITY"
@@ -220,8 +215,8 @@ def openmp_max_threads():
     return omp_get_max_threads()
 
 
-#: SIMD levels of the elementwise kernels (fastwb_simd.h), in increasing order: the values
-#: of the FASTWB_SIMD environment variable and of set_simd_level.
+#: SIMD levels of the elementwise kernels, in increasing order (FWB_SIMD_* in fastwb_simd.h
+#: are their indices): the values of the FASTWB_SIMD environment variable and of set_simd_level.
 SIMD_LEVELS = ("baseline", "avx2", "avx512")
 
 

@@ -20,7 +20,7 @@
 
 #include "fastwb_math.h"
 
-/* Levels, in increasing order; names in _core.SIMD_LEVELS. */
+/* Levels, in increasing order: indices into _core.SIMD_LEVELS (its names). */
 enum { FWB_SIMD_BASELINE = 0, FWB_SIMD_AVX2 = 1, FWB_SIMD_AVX512 = 2, FWB_SIMD_LEVELS = 3 };
 
 /* Activation and optimizer codes: the values of _core's enums (checked there). */
