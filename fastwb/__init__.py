@@ -39,7 +39,8 @@ except ImportError:
         raise
     raise _unbuilt from None    # the loader's own message misleads here
 
-from fastwb import _blas, initializers, schedules
+from fastwb import _blas, _config, initializers, schedules
+from fastwb._config import show_config
 from fastwb._core import blas_source, openmp_enabled
 from fastwb.callbacks import Callback, EarlyStopping, History
 from fastwb.layers import Dense
@@ -52,8 +53,9 @@ from fastwb.tracking import WandbCallback
 __version__ = "0.1.0"
 
 _blas.select("auto")
+_config.warn_if_serial()
 
 __all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "HealthWarning",
            "History", "Monitor", "Network", "Optimizer", "RMSprop", "SGD", "WandbCallback",
            "blas_source", "initializers", "load", "openmp_enabled", "save", "schedules",
-           "__version__"]
+           "show_config", "__version__"]

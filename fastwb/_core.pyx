@@ -21,11 +21,14 @@ parameter buffer. ``D`` is the loss gradient with respect to ``Z = A W + b``.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, NAN, exp, fabs, isfinite, log, pow, sqrt, sqrtf, tanh
+from libc.math cimport INFINITY, NAN, exp, fabs, isfinite, log, pow, sqrt
 from libc.float cimport FLT_MAX
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
+
+import os
+import warnings
 
 import numpy as np
 
@@ -37,14 +40,51 @@ cnp.import_array()
 cdef extern from "fastwb_math.h" nogil:
     float fwb_exp_nonpositive_f(float x)
     float fwb_sigmoid_f(float x)
-    float fwb_tanh_f(float x)
     double fwb_sigmoid_d(double x)
     float fwb_softplus_f(float x)
     double fwb_softplus_d(double x)
-    int fwb_all_finite_f(const float *x, Py_ssize_t n)
-    int fwb_all_finite_d(const double *x, Py_ssize_t n)
-    void fwb_abs_sq_sums_f(const float *x, Py_ssize_t n, double* sum_abs, double* sum_sq)
-    void fwb_abs_sq_sums_d(const double *x, Py_ssize_t n, double* sum_abs, double* sum_sq)
+
+# The hot elementwise kernels, called through the table of the selected SIMD level.
+cdef extern from "fastwb_simd.h" nogil:
+    # activations and optimizers: the codes the C kernels switch on
+    enum:
+        IDENTITY "FWB_ACT_IDENTITY"
+        RELU "FWB_ACT_RELU"
+        LEAKY_RELU "FWB_ACT_LEAKY_RELU"
+        SIGMOID "FWB_ACT_SIGMOID"
+        TANH "FWB_ACT_TANH"
+        SOFTMAX "FWB_ACT_SOFTMAX"
+    enum:
+        OPT_SGD "FWB_OPT_SGD"
+        OPT_RMSPROP "FWB_OPT_RMSPROP"
+        OPT_ADAGRAD "FWB_OPT_ADAGRAD"
+        OPT_ADAM "FWB_OPT_ADAM"
+    ctypedef struct fwb_rule:
+        int kind
+        int momentum, nesterov
+        double lr, mu, c1, c2, beta2, eps, step_size, bias2, decay_mult, l1, l2x2, clip, scale
+    ctypedef struct fwb_kernels:
+        void (*bias_act_f)(float*, const float*, Py_ssize_t, Py_ssize_t, int,
+                           float) noexcept nogil
+        void (*bias_act_d)(double*, const double*, Py_ssize_t, Py_ssize_t, int,
+                           double) noexcept nogil
+        void (*derivative_f)(float*, const float*, const unsigned char*, Py_ssize_t, int, float,
+                             float, float) noexcept nogil
+        void (*derivative_d)(double*, const double*, const unsigned char*, Py_ssize_t, int,
+                             double, double, double) noexcept nogil
+        void (*update_f)(const fwb_rule*, float*, const float*, float*, float*,
+                         Py_ssize_t) noexcept nogil
+        void (*update_d)(const fwb_rule*, double*, const double*, double*, double*,
+                         Py_ssize_t) noexcept nogil
+        int (*all_finite_f)(const float*, Py_ssize_t) noexcept nogil
+        int (*all_finite_d)(const double*, Py_ssize_t) noexcept nogil
+        void (*abs_sq_sums_f)(const float*, Py_ssize_t, double*, double*) noexcept nogil
+        void (*abs_sq_sums_d)(const double*, Py_ssize_t, double*, double*) noexcept nogil
+    fwb_kernels fwb_simd
+    int fwb_simd_level
+    int fwb_simd_compiled(int level)
+    int fwb_simd_supported(int level)
+    int fwb_simd_select(int level)
 
 cdef extern from "<dlfcn.h>" nogil:
     void* dlopen(const char* filename, int flags)
@@ -63,14 +103,6 @@ cdef extern from "fastwb_random.h" nogil:
     uint64_t fwb_bits(uint64_t key, uint64_t i)
     uint64_t fwb_below(uint64_t key, uint64_t i, uint64_t n)
 
-cdef extern from "fastwb_update.h" nogil:
-    void fwb_adam_f(float* p, const float* g, float* m, float* v, Py_ssize_t n, float beta1,
-                    float beta2, float c1, float c2, float eps, float step_size, float bias2,
-                    float l2x2)
-    void fwb_adam_d(double* p, const double* g, double* m, double* v, Py_ssize_t n,
-                    double beta1, double beta2, double c1, double c2, double eps,
-                    double step_size, double bias2, double l2x2)
-
 cdef extern from "fastwb_pool.h" nogil:
     ctypedef void (*fwb_task_f)(void* ctx, int index) noexcept nogil
     void fwb_pool_run(fwb_task_f fn, void* ctx, int count, int threads)
@@ -82,30 +114,16 @@ cdef extern from "fastwb_interrupt.h" nogil:
 
 
 cdef enum:
-    IDENTITY = 0
-    RELU = 1
-    LEAKY_RELU = 2
-    SIGMOID = 3
-    TANH = 4
-    SOFTMAX = 5
-
-cdef enum:
     MSE = 0
     BINARY_CROSS_ENTROPY = 1
     SOFTMAX_CROSS_ENTROPY = 2
-
-# Optimizers; AdamW is ADAM with a decoupled weight decay.
-cdef enum:
-    OPT_SGD = 0
-    OPT_RMSPROP = 1
-    OPT_ADAGRAD = 2
-    OPT_ADAM = 3
 
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
           "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY}
-# Codes in the order of functions.OPTIMIZERS (tested).
+# Codes in the order of functions.OPTIMIZERS (tested); AdamW is Adam with a decoupled
+# weight decay.
 OPTIMIZERS = {"sgd": OPT_SGD, "rmsprop": OPT_RMSPROP, "adagrad": OPT_ADAGRAD, "adam": OPT_ADAM}
 
 # fit_epoch's outcome, as functions.FitStatus (tested)
@@ -191,6 +209,63 @@ def openmp_enabled():
     return bool(fwb_openmp_enabled())
 
 
+def openmp_max_threads():
+    """OpenMP's thread limit (``omp_get_max_threads``): the threads a network with
+    ``n_threads=0`` uses; 1 in a serial build."""
+    return omp_get_max_threads()
+
+
+#: SIMD levels of the elementwise kernels, in increasing order (FWB_SIMD_* in fastwb_simd.h
+#: are their indices): the values of the FASTWB_SIMD environment variable and of set_simd_level.
+SIMD_LEVELS = ("baseline", "avx2", "avx512")
+
+
+def simd_levels():
+    """``(compiled, supported, selected)``: the SIMD levels this build has kernels
+    for, those of them this CPU can run, and the level in use."""
+    compiled = tuple(name for i, name in enumerate(SIMD_LEVELS) if fwb_simd_compiled(i))
+    supported = tuple(name for i, name in enumerate(SIMD_LEVELS)
+                      if fwb_simd_compiled(i) and fwb_simd_supported(i))
+    return compiled, supported, SIMD_LEVELS[fwb_simd_level]
+
+
+def set_simd_level(str name):
+    """Run the elementwise kernels at SIMD level ``name`` (one of SIMD_LEVELS);
+    returns the previous level. For tests and benchmarks: every level gives
+    the same bits. Raises ValueError for a level this build or this CPU lacks.
+    Not to be called while another thread trains."""
+    if name not in SIMD_LEVELS:
+        raise ValueError(f"unknown SIMD level {name!r}; expected one of {SIMD_LEVELS}")
+    previous = SIMD_LEVELS[fwb_simd_level]
+    cdef int level = SIMD_LEVELS.index(name)
+    if not fwb_simd_compiled(level):
+        raise ValueError(f"this build of fastwb has no {name} kernels "
+                         f"(it has {simd_levels()[0]})")
+    if fwb_simd_select(level) != 0:
+        raise ValueError(f"this CPU cannot run the {name} kernels "
+                         f"(it supports {simd_levels()[1]})")
+    return previous
+
+
+def _select_simd_level():
+    """Select the best level this CPU supports, or the one FASTWB_SIMD asks for;
+    a request this build or CPU cannot honour warns and falls back to the best."""
+    supported = simd_levels()[1]
+    best = supported[len(supported) - 1]     # wraparound is off in this module
+    requested = os.environ.get("FASTWB_SIMD", "").strip().lower()
+    if requested and requested not in supported:
+        why = ("is not one of " + ", ".join(SIMD_LEVELS) if requested not in SIMD_LEVELS
+               else "is not supported by this CPU or this build (supported: "
+               + ", ".join(supported) + ")")
+        warnings.warn(f"FASTWB_SIMD={requested!r} {why}; fastwb uses {best} instead",
+                      RuntimeWarning, stacklevel=2)
+        requested = ""
+    fwb_simd_select(SIMD_LEVELS.index(requested or best))
+
+
+_select_simd_level()
+
+
 # ---------------------------------------------------------------------------
 # Per-element and per-row math
 # ---------------------------------------------------------------------------
@@ -216,87 +291,26 @@ cdef inline floating _softplus(floating x) noexcept nogil:
         return fwb_softplus_d(x)
 
 
-cdef inline floating _tanh(floating x) noexcept nogil:
+cdef inline void _bias_act(floating* z, const floating* b, Py_ssize_t rows, Py_ssize_t m,
+                           int act) noexcept nogil:
+    """z = f(z + b) on ``rows`` rows of m (softmax per row)."""
     if floating is float:
-        return fwb_tanh_f(x)
+        fwb_simd.bias_act_f(z, b, rows, m, act, <float>_LEAKY)
     else:
-        return tanh(x)
+        fwb_simd.bias_act_d(z, b, rows, m, act, _LEAKY)
 
 
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    # sqrtf keeps float32 loops in float32 (libc's sqrt would widen them to double)
+cdef inline void _derivative(floating* d, const floating* a, const unsigned char* keep,
+                             Py_ssize_t size, int act, floating a_scale,
+                             floating inv) noexcept nogil:
+    """d *= f'(z) over ``size`` elements, written in terms of the activation
+    f(z) = a * a_scale (a_scale is 1, or 1 - rate for an output stored after
+    dropout; a positive scale keeps the sign the ReLUs test). With ``keep``
+    (dropout masks) first d = keep ? d * inv : 0."""
     if floating is float:
-        return sqrtf(x)
+        fwb_simd.derivative_f(d, a, keep, size, act, a_scale, inv, <float>_LEAKY)
     else:
-        return sqrt(x)
-
-
-cdef inline void _softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating top = z[0]
-    cdef double total = 0
-    for j in range(1, m):
-        if z[j] > top:
-            top = z[j]
-    for j in range(m):
-        z[j] = _exp_nonpositive(z[j] - top)
-        total += z[j]
-    cdef floating inv = <floating>(1.0 / total)
-    for j in range(m):
-        z[j] = z[j] * inv
-
-
-cdef inline void _bias_activation_row(floating* z, const floating* b, Py_ssize_t m,
-                                      int act) noexcept nogil:
-    """z = f(z + b) for one row; the branch sits outside the loops so they vectorise."""
-    cdef Py_ssize_t j
-    cdef floating v
-    cdef floating slope = <floating>_LEAKY
-    if act == IDENTITY:
-        for j in range(m):
-            z[j] = z[j] + b[j]
-    elif act == RELU:
-        for j in range(m):
-            v = z[j] + b[j]
-            z[j] = 0 if v < 0 else v        # NaN propagates, as in np.maximum
-    elif act == LEAKY_RELU:
-        for j in range(m):
-            v = z[j] + b[j]
-            z[j] = slope * v if v < 0 else v
-    elif act == SIGMOID:
-        for j in range(m):
-            z[j] = _sigmoid(z[j] + b[j])
-    elif act == TANH:
-        for j in range(m):
-            z[j] = _tanh(z[j] + b[j])
-    else:  # SOFTMAX
-        for j in range(m):
-            z[j] = z[j] + b[j]
-        _softmax_row(z, m)
-
-
-cdef inline void _derivative_row(floating* d, const floating* a, Py_ssize_t m, int act,
-                                 floating a_scale) noexcept nogil:
-    """d *= f'(z), written in terms of the activation f(z) = a * a_scale (a_scale is
-    1, or 1 - rate for an output stored after dropout; a positive scale keeps
-    the sign the ReLUs test)."""
-    cdef Py_ssize_t j
-    cdef floating slope = <floating>_LEAKY
-    cdef floating f
-    if act == RELU:
-        for j in range(m):
-            d[j] = d[j] if a[j] > 0 else 0
-    elif act == LEAKY_RELU:
-        for j in range(m):
-            d[j] = d[j] if a[j] > 0 else slope * d[j]
-    elif act == SIGMOID:
-        for j in range(m):
-            f = a[j] * a_scale
-            d[j] = d[j] * f * (1 - f)
-    elif act == TANH:
-        for j in range(m):
-            f = a[j] * a_scale
-            d[j] = d[j] * (1 - f * f)
+        fwb_simd.derivative_d(d, a, keep, size, act, a_scale, inv, _LEAKY)
 
 
 cdef inline double _loss_row(int loss, int out_act, const floating* out, const floating* t,
@@ -317,7 +331,7 @@ cdef inline double _loss_row(int loss, int out_act, const floating* out, const f
             if d != NULL:
                 d[j] = (2 * scale) * diff
         if d != NULL:
-            _derivative_row(d, out, m, out_act, 1)
+            _derivative(d, out, NULL, m, out_act, 1, 1)
         return s
     if loss == BINARY_CROSS_ENTROPY:
         # log(1 + e^z) - z t  ==  -t log(sigmoid z) - (1 - t) log(1 - sigmoid z)
@@ -594,10 +608,9 @@ cdef void bias_activation(floating* Z, const floating* b, Py_ssize_t n, Py_ssize
     cdef Py_ssize_t i
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            _bias_activation_row(Z + i * m, b, m, act)
+            _bias_act(Z + i * m, b, 1, m, act)
     else:
-        for i in range(n):
-            _bias_activation_row(Z + i * m, b, m, act)
+        _bias_act(Z, b, n, m, act)
 
 
 cdef void multiply_derivative(floating* D, const floating* A, Py_ssize_t n, Py_ssize_t m,
@@ -608,10 +621,9 @@ cdef void multiply_derivative(floating* D, const floating* A, Py_ssize_t n, Py_s
         return
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            _derivative_row(D + i * m, A + i * m, m, act, 1)
+            _derivative(D + i * m, A + i * m, NULL, m, act, 1, 1)
     else:
-        for i in range(n):
-            _derivative_row(D + i * m, A + i * m, m, act, 1)
+        _derivative(D, A, NULL, n * m, act, 1, 1)
 
 
 cdef inline void _column_sums_block(const floating* D, Py_ssize_t n, Py_ssize_t m,
@@ -732,17 +744,6 @@ cdef void dropout(floating* A, unsigned char* keep, Py_ssize_t size, double rate
             A[i] = A[i] * inv if keep[i] else 0
 
 
-cdef inline void _dropout_derivative_row(floating* d, const floating* a,
-                                         const unsigned char* keep, Py_ssize_t m, int act,
-                                         floating inv, floating keep_rate) noexcept nogil:
-    """d = d * keep / (1 - rate) * f'(z) for a layer whose stored output a is
-    after dropout; a kept unit's activation before dropout is a * (1 - rate)."""
-    cdef Py_ssize_t j
-    for j in range(m):
-        d[j] = d[j] * inv if keep[j] else 0
-    _derivative_row(d, a, m, act, keep_rate)
-
-
 cdef void multiply_dropout_derivative(floating* D, const floating* A, const unsigned char* keep,
                                       Py_ssize_t n, Py_ssize_t m, int act, double rate,
                                       int n_threads) noexcept nogil:
@@ -752,10 +753,9 @@ cdef void multiply_dropout_derivative(floating* D, const floating* A, const unsi
     cdef floating keep_rate = <floating>(1.0 - rate)
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            _dropout_derivative_row(D + i * m, A + i * m, keep + i * m, m, act, inv, keep_rate)
+            _derivative(D + i * m, A + i * m, keep + i * m, m, act, keep_rate, inv)
     else:
-        for i in range(n):
-            _dropout_derivative_row(D + i * m, A + i * m, keep + i * m, m, act, inv, keep_rate)
+        _derivative(D, A, keep, n * m, act, keep_rate, inv)
 
 
 # ---------------------------------------------------------------------------
@@ -809,13 +809,14 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
     """One block of a pass; writes its partial sums to out[0] and out[1]."""
     cdef Py_ssize_t i
     cdef double sum_abs = 0, sum_sq = 0
-    cdef floating fl1 = <floating>l1, fl2x2 = <floating>(2 * l2), fscale = <floating>scale
-    cdef floating clip, gi, lr, mu, decay_mult, c1, c2, eps, step_size, bias2
+    cdef floating fl1 = <floating>l1, fl2x2 = <floating>(2 * l2)
+    cdef double clip_value
+    cdef floating clip, gi
     if what != GRAD_SQUARE and (l1 != 0 or l2 != 0):
         if floating is float:
-            fwb_abs_sq_sums_f(p, n, &sum_abs, &sum_sq)
+            fwb_simd.abs_sq_sums_f(p, n, &sum_abs, &sum_sq)
         else:
-            fwb_abs_sq_sums_d(p, n, &sum_abs, &sum_sq)
+            fwb_simd.abs_sq_sums_d(p, n, &sum_abs, &sum_sq)
     out[0] = sum_abs
     out[1] = sum_sq
     if what == PENALTY:
@@ -824,76 +825,39 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
         for i in range(n):
             g[i] = g[i] + fl2x2 * p[i] + fl1 * (<floating>(p[i] > 0) - <floating>(p[i] < 0))
         return
-    clip = <floating>o.clip_value if o.clip_value > 0 else <floating>INFINITY
+    clip_value = o.clip_value if o.clip_value > 0 else INFINITY     # o is NULL for the above
+    clip = <floating>clip_value
     if what == GRAD_SQUARE:
         for i in range(n):
             gi = _effective(g[i], p[i], fl1, fl2x2, clip, 1)
             sum_sq += <double>gi * gi
         out[0] = sum_sq
         return
-    lr = <floating>o.lr
-    decay_mult = <floating>(1.0 - o.lr * decay)
-    eps = <floating>o.eps
-    if o.kind == OPT_SGD and o.momentum == 0:
-        for i in range(n):
-            gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
-            p[i] = p[i] * decay_mult - lr * gi
-    elif o.kind == OPT_SGD:
-        mu = <floating>o.momentum
-        if o.nesterov:
-            for i in range(n):
-                gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
-                s1[i] = mu * s1[i] + gi
-                p[i] = p[i] * decay_mult - lr * (gi + mu * s1[i])
-        else:
-            for i in range(n):
-                gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
-                s1[i] = mu * s1[i] + gi
-                p[i] = p[i] * decay_mult - lr * s1[i]
-    elif o.kind == OPT_RMSPROP:
-        c1 = <floating>o.rho
-        c2 = <floating>(1.0 - o.rho)
-        for i in range(n):
-            gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
-            s1[i] = c1 * s1[i] + c2 * gi * gi
-            p[i] = p[i] * decay_mult - lr * gi / (_sqrt(s1[i]) + eps)
-    elif o.kind == OPT_ADAGRAD:
-        for i in range(n):
-            gi = _effective(g[i], p[i], fl1, fl2x2, clip, fscale)
-            s1[i] = s1[i] + gi * gi
-            p[i] = p[i] * decay_mult - lr * gi / (_sqrt(s1[i]) + eps)
-    else:  # OPT_ADAM: PyTorch's form, bias corrections folded into two scalars
-        c1 = <floating>(1.0 - o.beta1)
-        c2 = <floating>(1.0 - o.beta2)
-        mu = <floating>o.beta1
-        gi = <floating>o.beta2            # beta2, reusing a floating local
-        step_size = <floating>o.step_size
-        bias2 = <floating>o.bias2
-        _adam_block(p, g, s1, s2, n, fl1, fl2x2, clip, fscale, mu, gi, c1, c2, eps,
-                    step_size, bias2, decay_mult)
+    _update(o, p, g, s1, s2, n, l1, l2, decay, clip_value, scale)
 
 
-cdef inline void _adam_block(floating* p, const floating* g, floating* m, floating* v,
-                             Py_ssize_t n, floating l1, floating l2x2, floating clip,
-                             floating scale, floating beta1, floating beta2, floating c1,
-                             floating c2, floating eps, floating step_size, floating bias2,
-                             floating decay_mult) noexcept nogil:
-    """m, v <- moments of the effective gradient; p <- p - step_size m / (sqrt(v) bias2 + eps)."""
-    cdef Py_ssize_t i
-    cdef floating gi
-    if l1 == 0 and clip == INFINITY and scale == 1 and decay_mult == 1:
-        # the common case, at most an L2 penalty to add to the gradient: AVX2 where
-        # the CPU has it (the same bits as the loop below)
-        if floating is float:
-            fwb_adam_f(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2, l2x2)
-        else:
-            fwb_adam_d(p, g, m, v, n, beta1, beta2, c1, c2, eps, step_size, bias2, l2x2)
-        return
-    for i in range(n):
-        gi = _effective(g[i], p[i], l1, l2x2, clip, scale)
-        m[i] = beta1 * m[i] + c1 * gi
-        v[i] = beta2 * v[i] + c2 * gi * gi
-        p[i] = p[i] * decay_mult - step_size * m[i] / (_sqrt(v[i]) * bias2 + eps)
+cdef inline void _update(const Opt* o, floating* p, const floating* g, floating* s1,
+                         floating* s2, Py_ssize_t n, double l1, double l2, double decay,
+                         double clip, double scale) noexcept nogil:
+    """The optimizer step on one block, with the effective gradient (see _effective)."""
+    cdef fwb_rule r
+    r.kind = o.kind
+    r.momentum = o.momentum != 0
+    r.nesterov = o.nesterov
+    r.lr = o.lr
+    r.eps = o.eps
+    r.decay_mult = 1.0 - o.lr * decay
+    r.l1, r.l2x2, r.clip, r.scale = l1, 2 * l2, clip, scale
+    r.mu, r.c1, r.c2, r.beta2, r.step_size, r.bias2 = o.momentum, 0, 0, 0, 0, 0
+    if o.kind == OPT_RMSPROP:
+        r.c1, r.c2 = o.rho, 1.0 - o.rho
+    elif o.kind == OPT_ADAM:     # PyTorch's form, bias corrections folded into two scalars
+        r.mu, r.c1, r.c2, r.beta2 = o.beta1, 1.0 - o.beta1, 1.0 - o.beta2, o.beta2
+        r.step_size, r.bias2 = o.step_size, o.bias2
+    if floating is float:
+        fwb_simd.update_f(&r, p, g, s1, s2, n)
+    else:
+        fwb_simd.update_d(&r, p, g, s1, s2, n)
 
 
 cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* params,
@@ -1618,9 +1582,11 @@ cdef class Engine:
                 if (cnp.PyArray_DIM(x, ndim - 1) == self.n_in
                         and (ndim == 1 or cnp.PyArray_DIM(x, 0) > 0)):
                     if self.is_double:
-                        finite = fwb_all_finite_d(<const double*>cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
+                        finite = fwb_simd.all_finite_d(<const double*>cnp.PyArray_DATA(x),
+                                                       cnp.PyArray_SIZE(x))
                     else:
-                        finite = fwb_all_finite_f(<const float*>cnp.PyArray_DATA(x), cnp.PyArray_SIZE(x))
+                        finite = fwb_simd.all_finite_f(<const float*>cnp.PyArray_DATA(x),
+                                                       cnp.PyArray_SIZE(x))
                     if finite:
                         single[0] = ndim == 1
                         return x
@@ -2154,10 +2120,10 @@ cdef bint _targets_ok(int loss, const floating* t, Py_ssize_t size) noexcept nog
                 return False
         return True
     if floating is float:
-        if not fwb_all_finite_f(t, size):
+        if not fwb_simd.all_finite_f(t, size):
             return False
     else:
-        if not fwb_all_finite_d(t, size):
+        if not fwb_simd.all_finite_d(t, size):
             return False
     if loss == SOFTMAX_CROSS_ENTROPY:
         for i in range(size):

@@ -7,6 +7,7 @@
                  [--plots DIR] ...
     fastwb predict MODEL DATA [--out predictions.csv] [--proba] [--target COL]
     fastwb info MODEL
+    fastwb --version [--verbose]
 
 DATA is a CSV file (a header row; numeric feature columns; the target may
 hold text labels) or a ``.npz`` archive (arrays ``X`` and ``y``, optionally
@@ -89,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     from fastwb import __version__
     parser = _Parser(prog="fastwb", description="fastwb: fast weights and biases. Train "
                      "dense neural networks on the CPU from the command line.")
-    parser.add_argument("--version", action="version", version=f"fastwb {__version__}")
+    parser.add_argument("--version", action="store_true",
+                        help=f"print the version (fastwb {__version__}) and exit")
+    parser.add_argument("--verbose", action="store_true",
+                        help="with --version: also how fastwb was built and what it runs on "
+                             "(fastwb.show_config())")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -191,12 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``fastwb`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.verbose and not args.version:
+        parser.error("--verbose goes with --version")
+    if args.command is None and not args.version:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     from fastwb.saving import ModelFileError
     run = {"demo": _demo, "train": _train, "predict": _predict, "info": _info,
-           "bench": _bench}[args.command]
+           "bench": _bench}[args.command] if not args.version else _version
     try:
         run(args)
     except (CommandError, ModelFileError) as error:
@@ -212,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(f"{error.strerror or error}: {error.filename}")
     return 0
+
+
+def _version(args: argparse.Namespace) -> None:
+    from fastwb import __version__, show_config
+    print(f"fastwb {__version__}")
+    if args.verbose:
+        show_config()
 
 
 def _bench(args: argparse.Namespace) -> None:

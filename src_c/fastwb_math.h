@@ -1,4 +1,4 @@
-/* Scalar math that must stay finite for any finite input, and a finiteness scan.
+/* Scalar math that must stay finite for any finite input.
  *
  * Kept in C so the loops are plain enough for the compiler to vectorise
  * without -ffast-math (which would break the NaN/Inf checks themselves).
@@ -77,53 +77,5 @@ static inline float fwb_softplus_f(float x) {
 static inline double fwb_softplus_d(double x) {
     return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x)));
 }
-
-/* 1 when every element is finite. Integer tests on the exponent bits: an
- * OR-reduction over integers vectorises, a float comparison chain does not. */
-static inline int fwb_all_finite_f(const float *x, ptrdiff_t n) {
-    uint32_t bad = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, sizeof u);
-        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-}
-
-static inline int fwb_all_finite_d(const double *x, ptrdiff_t n) {
-    uint64_t bad = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        uint64_t u;
-        memcpy(&u, x + i, sizeof u);
-        bad |= (uint64_t)((u & 0x7ff0000000000000ull) == 0x7ff0000000000000ull);
-    }
-    return bad == 0;
-}
-
-/* sum |x| and sum x^2 in double. Eight partial sums (element i goes to sum
- * i mod 8), combined pairwise at the end: the same order on every call, and
- * eight independent chains of additions instead of one, so the loop runs at
- * the adder's throughput rather than its latency. */
-#define FWB_ABS_SQ_SUMS(NAME, T)                                                   \
-    static inline void NAME(const T *x, ptrdiff_t n, double *sum_abs, double *sum_sq) { \
-        double a[8] = {0}, q[8] = {0};                                             \
-        ptrdiff_t i = 0;                                                           \
-        for (; i + 8 <= n; i += 8)                                                 \
-            for (int k = 0; k < 8; k++) {                                          \
-                double v = (double)x[i + k];                                       \
-                a[k] += fabs(v);                                                   \
-                q[k] += v * v;                                                     \
-            }                                                                      \
-        for (int k = 0; i < n; i++, k++) {                                         \
-            double v = (double)x[i];                                               \
-            a[k] += fabs(v);                                                       \
-            q[k] += v * v;                                                         \
-        }                                                                          \
-        *sum_abs = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); \
-        *sum_sq = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7])); \
-    }
-FWB_ABS_SQ_SUMS(fwb_abs_sq_sums_f, float)
-FWB_ABS_SQ_SUMS(fwb_abs_sq_sums_d, double)
-#undef FWB_ABS_SQ_SUMS
 
 #endif
