@@ -19,9 +19,10 @@ Cases:
   (includes NumPy's finiteness check of the gradient and one copy);
 * ``adam_step``: a whole Adam ``train_step`` on the benchmark shapes.
 
-Each case is checked first: every level's result must be bit-identical to the
-baseline's. The levels of one case are timed in interleaved rounds
-(``fastwb.bench.timing.interleaved``); each time is the best round's mean.
+Each case is checked first: every level's result, from a fresh instance of the
+case, must be bit-identical to the baseline's. The levels then take turns on
+one instance in interleaved rounds (``fastwb.bench.timing.interleaved``); each
+time is the best round's mean.
 Run it on a quiet machine; ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1`` gives
 steady single-thread numbers on small virtual machines.
 
@@ -82,11 +83,11 @@ def _bits(level: str, make: Callable[[], Case]) -> bytes:
 
 
 def cases(dtype: str) -> dict[str, Callable[[], Case]]:
-    """Case name -> a maker of a fresh (call, reset) pair: each level gets its own
-    state, and a training step's network and optimizer go back to their start
-    every INNER steps, so that each level times the same steps (thousands of
-    Adam steps on one batch would drive moments into the slow subnormal range
-    after a number of steps that would differ with each level's speed)."""
+    """Case name -> a maker of a fresh (call, reset) pair. A training step's
+    network and optimizer go back to their start every INNER steps, so that each
+    level times the same steps (thousands of Adam steps on one batch would drive
+    moments into the slow subnormal range after a number of steps that would
+    differ with each level's speed)."""
     rng = np.random.default_rng(0)
     found: dict[str, Callable[[], Case]] = {}
     x_wide = rng.standard_normal((1024, 1)).astype(dtype)
@@ -145,7 +146,11 @@ def measure(dtype: str, levels: tuple[str, ...], args: argparse.Namespace) -> li
         for level in levels:
             if _bits(level, make) != expected:
                 raise AssertionError(f"{name} {dtype}: {level} differs from the baseline")
-        contenders = {level: _at(level, make()) for level in levels}
+        # one instance for every level: how the allocator placed a case's buffers (4K
+        # aliasing between the streams of an update) moved separate instances' times by
+        # up to 1.6x either way, more than the levels differ on memory-bound cases
+        case = make()
+        contenders = {level: _at(level, case) for level in levels}
         times = interleaved(contenders, args.repeats, args.min_time)
         rows.append({"case": name, "dtype": dtype,
                      "times": {level: per_call(t) for level, t in times.items()}})
