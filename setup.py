@@ -111,6 +111,9 @@ class BuildExt(build_ext):
             "numpy_version": np.__version__,
             "python_version": platform.python_version(),
             "platform": f"{sys.platform}-{platform.machine()}",
+            # setuptools adds these to every compile and link command
+            "environment": {name: os.environ.get(name) for name in
+                            ("CC", "CFLAGS", "CPPFLAGS", "LDSHARED", "LDFLAGS")},
         }
         digest = self._fingerprint(facts)
         fresh = self._previous_fingerprint() == digest
