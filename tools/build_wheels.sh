@@ -132,6 +132,11 @@ EOF
     version=$(cd "$here" && "$venv/bin/fastwb" --version)
     [[ $version == "fastwb $(basename "$wheel" | cut -d- -f2)" ]] || die "fastwb --version printed '$version'"
     echo "$version" >>"$log"
+    # what the wheel recorded of its build, and the SIMD level this CPU runs
+    local config
+    config=$(cd "$here" && "$venv/bin/fastwb" --version --verbose)
+    grep -q "openmp: enabled" <<<"$config" || die "fastwb --version --verbose: $config"
+    grep -E "^ +(compiler|selected):" <<<"$config" >>"$log"
     cat "$log"
 }
 
