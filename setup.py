@@ -263,11 +263,18 @@ class BuildExt(build_ext):
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def copy_extensions_to_source(self):
+        """In-place and editable builds (``pip install -e .``) copy the extensions
+        from the build directory into the source tree; the build record goes too."""
+        super().copy_extensions_to_source()
+        package = self.get_finalized_command("build_py").get_package_dir("fastwb")
+        self.copy_file(self._build_info, os.path.join(package, "_build_info.py"))
+
     def _write_build_info(self, facts):
-        """fastwb/_build_info.py next to the built extensions (the source tree for
-        in-place builds, the build directory otherwise)."""
-        folder = os.path.dirname(self.get_ext_fullpath("fastwb._core"))
-        with open(os.path.join(folder, "_build_info.py"), "w") as f:
+        """fastwb/_build_info.py beside the built extensions, in the build directory."""
+        self._build_info = os.path.join(os.path.dirname(self.get_ext_fullpath("fastwb._core")),
+                                        "_build_info.py")
+        with open(self._build_info, "w") as f:
             f.write('"""How this copy of fastwb was built: written by setup.py, not in '
                     'version control."""\n\n')
             f.write(f"BUILD = {pprint.pformat(facts, sort_dicts=True)}\n")
