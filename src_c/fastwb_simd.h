@@ -71,83 +71,33 @@ typedef struct {
 #define FWB_CAT(a, b) FWB_CAT2(a, b)
 #define FWB_FN(name) FWB_CAT(name, FWB_SUFFIX)
 
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(_MSC_VER)
+#define FWB_SIMD_X86 1
+#define FWB_ATTR_AVX2 __attribute__((target("avx2")))
+#define FWB_ATTR_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#endif
+
 /* float: fastwb_math.h's branch-free exp/sigmoid/tanh, which vectorise */
 #define FWB_T float
+#define FWB_TAG f
 #define FWB_EXP0 fwb_exp_nonpositive_f
 #define FWB_SIGMOID fwb_sigmoid_f
 #define FWB_TANH fwb_tanh_f
 #define FWB_SQRT sqrtf
 #define FWB_BITS uint32_t
 #define FWB_EXP_MASK 0x7f800000u
-
-#define FWB_ATTR
-#define FWB_SUFFIX _f_baseline
-#include "fastwb_kernels.h"
-#undef FWB_SUFFIX
-#undef FWB_ATTR
-
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(_MSC_VER)
-#define FWB_SIMD_X86 1
-#define FWB_ATTR_AVX2 __attribute__((target("avx2")))
-#define FWB_ATTR_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
-
-#define FWB_ATTR FWB_ATTR_AVX2
-#define FWB_SUFFIX _f_avx2
-#include "fastwb_kernels.h"
-#undef FWB_SUFFIX
-#undef FWB_ATTR
-
-#define FWB_ATTR FWB_ATTR_AVX512
-#define FWB_SUFFIX _f_avx512
-#include "fastwb_kernels.h"
-#undef FWB_SUFFIX
-#undef FWB_ATTR
-#endif
-
-#undef FWB_T
-#undef FWB_EXP0
-#undef FWB_SIGMOID
-#undef FWB_TANH
-#undef FWB_SQRT
-#undef FWB_BITS
-#undef FWB_EXP_MASK
+#include "fastwb_levels.h"
 
 /* double: libm's exp and tanh (scalar calls, the same function at every level) */
 #define FWB_T double
+#define FWB_TAG d
 #define FWB_EXP0 exp
 #define FWB_SIGMOID fwb_sigmoid_d
 #define FWB_TANH tanh
 #define FWB_SQRT sqrt
 #define FWB_BITS uint64_t
 #define FWB_EXP_MASK 0x7ff0000000000000ull
-
-#define FWB_ATTR
-#define FWB_SUFFIX _d_baseline
-#include "fastwb_kernels.h"
-#undef FWB_SUFFIX
-#undef FWB_ATTR
-
-#ifdef FWB_SIMD_X86
-#define FWB_ATTR FWB_ATTR_AVX2
-#define FWB_SUFFIX _d_avx2
-#include "fastwb_kernels.h"
-#undef FWB_SUFFIX
-#undef FWB_ATTR
-
-#define FWB_ATTR FWB_ATTR_AVX512
-#define FWB_SUFFIX _d_avx512
-#include "fastwb_kernels.h"
-#undef FWB_SUFFIX
-#undef FWB_ATTR
-#endif
-
-#undef FWB_T
-#undef FWB_EXP0
-#undef FWB_SIGMOID
-#undef FWB_TANH
-#undef FWB_SQRT
-#undef FWB_BITS
-#undef FWB_EXP_MASK
+#include "fastwb_levels.h"
 
 #define FWB_KERNELS(LEVEL)                                                              \
     {bias_act_f_##LEVEL, bias_act_d_##LEVEL, derivative_f_##LEVEL, derivative_d_##LEVEL, \
