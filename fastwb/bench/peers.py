@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import fastwb
+from fastwb._config import cpu_name
 from fastwb.bench.contenders import (MAKERS, NAMES, Contender, Outcome, PeerUnavailable,
                                      Problem, Task, check, make_reference)
 from fastwb.bench.timing import GEMM_SIZE, fmt_time, gemm_rate, interleaved
@@ -41,16 +42,8 @@ QUICK_SHAPES = SHAPES[:2]
 
 def machine() -> dict:
     """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "usable_cores": usable,
             "system": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "numpy": np.__version__,
             "fastwb": fastwb.__version__, "blas": fastwb.blas_source(),
