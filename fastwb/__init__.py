@@ -49,8 +49,7 @@ from fastwb.network import Network
 from fastwb.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from fastwb.saving import load, save
 from fastwb.tracking import WandbCallback
-
-__version__ = "0.1.0"
+from fastwb._version import __version__
 
 _blas.select("auto")
 _config.warn_if_serial()

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from fastwb import _core
+from fastwb import _blas, _core
+from fastwb._version import __version__
 
 try:
     from fastwb._build_info import BUILD
@@ -41,10 +42,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _blas() -> dict[str, Any]:
+def _blas_facts() -> dict[str, Any]:
     """The BLAS the kernels call and, with threadpoolctl, its library and threads."""
-    from fastwb import _blas
-
     source = _core.blas_source()
     info: dict[str, Any] = {"source": source}
     try:
@@ -82,8 +81,6 @@ def _openmp_text(build: dict[str, Any]) -> str:
 
 def config() -> dict[str, Any]:
     """show_config's facts as nested dicts."""
-    from fastwb import __version__     # set after fastwb/__init__.py imports this module
-
     compiled, supported, selected = _core.simd_levels()
     return {
         "fastwb": {"version": __version__, "path": os.path.dirname(os.path.abspath(__file__))},
@@ -108,7 +105,7 @@ def config() -> dict[str, Any]:
             "numpy": np.__version__,
             "openmp compiled": _core.openmp_enabled(),
             "openmp max threads": _core.openmp_max_threads(),
-            "blas": _blas(),
+            "blas": _blas_facts(),
             "simd": {"compiled": list(compiled), "supported": list(supported),
                      "selected": selected,
                      "FASTWB_SIMD": os.environ.get("FASTWB_SIMD", "")},

@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from fastwb import _layout, _validation
-from fastwb.reference import LEAKY_SLOPE
+from fastwb.functions import HYPERPARAMETERS, LEAKY_SLOPE, OPTIMIZERS as _RULES, STATE_BUFFERS
 
 cnp.import_array()
 
@@ -122,18 +122,26 @@ ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
           "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY}
-# Codes in the order of functions.OPTIMIZERS (tested); AdamW is Adam with a decoupled
-# weight decay.
+# Update rules by name (functions.OPTIMIZERS); AdamW is Adam with a decoupled weight decay.
 OPTIMIZERS = {"sgd": OPT_SGD, "rmsprop": OPT_RMSPROP, "adagrad": OPT_ADAGRAD, "adam": OPT_ADAM}
 
-# fit_epoch's outcome, as functions.FitStatus (tested)
+# How a training call ended, as functions.FitStatus (tested)
 cdef enum:
     FIT_DONE = 0
     FIT_DIVERGED = 1         # a batch's loss was not finite; it was not applied
     FIT_INTERRUPTED = 2      # SIGINT arrived; stopped at a batch boundary
-FIT_STATUS = {"done": FIT_DONE, "diverged": FIT_DIVERGED, "interrupted": FIT_INTERRUPTED}
+    FIT_OVERFLOW = 3         # the loss was finite, the update would not be; it was not applied
+FIT_STATUS = {"done": FIT_DONE, "diverged": FIT_DIVERGED, "interrupted": FIT_INTERRUPTED,
+              "overflow": FIT_OVERFLOW}
 
-# Slope of leaky_relu for negative inputs, as the reference defines it.
+# An optimizer's counters, the entries of its int64 counter array (functions.COUNTERS)
+cdef enum:
+    COUNT_STEP = 0
+    COUNT_EPOCH = 1
+    COUNT_SAMPLES = 2
+    N_COUNTERS = 3
+
+# Slope of leaky_relu for negative inputs (functions.LEAKY_SLOPE, the specification).
 cdef double _LEAKY = LEAKY_SLOPE
 
 # Work (elements, or multiply-adds for a product) below which a pass stays
@@ -707,18 +715,6 @@ cdef inline double _weighted_loss_row(int loss, int out_act, const floating* out
                          D + i * m if D != NULL else NULL, <floating>(w / denominator))
 
 
-cdef void sgd_update(floating* params, const floating* grads, Py_ssize_t size, floating lr,
-                     int n_threads) noexcept nogil:
-    """params -= lr * grads (the biases; weights update inside product_tn)."""
-    cdef Py_ssize_t i
-    if n_threads > 1 and size >= PARALLEL_MIN_ELEMENTS:
-        for i in prange(size, schedule="static", num_threads=n_threads):
-            params[i] = params[i] - lr * grads[i]
-    else:
-        for i in range(size):
-            params[i] = params[i] - lr * grads[i]
-
-
 # ---------------------------------------------------------------------------
 # Dropout: inverted, with masks from the counter-based generator
 # ---------------------------------------------------------------------------
@@ -765,6 +761,7 @@ cdef void multiply_dropout_derivative(floating* D, const floating* A, const unsi
 # ---------------------------------------------------------------------------
 
 cdef struct Opt:
+    # One call's update rule: a Rule's settings and state, and this step's rate
     int kind
     double lr             # this step's learning rate
     double momentum       # SGD
@@ -778,6 +775,11 @@ cdef struct Opt:
     int64_t step          # updates applied so far
     double step_size      # Adam: lr / (1 - beta1^t), set by parameter_pass
     double bias2          # Adam: 1 / sqrt(1 - beta2^t), set by parameter_pass
+    void* s1              # state buffers laid out like the parameters (NULL: unused)
+    void* s2
+    int64_t* counters     # the optimizer's counters (COUNT_*), advanced with each update
+    bint verify           # try the update on copies first; refuse one that overflows
+    bint overflow         # set when verify refused the update
 
 
 cdef enum Pass:
@@ -785,6 +787,11 @@ cdef enum Pass:
     REGULARIZE = 1   # PENALTY, and g += l1 sign(p) + 2 l2 p
     GRAD_SQUARE = 2  # sum of the squared effective gradient (for clipping by norm)
     UPDATE = 3       # PENALTY, and the optimizer update with the effective gradient
+    CHECK = 4        # count the blocks whose update would leave a parameter non-finite
+
+# Elements an update is tried on at once by CHECK: copies on the stack of each thread.
+cdef enum:
+    TRIAL = 256
 
 
 cdef struct Segment:
@@ -812,6 +819,11 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
     cdef floating fl1 = <floating>l1, fl2x2 = <floating>(2 * l2)
     cdef double clip_value
     cdef floating clip, gi
+    if what == CHECK:
+        out[0] = _update_fails(o, p, g, s1, s2, n, l1, l2, decay,
+                               o.clip_value if o.clip_value > 0 else INFINITY, scale)
+        out[1] = 0
+        return
     if what != GRAD_SQUARE and (l1 != 0 or l2 != 0):
         if floating is float:
             fwb_simd.abs_sq_sums_f(p, n, &sum_abs, &sum_sq)
@@ -834,6 +846,35 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
         out[0] = sum_sq
         return
     _update(o, p, g, s1, s2, n, l1, l2, decay, clip_value, scale)
+
+
+cdef double _update_fails(const Opt* o, const floating* p, const floating* g,
+                          const floating* s1, const floating* s2, Py_ssize_t n, double l1,
+                          double l2, double decay, double clip, double scale) noexcept nogil:
+    """1 when the update of this block would leave a parameter NaN or infinite, else 0:
+    the update itself (the same kernel, the same bits) run on copies."""
+    cdef floating cp[TRIAL]
+    cdef floating c1[TRIAL]
+    cdef floating c2[TRIAL]
+    cdef Py_ssize_t first = 0, count
+    cdef bint finite
+    while first < n:
+        count = min(<Py_ssize_t>TRIAL, n - first)
+        memcpy(cp, p + first, count * sizeof(floating))
+        if s1 != NULL:
+            memcpy(c1, s1 + first, count * sizeof(floating))
+        if s2 != NULL:
+            memcpy(c2, s2 + first, count * sizeof(floating))
+        _update(o, cp, g + first, c1 if s1 != NULL else NULL, c2 if s2 != NULL else NULL,
+                count, l1, l2, decay, clip, scale)
+        if floating is float:
+            finite = fwb_simd.all_finite_f(cp, count)
+        else:
+            finite = fwb_simd.all_finite_d(cp, count)
+        if not finite:
+            return 1
+        first += count
+    return 0
 
 
 cdef inline void _update(const Opt* o, floating* p, const floating* g, floating* s1,
@@ -889,7 +930,7 @@ cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* p
     for q in range(n_blocks):
         sum_abs += partials[2 * q]
         sum_sq += partials[2 * q + 1]
-    if what == GRAD_SQUARE:
+    if what == GRAD_SQUARE or what == CHECK:
         return sum_abs
     return seg.l1 * sum_abs + seg.l2 * sum_sq
 
@@ -918,12 +959,15 @@ cdef double layer_pass(int what, const Net* net, const Opt* o, int l, floating* 
 
 
 cdef double parameter_pass(int what, const Net* net, Opt* o, floating* params,
-                           floating* grads, floating* s1, floating* s2, double* partials,
-                           int n_threads) noexcept nogil:
+                           floating* grads, double* partials, int n_threads) noexcept nogil:
     """A pass over every layer; returns the total penalty of the parameters
-    before the pass. UPDATE first measures the gradient norm when clipping by it."""
+    before the pass. UPDATE first measures the gradient norm when clipping by
+    it, and with ``o.verify`` tries the update before making it: when it would
+    leave a parameter NaN or infinite, nothing is written and ``o.overflow`` is set."""
     cdef int l
     cdef double total = 0, scale = 1, norm
+    cdef floating* s1 = <floating*>o.s1 if o != NULL else NULL
+    cdef floating* s2 = <floating*>o.s2 if o != NULL else NULL
     if what == UPDATE:
         prepare_update(o)
     if what == UPDATE and o.clip_norm > 0:
@@ -933,6 +977,14 @@ cdef double parameter_pass(int what, const Net* net, Opt* o, floating* params,
         norm = sqrt(total)
         if norm > o.clip_norm:      # PyTorch's clip_grad_norm_ factor
             scale = o.clip_norm / (norm + 1e-6)
+        total = 0
+    if what == UPDATE and o.verify:
+        for l in range(net.n_layers):
+            total += layer_pass(CHECK, net, o, l, params, grads, s1, s2, scale, partials,
+                                n_threads)
+        if total > 0:
+            o.overflow = True
+            return parameter_pass(PENALTY, net, NULL, params, grads, partials, n_threads)
         total = 0
     for l in range(net.n_layers):
         total += layer_pass(what, net, o, l, params, grads, s1, s2, scale, partials, n_threads)
@@ -1022,21 +1074,22 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
         prev = a
 
 
+cdef enum Backward:
+    GRADIENT_ONLY = 0    # write the gradient to grads
+    LAYER_UPDATE = 1     # and update each layer as soon as its gradient is complete
+
+
 cdef double backward(const Net* net, floating* params, floating* grads, const floating* X,
                      Py_ssize_t n, floating* acts, floating* delta, floating* spare,
                      const unsigned char* keep, Py_ssize_t capacity, Py_ssize_t row0,
-                     bint fused_sgd, floating lr, const Opt* update, floating* s1, floating* s2,
-                     double* partials, int n_threads) noexcept nogil:
+                     int how, const Opt* o, double* partials, int n_threads) noexcept nogil:
     """Backpropagate D of the output layer (in ``delta``) to every weight and bias,
     for n rows that are rows row0.. of the batch in ``acts`` and ``keep``.
 
-    Writes the gradient to ``grads``. With ``fused_sgd`` it applies plain SGD
-    instead, each layer's weights taking ``W -= lr A^T D`` straight from the
-    product (no weight gradient is stored, no second pass over the parameters),
-    after ``D W^T`` has used the old W. With ``update`` it applies that
-    optimizer step to each layer as soon as the layer's gradient is complete,
-    while it is still in cache; it then returns the penalty of the parameters
-    it updated (before the update).
+    Writes the gradient to ``grads``. With LAYER_UPDATE it applies ``o``'s
+    step to each layer as soon as the layer's gradient is complete, while it is
+    still in cache, after ``D W^T`` has used the old W; it then returns the
+    penalty of the parameters it updated (before the update).
     """
     cdef int l
     cdef Py_ssize_t k, m
@@ -1056,15 +1109,10 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
             else:
                 multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
         column_sums(delta, n, m, grads + net.b_offset[l], n_threads)                # db = 1^T D
-        if fused_sgd:
-            product_tn(prev, n, k, delta, m, params + net.w_offset[l], -lr, 1,
-                       n_threads)                                                  # W -= lr A^T D
-            sgd_update(params + net.b_offset[l], grads + net.b_offset[l], m, lr, n_threads)
-        else:
-            product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads)  # dW
-            if update != NULL:
-                penalty += layer_pass(UPDATE, net, update, l, params, grads, s1, s2, 1,
-                                      partials, n_threads)
+        product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads)      # dW
+        if how == LAYER_UPDATE:
+            penalty += layer_pass(UPDATE, net, o, l, params, grads, <floating*>o.s1,
+                                  <floating*>o.s2, 1, partials, n_threads)
         if l > 0:
             swap = delta
             delta = spare
@@ -1072,73 +1120,83 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
     return penalty
 
 
-cdef double run(const Net* net, floating* params, floating* grads, floating* s1, floating* s2,
-                const floating* X, const floating* T, const Py_ssize_t* labels,
-                const floating* SW, Py_ssize_t n, const Work* w, int mode, Opt* o,
-                int n_threads) noexcept nogil:
+cdef struct Batch:
+    # The rows one call runs on, typed per call
+    const void* X                # n x n_in
+    const void* T                # n x n_out float targets, or NULL with labels
+    const Py_ssize_t* labels     # class labels, or NULL
+    const void* SW               # sample weights, or NULL
+    Py_ssize_t n
+
+
+cdef double run(const Net* net, floating* params, floating* grads, const Batch* batch,
+                const Work* w, int mode, Opt* o, int n_threads) noexcept nogil:
     """Forward, loss and (by mode) backpropagation and the optimizer update, in one call.
 
     Returns the mean loss plus the penalty of the parameters before any update.
-    TRAIN applies one step of the optimizer ``o`` (and counts it in ``o.step``)
-    unless the loss is not finite, which must never reach the parameters.
-    Plain SGD without penalties or clipping is fused into backpropagation;
-    every other update is one pass over the flat buffer after it. Batches
-    that chunk_count splits take run_chunks' way instead.
+    TRAIN applies one step of the optimizer ``o`` (and counts it in ``o.step``
+    and its counters) unless the loss is not finite, which must never reach the
+    parameters, or ``o.verify`` finds that the update would overflow. The
+    update is one pass over the flat buffer after backpropagation, or (without
+    clipping by the norm or verification) layer by layer inside it, each layer
+    as soon as its gradient is complete: the same bits either way. The loss
+    gradient stays in ``grads``. Batches that chunk_count splits take
+    run_chunks' way instead.
     """
     cdef int L = net.n_layers
+    cdef Py_ssize_t n = batch.n
+    cdef const floating* X = <const floating*>batch.X
     cdef bint train = mode == TRAIN
     cdef bint logits = net.loss != MSE
     cdef floating* acts = <floating*>w.acts
     cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
     cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
     cdef double value
-    cdef bint fused_sgd, layer_by_layer
+    cdef int how = GRADIENT_ONLY
     cdef int chunks = chunk_count(n, net.n_params) if (train or mode == GRADIENT) else 1
 
     if chunks > 1 and chunks <= w.max_chunks:
-        return run_chunks(net, params, grads, s1, s2, X, T, labels, SW, n, w, mode, o, chunks,
-                          n_threads)
+        return run_chunks(net, params, grads, batch, w, mode, o, chunks, n_threads)
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
             o.step if train else 0, 0, n_threads)
-    value = loss_and_delta(net.loss, net.acts[L - 1], out, T, labels, SW, n, net.sizes[L],
+    value = loss_and_delta(net.loss, net.acts[L - 1], out, <const floating*>batch.T,
+                           batch.labels, <const floating*>batch.SW, n, net.sizes[L],
                            <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
-                           w.row_loss, batch_weight(SW, n), n_threads)
+                           w.row_loss, batch_weight(<const floating*>batch.SW, n), n_threads)
     if mode == DATA_LOSS:
         return value
     if mode == LOSS_ONLY:
         if net.regularized:
-            value += parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, <floating*>NULL,
-                                    <floating*>NULL, w.partials, n_threads)
+            value += parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials,
+                                    n_threads)
         return value
     if train and not isfinite(value):
         return value
-    fused_sgd = (train and o.kind == OPT_SGD and o.momentum == 0 and not net.regularized
-                 and o.clip_norm == 0 and o.clip_value == 0 and o.weight_decay == 0)
-    # clipping by the global norm needs every gradient before the first update
-    layer_by_layer = train and not fused_sgd and o.clip_norm == 0
-    if layer_by_layer:
+    if train and o.clip_norm == 0 and not o.verify:
+        how = LAYER_UPDATE      # clipping by the norm needs every gradient first
         prepare_update(o)
     value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
-                      keep, w.capacity, 0, fused_sgd, <floating>(o.lr if train else 0),
-                      o if layer_by_layer else NULL, s1, s2, w.partials, n_threads)
-    return value + finish_gradient(net, params, grads, s1, s2, w, mode, o,
-                                   fused_sgd or layer_by_layer, n_threads)
+                      keep, w.capacity, 0, how, o, w.partials, n_threads)
+    return value + finish_gradient(net, params, grads, w, mode, o, how != GRADIENT_ONLY,
+                                   n_threads)
 
 
-cdef double finish_gradient(const Net* net, floating* params, floating* grads, floating* s1,
-                            floating* s2, const Work* w, int mode, Opt* o, bint updated,
-                            int n_threads) noexcept nogil:
+cdef double finish_gradient(const Net* net, floating* params, floating* grads, const Work* w,
+                            int mode, Opt* o, bint updated, int n_threads) noexcept nogil:
     """After backpropagation: GRADIENT adds the penalty's gradient, TRAIN applies
-    the update unless backpropagation did (``updated``); returns the penalty then taken."""
+    the update unless backpropagation did (``updated``) and counts it; returns
+    the penalty then taken."""
     cdef double value = 0
     if mode == GRADIENT:
         if net.regularized:
-            value = parameter_pass(REGULARIZE, net, NULL, params, grads, <floating*>NULL,
-                                   <floating*>NULL, w.partials, n_threads)
+            value = parameter_pass(REGULARIZE, net, NULL, params, grads, w.partials, n_threads)
         return value
     if not updated:
-        value = parameter_pass(UPDATE, net, o, params, grads, s1, s2, w.partials, n_threads)
-    o.step += 1
+        value = parameter_pass(UPDATE, net, o, params, grads, w.partials, n_threads)
+    if not o.overflow:
+        o.step += 1
+        if o.counters != NULL:
+            o.counters[COUNT_STEP] += 1
     return value
 
 
@@ -1162,22 +1220,16 @@ cdef struct ChunkJob:
     void* params
     void* grads
     void* extra
-    const void* X
-    const void* T
-    const Py_ssize_t* labels
-    const void* SW
-    Py_ssize_t n, rows
+    const Batch* batch
+    Py_ssize_t rows
     const Work* w
     unsigned char* keep
     int64_t step
     double weight
 
 
-cdef double run_chunks(const Net* net, floating* params, floating* grads, floating* s1,
-                       floating* s2, const floating* X, const floating* T,
-                       const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
-                       const Work* w, int mode, Opt* o, int chunks,
-                       int n_threads) noexcept nogil:
+cdef double run_chunks(const Net* net, floating* params, floating* grads, const Batch* batch,
+                       const Work* w, int mode, Opt* o, int chunks, int n_threads) noexcept nogil:
     """``run`` for TRAIN and GRADIENT on a batch cut into ``chunks`` chunks of rows.
 
     Each chunk is a forward and backward pass of its own, into its own gradient
@@ -1193,11 +1245,10 @@ cdef double run_chunks(const Net* net, floating* params, floating* grads, floati
     cdef double value = 0
     cdef ChunkJob job
     job.net, job.params, job.grads, job.extra = net, params, grads, extra
-    job.X, job.T, job.labels, job.SW = X, T, labels, SW
-    job.n, job.rows, job.w = n, (n + chunks - 1) // chunks, w
+    job.batch, job.rows, job.w = batch, (batch.n + chunks - 1) // chunks, w
     job.keep = w.keep if (train and net.any_dropout) else NULL
     job.step = o.step if train else 0
-    job.weight = batch_weight(SW, n)
+    job.weight = batch_weight(<const floating*>batch.SW, batch.n)
     cdef int blas_threads = blas_serial_begin()
     if blas_threads > 0:                # BLAS calls can run side by side, serially each
         team = w.team
@@ -1216,21 +1267,19 @@ cdef double run_chunks(const Net* net, floating* params, floating* grads, floati
     else:
         for i in range(P):
             _add_chunks(grads, extra, i, P, chunks)
-    return value + finish_gradient(net, params, grads, s1, s2, w, mode, o, False, n_threads)
+    return value + finish_gradient(net, params, grads, w, mode, o, False, n_threads)
 
 
 cdef void _chunk_task_f(void* ctx, int c) noexcept nogil:
     cdef ChunkJob* j = <ChunkJob*>ctx
     _chunk(j, <float*>j.params,
-           <float*>j.grads if c == 0 else <float*>j.extra + (c - 1) * j.net.n_params,
-           <const float*>j.X, <const float*>j.T, <const float*>j.SW, c)
+           <float*>j.grads if c == 0 else <float*>j.extra + (c - 1) * j.net.n_params, c)
 
 
 cdef void _chunk_task_d(void* ctx, int c) noexcept nogil:
     cdef ChunkJob* j = <ChunkJob*>ctx
     _chunk(j, <double*>j.params,
-           <double*>j.grads if c == 0 else <double*>j.extra + (c - 1) * j.net.n_params,
-           <const double*>j.X, <const double*>j.T, <const double*>j.SW, c)
+           <double*>j.grads if c == 0 else <double*>j.extra + (c - 1) * j.net.n_params, c)
 
 
 cdef inline void _add_chunks(floating* grads, const floating* extra, Py_ssize_t i, Py_ssize_t P,
@@ -1242,30 +1291,33 @@ cdef inline void _add_chunks(floating* grads, const floating* extra, Py_ssize_t 
     grads[i] = g
 
 
-cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, const floating* X,
-                 const floating* T, const floating* SW, int c) noexcept nogil:
+cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, int c) noexcept nogil:
     """Chunk c of run_chunks, serially: its loss (over the whole batch's weight)
     goes to w.row_loss[c * rows], in place of its first row's."""
     cdef const Net* net = j.net
     cdef const Work* w = j.w
+    cdef const Batch* b = j.batch
     cdef int L = net.n_layers
     cdef Py_ssize_t r0 = c * j.rows
-    cdef Py_ssize_t nc = min(j.rows, j.n - r0)
+    cdef Py_ssize_t nc = min(j.rows, b.n - r0)
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[L]
+    cdef const floating* X = <const floating*>b.X + r0 * n_in
+    cdef const floating* T = <const floating*>b.T
+    cdef const floating* SW = <const floating*>b.SW
     cdef floating* acts = <floating*>w.acts
     cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
     cdef floating* delta = <floating*>w.delta + r0 * w.width_max
     cdef floating* spare = <floating*>w.spare + r0 * w.width_max
     cdef double value
-    forward(net, params, X + r0 * n_in, nc, acts, w.capacity, <floating*>NULL, net.loss != MSE,
+    forward(net, params, X, nc, acts, w.capacity, <floating*>NULL, net.loss != MSE,
             j.keep, j.step, r0, 1)
     value = loss_and_delta(net.loss, net.acts[L - 1], out + r0 * n_out,
                            T + r0 * n_out if T != NULL else NULL,
-                           j.labels + r0 if j.labels != NULL else NULL,
+                           b.labels + r0 if b.labels != NULL else NULL,
                            SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
                            j.weight, 1)
-    backward(net, params, grads, X + r0 * n_in, nc, acts, delta, spare, j.keep, w.capacity, r0,
-             False, 0, NULL, NULL, NULL, w.partials, 1)
+    backward(net, params, grads, X, nc, acts, delta, spare, j.keep, w.capacity, r0,
+             GRADIENT_ONLY, NULL, w.partials, 1)
     w.row_loss[r0] = value
 
 
@@ -1281,79 +1333,81 @@ cdef void shuffle_rows(Py_ssize_t* order, Py_ssize_t n, uint64_t key) noexcept n
         order[j] = tmp
 
 
-cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, floating* s1,
-                   floating* s2, const floating* X, const floating* T, const Py_ssize_t* labels,
-                   const floating* SW, Py_ssize_t n, Py_ssize_t batch, const Py_ssize_t* order,
-                   Py_ssize_t first_batch, Py_ssize_t last_batch, floating* xb, floating* tb,
-                   Py_ssize_t* lb, floating* wb, const Work* w, const double* lrs,
-                   double* batch_loss, Py_ssize_t* done, bint watch_interrupt,
-                   int n_threads) noexcept nogil:
+cdef struct Fit:
+    # One epoch's data, gather buffers and per-batch arrays, typed per call
+    Batch data                   # the whole training set
+    Py_ssize_t batch             # rows per batch (the last may have fewer)
+    Py_ssize_t n_batches
+    const Py_ssize_t* order      # the epoch's permutation of the rows, or NULL: in order
+    void* xb                     # a batch gathered by order
+    void* tb
+    Py_ssize_t* lb
+    void* wb
+    const double* lrs            # the learning rate of each batch
+    double* batch_loss           # out: the loss of each batch
+
+
+cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, const Fit* f,
+                   Py_ssize_t first_batch, Py_ssize_t last_batch, const Work* w,
+                   Py_ssize_t* done, bint watch_interrupt, int n_threads) noexcept nogil:
     """Train on batches first_batch..last_batch-1 of one epoch; returns FIT_*.
 
     Batch b holds rows ``order[b * batch: (b + 1) * batch]`` (the last may be
     shorter), gathered into xb/tb/lb/wb, or, without ``order``, those rows of
     X in place. Batch b uses learning rate lrs[b] and records its loss in
-    batch_loss[b]. Stops before a batch when SIGINT arrived (``watch_interrupt``:
-    this call holds the SIGINT handler), and after a batch
-    whose loss is not finite (that batch's update is not applied); ``done``
-    counts the batches applied.
+    batch_loss[b]; each applied batch advances the optimizer's step and sample
+    counters, and the epoch's last batch its epoch counter. Stops before a batch when SIGINT arrived
+    (``watch_interrupt``: this call holds the SIGINT handler), and after a
+    batch whose loss is not finite (that batch's update is not applied);
+    ``done`` counts the batches applied.
     """
-    cdef Py_ssize_t b, r, i, first, rows
+    cdef Py_ssize_t b, r, i, first
     cdef Py_ssize_t k = net.sizes[0], m = net.sizes[net.n_layers]
-    cdef const floating* xp
-    cdef const floating* tp
-    cdef const Py_ssize_t* lp
-    cdef const floating* wp
+    cdef const floating* X = <const floating*>f.data.X
+    cdef const floating* T = <const floating*>f.data.T
+    cdef const Py_ssize_t* labels = f.data.labels
+    cdef const floating* SW = <const floating*>f.data.SW
+    cdef floating* xb = <floating*>f.xb
+    cdef floating* tb = <floating*>f.tb
+    cdef floating* wb = <floating*>f.wb
+    cdef Batch part
     cdef double value
     done[0] = 0
     for b in range(first_batch, last_batch):
         if watch_interrupt and fwb_interrupt_pending():
             return FIT_INTERRUPTED
-        first = b * batch
-        rows = min(batch, n - first)
-        if order != NULL:
-            for r in range(rows):
-                i = order[first + r]
+        first = b * f.batch
+        part.n = min(f.batch, f.data.n - first)
+        if f.order != NULL:
+            for r in range(part.n):
+                i = f.order[first + r]
                 memcpy(xb + r * k, X + i * k, k * sizeof(floating))
                 if T != NULL:
                     memcpy(tb + r * m, T + i * m, m * sizeof(floating))
                 if labels != NULL:
-                    lb[r] = labels[i]
+                    f.lb[r] = labels[i]
                 if SW != NULL:
                     wb[r] = SW[i]
-            xp, tp, lp, wp = xb, tb, lb, wb
+            part.X, part.T, part.labels, part.SW = xb, tb, f.lb, wb
         else:
-            xp = X + first * k
-            tp = T + first * m if T != NULL else NULL
-            lp = labels + first if labels != NULL else NULL
-            wp = SW + first if SW != NULL else NULL
-        o.lr = lrs[b]
-        value = run(net, params, grads, s1, s2, xp, tp if T != NULL else NULL,
-                    lp if labels != NULL else NULL, wp if SW != NULL else NULL, rows, w,
-                    TRAIN, o, n_threads)
-        batch_loss[b] = value
+            part.X, part.T = X + first * k, T + first * m
+            part.labels, part.SW = labels + first, SW + first
+        if T == NULL:
+            part.T = NULL
+        if labels == NULL:
+            part.labels = NULL
+        if SW == NULL:
+            part.SW = NULL
+        o.lr = f.lrs[b]
+        value = run(net, params, grads, &part, w, TRAIN, o, n_threads)
+        f.batch_loss[b] = value
         if not isfinite(value):
             return FIT_DIVERGED
         done[0] += 1
+        o.counters[COUNT_SAMPLES] += part.n
+        if b == f.n_batches - 1:
+            o.counters[COUNT_EPOCH] += 1
     return FIT_DONE
-
-
-cdef struct Fit:
-    # fit_epoch's data, gather buffers and per-batch arrays, typed per call
-    const void* X
-    const void* T
-    const Py_ssize_t* labels
-    const void* SW
-    Py_ssize_t n, batch
-    Py_ssize_t* order
-    void* xb
-    void* tb
-    Py_ssize_t* lb
-    void* wb
-    const double* lrs
-    double* batch_loss
-    void* s1
-    void* s2
 
 
 # ---------------------------------------------------------------------------
@@ -1407,6 +1461,172 @@ cdef inline bint _usable(object x, int typenum, int ndim):
             and cnp.PyArray_ISBEHAVED_RO(a) and cnp.PyArray_IS_C_CONTIGUOUS(a))
 
 
+cdef enum Values:
+    FINITE_VALUES = 0    # every value finite
+    TARGET_VALUES = 1    # float targets the loss takes
+    WEIGHT_VALUES = 2    # sample weights: finite and nonnegative
+
+
+cdef class Rule:
+    """An optimizer's update rule as the engines take it: one record, built once
+    per optimizer and network by ``fastwb.optimizers``.
+
+    Parameters
+    ----------
+    kind : str
+        The update rule, one of ``functions.OPTIMIZERS``.
+    settings : mapping of str to float
+        The rule's settings by name (``functions.HYPERPARAMETERS``); names left
+        out are 0 (for clipping: off).
+    state : mapping of str to ndarray
+        The rule's state buffers by name (``functions.STATE_BUFFERS``; SGD's
+        velocity only with momentum): writable, C-contiguous 1-D arrays of one
+        float dtype and one length, the network's. The engines update them in place.
+    counters : ndarray
+        The optimizer's int64 counters (``functions.COUNTERS``); the engines
+        advance them with each update, in the same call, so that they always
+        agree with the parameters.
+    """
+    cdef Opt opt
+    cdef readonly str kind
+    cdef readonly dict settings
+    cdef readonly dict state
+    cdef readonly cnp.ndarray counters
+    cdef cnp.ndarray _s1, _s2
+    cdef int typenum
+    cdef Py_ssize_t size
+
+    def __cinit__(self, str kind not None, settings, state, cnp.ndarray counters not None):
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"unknown update rule {kind!r}; one of {', '.join(OPTIMIZERS)}")
+        unknown = set(settings) - set(HYPERPARAMETERS)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)} of the {kind} rule")
+        self.settings = {name: float(settings.get(name, 0.0)) for name in HYPERPARAMETERS}
+        if not all(np.isfinite(list(self.settings.values()))):
+            raise ValueError(f"the {kind} rule's settings must be finite, got {self.settings}")
+        names = STATE_BUFFERS[kind] if kind != "sgd" or self.settings["momentum"] > 0 else ()
+        if set(state) != set(names):
+            raise ValueError(f"the {kind} rule keeps the state {list(names)}, got {sorted(state)}")
+        buffers = [state[name] for name in names]
+        for name, buffer in zip(names, buffers):
+            if not (type(buffer) is cnp.ndarray and buffer.ndim == 1
+                    and buffer.dtype in (np.float32, np.float64) and buffer.flags.c_contiguous
+                    and buffer.flags.aligned and buffer.flags.writeable
+                    and buffer.dtype == buffers[0].dtype and len(buffer) == len(buffers[0])):
+                raise ValueError(f"state {name!r} must be a writable, C-contiguous 1-D float32 "
+                                 "or float64 array like the rule's other state")
+        if not (counters.dtype == np.int64 and counters.ndim == 1 and len(counters) == N_COUNTERS
+                and counters.flags.c_contiguous and counters.flags.writeable):
+            raise ValueError(f"counters must be a writable int64 array of {N_COUNTERS}")
+        self.kind = kind
+        self.state = {name: buffer for name, buffer in zip(names, buffers)}
+        self.counters = counters
+        self._s1 = buffers[0] if buffers else None
+        self._s2 = buffers[1] if len(buffers) > 1 else None
+        self.typenum = cnp.PyArray_TYPE(self._s1) if buffers else -1
+        self.size = cnp.PyArray_DIM(self._s1, 0) if buffers else -1
+        memset(&self.opt, 0, sizeof(Opt))
+        self.opt.kind = OPTIMIZERS[kind]
+        self.opt.momentum = self.settings["momentum"]
+        self.opt.nesterov = self.settings["nesterov"] != 0
+        self.opt.rho = self.settings["rho"]
+        self.opt.beta1 = self.settings["beta1"]
+        self.opt.beta2 = self.settings["beta2"]
+        self.opt.eps = self.settings["eps"]
+        self.opt.weight_decay = self.settings["weight_decay"]
+        self.opt.clip_norm = self.settings["clip_norm"]
+        self.opt.clip_value = self.settings["clip_value"]
+        self.opt.s1 = _data(self._s1)
+        self.opt.s2 = _data(self._s2)
+        self.opt.counters = <int64_t*>cnp.PyArray_DATA(counters)
+
+    def __repr__(self):
+        return f"Rule({self.kind!r}, state={list(self.state)}, counters={self.counters.tolist()})"
+
+
+# What one entry into the kernels does (Engine._enter)
+cdef enum Op:
+    OP_RUN = 0         # run(): a forward pass, and by mode the loss, gradient, update
+    OP_FIT = 1         # fit_epoch()
+    OP_PREDICT = 2     # the output of every row, in blocks of the workspace
+    OP_ACTIVITY = 3    # block_activity() of every row, in blocks of the workspace
+    OP_PENALTY = 4     # the penalty of the parameters
+    OP_UPDATE = 5      # the update from the gradient in grads
+    OP_CHECK = 6       # _values_ok() of input values (no workspace)
+
+
+cdef struct Call:
+    # One entry into the kernels: what to run and on what (typed in _enter)
+    int op
+    const Net* net               # the network's (NULL), or one without its penalties
+    int mode                     # OP_RUN; OP_CHECK: which Values
+    Batch batch                  # OP_RUN; OP_PREDICT and OP_ACTIVITY read X and n
+    Opt* opt                     # OP_RUN (TRAIN), OP_FIT, OP_UPDATE
+    const Fit* fit               # OP_FIT
+    Py_ssize_t first_batch, last_batch
+    bint watch_interrupt
+    void* out                    # OP_PREDICT: n x n_out outputs
+    unsigned char* alive         # OP_ACTIVITY
+    double* sums
+    const Work* work
+    int n_threads
+    double value                 # out: OP_RUN's loss, OP_PENALTY's penalty
+    int status                   # out: OP_FIT's FIT_*
+    Py_ssize_t done              # out: OP_FIT's batches applied
+
+
+cdef inline Call _call(int op) noexcept nogil:
+    """A Call of ``op`` with every other field zero."""
+    cdef Call c
+    memset(&c, 0, sizeof(Call))
+    c.op = op
+    return c
+
+
+cdef void _enter(floating* params, floating* grads, const Net* net, Call* c) noexcept nogil:
+    """Run one Call with the parameters and gradients typed; the Engine's one
+    place where the dtype picks the kernels."""
+    cdef Py_ssize_t start = 0, rows
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
+    cdef const Work* w = c.work
+    if c.op == OP_CHECK:
+        c.status = _values_ok(<const floating*>c.batch.X, c.batch.n, c.mode, net.loss)
+    elif c.op == OP_RUN:
+        c.value = run(net, params, grads, &c.batch, w, c.mode, c.opt, c.n_threads)
+    elif c.op == OP_FIT:
+        c.status = fit_epoch(net, c.opt, params, grads, c.fit, c.first_batch, c.last_batch, w,
+                             &c.done, c.watch_interrupt, c.n_threads)
+    elif c.op == OP_UPDATE:
+        c.value = parameter_pass(UPDATE, net, c.opt, params, grads, w.partials, c.n_threads)
+        if not c.opt.overflow:
+            c.opt.step += 1
+            c.opt.counters[COUNT_STEP] += 1
+    elif c.op == OP_PENALTY:
+        c.value = parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials, 1)
+    else:
+        while start < c.batch.n:
+            rows = min(w.capacity, c.batch.n - start)
+            if c.op == OP_PREDICT:
+                forward(net, params, <const floating*>c.batch.X + start * n_in, rows,
+                        <floating*>w.acts, w.capacity, <floating*>c.out + start * n_out, False,
+                        NULL, 0, 0, c.n_threads)
+            else:
+                block_activity(net, params, <const floating*>c.batch.X + start * n_in, rows,
+                               <floating*>w.acts, w.capacity, c.alive, c.sums, c.n_threads)
+            start += rows
+
+
+cdef void _batch(Batch* b, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw, Py_ssize_t n):
+    """Point ``b`` at checked input: t holds float targets or intp labels."""
+    cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
+    b.X = cnp.PyArray_DATA(x)
+    b.T = NULL if is_labels else cnp.PyArray_DATA(t)
+    b.labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
+    b.SW = _data(sw)
+    b.n = n
+
+
 cdef class Engine:
     """Compiled backend of one ``fastwb.Network``.
 
@@ -1438,7 +1658,8 @@ cdef class Engine:
     cdef bint is_double
     cdef int n_threads
     cdef readonly cnp.ndarray params
-    cdef readonly cnp.ndarray grads
+    cdef cnp.ndarray grads
+    cdef public bint holds_training_gradient
     cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _l1, _l2, _dropout, _zeros
     cdef Py_ssize_t n_in, n_out, width_sum, width_max, n_blocks
     cdef Workspace ws
@@ -1574,20 +1795,13 @@ cdef class Engine:
         """X as a C-contiguous 2-D array of the engine's dtype, checked finite."""
         cdef cnp.ndarray x
         cdef int ndim
-        cdef bint finite
         if type(X) is cnp.ndarray:
             ndim = cnp.PyArray_NDIM(<cnp.ndarray>X)
             if (ndim == 1 or ndim == 2) and _usable(X, self.typenum, ndim):
                 x = <cnp.ndarray>X
                 if (cnp.PyArray_DIM(x, ndim - 1) == self.n_in
                         and (ndim == 1 or cnp.PyArray_DIM(x, 0) > 0)):
-                    if self.is_double:
-                        finite = fwb_simd.all_finite_d(<const double*>cnp.PyArray_DATA(x),
-                                                       cnp.PyArray_SIZE(x))
-                    else:
-                        finite = fwb_simd.all_finite_f(<const float*>cnp.PyArray_DATA(x),
-                                                       cnp.PyArray_SIZE(x))
-                    if finite:
+                    if self._values_ok(x, FINITE_VALUES):
                         single[0] = ndim == 1
                         return x
         x, is_single = _validation.check_X(X, self.n_in, self.dtype)
@@ -1613,10 +1827,7 @@ cdef class Engine:
             t = <cnp.ndarray>y
             size = cnp.PyArray_SIZE(t)
             if cnp.PyArray_DIM(t, 0) == n and size == n * m:
-                if self.is_double:
-                    ok = _targets_ok(self.net.loss, <const double*>cnp.PyArray_DATA(t), size)
-                else:
-                    ok = _targets_ok(self.net.loss, <const float*>cnp.PyArray_DATA(t), size)
+                ok = self._values_ok(t, TARGET_VALUES)
         if ok:
             return t
         return _validation.check_y(y, n, self.n_out, self.loss_name, self.dtype, single)
@@ -1628,42 +1839,52 @@ cdef class Engine:
             return None
         if _usable(sample_weight, self.typenum, 1):
             w = <cnp.ndarray>sample_weight
-            if cnp.PyArray_DIM(w, 0) == n and (
-                    _weights_ok(<const double*>cnp.PyArray_DATA(w), n) if self.is_double
-                    else _weights_ok(<const float*>cnp.PyArray_DATA(w), n)):
+            if cnp.PyArray_DIM(w, 0) == n and self._values_ok(w, WEIGHT_VALUES):
                 return w
         return _validation.check_sample_weight(sample_weight, n, self.dtype)
 
-    cdef cnp.ndarray _state(self, object buffer):
-        """An optimizer state buffer: None, or a writable array laid out like ``params``."""
-        if buffer is None:
-            return None
-        if not (_usable(buffer, self.typenum, 1) and (<cnp.ndarray>buffer).flags.writeable
-                and cnp.PyArray_DIM(<cnp.ndarray>buffer, 0) == self.net.n_params):
-            raise ValueError(f"optimizer state must be a writable {self.dtype} array of "
-                             f"{self.net.n_params} elements")
-        return <cnp.ndarray>buffer
+    cdef bint _values_ok(self, cnp.ndarray a, int what):
+        """The fast acceptance test of input of the engine's dtype (see _values_ok)."""
+        cdef Call c = _call(OP_CHECK)
+        c.mode = what
+        c.batch.X = cnp.PyArray_DATA(a)
+        c.batch.n = cnp.PyArray_SIZE(a)
+        self._typed(&c)
+        return c.status
 
-    cdef tuple _states(self, const Opt* o, object s1, object s2):
-        """The optimizer's state buffers, checked: present where its rule needs them."""
-        cdef cnp.ndarray a = self._state(s1), b = self._state(s2)
-        if ((o.kind != OPT_SGD or o.momentum > 0) and a is None) or (o.kind == OPT_ADAM and b is None):
-            raise ValueError("this optimizer's state buffers are missing")
-        return a, b
+    cdef void _enter(self, Call* c, bint release_gil):
+        """Enter the kernels once for ``c``, without the GIL when ``release_gil``."""
+        if release_gil:
+            with nogil:
+                self._typed(c)
+        else:
+            self._typed(c)
 
-    cdef int _optimizer(self, Opt* o, int kind, tuple hyper, int64_t step, double lr) except -1:
-        """Fill ``o`` from an optimizer's kind, settings (a tuple of floats in
-        ``functions.HYPERPARAMETERS`` order, checked by the optimizer), step
-        count and learning rate."""
-        if not 0 <= kind <= OPT_ADAM or len(hyper) != 9 or step < 0:
-            raise ValueError("invalid optimizer settings")
+    cdef void _typed(self, Call* c) noexcept nogil:
+        if c.op != OP_CHECK:
+            (<Work*>c.work).team = self._team()
+        cdef const Net* net = c.net if c.net != NULL else &self.net
+        if self.is_double:
+            _enter(<double*>cnp.PyArray_DATA(self.params), <double*>cnp.PyArray_DATA(self.grads),
+                   net, c)
+        else:
+            _enter(<float*>cnp.PyArray_DATA(self.params), <float*>cnp.PyArray_DATA(self.grads),
+                   net, c)
+
+    cdef int _rule(self, Opt* o, Rule rule, double lr) except -1:
+        """Fill ``o`` from ``rule`` for a call at learning rate ``lr``, after checking
+        that the rule's state fits this network."""
+        if rule.size >= 0 and (rule.size != self.net.n_params or rule.typenum != self.typenum):
+            raise ValueError(f"the optimizer's state holds {rule.size} values of another "
+                             f"dtype or network; this network has {self.net.n_params} "
+                             f"{self.dtype} parameters")
         if not self.is_double and lr > FLT_MAX:
             _validation.check_learning_rate(lr, self.dtype)
-        o.kind = kind
+        o[0] = rule.opt
         o.lr = lr
-        (o.momentum, o.nesterov, o.rho, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip_norm,
-         o.clip_value) = hyper
-        o.step = step
+        o.step = rule.opt.counters[COUNT_STEP]
+        if o.step < 0:
+            raise ValueError(f"the optimizer's step count is negative ({o.step})")
         return 0
 
     cdef tuple _checked(self, object X, object y, object sample_weight):
@@ -1677,42 +1898,34 @@ cdef class Engine:
         return x, self._targets(y, n, single), self._weights(sample_weight, n)
 
     cdef double _run(self, object X, object y, object sample_weight, int mode, Opt* o,
-                     cnp.ndarray s1=None, cnp.ndarray s2=None,
                      cnp.ndarray grad_out=None) except? -1.0:
         """Validate, then run the kernels once (see _execute)."""
         x, t, sw = self._checked(X, y, sample_weight)
-        return self._execute(x, t, sw, mode, o, s1, s2, grad_out)
+        return self._execute(x, t, sw, mode, o, grad_out)
 
     cdef double _execute(self, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw, int mode, Opt* o,
-                         cnp.ndarray s1=None, cnp.ndarray s2=None,
                          cnp.ndarray grad_out=None) except? -1.0:
         """Claim a workspace and run the kernels once on checked input; with
         ``grad_out`` also copy the gradient there before another call can overwrite it."""
         cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
         if mode == TRAIN:
             x, t, sw = self._unaliased(x, t, sw)
-        cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
-        cdef const void* T = NULL if is_labels else cnp.PyArray_DATA(t)
-        cdef const Py_ssize_t* labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
-        cdef const void* W = _data(sw)
-        cdef void* a = _data(s1)
-        cdef void* b = _data(s2)
-        cdef int n_threads = self._threads(n)
-        cdef double value
+        cdef Call c = _call(OP_RUN)
+        c.mode = mode
+        _batch(&c.batch, x, t, sw, n)
+        c.opt = o
+        c.n_threads = self._threads(n)
         cdef Workspace ws = self._claim(n, mode == GRADIENT or mode == TRAIN,
                                         mode == TRAIN and self.net.any_dropout)
+        c.work = &ws.work
         try:
-            if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
-                value = self._dispatch(x, T, labels, W, n, ws, mode, o, a, b, n_threads)
-            else:
-                with nogil:
-                    value = self._dispatch(x, T, labels, W, n, ws, mode, o, a, b, n_threads)
+            self._enter(&c, n * self.net.n_params >= RELEASE_GIL_MIN_WORK)
             if grad_out is not None:
                 memcpy(cnp.PyArray_DATA(grad_out), cnp.PyArray_DATA(self.grads),
                        cnp.PyArray_NBYTES(self.grads))
         finally:
             self._release(ws)
-        return value
+        return c.value
 
     cdef tuple _unaliased(self, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw):
         """Copies of inputs that share memory with the parameters, which an update writes."""
@@ -1723,20 +1936,6 @@ cdef class Engine:
         if sw is not None and _overlaps(sw, self.params):
             sw = sw.copy()
         return x, t, sw
-
-    cdef double _dispatch(self, cnp.ndarray x, const void* T, const Py_ssize_t* labels,
-                          const void* W, Py_ssize_t n, Workspace ws, int mode, Opt* o,
-                          void* s1, void* s2, int n_threads) noexcept nogil:
-        ws.work.team = self._team()
-        if self.is_double:
-            return run(&self.net, <double*>cnp.PyArray_DATA(self.params),
-                       <double*>cnp.PyArray_DATA(self.grads), <double*>s1, <double*>s2,
-                       <const double*>cnp.PyArray_DATA(x), <const double*>T, labels,
-                       <const double*>W, n, &ws.work, mode, o, n_threads)
-        return run(&self.net, <float*>cnp.PyArray_DATA(self.params),
-                   <float*>cnp.PyArray_DATA(self.grads), <float*>s1, <float*>s2,
-                   <const float*>cnp.PyArray_DATA(x), <const float*>T, labels,
-                   <const float*>W, n, &ws.work, mode, o, n_threads)
 
     def predict(self, X):
         """Output-layer activations for X of shape (n, n_in), or (n_in,) for one sample."""
@@ -1751,39 +1950,18 @@ cdef class Engine:
             out = cnp.PyArray_EMPTY(1, &dims[1], self.typenum, 0)
         else:
             out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        cdef Call c = _call(OP_PREDICT)
+        c.batch.X = cnp.PyArray_DATA(x)
+        c.batch.n = n
+        c.out = cnp.PyArray_DATA(out)
         cdef Workspace ws = self._claim(min(n, PREDICT_BLOCK_ROWS), False)
-        cdef int n_threads = self._threads(min(n, ws.capacity))
+        c.work = &ws.work
+        c.n_threads = self._threads(min(n, ws.capacity))
         try:
-            if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
-                self._predict_blocks(x, out, n, ws, n_threads)
-            else:
-                with nogil:
-                    self._predict_blocks(x, out, n, ws, n_threads)
+            self._enter(&c, n * self.net.n_params >= RELEASE_GIL_MIN_WORK)
         finally:
             self._release(ws)
         return out
-
-    cdef void _predict_blocks(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t n, Workspace ws,
-                              int n_threads) noexcept nogil:
-        cdef Py_ssize_t start = 0, rows, block = ws.capacity
-        cdef char* xp = <char*>cnp.PyArray_DATA(x)
-        cdef char* op = <char*>cnp.PyArray_DATA(out)
-        cdef Py_ssize_t item = 8 if self.is_double else 4
-        while start < n:
-            rows = min(block, n - start)
-            if self.is_double:
-                forward(&self.net, <const double*>cnp.PyArray_DATA(self.params),
-                        <const double*>(xp + start * self.n_in * item), rows,
-                        <double*>ws.work.acts, ws.capacity,
-                        <double*>(op + start * self.n_out * item), False, NULL, 0, 0,
-                        n_threads)
-            else:
-                forward(&self.net, <const float*>cnp.PyArray_DATA(self.params),
-                        <const float*>(xp + start * self.n_in * item), rows,
-                        <float*>ws.work.acts, ws.capacity,
-                        <float*>(op + start * self.n_out * item), False, NULL, 0, 0,
-                        n_threads)
-            start += rows
 
     def activation_statistics(self, X):
         """Per layer, on the rows of X: the fraction of units that are never
@@ -1808,14 +1986,17 @@ cdef class Engine:
         cdef Py_ssize_t j, m, o, silent
         cdef double total
         cdef int l
+        cdef Call c = _call(OP_ACTIVITY)
+        c.batch.X = cnp.PyArray_DATA(x)
+        c.batch.n = n
+        c.alive = flags
+        c.sums = column
+        c.n_threads = 1
         cdef Workspace ws = self._claim(min(n, PREDICT_BLOCK_ROWS), False)
+        c.work = &ws.work
         cdef int previous = blas_serial_begin()
         try:
-            if n * self.net.n_params < RELEASE_GIL_MIN_WORK:
-                self._activation_blocks(x, n, ws, flags, column, 1)
-            else:
-                with nogil:
-                    self._activation_blocks(x, n, ws, flags, column, 1)
+            self._enter(&c, n * self.net.n_params >= RELEASE_GIL_MIN_WORK)
         finally:
             blas_serial_end(previous)
             self._release(ws)
@@ -1831,24 +2012,6 @@ cdef class Engine:
             d[l] = <double>silent / m if self.net.acts[l] == RELU else NAN
         return dead, mean
 
-    cdef void _activation_blocks(self, cnp.ndarray x, Py_ssize_t n, Workspace ws,
-                                 unsigned char* alive, double* sums,
-                                 int n_threads) noexcept nogil:
-        cdef Py_ssize_t start = 0, rows
-        cdef char* xp = <char*>cnp.PyArray_DATA(x)
-        cdef Py_ssize_t row_bytes = self.n_in * (8 if self.is_double else 4)
-        while start < n:
-            rows = min(ws.capacity, n - start)
-            if self.is_double:
-                block_activity(&self.net, <const double*>cnp.PyArray_DATA(self.params),
-                               <const double*>(xp + start * row_bytes), rows,
-                               <double*>ws.work.acts, ws.capacity, alive, sums, n_threads)
-            else:
-                block_activity(&self.net, <const float*>cnp.PyArray_DATA(self.params),
-                               <const float*>(xp + start * row_bytes), rows,
-                               <float*>ws.work.acts, ws.capacity, alive, sums, n_threads)
-            start += rows
-
     def loss(self, X, y, sample_weight=None):
         """Mean loss of the network on (X, y), plus the penalty of the parameters.
 
@@ -1856,7 +2019,7 @@ cdef class Engine:
         many, so the workspace stays bounded however large the batch.
         """
         cdef Opt o
-        o.step = 0
+        memset(&o, 0, sizeof(Opt))
         cdef cnp.ndarray x, t, sw
         x, t, sw = self._checked(X, y, sample_weight)
         cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
@@ -1876,23 +2039,16 @@ cdef class Engine:
 
     def penalty(self):
         """The penalty of the parameters: sum over layers of l1 sum|W| + l2 sum W^2."""
-        cdef Workspace ws
-        cdef double value = 0
         if not self.net.regularized:
             return 0.0
-        ws = self._claim(1, False)
+        cdef Call c = _call(OP_PENALTY)
+        cdef Workspace ws = self._claim(1, False)
+        c.work = &ws.work
         try:
-            if self.is_double:
-                value = parameter_pass(PENALTY, &self.net, NULL,
-                                       <double*>cnp.PyArray_DATA(self.params), <double*>NULL,
-                                       <double*>NULL, <double*>NULL, ws.work.partials, 1)
-            else:
-                value = parameter_pass(PENALTY, &self.net, NULL,
-                                       <float*>cnp.PyArray_DATA(self.params), <float*>NULL,
-                                       <float*>NULL, <float*>NULL, ws.work.partials, 1)
+            self._enter(&c, False)
         finally:
             self._release(ws)
-        return value
+        return c.value
 
     def gradients(self, X, y, sample_weight=None):
         """Gradient of ``loss``, as a new flat array laid out like ``params``."""
@@ -1902,76 +2058,78 @@ cdef class Engine:
         """``(loss, gradient)`` from one forward and backward pass: what
         ``loss`` and ``gradients`` give, for optimizers such as L-BFGS that want both."""
         cdef Opt o
-        o.step = 0
+        memset(&o, 0, sizeof(Opt))
         out = np.empty_like(self.grads)
-        value = self._run(X, y, sample_weight, GRADIENT, &o, None, None, out)
+        self.holds_training_gradient = False
+        value = self._run(X, y, sample_weight, GRADIENT, &o, out)
         return value, out
 
-    def train_step(self, X, y, sample_weight, int kind, tuple hyper, s1, s2, int64_t step,
-                   double lr):
-        """One optimizer step on (X, y) in place; returns ``loss`` before the update.
+    def training_gradient(self):
+        """A copy of the loss gradient (without the penalty's) of the last batch a
+        training call ran, laid out like ``params``, or None when that call did
+        not compute it (its loss was not finite) or another call has used the
+        gradient buffer since."""
+        return self.grads.copy() if self.holds_training_gradient else None
 
-        ``kind`` is a value of OPTIMIZERS, ``hyper`` its settings in
-        ``functions.HYPERPARAMETERS`` order, ``s1``/``s2`` its state buffers (or None), ``step``
-        the updates applied so far. When the loss is not finite nothing changes.
+    def train_step(self, X, y, sample_weight, Rule rule not None, double lr):
+        """One step of ``rule`` on (X, y) in place at learning rate ``lr``;
+        returns ``(loss before the update, FIT_STATUS code)``.
+
+        The update is tried before it is made: when the loss is not finite
+        (diverged) or the update would leave a parameter NaN or infinite
+        (overflow), nothing changes. The rule's step counter counts the update.
         """
         cdef Opt o
-        self._optimizer(&o, kind, hyper, step, lr)
-        a, b = self._states(&o, s1, s2)
-        return self._run(X, y, sample_weight, TRAIN, &o, a, b)
+        self._rule(&o, rule, lr)
+        o.verify = True
+        self.holds_training_gradient = False
+        value = self._run(X, y, sample_weight, TRAIN, &o)
+        if not isfinite(value):
+            return value, FIT_DIVERGED
+        self.holds_training_gradient = True
+        return value, FIT_OVERFLOW if o.overflow else FIT_DONE
 
-    def apply_gradients(self, cnp.ndarray grads not None, int kind, tuple hyper, s1, s2,
-                        int64_t step, double lr):
-        """One optimizer step in place from ``grads``, a finite gradient laid out
+    def apply_gradients(self, cnp.ndarray grads not None, Rule rule not None, double lr):
+        """One step of ``rule`` in place from ``grads``, a finite gradient laid out
         like ``params`` (checked by the caller) that already holds whatever penalty
         gradient it should: clipping and the rule (with AdamW's decay) are applied
         as in ``train_step``, the penalties are not added again. ``grads`` is left
-        unchanged."""
+        unchanged. Returns a FIT_STATUS code: done, or overflow (nothing changed)."""
         if not (_usable(grads, self.typenum, 1)
                 and cnp.PyArray_DIM(grads, 0) == self.net.n_params):
             raise ValueError(f"gradients must be a C-contiguous {self.dtype} array of "
                              f"{self.net.n_params} elements")
         cdef Opt o
-        self._optimizer(&o, kind, hyper, step, lr)
-        a, b = self._states(&o, s1, s2)
-        cdef void* s1_data = _data(a)
-        cdef void* s2_data = _data(b)
-        cdef int n_threads = self._threads(1)
+        self._rule(&o, rule, lr)
+        o.verify = True
         cdef Net bare = self.net
         bare.l1 = bare.l2 = <const double*>cnp.PyArray_DATA(self._zeros)
         bare.regularized = False
+        cdef Call c = _call(OP_UPDATE)
+        c.opt = &o
+        c.n_threads = self._threads(1)
+        c.net = &bare
         cdef Workspace ws = self._claim(1, True)
+        c.work = &ws.work
+        self.holds_training_gradient = False
         try:
             # the update pass may scale its gradient in place: work on the engine's copy
             memcpy(cnp.PyArray_DATA(self.grads), cnp.PyArray_DATA(grads), cnp.PyArray_NBYTES(grads))
-            if self.net.n_params < RELEASE_GIL_MIN_WORK:
-                self._update(&bare, &o, s1_data, s2_data, ws, n_threads)
-            else:
-                with nogil:
-                    self._update(&bare, &o, s1_data, s2_data, ws, n_threads)
+            self._enter(&c, self.net.n_params >= RELEASE_GIL_MIN_WORK)
         finally:
             self._release(ws)
-
-    cdef void _update(self, const Net* net, Opt* o, void* s1, void* s2, Workspace ws,
-                      int n_threads) noexcept nogil:
-        if self.is_double:
-            parameter_pass(UPDATE, net, o, <double*>cnp.PyArray_DATA(self.params),
-                           <double*>cnp.PyArray_DATA(self.grads), <double*>s1, <double*>s2,
-                           ws.work.partials, n_threads)
-        else:
-            parameter_pass(UPDATE, net, o, <float*>cnp.PyArray_DATA(self.params),
-                           <float*>cnp.PyArray_DATA(self.grads), <float*>s1, <float*>s2,
-                           ws.work.partials, n_threads)
+        return FIT_OVERFLOW if o.overflow else FIT_DONE
 
     def fit_epoch(self, X, y, sample_weight, Py_ssize_t batch_size, bint shuffle,
-                  int64_t epoch, int kind, tuple hyper, s1, s2, int64_t step, lrs, batch_loss,
-                  Py_ssize_t first_batch=0, Py_ssize_t last_batch=-1,
-                  bint catch_interrupt=False):
+                  Rule rule not None, lrs, batch_loss, Py_ssize_t first_batch=0,
+                  Py_ssize_t last_batch=-1, bint catch_interrupt=False):
         """Train on the batches of one epoch in one call without the GIL.
 
-        Shuffles with the (seed, epoch) permutation when ``shuffle``, then runs
-        batches first_batch..last_batch-1 (default: all), batch b with learning
-        rate ``lrs[b]``, writing its loss to ``batch_loss[b]``. With
+        Shuffles with the (seed, epoch) permutation when ``shuffle``, the epoch
+        being the rule's epoch counter, then runs batches first_batch..last_batch-1
+        (default: all), batch b with learning rate ``lrs[b]``, writing its loss
+        to ``batch_loss[b]``. The rule's counters advance with every applied
+        batch (step, samples) and with the epoch's last batch (epoch). With
         ``catch_interrupt`` (main thread only) Ctrl-C stops it at the next batch
         boundary. Returns ``(status, batches applied, whether SIGINT arrived)``,
         status one of FIT_STATUS: done, diverged (the last batch's loss was not
@@ -2003,9 +2161,10 @@ cdef class Engine:
                 and cnp.PyArray_DIM(losses, 0) == n_batches):
             raise ValueError(f"batch_loss must be a writable float64 array of {n_batches}")
         cdef Opt o
-        self._optimizer(&o, kind, hyper, step, float(rates.max()))
-        cdef cnp.ndarray a, b
-        a, b = self._states(&o, s1, s2)
+        self._rule(&o, rule, float(rates.max()))
+        cdef int64_t epoch = rule.opt.counters[COUNT_EPOCH]
+        if epoch < 0:
+            raise ValueError(f"the optimizer's epoch count is negative ({epoch})")
         cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
         cdef cnp.ndarray order = np.empty(n if shuffle else 0, dtype=np.intp)
         cdef cnp.ndarray xb = np.empty(batch_size * self.n_in if shuffle else 0, dtype=self.dtype)
@@ -2015,12 +2174,9 @@ cdef class Engine:
         cdef cnp.ndarray wb = np.empty(batch_size if shuffle and sw is not None else 0,
                                        dtype=self.dtype)
         cdef Fit f
-        f.X = cnp.PyArray_DATA(x)
-        f.T = NULL if is_labels else cnp.PyArray_DATA(t)
-        f.labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
-        f.SW = _data(sw)
-        f.n = n
+        _batch(&f.data, x, t, sw, n)
         f.batch = batch_size
+        f.n_batches = n_batches
         f.order = <Py_ssize_t*>cnp.PyArray_DATA(order) if shuffle else NULL
         f.xb = cnp.PyArray_DATA(xb)
         f.tb = cnp.PyArray_DATA(tb)
@@ -2028,43 +2184,29 @@ cdef class Engine:
         f.wb = cnp.PyArray_DATA(wb)
         f.lrs = <const double*>cnp.PyArray_DATA(rates)
         f.batch_loss = <double*>cnp.PyArray_DATA(losses)
-        f.s1 = _data(a)
-        f.s2 = _data(b)
+        cdef Call c = _call(OP_FIT)
+        c.opt = &o
+        c.fit = &f
+        c.first_batch = first_batch
+        c.last_batch = last_batch
+        c.done = 0
+        c.n_threads = self._threads(batch_size)
         cdef uint64_t key = fwb_key(self.net.seed, FWB_STREAM_SHUFFLE, <uint64_t>epoch, 0)
-        cdef Py_ssize_t done = 0
-        cdef int status
-        cdef int n_threads = self._threads(batch_size)
+        if shuffle:
+            shuffle_rows(<Py_ssize_t*>f.order, n, key)
         cdef Workspace ws = self._claim(batch_size, True, self.net.any_dropout)
-        cdef bint caught = catch_interrupt and fwb_catch_sigint()
+        c.work = &ws.work
+        self.holds_training_gradient = False
+        c.watch_interrupt = catch_interrupt and fwb_catch_sigint()
         cdef bint arrived = False
         try:
-            with nogil:
-                if shuffle:
-                    shuffle_rows(f.order, n, key)
-                status = self._fit_dispatch(&f, &o, first_batch, last_batch, ws, &done, caught,
-                                            n_threads)
+            self._enter(&c, True)
         finally:
-            arrived = caught and fwb_release_sigint()
+            arrived = c.watch_interrupt and fwb_release_sigint()
             self._release(ws)
-        return status, done, arrived
-
-    cdef int _fit_dispatch(self, const Fit* f, Opt* o, Py_ssize_t first_batch,
-                           Py_ssize_t last_batch, Workspace ws, Py_ssize_t* done,
-                           bint watch_interrupt, int n_threads) noexcept nogil:
-        ws.work.team = self._team()
-        if self.is_double:
-            return fit_epoch(&self.net, o, <double*>cnp.PyArray_DATA(self.params),
-                             <double*>cnp.PyArray_DATA(self.grads), <double*>f.s1,
-                             <double*>f.s2, <const double*>f.X, <const double*>f.T, f.labels,
-                             <const double*>f.SW, f.n, f.batch, f.order, first_batch,
-                             last_batch, <double*>f.xb, <double*>f.tb, f.lb, <double*>f.wb,
-                             &ws.work, f.lrs, f.batch_loss, done, watch_interrupt, n_threads)
-        return fit_epoch(&self.net, o, <float*>cnp.PyArray_DATA(self.params),
-                         <float*>cnp.PyArray_DATA(self.grads), <float*>f.s1, <float*>f.s2,
-                         <const float*>f.X, <const float*>f.T, f.labels, <const float*>f.SW,
-                         f.n, f.batch, f.order, first_batch, last_batch, <float*>f.xb,
-                         <float*>f.tb, f.lb, <float*>f.wb, &ws.work, f.lrs, f.batch_loss, done,
-                         watch_interrupt, n_threads)
+        # the last batch run left its gradient unless its loss diverged
+        self.holds_training_gradient = c.done > 0 and c.status != FIT_DIVERGED
+        return c.status, c.done, arrived
 
 
 cdef void block_activity(const Net* net, const floating* params, const floating* X,
@@ -2093,6 +2235,18 @@ cdef void block_activity(const Net* net, const floating* params, const floating*
 
 cdef inline void* _data(cnp.ndarray a):
     return NULL if a is None else cnp.PyArray_DATA(a)
+
+
+cdef bint _values_ok(const floating* v, Py_ssize_t n, int what, int loss) noexcept nogil:
+    """The fast acceptance test of n input values; _validation explains refusals."""
+    if what == WEIGHT_VALUES:
+        return _weights_ok(v, n)
+    if what == TARGET_VALUES:
+        return _targets_ok(loss, v, n)
+    if floating is float:
+        return fwb_simd.all_finite_f(v, n)
+    else:
+        return fwb_simd.all_finite_d(v, n)
 
 
 cdef bint _weights_ok(const floating* w, Py_ssize_t n) noexcept nogil:

@@ -1,10 +1,16 @@
-"""Names of the activations and losses fastwb knows, and the rules that pair them.
+"""The specification's names and constants: the activations, losses and update
+rules fastwb knows, the rules that pair them, and the constants both
+implementations share.
 
-The math itself is in ``fastwb.reference`` (NumPy) and ``fastwb._core`` (compiled).
+The math itself is in ``fastwb.reference`` (NumPy) and ``fastwb._core``
+(compiled); both take their constants from here.
 """
 from __future__ import annotations
 
 import enum
+
+#: Slope of ``leaky_relu`` for negative inputs.
+LEAKY_SLOPE = 0.01
 
 #: Activations, by the name a layer takes. ``softmax`` is for the output layer only.
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
@@ -19,21 +25,32 @@ OUTPUT_ACTIVATION = {
     "softmax_cross_entropy": "softmax",
 }
 
-#: Optimizer update rules, in the order of their codes in the compiled core
-#: (AdamW is "adam" with a decoupled weight decay).
+#: Optimizer update rules (AdamW is "adam" with a decoupled weight decay).
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 
-#: Order of the optimizer settings in the array the engines' ``train_step`` takes.
+#: The settings an update rule may take, by name; a rule's record holds every
+#: one of them (0 where the rule does not use it, and for clipping: off).
 HYPERPARAMETERS = ("momentum", "nesterov", "rho", "beta1", "beta2", "eps", "weight_decay",
                    "clip_norm", "clip_value")
 
+#: The state buffers of each rule, by name, each laid out like the parameters
+#: (SGD has its velocity only with momentum).
+STATE_BUFFERS = {"sgd": ("momentum_buffer",), "rmsprop": ("square_avg",),
+                 "adagrad": ("sum_squares",), "adam": ("exp_avg", "exp_avg_sq")}
+
+#: An optimizer's counters, in the order of its int64 counter array, which the
+#: engines advance together with the parameters.
+COUNTERS = ("step", "epoch", "samples_seen")
+
 
 class FitStatus(enum.IntEnum):
-    """How an engine's ``fit_epoch`` ended."""
+    """How an engine's training call (``fit_epoch``, ``train_step``) ended."""
 
     DONE = 0
     DIVERGED = 1        # a batch's loss was not finite; that batch was not applied
     INTERRUPTED = 2     # SIGINT arrived; stopped early at a batch boundary
+    OVERFLOW = 3        # the loss was finite, the update would leave a parameter
+    #                     NaN or infinite; it was not applied
 
 
 _ACTIVATION_ALIASES = {"linear": "identity", "none": "identity"}

@@ -19,7 +19,7 @@ import numpy as np
 from fastwb import _random
 from fastwb._layout import layer_views, n_parameters
 from fastwb._validation import as_int, check_real
-from fastwb.reference import LEAKY_SLOPE
+from fastwb.functions import LEAKY_SLOPE
 
 
 def _uniform(stream_key: int, shape: tuple, low: float, high: float) -> np.ndarray:

@@ -27,7 +27,7 @@ def activation_statistics(network, X) -> tuple[np.ndarray, np.ndarray]:
     """Per layer, on the rows of ``X``: the fraction of dead units (ReLU layers:
     output 0 for every row; NaN for other activations) and the mean activation.
     The engine checks X as ``predict`` does."""
-    return network._engine.activation_statistics(X)
+    return network.activation_statistics(X)
 
 
 def checked_rows(network, X) -> np.ndarray:

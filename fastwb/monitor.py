@@ -162,7 +162,7 @@ class Monitor(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         if self._pending is None:
-            self._pending = {"step": self.network.optimizer._step, "time": 0.0}
+            self._pending = {"step": self.network.optimizer.step, "time": 0.0}
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self._pending["time"] += logs.get("time", 0.0)
@@ -214,19 +214,20 @@ class Monitor(Callback):
     def _activations(self) -> tuple[np.ndarray, np.ndarray]:
         if self._rows is None:
             return self._unmeasured, self._unmeasured
-        return self._network._engine.activation_statistics(self._rows)
+        return self._network.activation_statistics(self._rows)
 
     def _record(self) -> None:
         net = self._network
         pending, self._pending = self._pending, None
-        stats, correlation = parameter_statistics(net, net._engine.grads, self._previous,
+        # the true gradient of the epoch's last minibatch; NaN norms where not measured
+        stats, correlation = parameter_statistics(net, net.training_gradient(), self._previous,
                                                   self._initial)
         np.copyto(self._previous, net.parameters)
         if (len(self.epochs) + 1) % self._activation_stride == 0:
             dead, mean = self._activations()
         else:
             dead = mean = self._unmeasured
-        updates = net.optimizer._step - pending["step"]
+        updates = net.optimizer.step - pending["step"]
         entry = pending["logs"]
         entry.update(updates=updates, time_per_update=pending["time"] / updates
                      if updates else math.nan)

@@ -1,24 +1,25 @@
-"""``Network``: a stack of dense layers, its parameters, and the public calls."""
+"""``Network``: a stack of dense layers, its parameters, its state, and the public calls."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fastwb import _validation, initializers, inspection, training
+from fastwb import _validation, initializers, inspection, optimizers, training
 from fastwb._core import Engine
-from fastwb._layout import layer_views, n_parameters
+from fastwb._layout import flat_from_layers, layer_views, n_parameters
 from fastwb.callbacks import History
+from fastwb.functions import (OUTPUT_ACTIVATION, FitStatus, check_output_activation,
+                              resolve_activation, resolve_loss)
 from fastwb.inspection import Summary
-from fastwb.functions import (OUTPUT_ACTIVATION, check_output_activation, resolve_activation,
-                              resolve_loss)
 from fastwb.layers import Dense, _dropout, _init_config, _penalty
-from fastwb import optimizers
 from fastwb.optimizers import Adam, Optimizer
 from fastwb.reference import ReferenceEngine
 
 BACKENDS = ("compiled", "reference")
 _CONFIG_KEYS = ("layers", "loss", "dtype", "seed", "n_threads", "backend", "regularize_biases")
+_STATE_KEYS = ("network", "optimizer")
+_OPTIMIZER_KEYS = ("config", "bound", "step", "epoch", "samples_seen", "schedule_state")
 
 
 def _resolve_dtype(dtype) -> np.dtype:
@@ -239,24 +240,73 @@ class Network:
         """``(dW, db)`` of ``loss`` for every layer, shaped like ``(weights, bias)``."""
         return layer_views(self._engine.gradients(X, y, sample_weight), self.sizes)
 
+    def loss_and_gradients(self, X, y, sample_weight=None) -> tuple[float, np.ndarray]:
+        """``(loss, gradient)`` from one forward and backward pass: ``loss`` and
+        the flat gradient laid out like ``parameters`` (what ``gradients`` gives,
+        flat), for optimizers such as L-BFGS that want both."""
+        return self._engine.loss_and_gradients(X, y, sample_weight)
+
     def train_step(self, X, y, optimizer: Optimizer, sample_weight=None) -> float:
         """One optimisation step on the batch (X, y); returns ``loss`` before the update.
 
         Forward pass (with dropout), loss, backpropagation and update run in one
-        compiled call. A non-finite loss raises ``FloatingPointError`` and
-        leaves the parameters as they were.
+        compiled call. A non-finite loss, or an update that would leave a
+        parameter NaN or infinite, raises ``FloatingPointError`` and leaves the
+        parameters and the optimizer as they were.
         """
         try:        # cheaper than isinstance against an abstract base class
-            step = optimizer._train_step
+            rule = optimizer.rule_for(self)
         except AttributeError:
             raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
                             f"got {optimizer!r}") from None
-        loss = step(self._engine, X, y, sample_weight)
-        if loss - loss != 0:                  # NaN or infinite
+        loss, status = self._engine.train_step(X, y, sample_weight, rule, optimizer.current_lr)
+        if status == FitStatus.DIVERGED:
             raise FloatingPointError(
                 f"the loss is {loss}, so the step was not applied: the parameters hold "
                 "NaN or infinity, or training diverged (try a smaller learning rate)")
+        if status == FitStatus.OVERFLOW:
+            raise FloatingPointError(
+                f"the loss was {loss}, but the update would have left parameters NaN or "
+                "infinite, so it was not applied: training diverged (try a smaller learning "
+                "rate, clip_norm, or scaling the inputs)")
         return loss
+
+    def apply_gradients(self, gradients, optimizer: Optimizer) -> None:
+        """One step of ``optimizer`` from gradients you computed (see
+        ``Optimizer.apply_gradients``, which calls this).
+
+        Raises
+        ------
+        FloatingPointError
+            If the update would leave a parameter NaN or infinite; nothing changes.
+        """
+        rule = optimizer.rule_for(self)
+        if isinstance(gradients, (list, tuple)) and gradients \
+                and isinstance(gradients[0], (list, tuple)):
+            gradients = flat_from_layers(gradients, self.sizes)
+        flat = _validation.check_assignment(gradients, self._parameters.shape, self.dtype,
+                                            "gradients")
+        status = self._engine.apply_gradients(np.ascontiguousarray(flat), rule,
+                                              optimizer.current_lr)
+        if status == FitStatus.OVERFLOW:
+            raise FloatingPointError("the update would have left parameters NaN or infinite, "
+                                     "so it was not applied (try a smaller learning rate or "
+                                     "clip_norm)")
+
+    def training_gradient(self) -> np.ndarray | None:
+        """The loss gradient (without the penalties' part) of the last minibatch
+        that ``train_step`` or ``fit`` trained on, laid out like ``parameters``
+        (a copy), or None when it was not computed: before training, after a
+        diverged step, or when another call (``gradients``, ``apply_gradients``)
+        has run since. After each ``fit`` epoch it is the epoch's last
+        minibatch's, with its dropout masks, at the parameters before its update."""
+        return self._engine.training_gradient()
+
+    def activation_statistics(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Per layer, on the rows of ``X``: the fraction of dead units (ReLU layers:
+        output 0 for every row; NaN for other activations) and the mean
+        activation. X is checked as ``predict`` checks it."""
+        return self._engine.activation_statistics(X)
 
     def fit(self, X, y, optimizer: Optimizer | str | None = None, epochs: int = 10,
             batch_size: int = 32, shuffle: bool = True, validation_data=None,
@@ -323,7 +373,7 @@ class Network:
         (True, 30)
         """
         optimizer = self._optimizer(optimizer)
-        return training.fit(self, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
+        return training.fit(self, self._engine, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
                             validation_split, early_stopping, patience, min_delta,
                             restore_best_weights, sample_weight, class_weight, callbacks,
                             verbose)
@@ -358,9 +408,10 @@ class Network:
         """
         return inspection.summary(self, X)
 
-    def _set_penalties(self, l1, l2) -> None:
-        """Per-layer penalties from now on (the scikit-learn estimators scale
-        ``alpha`` by each fit's batch size)."""
+    def set_penalties(self, l1: Sequence[float], l2: Sequence[float]) -> None:
+        """Per-layer penalties ``l1 * sum|W| + l2 * sum W**2`` from now on, one
+        value per layer each (the scikit-learn estimators scale ``alpha`` by
+        each fit's batch size)."""
         l1 = tuple(_penalty(value, "l1") for value in l1)
         l2 = tuple(_penalty(value, "l2") for value in l2)
         self._engine.set_penalties(l1, l2)
@@ -417,12 +468,140 @@ class Network:
                              f"configs, got {layers!r}")
         return [Dense.from_config(layer) for layer in layers]
 
+    # --- state ------------------------------------------------------------------
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """This network as a JSON-able config and named arrays (copies): what
+        ``fastwb.save``, pickle and ``copy.deepcopy`` store; ``from_state``
+        rebuilds it.
+
+        The config is ``{"network": self.get_config(), "optimizer": ...}``; the
+        optimizer part (None without ``self.optimizer``) holds its config,
+        whether it has made its state for this network ("bound"), its
+        ``step``, ``epoch`` and ``samples_seen``, and its schedule's state. The
+        arrays are "parameters" and the optimizer's buffers as "optimizer/<name>".
+
+        Raises
+        ------
+        ValueError
+            If a parameter is NaN or infinite, or the optimizer or its schedule is
+            not one fastwb can rebuild (a user-written class), or belongs to
+            another network.
+        """
+        if not np.isfinite(self._parameters).all():
+            raise ValueError("the network's parameters hold NaN or infinity (training diverged, "
+                             "or they were set so); fastwb saves finite parameters only")
+        config = {"network": self.get_config(), "optimizer": None}
+        arrays = {"parameters": self._parameters.copy()}
+        opt = self.optimizer
+        if opt is not None:
+            if not optimizers.rebuildable(opt):
+                raise ValueError(f"the network's optimizer {opt!r} cannot be saved: only "
+                                 "fastwb's own optimizers and schedules can be rebuilt")
+            bound = opt.bound
+            if bound and opt.network is not self:
+                raise ValueError(f"the network's optimizer ({type(opt).__name__}) holds the "
+                                 "state of another network; give each network its own "
+                                 "optimizer, or reset() it")
+            state = opt.get_state()
+            config["optimizer"] = {"config": opt.get_config(), "bound": bound,
+                                   "step": state["step"], "epoch": state["epoch"],
+                                   "samples_seen": state["samples_seen"],
+                                   "schedule_state": state["schedule"]}
+            arrays.update((f"optimizer/{name}", values)
+                          for name, values in state["buffers"].items())
+        return config, arrays
+
+    @classmethod
+    def from_state(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Network:
+        """The network (and its optimizer, as ``optimizer``) that ``get_state``
+        described; training it continues exactly as the original would have.
+
+        Raises
+        ------
+        ValueError, TypeError
+            If the config or arrays do not describe a valid network: wrong keys,
+            settings the constructors refuse, arrays missing, extra, or of the
+            wrong shape or dtype.
+        """
+        _check_keys(config, _STATE_KEYS, "the network state")
+        if not isinstance(arrays, Mapping):
+            raise TypeError(f"arrays must be a dict of NumPy arrays, got "
+                            f"{type(arrays).__name__}")
+        layers = cls._config_layers(config["network"])
+        count = n_parameters([layers[0].n_in] + [layer.n_out for layer in layers])
+        parameters = _state_array(arrays, "parameters", (count,))  # before allocating the network
+        net = cls.from_config(config["network"])
+        net.parameters = _same_dtype(parameters, net.dtype, "parameters")
+        used = {"parameters"}
+        if config["optimizer"] is not None:
+            used |= net._restore_optimizer(config["optimizer"], arrays)
+        unexpected = set(arrays) - used
+        if unexpected:
+            raise ValueError(f"the state has array(s) {sorted(unexpected)} that this network "
+                             "and optimizer do not use")
+        return net
+
+    def _restore_optimizer(self, state: Mapping[str, Any], arrays: Mapping) -> set[str]:
+        """Rebuild the optimizer ``get_state`` described into ``self.optimizer``;
+        returns the names of the arrays it used."""
+        _check_keys(state, _OPTIMIZER_KEYS, "the optimizer state")
+        opt = optimizers.from_config(state["config"])
+        if not isinstance(state["bound"], bool):
+            raise TypeError(f"the optimizer state's 'bound' must be a bool, got "
+                            f"{state['bound']!r}")
+        buffers = {}
+        if state["bound"]:
+            for name in opt.buffer_names:
+                key = f"optimizer/{name}"
+                buffers[name] = _same_dtype(_state_array(arrays, key, self._parameters.shape),
+                                            self.dtype, key)
+        opt.set_state({"step": state["step"], "epoch": state["epoch"],
+                       "samples_seen": state["samples_seen"], "buffers": buffers,
+                       "schedule": state["schedule_state"]})
+        if state["bound"]:
+            opt.rule_for(self)
+        self.optimizer = opt
+        return {f"optimizer/{name}" for name in buffers}
+
     def __reduce__(self):
         # pickle and copy.deepcopy go through the same state as fastwb.save, so
         # a copy (joblib, GridSearchCV(n_jobs>1)) carries its optimizer along
-        from fastwb import saving
-        return saving.network_from_state, saving.network_state(self)
+        return _from_state, self.get_state()
 
     def __repr__(self) -> str:
         return (f"Network({list(self.sizes)}, activations={list(self.activations)}, "
                 f"loss={self.loss_name!r}, dtype={self.dtype.name!r}, backend={self.backend!r})")
+
+
+def _from_state(config, arrays) -> Network:
+    """``Network.from_state``, for pickle."""
+    return Network.from_state(config, arrays)
+
+
+def _check_keys(mapping, keys: tuple[str, ...], what: str) -> None:
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"{what} must be a dict, got {type(mapping).__name__}")
+    if set(mapping) != set(keys):
+        raise ValueError(f"{what} must have exactly the keys {sorted(keys)}, got "
+                         f"{sorted(map(str, mapping))}")
+
+
+def _state_array(arrays: Mapping, name: str, shape: tuple) -> np.ndarray:
+    if name not in arrays:
+        raise ValueError(f"the state has no array {name!r}")
+    value = arrays[name]
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"the state's {name!r} must be a NumPy array, got {type(value).__name__}")
+    if value.shape != shape:
+        raise ValueError(f"the state's {name!r} has shape {value.shape}; this network needs "
+                         f"{shape}")
+    return value
+
+
+def _same_dtype(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    # converting would round float64 values into a float32 network: not the saved state
+    if value.dtype != dtype:
+        raise ValueError(f"the state's {name!r} has dtype {value.dtype}; this network needs "
+                         f"{dtype}")
+    return value

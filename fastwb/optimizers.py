@@ -1,9 +1,13 @@
 """Optimizers: how a gradient becomes a parameter update.
 
 Every optimizer is one fused pass over the network's flat parameter buffer
-(the compiled ``parameter_pass``, mirrored in ``fastwb.reference``). Its state
-(moment buffers laid out like the parameters, and the step count) lives here,
-is created on the first step, and can be read through ``state``.
+(the compiled ``parameter_pass``, mirrored in ``fastwb.reference``). An
+optimizer owns its state: the moment buffers laid out like the parameters
+(made on the first step, for the network it trains), its step, epoch and
+sample counters, and its schedule. ``get_state()`` and ``set_state()`` read
+and restore all of it; the engines receive it as one record of the rule
+(``rule_for``) and advance the buffers and counters together with the
+parameters, in the same compiled call.
 
 Before the update the optimizer sees the *effective* gradient: the loss
 gradient plus the penalty gradient, clipped to ``[-clip_value, clip_value]``
@@ -13,15 +17,25 @@ from __future__ import annotations
 
 import abc
 import inspect
-from typing import Any, Mapping
+import weakref
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from fastwb import schedules as _schedules
-from fastwb._validation import check_assignment, check_real
-from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS
+from fastwb._core import Rule
+from fastwb._validation import check_count, check_real
+from fastwb.functions import COUNTERS, STATE_BUFFERS
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "from_config", "resolve"]
+if TYPE_CHECKING:      # annotations only: networks import this module
+    from fastwb.network import Network
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "from_config",
+           "rebuildable", "resolve"]
+
+_STATE_KEYS = ("step", "epoch", "samples_seen", "buffers", "schedule")
+#: Buffers that hold sums or averages of squares: never negative.
+_SQUARES = ("square_avg", "sum_squares", "exp_avg_sq")
 
 
 def _fixed(name: str, doc: str) -> property:
@@ -69,11 +83,7 @@ class Optimizer(abc.ABC):
         self.schedule = schedule
         self._clip_norm = _optional_positive(clip_norm, "clip_norm")
         self._clip_value = _optional_positive(clip_value, "clip_value")
-        values = dict.fromkeys(HYPERPARAMETERS, 0.0)
-        values.update(self._settings(), clip_norm=self._clip_norm, clip_value=self._clip_value)
-        # what the engines take, built once: the settings are fixed from here on
-        self._hyper = tuple(float(values[name]) for name in HYPERPARAMETERS)
-        self._code = OPTIMIZERS.index(self._kind)
+        self._counters = np.zeros(len(COUNTERS), dtype=np.int64)
         self._clear()
 
     # --- settings -----------------------------------------------------------------
@@ -120,84 +130,217 @@ class Optimizer(abc.ABC):
     # --- state --------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget the step count, the moment buffers and the schedule's state."""
+        """Forget the counters, the moment buffers and the schedule's state."""
         self._clear()
         self._schedule.reset()
 
     def _clear(self) -> None:
-        self._step = 0
-        self._epoch = 0
-        self._samples_seen = 0
-        self._buffers = {}
-        self._engine = None
-        self._s1 = self._s2 = None
+        self._counters[...] = 0
+        self._buffers: dict[str, np.ndarray] = {}
+        self._network: weakref.ref | None = None
+        self._rule: Rule | None = None
 
     @property
     def step(self) -> int:
         """Updates applied so far."""
-        return self._step
+        return int(self._counters[0])
 
     @property
     def epoch(self) -> int:
         """Epochs of ``fit`` completed with this optimizer."""
-        return self._epoch
+        return int(self._counters[1])
 
     @property
     def samples_seen(self) -> int:
-        """Training samples ``fit`` has processed with this optimizer."""
-        return self._samples_seen
+        """Training samples of the updates ``fit`` has applied with this optimizer."""
+        return int(self._counters[2])
+
+    @property
+    def buffer_names(self) -> tuple[str, ...]:
+        """Names of the moment buffers this optimizer keeps, each laid out like
+        the parameters (Adam: "exp_avg", "exp_avg_sq"; plain SGD: none)."""
+        return tuple(self._slots)
+
+    @property
+    def bound(self) -> bool:
+        """Whether this optimizer has made its state for a network (its first step)."""
+        return self._network is not None
+
+    @property
+    def network(self) -> Network | None:
+        """The network this optimizer's state belongs to; None before its first
+        step, or when that network no longer exists."""
+        return None if self._network is None else self._network()
 
     @property
     def state(self) -> dict:
-        """Step count and moment buffers (the arrays themselves: writing them
-        changes the optimizer)."""
-        return {"step": self._step, "epoch": self._epoch, "samples_seen": self._samples_seen,
+        """Counters and moment buffers (the arrays themselves: writing them
+        changes the optimizer); ``get_state`` gives a copy of everything."""
+        return {"step": self.step, "epoch": self.epoch, "samples_seen": self.samples_seen,
                 **self._buffers}
 
-    def _bind(self, engine) -> None:
-        """Create the state for a network's engine on its first step; refuse another."""
-        if self._engine is None:
-            n, dtype = engine.params.shape[0], engine.params.dtype
-            eps = self._values.get("eps")
-            if eps is not None and dtype.type(eps) == 0:
-                raise ValueError(f"eps={eps!r} is 0 in the network's {dtype}: a zero gradient "
-                                 f"would divide 0 by 0; use eps >= {np.finfo(dtype).tiny}")
-            self._buffers = {name: np.zeros(n, dtype=dtype) for name in self._slots}
-            buffers = [self._buffers[name] for name in self._slots] + [None, None]
-            self._s1, self._s2 = buffers[:2]
-            self._engine = engine
-        elif engine is not self._engine:
+    def get_state(self) -> dict[str, Any]:
+        """Everything this optimizer has learned, as copies: ``set_state`` restores it.
+
+        Returns
+        -------
+        dict
+            ``step``, ``epoch`` and ``samples_seen`` (ints); ``buffers``, the
+            moment buffers by name (empty before the first step), such as
+            Adam's "exp_avg" and "exp_avg_sq"; ``schedule``, the schedule's
+            ``get_state()``.
+
+        Examples
+        --------
+        >>> import numpy as np, fastwb
+        >>> net = fastwb.Network([2, 1], loss="mse", dtype="float64", seed=0)
+        >>> opt = fastwb.Adam(lr=0.1)
+        >>> X, y = np.ones((4, 2)), np.zeros((4, 1))
+        >>> _ = net.train_step(X, y, opt)
+        >>> state = opt.get_state()
+        >>> state["step"], sorted(state["buffers"])
+        (1, ['exp_avg', 'exp_avg_sq'])
+        >>> before = net.parameters.copy()
+        >>> _ = net.train_step(X, y, opt)
+        >>> net.parameters = before
+        >>> opt.set_state(state)      # back to the state after one step
+        >>> opt.step
+        1
+        """
+        return {"step": self.step, "epoch": self.epoch, "samples_seen": self.samples_seen,
+                "buffers": {name: values.copy() for name, values in self._buffers.items()},
+                "schedule": self._schedule.get_state()}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``get_state`` returned (this optimizer's, or an equal one's).
+
+        Everything is checked before anything changes. Buffers must be this
+        optimizer's (by name), 1-D float arrays of one dtype and length; an
+        optimizer that already trains a network takes only buffers of that
+        network's size and dtype, one that does not yet keeps them for the first
+        network it steps (which must match them). Empty buffers mean no state:
+        the optimizer then starts afresh on the next network it steps.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``state`` is not such a dict: wrong keys, negative or non-integer
+            counters, buffers of other names, shapes or dtypes.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"an optimizer state must be a dict, got {type(state).__name__}")
+        if set(state) != set(_STATE_KEYS):
+            raise ValueError(f"an optimizer state must have exactly the keys "
+                             f"{sorted(_STATE_KEYS)}, got {sorted(map(str, state))}")
+        counters = [check_count(state[name], f"the optimizer's {name}", 0) for name in COUNTERS]
+        buffers = self._checked_buffers(state["buffers"])
+        previous = self._schedule.get_state()
+        self._schedule.set_state(state["schedule"])     # checks its own; the last to fail
+        try:
+            if buffers and self._buffers and set(buffers) == set(self._buffers):
+                for name, values in buffers.items():     # in place: the rule keeps its arrays
+                    self._buffers[name][...] = values
+            elif buffers:
+                self._buffers = {name: values.copy() for name, values in buffers.items()}
+                self._network = self._rule = None        # bound on the next step
+            else:
+                self._buffers, self._network, self._rule = {}, None, None
+        except BaseException:
+            self._schedule.set_state(previous)
+            raise
+        self._counters[...] = counters
+
+    def _checked_buffers(self, buffers) -> dict[str, np.ndarray]:
+        if not isinstance(buffers, Mapping):
+            raise TypeError(f"the optimizer state's buffers must be a dict of arrays, got "
+                            f"{type(buffers).__name__}")
+        if not buffers:
+            return {}
+        if set(buffers) != set(self._slots):
+            raise ValueError(f"{type(self).__name__} keeps the buffers {list(self._slots)}, "
+                             f"got {sorted(map(str, buffers))}")
+        arrays = {}
+        for name in self._slots:
+            values = buffers[name]
+            if not isinstance(values, np.ndarray) or values.ndim != 1 \
+                    or values.dtype not in (np.float32, np.float64):
+                raise ValueError(f"the optimizer state's buffer {name!r} must be a 1-D float32 "
+                                 f"or float64 array, got {values!r:.80}")
+            arrays[name] = values
+        first = arrays[self._slots[0]]
+        for name, values in arrays.items():
+            if values.dtype != first.dtype or values.shape != first.shape:
+                raise ValueError(f"the optimizer state's buffers must share one dtype and "
+                                 f"length; {name!r} is {values.dtype} {values.shape}, "
+                                 f"{self._slots[0]!r} {first.dtype} {first.shape}")
+            if name in _SQUARES and (values < 0).any():
+                raise ValueError(f"the optimizer state's buffer {name!r} holds negative "
+                                 "values; it accumulates squares")
+        current = next(iter(self._buffers.values()), None)
+        if current is not None and self.network is not None and (
+                current.dtype != first.dtype or current.shape != first.shape):
+            raise ValueError(f"this {type(self).__name__} trains a network of {current.size} "
+                             f"{current.dtype} parameters; the state's buffers hold "
+                             f"{first.size} {first.dtype} values")
+        return arrays
+
+    # --- what the network and its engine take ------------------------------------
+
+    def rule_for(self, network: Network) -> Rule:
+        """The update rule as the engines take it, with this optimizer's state for
+        ``network``, made on its first step (zeros, or the buffers ``set_state``
+        gave). ``Network`` calls this; an optimizer trains one network only.
+
+        Raises
+        ------
+        ValueError
+            If this optimizer's state belongs to another network, or buffers
+            from ``set_state`` do not fit ``network``.
+        """
+        if self._rule is not None and self._network() is network:
+            return self._rule
+        if self._network is not None:
             raise ValueError(
                 f"this {type(self).__name__} is training another network (its state, step "
                 f"count and schedule belong to that one); give each network its own optimizer, "
                 f"or call reset() first")
+        parameters = network.parameters
+        n, dtype = parameters.shape[0], parameters.dtype
+        eps = self._values.get("eps")
+        if eps is not None and dtype.type(eps) == 0:
+            raise ValueError(f"eps={eps!r} is 0 in the network's {dtype}: a zero gradient "
+                             f"would divide 0 by 0; use eps >= {np.finfo(dtype).tiny}")
+        buffers = self._buffers or {name: np.zeros(n, dtype=dtype) for name in self._slots}
+        for name, values in buffers.items():
+            if values.shape != (n,) or values.dtype != dtype:
+                raise ValueError(f"the optimizer's buffer {name!r} holds {values.size} "
+                                 f"{values.dtype} values; the network has {n} {dtype} parameters")
+        settings = {**self._settings(), "clip_norm": self._clip_norm,
+                    "clip_value": self._clip_value}
+        settings["nesterov"] = float(settings.get("nesterov", False))
+        self._rule = Rule(self._kind, settings, buffers, self._counters)
+        self._buffers = buffers
+        self._network = weakref.ref(network)
+        return self._rule
 
-    def _rates(self, steps: np.ndarray) -> np.ndarray:
-        """Learning rates of the given steps of the current epoch."""
+    def learning_rates(self, count: int) -> np.ndarray:
+        """The learning rates of the next ``count`` steps of the current epoch."""
+        steps = np.arange(self.step, self.step + count, dtype=np.int64)
         if self._constant:
-            return np.full(len(steps), self._lr)
+            return np.full(count, self._lr)
         return _schedules.check_rates(
-            self._schedule.rates(self._lr, steps, self._epoch, self._samples_seen), len(steps))
+            self._schedule.rates(self._lr, steps, self.epoch, self.samples_seen), count)
 
-    def _current_lr(self) -> float:
+    @property
+    def current_lr(self) -> float:
+        """The learning rate of the next step (the base rate through the schedule)."""
         if self._constant:
             return self._lr
-        return float(self._rates(np.array([self._step], dtype=np.int64))[0])
+        return float(self.learning_rates(1)[0])
 
     # --- the step -----------------------------------------------------------------
 
-    def _train_step(self, engine, X, y, sample_weight=None) -> float:
-        """One step of this optimizer on ``engine``; returns the loss before it."""
-        if engine is not self._engine:        # checked once per network, not per step
-            self._bind(engine)
-        loss = engine.train_step(X, y, sample_weight, self._code, self._hyper, self._s1,
-                                 self._s2, self._step,
-                                 self._lr if self._constant else self._current_lr())
-        if loss - loss == 0:                  # finite: the update was applied
-            self._step += 1
-        return loss
-
-    def apply_gradients(self, network, gradients) -> None:
+    def apply_gradients(self, network: Network, gradients) -> None:
         """One step of this optimizer on ``network`` from gradients you computed.
 
         ``gradients`` is a flat array laid out like ``network.parameters``, or
@@ -208,20 +351,17 @@ class Optimizer(abc.ABC):
         ``apply_gradients(net, net.gradients(X, y))`` is
         ``net.train_step(X, y, optimizer)``. Keras calls this
         ``apply_gradients``, PyTorch ``step()``.
+
+        Raises
+        ------
+        FloatingPointError
+            If the update would leave a parameter NaN or infinite; nothing changes.
         """
         try:
-            engine = network._engine
+            apply = network.apply_gradients
         except AttributeError:
             raise TypeError(f"network must be a fastwb.Network, got {network!r}") from None
-        if engine is not self._engine:
-            self._bind(engine)
-        if isinstance(gradients, (list, tuple)) and gradients \
-                and isinstance(gradients[0], (list, tuple)):
-            gradients = _flatten_layers(gradients, network.sizes)
-        flat = check_assignment(gradients, network.parameters.shape, network.dtype, "gradients")
-        engine.apply_gradients(np.ascontiguousarray(flat), self._code, self._hyper, self._s1,
-                               self._s2, self._step, self._current_lr())
-        self._step += 1
+        apply(gradients, self)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
@@ -232,30 +372,10 @@ class Optimizer(abc.ABC):
                 + (f", {settings}" if settings else "") + schedule + extra + ")")
 
 
-def _flatten_layers(gradients, sizes) -> np.ndarray:
-    """One ``(dW, db)`` per layer, checked against ``sizes``, as one flat array."""
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    if len(gradients) != len(layers):
-        raise ValueError(f"gradients has {len(gradients)} entries; the network has "
-                         f"{len(layers)} layers, each needing (dW, db)")
-    parts = []
-    for l, (pair, (k, m)) in enumerate(zip(gradients, layers)):
-        if len(pair) != 2:
-            raise ValueError(f"gradients[{l}] must be a (dW, db) pair")
-        dW, db = (np.asarray(a) for a in pair)
-        if dW.shape != (k, m) or db.shape != (m,):
-            raise ValueError(f"gradients[{l}] must have shapes ({k}, {m}) and ({m},), got "
-                             f"{dW.shape} and {db.shape}")
-        parts += [dW.ravel(), db]
-    return np.concatenate(parts)
-
-
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum, as PyTorch's.
 
     ``v <- momentum v + g``; ``p <- p - lr v`` (Nesterov: ``p <- p - lr (g + momentum v)``).
-    Without momentum, penalties or clipping, the update runs inside the
-    weight-gradient product itself.
 
     Parameters
     ----------
@@ -288,7 +408,7 @@ class SGD(Optimizer):
             raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
         if nesterov and momentum == 0:
             raise ValueError("nesterov=True needs a positive momentum")
-        self._slots = ("momentum_buffer",) if momentum > 0 else ()
+        self._slots = STATE_BUFFERS["sgd"] if momentum > 0 else ()
         super().__init__(lr, {"momentum": momentum, "nesterov": bool(nesterov)}, schedule,
                          clip_norm, clip_value)
 
@@ -306,7 +426,7 @@ class RMSprop(Optimizer):
     """
 
     _kind = "rmsprop"
-    _slots = ("square_avg",)
+    _slots = STATE_BUFFERS["rmsprop"]
     rho = _fixed("rho", "Decay of the running average of squared gradients.")
     eps = _fixed("eps", "Added to the root mean square before dividing.")
 
@@ -329,7 +449,7 @@ class Adagrad(Optimizer):
     """
 
     _kind = "adagrad"
-    _slots = ("sum_squares",)
+    _slots = STATE_BUFFERS["adagrad"]
     eps = _fixed("eps", "Added to the root of the summed squares before dividing.")
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-10, schedule=None, clip_norm=None,
@@ -364,7 +484,7 @@ class Adam(Optimizer):
     """
 
     _kind = "adam"
-    _slots = ("exp_avg", "exp_avg_sq")
+    _slots = STATE_BUFFERS["adam"]
     beta1 = _fixed("beta1", "Decay of the first moment (the mean gradient).")
     beta2 = _fixed("beta2", "Decay of the second moment (the mean squared gradient).")
     eps = _fixed("eps", "Added to the root of the second moment before dividing.")
@@ -408,6 +528,16 @@ class AdamW(Adam):
 
 
 _BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adam": Adam, "adamw": AdamW}
+
+
+def rebuildable(optimizer: Optimizer) -> bool:
+    """Whether ``from_config(optimizer.get_config())`` rebuilds an optimizer of the
+    same class with the same kind of schedule: fastwb's own, not a user's subclass."""
+    try:
+        rebuilt = from_config(optimizer.get_config())
+    except (TypeError, ValueError):
+        return False
+    return type(rebuilt) is type(optimizer) and type(rebuilt.schedule) is type(optimizer.schedule)
 
 
 def resolve(value) -> Optimizer:

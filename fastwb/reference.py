@@ -13,10 +13,7 @@ import numpy as np
 
 from fastwb import _random, _validation
 from fastwb._layout import layer_views, n_parameters, offsets
-from fastwb.functions import HYPERPARAMETERS, OPTIMIZERS, FitStatus
-
-#: Slope of leaky_relu for negative inputs (PyTorch's and Keras' default).
-LEAKY_SLOPE = 0.01
+from fastwb.functions import LEAKY_SLOPE, FitStatus
 
 
 # --- activations ------------------------------------------------------------
@@ -280,6 +277,7 @@ class ReferenceEngine:
         self.loss_name = loss
         self.params = params
         self.grads = np.zeros_like(params)
+        self._holds_training_gradient = False
         self.dtype = params.dtype
         n_layers = len(self.sizes) - 1
         self.dropout = [0.0] * n_layers if dropout is None else list(dropout)
@@ -355,46 +353,70 @@ class ReferenceEngine:
         x, t, sw = self._checked(X, y, sample_weight)
         return self.loss(x, t, sw), self.gradients(x, t, sw)
 
-    def _step(self, x, y, sample_weight, kind, settings, s1, s2, step, lr):
+    def _step(self, x, y, sample_weight, rule, lr, verify=False):
+        """One step of ``rule``; returns (loss before it, FitStatus). Nothing
+        changes when the loss is not finite, or (``verify``) when the update
+        would leave a parameter non-finite; else the step counter counts it."""
+        step = int(rule.counters[0])
+        self._holds_training_gradient = False
         value = self._loss_and_gradients(x, y, sample_weight, True, step)
-        if np.isfinite(value):
-            self._update(self.grads, self._regularized, kind, settings, s1, s2, step, lr)
-        return value
+        if not np.isfinite(value):
+            return value, FitStatus.DIVERGED
+        self._holds_training_gradient = True
+        if not self._update(self.grads, self._regularized, rule, lr, verify):
+            return value, FitStatus.OVERFLOW
+        return value, FitStatus.DONE
 
-    def _update(self, grads, penalize, kind, settings, s1, s2, step, lr):
-        """The update from ``grads``, adding the penalty's gradient when ``penalize``."""
+    def _update(self, grads, penalize, rule, lr, verify=False) -> bool:
+        """The update from ``grads``, adding the penalty's gradient when ``penalize``;
+        with ``verify`` first on copies, making it only when every parameter
+        stays finite. Returns whether it was made (and counted)."""
+        settings, step = rule.settings, int(rule.counters[0])
+        s1, s2 = (list(rule.state.values()) + [None, None])[:2]
         g = effective_gradient(self.params, grads, (self._c1, self._c2) if penalize else None,
                                settings["clip_norm"], settings["clip_value"])
-        optimizer_update(kind, settings, self.params, g, s1, s2, step, lr, self._decayed)
+        if verify:
+            trial = self.params.copy()
+            with np.errstate(over="ignore", invalid="ignore"):
+                optimizer_update(rule.kind, settings, trial, g,
+                                 None if s1 is None else s1.copy(),
+                                 None if s2 is None else s2.copy(), step, lr, self._decayed)
+            if not np.isfinite(trial).all():
+                return False
+        optimizer_update(rule.kind, settings, self.params, g, s1, s2, step, lr, self._decayed)
+        rule.counters[0] += 1
+        return True
 
-    @staticmethod
-    def _settings(kind, hyper):
-        return OPTIMIZERS[kind], dict(zip(HYPERPARAMETERS, np.asarray(hyper, dtype=np.float64)))
+    def training_gradient(self):
+        """As ``Engine.training_gradient``."""
+        return self.grads.copy() if self._holds_training_gradient else None
 
-    def train_step(self, X, y, sample_weight, kind, hyper, s1, s2, step, lr):
-        """One optimizer step; returns the loss before it (no update if not finite)."""
+    def train_step(self, X, y, sample_weight, rule, lr):
+        """One step of ``rule``; returns (loss before it, FitStatus code), as
+        ``Engine.train_step``."""
         _validation.check_learning_rate(lr, self.dtype)
-        name, settings = self._settings(kind, hyper)
-        return self._step(*self._checked(X, y, sample_weight), name, settings, s1, s2, step, lr)
+        return self._step(*self._checked(X, y, sample_weight), rule, lr, verify=True)
 
-    def apply_gradients(self, grads, kind, hyper, s1, s2, step, lr):
-        """One optimizer step from a given gradient (penalties included), as
-        ``Engine.apply_gradients``."""
+    def apply_gradients(self, grads, rule, lr):
+        """One step of ``rule`` from a given gradient (penalties included), as
+        ``Engine.apply_gradients``; returns a FitStatus code."""
         _validation.check_learning_rate(lr, self.dtype)
-        name, settings = self._settings(kind, hyper)
-        self._update(np.array(grads), False, name, settings, s1, s2, step, lr)
+        self._holds_training_gradient = False
+        applied = self._update(np.array(grads), False, rule, lr, verify=True)
+        return FitStatus.DONE if applied else FitStatus.OVERFLOW
 
-    def fit_epoch(self, X, y, sample_weight, batch_size, shuffle, epoch, kind, hyper, s1, s2,
-                  step, lrs, batch_loss, first_batch=0, last_batch=-1, catch_interrupt=False):
+    def fit_epoch(self, X, y, sample_weight, batch_size, shuffle, rule, lrs, batch_loss,
+                  first_batch=0, last_batch=-1, catch_interrupt=False):
         """One epoch as ``Engine.fit_epoch``: same batches, same order, same masks,
-        and with ``catch_interrupt`` Ctrl-C taken at a batch boundary."""
+        the rule's counters advanced alike, and with ``catch_interrupt`` Ctrl-C
+        taken at a batch boundary."""
         x, y, sample_weight = self._checked(X, y, sample_weight)
         n = x.shape[0]
         batch_size = min(batch_size, n)
         n_batches = -(-n // batch_size)
         last_batch = n_batches if last_batch < 0 else last_batch
+        epoch = int(rule.counters[1])
         order = _random.permutation(self.seed, epoch, n) if shuffle else np.arange(n)
-        name, settings = self._settings(kind, hyper)
         arrived = []
         previous = signal.signal(signal.SIGINT, lambda *_: arrived.append(True)) \
             if catch_interrupt else None
@@ -406,13 +428,14 @@ class ReferenceEngine:
                     break
                 rows = order[b * batch_size:(b + 1) * batch_size]
                 weights = None if sample_weight is None else sample_weight[rows]
-                value = self._step(x[rows], y[rows], weights, name, settings, s1, s2,
-                                   step + done, float(lrs[b]))
+                value, status = self._step(x[rows], y[rows], weights, rule, float(lrs[b]))
                 batch_loss[b] = value
-                if not np.isfinite(value):
-                    status = FitStatus.DIVERGED
+                if status != FitStatus.DONE:
                     break
                 done += 1
+                rule.counters[2] += len(rows)
+                if b == n_batches - 1:
+                    rule.counters[1] += 1
         finally:
             if catch_interrupt:
                 signal.signal(signal.SIGINT, previous)

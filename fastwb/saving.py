@@ -43,9 +43,11 @@ Writing is atomic: the file is written in full under a temporary name in the
 target's directory, flushed to disk, then renamed over the target, so a crash
 leaves the previous file intact.
 
-For a network, ``config`` is ``network_state``'s: the network's ``get_config()``
-and the optimizer's config, counters and schedule state; the arrays are
-"parameters" and the optimizer's moment buffers, "optimizer/<name>".
+This module knows the file format, not the objects: each kind of model gives
+its state as a config and arrays and is rebuilt from them (``_READERS``). For
+a network, ``config`` and the arrays are ``Network.get_state()``'s: the
+network's ``get_config()`` and the optimizer's config, counters and schedule
+state; "parameters" and the optimizer's moment buffers, "optimizer/<name>".
 """
 from __future__ import annotations
 
@@ -60,13 +62,10 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from fastwb import optimizers
-from fastwb._layout import n_parameters
-from fastwb._validation import check_count
+from fastwb._version import __version__
 from fastwb.network import Network
 
-__all__ = ["FORMAT_VERSION", "ModelFileError", "load", "network_from_state", "network_state",
-           "read_header", "save"]
+__all__ = ["FORMAT_VERSION", "ModelFileError", "load", "read_header", "save"]
 
 #: The newest format version this fastwb writes and reads.
 FORMAT_VERSION = 1
@@ -82,13 +81,16 @@ _MAX_HEADER_NBYTES = 1 << 24
 _MAX_NDIM = 32
 _MAX_NAME = 256
 _CHUNK = 1 << 20
-_KINDS = ("network", "MLPClassifier", "MLPRegressor")
+#: What each kind of file holds: the class, or the module that defines it when
+#: that module needs an optional dependency (fastwb.sklearn: scikit-learn), to
+#: be imported only when such a file is loaded.
+_READERS: dict[str, Any] = {"network": Network, "MLPClassifier": "fastwb.sklearn",
+                            "MLPRegressor": "fastwb.sklearn"}
+_KINDS = tuple(_READERS)
 _DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "|u1", "|b1"})
 _UNICODE = re.compile(r"<U[1-9][0-9]{0,5}\Z")
 _HEADER_KEYS = ("format_version", "fastwb_version", "kind", "config", "arrays")
 _ARRAY_KEYS = ("dtype", "shape", "offset", "nbytes")
-_STATE_KEYS = ("network", "optimizer")
-_OPTIMIZER_KEYS = ("config", "bound", "step", "epoch", "samples_seen", "schedule_state")
 _FLOAT_TAG = "__float__"
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -96,140 +98,6 @@ _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 class ModelFileError(ValueError):
     """A file that is not a readable fastwb model: not a fastwb file, truncated,
     corrupted or modified, from a newer fastwb, or describing an invalid model."""
-
-
-# --- the state of a network ------------------------------------------------------------
-
-def network_state(net: Network) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """A network as a JSON-able config and named arrays (copies), for ``save`` and pickle.
-
-    The config is ``{"network": net.get_config(), "optimizer": ...}``; the
-    optimizer part (None without ``net.optimizer``) holds its config, whether
-    it has made its state for this network ("bound"), its ``step``,
-    ``epoch`` and ``samples_seen``, and its schedule's ``get_state()``. The
-    arrays are "parameters" and the optimizer's buffers as "optimizer/<name>".
-
-    Raises
-    ------
-    ValueError
-        If a parameter is NaN or infinite, or the optimizer or its schedule is
-        not one fastwb can rebuild (a user-written class), or belongs to
-        another network.
-    """
-    if not isinstance(net, Network):
-        raise TypeError(f"network_state takes a fastwb Network, got {type(net).__name__}")
-    if not np.isfinite(net.parameters).all():
-        raise ValueError("the network's parameters hold NaN or infinity (training diverged, or "
-                         "they were set so); fastwb saves finite parameters only")
-    config = {"network": net.get_config(), "optimizer": None}
-    arrays = {"parameters": net.parameters.copy()}
-    if net.optimizer is not None:
-        config["optimizer"], buffers = _optimizer_state(net.optimizer, net)
-        arrays.update((f"optimizer/{name}", values) for name, values in buffers.items())
-    return config, arrays
-
-
-def _optimizer_state(opt: optimizers.Optimizer, net: Network) -> tuple[dict, dict]:
-    _check_rebuildable(opt)
-    bound = opt._engine is not None
-    if bound and opt._engine is not net._engine:
-        raise ValueError(f"the network's optimizer ({type(opt).__name__}) holds the state of "
-                         "another network; give each network its own optimizer, or reset() it")
-    state = {"config": opt.get_config(), "bound": bound, "step": opt._step,
-             "epoch": opt._epoch, "samples_seen": opt._samples_seen,
-             "schedule_state": opt.schedule.get_state()}
-    return state, {name: values.copy() for name, values in opt._buffers.items()}
-
-
-def _check_rebuildable(opt: optimizers.Optimizer) -> None:
-    """Refuse at save time what loading could not rebuild: user-written classes."""
-    problem = (f"the network's optimizer {opt!r} cannot be saved: only fastwb's own optimizers "
-               "and schedules can be rebuilt from a file")
-    try:
-        rebuilt = optimizers.from_config(opt.get_config())
-    except (TypeError, ValueError) as exc:
-        raise ValueError(problem) from exc
-    if type(rebuilt) is not type(opt) or type(rebuilt.schedule) is not type(opt.schedule):
-        raise ValueError(problem)
-
-
-def network_from_state(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Network:
-    """The network (and its optimizer, as ``net.optimizer``) that ``network_state`` described.
-
-    Training the result continues exactly as the original would have.
-
-    Raises
-    ------
-    ValueError, TypeError
-        If the config or arrays do not describe a valid network: wrong keys,
-        settings the constructors refuse, arrays missing, extra, or of the
-        wrong shape or dtype, parameters not finite.
-    """
-    _check_keys(config, _STATE_KEYS, "the network state")
-    if not isinstance(arrays, Mapping):
-        raise TypeError(f"arrays must be a dict of NumPy arrays, got {type(arrays).__name__}")
-    layers = Network._config_layers(config["network"])
-    count = n_parameters([layers[0].n_in] + [layer.n_out for layer in layers])
-    parameters = _state_array(arrays, "parameters", (count,))   # before allocating the network
-    net = Network.from_config(config["network"])
-    net.parameters = _same_dtype(parameters, net.dtype, "parameters")
-    expected = {"parameters"}
-    if config["optimizer"] is not None:
-        expected |= _restore_optimizer(net, config["optimizer"], arrays)
-    unexpected = set(arrays) - expected
-    if unexpected:
-        raise ValueError(f"the state has array(s) {sorted(unexpected)} that this network and "
-                         "optimizer do not use")
-    return net
-
-
-def _restore_optimizer(net: Network, state: Mapping[str, Any], arrays: Mapping) -> set[str]:
-    """Rebuild the optimizer into ``net.optimizer``; returns the array names it used."""
-    _check_keys(state, _OPTIMIZER_KEYS, "the optimizer state")
-    opt = optimizers.from_config(state["config"])
-    if not isinstance(state["bound"], bool):
-        raise TypeError(f"the optimizer state's 'bound' must be a bool, got {state['bound']!r}")
-    names = set()
-    if state["bound"]:
-        opt._bind(net._engine)          # makes zeroed buffers of the network's size and dtype
-        for name, buffer in opt._buffers.items():
-            key = f"optimizer/{name}"
-            buffer[...] = _same_dtype(_state_array(arrays, key, buffer.shape), buffer.dtype, key)
-            names.add(key)
-    opt._step = check_count(state["step"], "the optimizer's step", 0)
-    opt._epoch = check_count(state["epoch"], "the optimizer's epoch", 0)
-    opt._samples_seen = check_count(state["samples_seen"], "the optimizer's samples_seen", 0)
-    opt.schedule.set_state(state["schedule_state"])
-    net.optimizer = opt
-    return names
-
-
-def _state_array(arrays: Mapping, name: str, shape: tuple) -> np.ndarray:
-    if name not in arrays:
-        raise ValueError(f"the state has no array {name!r}")
-    value = arrays[name]
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"the state's {name!r} must be a NumPy array, got {type(value).__name__}")
-    if value.shape != shape:
-        raise ValueError(f"the state's {name!r} has shape {value.shape}; this network needs "
-                         f"{shape}")
-    return value
-
-
-def _same_dtype(value: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
-    # converting would round float64 values into a float32 network: not the saved state
-    if value.dtype != dtype:
-        raise ValueError(f"the state's {name!r} has dtype {value.dtype}; this network needs "
-                         f"{dtype}")
-    return value
-
-
-def _check_keys(mapping, keys: tuple[str, ...], what: str) -> None:
-    if not isinstance(mapping, Mapping):
-        raise TypeError(f"{what} must be a dict, got {type(mapping).__name__}")
-    if set(mapping) != set(keys):
-        raise ValueError(f"{what} must have exactly the keys {sorted(keys)}, got "
-                         f"{sorted(map(str, mapping))}")
 
 
 # --- save ------------------------------------------------------------------------------
@@ -249,7 +117,8 @@ def save(obj, path: str | os.PathLike) -> None:
     obj : Network, or an object with a ``_fastwb_state()`` method
         ``_fastwb_state()`` returns ``(kind, config, arrays)``: a kind that
         ``load`` knows, a JSON-able dict, and a dict of NumPy arrays (the
-        fastwb.sklearn estimators have it).
+        fastwb.sklearn estimators have it, and ``_from_fastwb_state`` to
+        rebuild one).
     path : str or os.PathLike
         The file to write (replaced if it exists; a symbolic link is followed).
 
@@ -257,7 +126,7 @@ def save(obj, path: str | os.PathLike) -> None:
     ------
     ValueError
         If the network's parameters are not finite, or the config or arrays
-        hold what the format cannot (see ``network_state``).
+        hold what the format cannot (see ``Network.get_state``).
     TypeError
         If ``obj`` is neither a network nor a fastwb estimator.
     IsADirectoryError, FileNotFoundError
@@ -281,7 +150,7 @@ def save(obj, path: str | os.PathLike) -> None:
 
 def _state_of(obj) -> tuple[str, dict, Mapping]:
     if isinstance(obj, Network):
-        return ("network", *network_state(obj))
+        return ("network", *obj.get_state())
     method = getattr(obj, "_fastwb_state", None)
     if method is None:
         raise TypeError(f"fastwb.save saves a fastwb Network or estimator, got "
@@ -308,7 +177,6 @@ def _target(path) -> str:
 
 def _encode(kind: str, config, arrays) -> tuple[bytes, list[np.ndarray]]:
     """The padded header and the arrays, as written."""
-    from fastwb import __version__
     if not isinstance(config, Mapping):
         raise TypeError(f"the config to save must be a dict, got {type(config).__name__}")
     if not isinstance(arrays, Mapping):
@@ -462,10 +330,11 @@ def load(path: str | os.PathLike):
     header, arrays = _read(name, with_data=True)
     kind = header["kind"]
     try:
-        if kind == "network":
-            return network_from_state(header["config"], arrays)
-        estimators = importlib.import_module("fastwb.sklearn")
-        return getattr(estimators, kind)._from_fastwb_state(header["config"], arrays)
+        reader = _READERS[kind]
+        if reader is Network:
+            return Network.from_state(header["config"], arrays)
+        estimator = getattr(importlib.import_module(reader), kind)
+        return estimator._from_fastwb_state(header["config"], arrays)
     except (ValueError, TypeError, KeyError) as exc:
         problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc)
         message = f"{name} describes a {kind} that cannot be built: {problem}"
@@ -579,7 +448,6 @@ def _check_version(header: dict, path: str) -> None:
     if not _is_int(version) or version < 1:
         raise ModelFileError(f"{path} has an invalid header: format_version is {version!r}")
     if version > FORMAT_VERSION:
-        from fastwb import __version__
         writer = header.get("fastwb_version")
         raise ModelFileError(
             f"{path} was written by fastwb {writer if isinstance(writer, str) else '(unknown)'} "

@@ -534,7 +534,7 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's penalty alpha / 2 * sum W^2 / (samples or their weight)."""
         n_layers = len(self._network.layers)
         l2 = self._scale * alpha / (2.0 * per_sample_weight)
-        self._network._set_penalties([0.0] * n_layers, [l2] * n_layers)
+        self._network.set_penalties([0.0] * n_layers, [l2] * n_layers)
 
     def _lbfgs_objective(self, alpha: float, X, targets, sample_weight):
         """The function lbfgs minimises: float64 parameters (``network.parameters``'
@@ -545,11 +545,11 @@ class _BaseMLP(BaseEstimator):
         self._set_alpha(alpha, total_weight)
         if sample_weight is not None:
             sample_weight = sample_weight.astype(network.dtype)
-        engine, parameters = network._engine, network.parameters
+        parameters = network.parameters
 
         def loss_and_gradient(packed: np.ndarray):
             parameters[...] = packed
-            loss, gradient = engine.loss_and_gradients(X, targets, sample_weight)
+            loss, gradient = network.loss_and_gradients(X, targets, sample_weight)
             return loss / scale, gradient.astype(np.float64) / scale
 
         return loss_and_gradient
@@ -689,14 +689,13 @@ class _BaseMLP(BaseEstimator):
 
     def _fastwb_state(self) -> tuple[str, dict, dict]:
         """What ``fastwb.save`` writes: (kind, JSON-able config, arrays)."""
-        from fastwb import saving
         # callbacks are code, not model: a loaded estimator has none
         params = _encode({**self.get_params(deep=False), "callbacks": None})
         config = {"params": params, "fitted": hasattr(self, "_network")}
         arrays = {}
         if hasattr(self, "_network"):
             # the network's state holds its optimizer, which is the estimator's
-            network_config, network_arrays = saving.network_state(self._network)
+            network_config, network_arrays = self._network.get_state()
             config["network"] = network_config
             arrays.update({f"network/{k}": v for k, v in network_arrays.items()})
             scalars = {}
@@ -714,11 +713,10 @@ class _BaseMLP(BaseEstimator):
     @classmethod
     def _from_fastwb_state(cls, config: dict, arrays: dict):
         """The estimator ``_fastwb_state`` described (used by ``fastwb.load``)."""
-        from fastwb import saving
         estimator = cls(**_decode(config["params"]))
         if not config["fitted"]:
             return estimator
-        network = saving.network_from_state(
+        network = Network.from_state(
             config["network"], {k[len("network/"):]: v for k, v in arrays.items()
                                 if k.startswith("network/")})
         estimator._set_network(network)

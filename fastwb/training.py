@@ -111,52 +111,50 @@ class _Snapshot:
 
     def __init__(self, net, optimizer):
         self.parameters = net.parameters.copy()
-        self.buffers = {k: v.copy() for k, v in optimizer._buffers.items()}
-        self.step = optimizer._step
+        self.optimizer = optimizer.get_state()
 
     def restore(self, net, optimizer) -> None:
         net.parameters[...] = self.parameters
-        for name, values in self.buffers.items():
-            optimizer._buffers[name][...] = values
-        optimizer._step = self.step
+        optimizer.set_state(self.optimizer)
 
 
-def _run_epoch(net, optimizer, data: _Data, batch_size: int, shuffle: bool) -> tuple:
-    """One epoch; returns (mean loss, last learning rate, whether Ctrl-C arrived
-    during its last batch). Raises FloatingPointError after going back to the
-    last finite state, and lets Python's SIGINT handler raise KeyboardInterrupt
-    at the batch boundary after a Ctrl-C."""
-    optimizer._bind(net._engine)          # again: a callback may have reset it
+def _run_epoch(engine, net, optimizer, data: _Data, batch_size: int, shuffle: bool) -> tuple:
+    """One epoch; returns (mean loss, last learning rate). Raises
+    FloatingPointError after going back to the last finite state, and raises
+    KeyboardInterrupt (through Python's SIGINT handler) at the first batch
+    boundary after a Ctrl-C, the parameters and the optimizer's state and
+    counters then being those of the updates applied."""
+    rule = optimizer.rule_for(net)          # again: a callback may have reset it
     n = len(data)
     batch_size = min(batch_size, n)
     n_batches = -(-n // batch_size)
-    lrs = optimizer._rates(np.arange(optimizer._step, optimizer._step + n_batches,
-                                     dtype=np.int64))
+    lrs = optimizer.learning_rates(n_batches)
     batch_loss = np.zeros(n_batches)
-    epoch = _Epoch(net, optimizer, data, batch_size, shuffle, lrs)
+    epoch = _Epoch(engine, net, optimizer, data, batch_size, shuffle, lrs)
     applied = 0
     while True:
-        status, done, arrived = epoch.run(batch_loss, applied, n_batches, _catch_sigint())
+        status, done, arrived = epoch.run(rule, batch_loss, applied, n_batches, _catch_sigint())
         applied += done
+        if status == FitStatus.INTERRUPTED or arrived:
+            # Ctrl-C arrived while compiled code held the signal: hand it to Python's
+            # handler now, at a batch boundary (KeyboardInterrupt, by default); if
+            # that handler returns, the epoch goes on from where it stopped
+            signal.raise_signal(signal.SIGINT)
         if status != FitStatus.INTERRUPTED:
             break
-        # Ctrl-C arrived while compiled code held the signal: hand it to Python's
-        # handler now, at a batch boundary (KeyboardInterrupt, by default); if
-        # that handler returns, the epoch goes on from where it stopped
-        signal.raise_signal(signal.SIGINT)
     if status == FitStatus.DIVERGED or not _finite(net.parameters):
-        kept = epoch.last_finite_state(applied)
+        kept = epoch.last_finite_state(rule, applied)
         cause = (f"the loss was {batch_loss[applied]} on batch {applied}"
                  if status == FitStatus.DIVERGED else
                  f"the update of batch {kept} left parameters NaN or infinite")
         raise FloatingPointError(
-            f"training diverged: {cause} of epoch {optimizer._epoch}. The parameters and "
+            f"training diverged: {cause} of epoch {epoch.epoch}. The parameters and "
             f"optimizer state are those after the last update that left every parameter "
             f"finite ({kept} updates into the epoch). Try a smaller learning rate, clip_norm, "
             "or scaling the inputs.")
     rows = np.full(n_batches, batch_size, dtype=np.float64)
     rows[-1] = n - batch_size * (n_batches - 1)
-    return float(np.dot(batch_loss, rows) / n), float(lrs[-1]), arrived
+    return float(np.dot(batch_loss, rows) / n), float(lrs[-1])
 
 
 def _finite(values: np.ndarray) -> bool:
@@ -167,23 +165,21 @@ class _Epoch:
     """One epoch's batches, from the parameters and optimizer state at its start,
     which it keeps to undo a divergence."""
 
-    def __init__(self, net, optimizer, data, batch_size, shuffle, lrs):
-        self.net, self.optimizer, self.data = net, optimizer, data
+    def __init__(self, engine, net, optimizer, data, batch_size, shuffle, lrs):
+        self.engine, self.net, self.optimizer, self.data = engine, net, optimizer, data
         self.batch_size, self.shuffle, self.lrs = batch_size, shuffle, lrs
-        self.epoch = optimizer._epoch
+        self.epoch = optimizer.epoch
         self.start = _Snapshot(net, optimizer)
 
-    def run(self, batch_loss, first: int, last: int, catch_interrupt: bool = False) -> tuple:
-        """Batches first..last-1 in one engine call; counts the updates in the optimizer."""
-        opt, data = self.optimizer, self.data
-        status, done, arrived = self.net._engine.fit_epoch(
-            data.X, data.y, data.sample_weight, self.batch_size, self.shuffle, self.epoch,
-            opt._code, opt._hyper, opt._s1, opt._s2, opt._step, self.lrs, batch_loss, first,
-            last, catch_interrupt=catch_interrupt)
-        opt._step += done
-        return status, done, arrived
+    def run(self, rule, batch_loss, first: int, last: int, catch_interrupt: bool = False) -> tuple:
+        """Batches first..last-1 in one engine call, which advances the optimizer's
+        state and counters with the parameters."""
+        data = self.data
+        return self.engine.fit_epoch(data.X, data.y, data.sample_weight, self.batch_size,
+                                     self.shuffle, rule, self.lrs, batch_loss, first, last,
+                                     catch_interrupt=catch_interrupt)
 
-    def last_finite_state(self, applied: int) -> int:
+    def last_finite_state(self, rule, applied: int) -> int:
         """Go back to the last state of this epoch with every parameter finite;
         returns how many of its updates that state includes.
 
@@ -201,7 +197,7 @@ class _Epoch:
         def finite_after(k: int) -> bool:
             self.start.restore(self.net, self.optimizer)
             if k:
-                self.run(scratch, 0, k)
+                self.run(rule, scratch, 0, k)
             return _finite(self.net.parameters)
 
         low, high = 0, applied            # finite after `low` updates, not after `high`
@@ -222,10 +218,10 @@ def _catch_sigint() -> bool:
             and callable(signal.getsignal(signal.SIGINT)))
 
 
-def _validation_logs(net, val: _Data) -> dict:
-    logs = {"val_loss": net._engine.loss(val.X, val.y, val.sample_weight)}
+def _validation_logs(engine, net, val: _Data) -> dict:
+    logs = {"val_loss": engine.loss(val.X, val.y, val.sample_weight)}
     if net.loss_name != "mse":
-        logs["val_accuracy"] = accuracy(net.loss_name, net._engine.predict(val.X), val.y)
+        logs["val_accuracy"] = accuracy(net.loss_name, engine.predict(val.X), val.y)
     return logs
 
 
@@ -244,11 +240,11 @@ def _callbacks(callbacks, verbose, epochs) -> list:
     return result
 
 
-def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
+def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
         validation_data=None, validation_split: float = 0.0, early_stopping: bool = False,
         patience: int = 10, min_delta: float = 1e-4, restore_best_weights: bool = True,
         sample_weight=None, class_weight=None, callbacks=(), verbose: int = 0) -> History:
-    """The body of ``Network.fit``; see there."""
+    """The body of ``Network.fit``; see there. ``engine`` is the network's."""
     epochs = _validation.check_count(epochs, "epochs")
     batch_size = _validation.check_count(batch_size, "batch_size")
     if not isinstance(shuffle, (bool, np.bool_)):
@@ -272,7 +268,7 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
         data, val = _split(net, data, validation_split)
     if class_weight is not None:        # training only: val_loss stays the plain loss
         data.weigh_classes(net, class_weight)
-    optimizer._bind(net._engine)
+    optimizer.rule_for(net)
     if not _finite(net.parameters):
         raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
                          "train_step, or assigned so); set finite ones before fit")
@@ -289,24 +285,20 @@ def fit(net, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: b
         callback.on_train_begin({})
     try:
         for _ in range(epochs):
-            epoch = optimizer._epoch
+            epoch = optimizer.epoch
             for callback in callbacks:
                 callback.on_epoch_begin(epoch, {})
             start = time.perf_counter()
-            loss, lr, interrupted = _run_epoch(net, optimizer, data, batch_size, shuffle)
+            loss, lr = _run_epoch(engine, net, optimizer, data, batch_size, shuffle)
             elapsed = time.perf_counter() - start
-            optimizer._epoch += 1
-            optimizer._samples_seen += len(data)
             logs = {"loss": loss, "lr": lr, "time": elapsed,
                     "samples_per_second": len(data) / max(elapsed, 1e-12)}
             if val is not None:
-                logs.update(_validation_logs(net, val))
+                logs.update(_validation_logs(engine, net, val))
             optimizer.schedule.on_epoch_end(epoch, logs[monitor])
             history.append(epoch, logs)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
-            if interrupted:           # Ctrl-C during the epoch's last batch, now handled
-                signal.raise_signal(signal.SIGINT)
             if net.stop_training:
                 break
     finally:

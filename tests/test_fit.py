@@ -1286,7 +1286,7 @@ def test_reference_fit_epoch_stops_at_a_batch_boundary_on_ctrl_c():
     X, y = rng.normal(size=(40000, 30)), rng.normal(size=(40000, 5))
     net = fastwb.Network([30, 64, 5], dtype="float64", seed=0, backend="reference")
     opt = fastwb.SGD(1e-3)
-    opt._bind(net._engine)
+    rule = opt.rule_for(net)
     n_batches = 40000 // 8
     batch_loss = np.zeros(n_batches)
     finished = threading.Event()
@@ -1302,13 +1302,13 @@ def test_reference_fit_epoch_stops_at_a_batch_boundary_on_ctrl_c():
     sender.start()
     try:
         status, done, arrived = net._engine.fit_epoch(
-            X, y, None, 8, True, 0, opt._code, opt._hyper, None, None, 0,
-            np.full(n_batches, 1e-3), batch_loss, catch_interrupt=True)
+            X, y, None, 8, True, rule, np.full(n_batches, 1e-3), batch_loss,
+            catch_interrupt=True)
     finally:
         finished.set()
         sender.join()
     assert status == fastwb.functions.FitStatus.INTERRUPTED and arrived
-    assert 0 < done < n_batches
+    assert 0 < done < n_batches and opt.step == done and opt.samples_seen == 8 * done
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import fastwb
+from fastwb import _core
 from conftest import LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
 
 SIZES = [5, 7, 6, 3]
@@ -238,18 +239,18 @@ def test_thread_count_gives_bit_identical_results(optimizer, dtype, kernel_path)
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("loss,target_kind", LOSS_CASES)
-def test_fused_plain_sgd_matches_reference_and_the_unfused_pass(loss, target_kind, dtype):
-    """Plain SGD without penalties or clipping updates inside backpropagation; a
-    clip_value that never triggers sends the same update through the parameter pass."""
+def test_plain_sgd_matches_reference_layer_by_layer_and_after_backpropagation(
+        loss, target_kind, dtype):
+    """fit updates each layer as soon as its gradient is complete; train_step,
+    which tries each update first, makes it in one pass after backpropagation:
+    the same bits, and the reference's values."""
     rng = np.random.default_rng(6)
     X, y, _ = make_data(target_kind, rng)
     compiled, reference = make_pair("tanh", loss, dtype)
     train_both(compiled, reference, lambda: fastwb.SGD(lr=0.1), X, y, None, dtype)
-    unfused, reference = make_pair("tanh", loss, dtype)
-    assert np.abs(flat_gradient(unfused, X, y)).max() < 1e3
-    train_both(unfused, reference, lambda: fastwb.SGD(lr=0.1, clip_value=1e3), X, y, None,
-               dtype)
-    assert_close(unfused.parameters, compiled.parameters, dtype, "fused against unfused SGD")
+    fitted, _ = make_pair("tanh", loss, dtype)
+    fitted.fit(X, y, fastwb.SGD(lr=0.1), epochs=STEPS, batch_size=len(X), shuffle=False)
+    np.testing.assert_array_equal(fitted.parameters, compiled.parameters)
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
@@ -702,13 +703,30 @@ def test_first_warmup_step_uses_a_fifth_of_the_rate(backend):
 
 # --- found in review ------------------------------------------------------------------------
 
-def test_engine_refuses_missing_state_buffers():
+def test_engine_refuses_a_rule_without_its_state_or_for_another_network():
     net = fastwb.Network([3, 4, 2], dtype="float64", seed=0)
     X, y = np.ones((2, 3)), np.zeros((2, 2))
-    for opt, s1, s2 in ((fastwb.Adam(), None, None), (fastwb.SGD(momentum=0.9), None, None),
-                        (fastwb.Adam(), np.zeros(net.n_parameters), None)):
-        with pytest.raises(ValueError, match="state buffers are missing"):
-            net._engine.train_step(X, y, None, opt._code, opt._hyper, s1, s2, 0, 0.1)
+    counters = np.zeros(3, dtype=np.int64)
+    for kind, settings in (("adam", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
+                           ("sgd", {"momentum": 0.9})):
+        with pytest.raises(ValueError, match="keeps the state"):
+            _core.Rule(kind, settings, {}, counters)
+    with pytest.raises(ValueError, match="keeps the state"):
+        _core.Rule("adam", {}, {"exp_avg": np.zeros(net.n_parameters)}, counters)
+    small = {"momentum_buffer": np.zeros(net.n_parameters - 1)}
+    rule = _core.Rule("sgd", {"momentum": 0.9}, small, counters)
+    with pytest.raises(ValueError, match="another dtype or network"):
+        net._engine.train_step(X, y, None, rule, 0.1)
+    single = {"momentum_buffer": np.zeros(net.n_parameters, dtype=np.float32)}
+    rule = _core.Rule("sgd", {"momentum": 0.9}, single, counters)
+    with pytest.raises(ValueError, match="another dtype or network"):
+        net._engine.train_step(X, y, None, rule, 0.1)
+    with pytest.raises(ValueError, match="unknown setting"):
+        _core.Rule("sgd", {"beta9": 1.0}, {}, counters)
+    with pytest.raises(ValueError, match="counters"):
+        _core.Rule("sgd", {}, {}, np.zeros(3))
+    assert np.all(net.parameters == fastwb.Network([3, 4, 2], dtype="float64",
+                                                   seed=0).parameters)
 
 
 def test_eps_that_underflows_in_float32_is_refused():
