@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fastwb
-from fastwb import _data, demo, saving
-from fastwb.cli import main
+from fastwb import saving
+from fastwb.cli import demo, main, tables
 
 pytest.importorskip("sklearn")
 
@@ -269,7 +269,7 @@ def test_a_saved_network_predicts_and_describes_itself(capsys, tmp_path):
     ("classify", np.arange(40), "classify"),
 ])
 def test_the_task_follows_the_target(task, values, expected):
-    assert _data.choose_task(task, values, "y") == expected
+    assert tables.choose_task(task, values, "y") == expected
 
 
 # --- errors: one line, no traceback --------------------------------------------------------
