@@ -17,8 +17,9 @@ file, an unknown column, a bad option) print one line ``fastwb: error: ...`` on
 stderr and exit with status 1 (2 for a bad command line); anything else shows
 its traceback.
 
-Each subcommand is a module of this package with a ``run``; they share
-``common`` (progress, plots), ``tables`` (reading data) and ``errors``.
+Each subcommand but bench (``fastwb.bench.peers``) is a module of this package
+with a ``run``; they share ``common`` (progress, plots), ``tables`` (reading
+data) and ``errors``.
 """
 from __future__ import annotations
 
