@@ -1,16 +1,18 @@
-"""scikit-learn as an optional dependency of the command line.
+"""scikit-learn as an optional dependency of fastwb (its drop-ins and the command line).
 
 A missing (or too old) scikit-learn is the user's to fix with one ``pip``
 command; any other ImportError met while importing it is a real fault and
 keeps its traceback, instead of being reported as "not installed".
+
+This module knows nothing of the command line (``fastwb.cli`` depends on it,
+not the other way round): ``sklearn_dropins`` raises an ImportError worded for
+users, which the command line shows as its one-line error.
 """
 from __future__ import annotations
 
 import re
 import sys
 from types import ModuleType
-
-from fastwb._data import CommandError
 
 #: What to install, as every message about a missing scikit-learn says it.
 SKLEARN_REQUIREMENT = 'scikit-learn >= 1.7: pip install "fastwb[sklearn]"'
@@ -33,13 +35,21 @@ def sklearn_missing(error: ImportError) -> bool:
 
 
 def sklearn_dropins(purpose: str) -> ModuleType:
-    """``fastwb.sklearn``, or a CommandError telling how to install scikit-learn."""
+    """``fastwb.sklearn``, imported on first use.
+
+    Raises an ImportError (``name`` "sklearn") saying that ``purpose`` needs
+    scikit-learn and how to install it, when scikit-learn is missing or too
+    old; any other ImportError comes through as it was.
+    """
     try:
+        # imported here, not at the top: fastwb.sklearn imports scikit-learn, which
+        # fastwb does not require
         from fastwb import sklearn
     except ImportError as error:
         if not sklearn_missing(error):
             raise
         installed = getattr(sys.modules.get("sklearn"), "__version__", None)
         found = f" (found {installed})" if installed else ""
-        raise CommandError(f"{purpose} needs {SKLEARN_REQUIREMENT}{found}") from None
+        raise ImportError(f"{purpose} needs {SKLEARN_REQUIREMENT}{found}",
+                          name="sklearn") from None
     return sklearn

@@ -54,6 +54,8 @@ from itertools import pairwise
 import numpy as np
 import scipy.optimize
 
+from fastwb._estimator_params import decode as _decode
+from fastwb._estimator_params import encode as _encode
 from fastwb._optional import SKLEARN_REQUIREMENT, check_sklearn_version
 
 try:
@@ -764,38 +766,6 @@ def _storable(values: np.ndarray, name: str) -> np.ndarray:
         except (TypeError, ValueError):
             raise ValueError(f"cannot save {name} of objects that are not strings") from None
     return values
-
-
-def _encode(value):
-    """A JSON-able form of a parameter value, tuples and dicts marked (the file's
-    header writes non-finite floats itself)."""
-    if isinstance(value, tuple):
-        return {"tuple": [_encode(v) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return [_encode(v) for v in value.tolist()]
-    if isinstance(value, np.random.RandomState):
-        return None             # its future draws cannot be saved; a loaded model refits anew
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(f"cannot save a parameter value of type {type(value).__name__}: {value!r}")
-
-
-def _decode(value):
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {"tuple"}:
-            return tuple(_decode(v) for v in value["tuple"])
-        if set(value) == {"dict"}:
-            return {_decode(k): _decode(v) for k, v in value["dict"]}
-        raise ValueError(f"unexpected value {value!r}")
-    return value
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fastwb
-from fastwb import _data, demo, saving
-from fastwb.cli import main
+from fastwb import _estimator_params, saving
+from fastwb.cli import demo, main, tables
 
 pytest.importorskip("sklearn")
 
@@ -242,6 +242,18 @@ def test_info_describes_a_model_without_training(files, capsys):
     assert max(len(line) for line in out.splitlines()[1:]) <= 80    # after the file's name
 
 
+
+def test_info_and_load_read_estimator_parameters_with_one_decoder():
+    """fastwb info reads the header with the decoder fastwb.load uses (no copy)."""
+    from fastwb import sklearn
+    from fastwb.cli import info
+    assert info.decode is sklearn._decode is _estimator_params.decode
+    assert sklearn._encode is _estimator_params.encode
+    value = {"hidden_layer_sizes": (8, 4), "class_weight": {0: 1.0, "b": 2.5}, "list": [1, (2,)]}
+    assert _estimator_params.decode(_estimator_params.encode(value)) == value
+    with pytest.raises(ValueError, match="unexpected value"):
+        _estimator_params.decode({"float": "nan"})
+
 def test_a_saved_network_predicts_and_describes_itself(capsys, tmp_path):
     net = fastwb.Network([3, 5, 2], loss="softmax_cross_entropy", seed=0)
     fastwb.save(net, tmp_path / "net.fwb")
@@ -269,7 +281,7 @@ def test_a_saved_network_predicts_and_describes_itself(capsys, tmp_path):
     ("classify", np.arange(40), "classify"),
 ])
 def test_the_task_follows_the_target(task, values, expected):
-    assert _data.choose_task(task, values, "y") == expected
+    assert tables.choose_task(task, values, "y") == expected
 
 
 # --- errors: one line, no traceback --------------------------------------------------------
@@ -410,6 +422,25 @@ def test_python_dash_m_fastwb_fails_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr == "fastwb: error: model file not found: missing.fwb\n"
 
+
+
+@pytest.mark.parametrize("first", ["fastwb.sklearn", "fastwb._optional", "fastwb.cli.errors",
+                                   "fastwb.cli.tables", "fastwb.cli.common", "fastwb.cli.demo",
+                                   "fastwb.cli.info", "fastwb.cli"])
+def test_the_command_line_imports_in_any_order_and_without_scikit_learn(first, tmp_path):
+    """No import circle, whichever module comes first; and the version and info
+    of a network need neither scikit-learn nor matplotlib."""
+    fastwb.save(fastwb.Network([2, 3, 1], seed=0), tmp_path / "net.fwb")
+    code = (f"import sys, {first}\n"
+            "from fastwb.cli import main\n"
+            "assert main(['--version']) == main(['info', 'net.fwb']) == 0\n"
+            "loaded = {'sklearn', 'matplotlib'} & set(sys.modules)\n"
+            f"assert not loaded or {first!r} == 'fastwb.sklearn', loaded\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, check=False,
+                            env={**os.environ, "PYTHONPATH": os.path.dirname(
+                                os.path.dirname(fastwb.__file__))})
+    assert result.returncode == 0, result.stderr
 
 def _hide_from_import(monkeypatch, module):
     """Make ``import`` of the module fail as an uninstalled one would, and

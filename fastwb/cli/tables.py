@@ -25,12 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastwb.cli.errors import CommandError
+
 #: The auto task calls an integer target with at most this many values classes.
 MAX_AUTO_CLASSES = 20
-
-
-class CommandError(Exception):
-    """An expected failure of a ``fastwb`` command: shown as one line, no traceback."""
 
 
 @dataclass
@@ -93,7 +91,7 @@ def read_table(path: str, target: str | None = None, target_required: bool = Fal
 def _select(table: Table, features: list[str]) -> Table:
     missing = [name for name in features if name not in table.feature_names]
     if missing:
-        raise CommandError(f"{table.path} lacks the column(s) {_shorten(missing)} that the "
+        raise CommandError(f"{table.path} lacks the column(s) {shorten(missing)} that the "
                            f"model was trained on")
     index = [table.feature_names.index(name) for name in features]
     ignored = tuple(name for name in table.feature_names if name not in features)
@@ -146,14 +144,14 @@ def _read_csv(path: str, target: str | None, target_required: bool,
 
     if target is None and target_required:
         raise CommandError(f"name the column to predict with --target (the columns of "
-                           f"{path}: {_shorten(names)})")
+                           f"{path}: {shorten(names)})")
     columns = list(zip(*rows))
     target_values = None
     if target is not None:
         if target not in names:
             if target_required:
                 raise CommandError(f"unknown column {target!r}: {path} has the columns "
-                                   f"{_shorten(names)}")
+                                   f"{shorten(names)}")
         else:
             index = names.index(target)
             target_values = _target_column(columns[index], target, path, lines)
@@ -164,7 +162,7 @@ def _read_csv(path: str, target: str | None, target_required: bool,
     if features is not None:        # convert only the columns the model takes
         missing = [name for name in features if name not in names]
         if missing:
-            raise CommandError(f"{path} lacks the column(s) {_shorten(missing)} that the "
+            raise CommandError(f"{path} lacks the column(s) {shorten(missing)} that the "
                                f"model was trained on")
         ignored = tuple(name for name in names if name not in features)
         columns = [columns[names.index(name)] for name in features]
@@ -250,7 +248,7 @@ def _read_npz(path: str, target: str | None, target_required: bool) -> Table:
         keys = list(archive.keys())
         if "X" not in keys:
             raise CommandError(f"{path} has no array 'X' (the features); it has "
-                               f"{_shorten(keys) or 'no arrays'}")
+                               f"{shorten(keys) or 'no arrays'}")
         X = _npz_array(archive, "X", path)
         target_name = target if target is not None else "y"
         target_values = None
@@ -260,7 +258,7 @@ def _read_npz(path: str, target: str | None, target_required: bool) -> Table:
         elif wanted:
             others = [key for key in keys if key not in ("X", "feature_names")]
             raise CommandError(f"{path} has no array {target_name!r} for the target; "
-                               + (f"name one of {_shorten(others)} with --target" if others
+                               + (f"name one of {shorten(others)} with --target" if others
                                   else "it holds only the features"))
         names = _npz_array(archive, "feature_names", path) if "feature_names" in keys else None
     if X.ndim != 2:
@@ -362,7 +360,8 @@ def _quote(value: str, width: int = 30) -> str:
     return repr(value if len(value) <= width else value[:width] + "...")
 
 
-def _shorten(names, limit: int = 12) -> str:
+def shorten(names, limit: int = 12) -> str:
+    """The first ``limit`` names, comma-separated, and how many there are in all."""
     names = list(names)
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

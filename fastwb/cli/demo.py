@@ -14,7 +14,8 @@ import time
 import warnings
 
 import fastwb
-from fastwb._optional import sklearn_dropins
+from fastwb.cli.common import (check_plots_directory, fit_with_progress, sklearn_estimators,
+                               write_plots)
 
 #: Share of the digits held out for testing, and the split's seed.
 TEST_SIZE = 0.25
@@ -29,8 +30,6 @@ def _digits():
     X = X / 16.0
     return (X, y, *train_test_split(X, y, test_size=TEST_SIZE, random_state=SPLIT_SEED,
                                     stratify=y))
-
-
 
 
 def _sampled_epochs(n: int, shown: int = 10) -> list[int]:
@@ -80,11 +79,9 @@ def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True,
         ``sklearn_accuracy``, ``sklearn_epochs``, ``sklearn_seconds`` and
         ``speedup``.
     """
-    from fastwb.cli import check_plots_directory, fit_with_progress, write_plots
-
     if plots is not None:
         check_plots_directory(str(plots))
-    MLPClassifier = sklearn_dropins("the demo").MLPClassifier
+    MLPClassifier = sklearn_estimators("the demo").MLPClassifier
     from sklearn.neural_network import MLPClassifier as SklearnMLP
     X, _, X_train, X_test, y_train, y_test = _digits()
     hidden = tuple(hidden)

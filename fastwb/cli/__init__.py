@@ -1,0 +1,19 @@
+"""The ``fastwb`` command line (also ``python -m fastwb``).
+
+The modules, each depending only on those listed after it:
+
+``dispatch``
+    the options, and which subcommand runs; failures as exit statuses
+``demo``, ``train``, ``predict``, ``info``
+    the subcommands (``fastwb bench`` is ``fastwb.bench.peers``)
+``common``
+    what several subcommands share: scikit-learn's drop-ins, a fit with a
+    progress bar, the ``--plots`` directory
+``tables``
+    CSV and ``.npz`` files in, predictions out
+``errors``
+    ``CommandError`` and the exit statuses
+"""
+from fastwb.cli.dispatch import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,92 @@
+"""What several ``fastwb`` commands share: scikit-learn's drop-ins as a command
+needs them, a fit with a progress bar, and the ``--plots`` directory."""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from types import ModuleType
+
+from fastwb._optional import sklearn_dropins, sklearn_missing
+from fastwb.callbacks import ProgressBar
+from fastwb.cli.errors import CommandError
+from fastwb.plots import _matplotlib, save_plots
+
+
+def sklearn_estimators(purpose: str) -> ModuleType:
+    """``fastwb.sklearn``, or a CommandError saying that ``purpose`` needs
+    scikit-learn and how to install it. (``fastwb._optional`` imports it on
+    first use: it imports scikit-learn, which ``fastwb --version`` and
+    ``fastwb info`` do without.)"""
+    try:
+        return sklearn_dropins(purpose)
+    except ImportError as error:
+        if not sklearn_missing(error):
+            raise
+        raise CommandError(str(error)) from None
+
+
+# --- training with a progress bar --------------------------------------------------------
+
+class _EstimatorProgress(ProgressBar):
+    """The bar, with the estimator's loss (scikit-learn's, as ``loss_curve_``)."""
+
+    def __init__(self, estimator, epochs: int):
+        super().__init__(epochs)
+        self._estimator = estimator
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        curve = getattr(self._estimator, "loss_curve_", None)
+        if curve:
+            logs = {**logs, "loss": curve[-1]}
+        super().on_epoch_end(epoch, logs)
+
+
+def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> list[str]:
+    """``estimator.fit(X, y)`` with a progress bar on stderr and ``callbacks``
+    besides; the warnings it raised come back as messages (and, unless
+    ``quiet``, are printed as ``fastwb: warning: ...`` lines)."""
+    bar = _EstimatorProgress(estimator, estimator.max_iter)
+    estimator.set_params(callbacks=[bar, *callbacks])
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimator.fit(X, y)
+    finally:
+        estimator.set_params(callbacks=None)    # the callbacks are this run's, not the model's
+    messages = []
+    for warning in caught:
+        if not issubclass(warning.category, UserWarning):
+            continue            # deprecations and the like: for developers, not users
+        message = str(warning.message)
+        if "Maximum iterations" in message:
+            message = (f"the loss was still improving at the last epoch, "
+                       f"{estimator.max_iter}; more epochs (--epochs) may train a better model")
+        elif "interrupted" in message:
+            message = f"training interrupted (Ctrl-C) after {estimator.n_iter_} epochs"
+        if message not in messages:
+            messages.append(message)
+    if not quiet:
+        for message in messages:
+            print(f"fastwb: warning: {message}", file=sys.stderr)
+    return messages
+
+
+# --- plots -------------------------------------------------------------------------------
+
+def check_plots_directory(directory: str) -> None:
+    """Fail before training, not after, when the plots cannot be written there."""
+    try:
+        _matplotlib()
+    except ImportError as error:
+        raise CommandError(f"--plots: {error}") from None
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CommandError(f"--plots {directory}: exists and is not a directory")
+
+
+def write_plots(monitor, directory: str, X=None, y=None) -> list:
+    """``fastwb.plots.save_plots``, then one line per file written."""
+    paths = save_plots(monitor, directory, X, y)
+    for path in paths:
+        print(f"wrote {path}")
+    return paths

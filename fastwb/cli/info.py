@@ -1,0 +1,93 @@
+"""``fastwb info``: describe a saved model from its header, without building it.
+
+The estimator parameters and fitted scalars in the header are read back with
+``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses, which
+needs no scikit-learn.
+"""
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+from fastwb import saving
+from fastwb._estimator_params import decode
+from fastwb.cli.tables import check_readable, shorten
+
+#: The estimator parameters shown, in this order (those the file has).
+SHOWN_PARAMETERS = ("hidden_layer_sizes", "activation", "solver", "optimizer", "alpha",
+                    "batch_size", "learning_rate", "learning_rate_init", "max_iter",
+                    "early_stopping", "dropout", "class_weight", "dtype", "random_state")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Print what ``args.model`` holds: kind, versions, layers, parameters, training."""
+    check_readable(args.model, "model file")
+    header = saving.read_header(args.model)
+    kind, config = header["kind"], header["config"]
+    print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
+          f"{header['format_version']}, written by fastwb {header['fastwb_version']}")
+    if kind == "network":
+        network = config.get("network") or {}
+        optimizer = config.get("optimizer")
+        attributes = {}
+    else:
+        params = _decoded(args.model, kind, config.get("params", {}))
+        shown = [f"{name}={params[name]!r}" for name in SHOWN_PARAMETERS
+                 if name in params and not (name == "optimizer" and params[name] is None)]
+        print(textwrap.fill("parameters: " + ", ".join(shown), width=79,
+                            subsequent_indent="  ", break_long_words=False))
+        if not config.get("fitted"):
+            print("not fitted")
+            return
+        network = (config.get("network") or {}).get("network") or {}
+        optimizer = None
+        attributes = {name: _decoded(args.model, kind, value)
+                      for name, value in (config.get("attributes") or {}).items()}
+    layers = network.get("layers") or []
+    total = 0
+    print(f"network: {network.get('dtype', '?')}, loss {network.get('loss', '?')}")
+    print(f"  {'layer':<7}{'inputs':>8}{'outputs':>9}  {'activation':<12}{'dropout':>8}"
+          f"{'parameters':>12}")
+    for i, layer in enumerate(layers):
+        n_in, n_out = layer.get("n_in", 0), layer.get("n_out", 0)
+        count = n_in * n_out + n_out
+        total += count
+        print(f"  {i + 1:<7}{n_in:>8}{n_out:>9}  {layer.get('activation')!s:<12}"
+              f"{layer.get('dropout') or 0:>8g}{count:>12,}")
+    print(f"  {'total':<7}{'':>8}{'':>9}  {'':<12}{'':>8}{total:>12,}")
+    if optimizer:
+        name = (optimizer.get("config") or {}).get("name", "?")
+        print(f"optimizer: {name}, {optimizer.get('step', 0)} steps, "
+              f"{optimizer.get('epoch', 0)} epochs")
+    if attributes:
+        summary = [f"{attributes.get('n_iter_', '?')} epochs"]
+        if isinstance(attributes.get("loss_"), float):
+            summary.append(f"final loss {attributes['loss_']:.6g}")
+        if isinstance(attributes.get("best_validation_score_"), float):
+            summary.append(f"best validation score {attributes['best_validation_score_']:.4f}")
+        print("trained: " + ", ".join(summary))
+    arrays = header["arrays"]
+    model = None
+    if "classes_" in arrays or "feature_names_in_" in arrays:
+        try:
+            model = saving.load(args.model)     # the labels and names are arrays, not header
+        except ImportError:
+            model = None
+    if "classes_" in arrays:
+        count = arrays["classes_"]["shape"][0] if arrays["classes_"]["shape"] else 0
+        labels = f": {shorten(map(str, model.classes_), 10)}" if model is not None else ""
+        print(f"classes: {count}{labels}")
+    n_features = attributes.get("n_features_in_") or (layers[0].get("n_in") if layers else "?")
+    if "feature_names_in_" in arrays and model is not None:
+        print(f"features: {n_features}: {shorten(map(str, model.feature_names_in_), 10)}")
+    else:
+        print(f"features: {n_features}")
+
+
+def _decoded(path: str, kind: str, value):
+    """``decode(value)``; a value it cannot read is the file's fault, as in ``fastwb.load``."""
+    try:
+        return decode(value)
+    except ValueError as error:
+        raise saving.ModelFileError(f"{path} describes a {kind} that cannot be built: "
+                                    f"{error}") from None

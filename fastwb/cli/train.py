@@ -1,0 +1,95 @@
+"""``fastwb train``: train a scikit-learn drop-in on a CSV or ``.npz`` file and save it."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from fastwb import saving
+from fastwb.cli.common import (check_plots_directory, fit_with_progress, sklearn_estimators,
+                               write_plots)
+from fastwb.cli.errors import CommandError
+from fastwb.cli.tables import check_writable, choose_task, read_table, shorten
+from fastwb.monitor import Monitor
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train on ``args.data`` as the options say, report the scores, save ``args.out``."""
+    check_writable(args.out, "model file")
+    if args.plots is not None:
+        check_plots_directory(args.plots)
+    table = read_table(args.data, args.target, target_required=True)
+    estimators = sklearn_estimators("training")
+    task = choose_task(args.task, table.target, table.target_name)
+    X, y = table.X, table.target
+    if task == "regress":
+        y = y.astype(np.float64)
+    settings = dict(hidden_layer_sizes=args.hidden, activation=args.activation,
+                    max_iter=args.epochs, batch_size=args.batch_size,
+                    learning_rate_init=args.lr, alpha=args.alpha, dtype=args.dtype,
+                    random_state=args.seed)
+    if task == "classify":
+        estimator = estimators.MLPClassifier(**settings)
+        classes = np.unique(y, axis=0) if y.ndim == 1 else None
+        if classes is not None and len(classes) < 2:
+            raise CommandError(f"the target {table.target_name!r} has a single class, "
+                               f"{classes[0]!r}: nothing to classify")
+        what = (f"classification, {len(classes)} classes ({shorten(map(str, classes), 8)})"
+                if classes is not None else f"multi-label classification, {y.shape[1]} labels")
+    else:
+        estimator = estimators.MLPRegressor(**settings)
+        what = "regression" + (f", {y.shape[1]} targets" if y.ndim == 2 else "")
+    X_val = y_val = None
+    if args.val_fraction:
+        X, X_val, y, y_val = _split(X, y, args.val_fraction, task, args.seed)
+    print(f"{table.path}: {X.shape[0] + (0 if X_val is None else X_val.shape[0])} samples, "
+          f"{X.shape[1]} features; target {table.target_name!r}: {what}")
+    if X_val is not None:
+        print(f"training on {X.shape[0]}, validating on {X_val.shape[0]} "
+              f"(--val-fraction {args.val_fraction})")
+    hidden = ",".join(str(n) for n in args.hidden)
+    print(f"training {type(estimator).__name__}: hidden layers {hidden}, {args.activation}, "
+          f"Adam lr {args.lr:g}, at most {args.epochs} epochs, {args.dtype}", flush=True)
+
+    monitor = Monitor() if args.plots is not None else None
+    start = time.perf_counter()
+    try:
+        fit_with_progress(estimator, X, y, callbacks=[] if monitor is None else [monitor])
+    except ValueError as error:     # the estimator's checks, worded for users
+        raise CommandError(f"cannot train on {table.path}: {error}") from None
+    seconds = time.perf_counter() - start
+
+    metric = "accuracy" if task == "classify" else "R^2"
+    curve = estimator.loss_curve_
+    print(f"{estimator.n_iter_} epochs in {seconds:.2f} s; loss {curve[0]:.4g} at the first, "
+          f"{curve[-1]:.4g} at the last")
+    print(f"training {metric}: {estimator.score(X, y):.4f}")
+    if X_val is not None:
+        print(f"validation {metric}: {estimator.score(X_val, y_val):.4f} "
+              f"({X_val.shape[0]} samples)")
+    if table.feature_names is not None:
+        # kept with the model, so that predict can match the data's columns by name
+        estimator.feature_names_in_ = np.array(table.feature_names, dtype=object)
+    saving.save(estimator, args.out)
+    layers = "-".join(str(n) for n in estimator.network.sizes)
+    print(f"saved {args.out} ({type(estimator).__name__}, layers {layers}, "
+          f"{estimator.network.n_parameters:,} parameters)")
+    if monitor is not None:
+        write_plots(monitor, args.plots, X, y)
+
+
+def _split(X, y, fraction: float, task: str, seed: int):
+    """scikit-learn's train_test_split, stratified for classes when every class
+    can be on both sides."""
+    from sklearn.model_selection import train_test_split
+    n_val = round(fraction * X.shape[0])
+    if n_val < 1 or n_val >= X.shape[0]:
+        raise CommandError(f"--val-fraction {fraction} of {X.shape[0]} samples leaves "
+                           f"{'no' if n_val < 1 else 'all'} samples for validation")
+    stratify = None
+    if task == "classify" and y.ndim == 1:
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and len(counts) <= min(n_val, X.shape[0] - n_val):
+            stratify = y
+    return train_test_split(X, y, test_size=n_val, random_state=seed, stratify=stratify)
