@@ -8,16 +8,13 @@ the reference's (``check_outcome``, within ``PEER_RTOL``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 import fastwb
 from fastwb.bench.cases import make_optimizer
+from fastwb.bench.contenders import Contender, Problem
 from fastwb.bench.shapes import FIT_SHAPE
-
-if TYPE_CHECKING:       # annotations only: contenders imports nothing from here
-    from fastwb.bench.contenders import Contender, Problem
 
 #: Norm-relative tolerance of the compiled result against the reference.
 RTOL = {"float32": 1e-4, "float64": 1e-10}
