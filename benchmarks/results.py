@@ -2,8 +2,9 @@
 
 Runs ``fastwb.bench.peers`` on the four standard shapes (both dtypes), the
 memory benchmark (``memory.py``) and the scaling sweeps with their plots
-(``scaling.py``), what leaving ``fastwb.Monitor`` on costs (``monitor.py``), and writes the tables, the plots (``benchmarks/results/``),
-the raw JSON and the machine they ran on. It takes several minutes; install
+(``scaling.py``), what leaving ``fastwb.Monitor`` on costs (``monitor.py``),
+and writes the tables, the plots (``benchmarks/results/``), the raw JSON and
+the machine they ran on. It takes several minutes; install
 the peers first (``pip install ".[peers]"``) or they are skipped with a note.
 
 Usage::
