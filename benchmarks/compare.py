@@ -36,20 +36,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 import fastwb
-from fastwb.bench.timing import fmt_time, gemm_rate, interleaved
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DTYPES, FIT_SAMPLES, FIT_SHAPE, OPS, OPTIMIZER_OF,  # noqa: E402
-                     SHAPES, SINGLE_SAMPLE, Shape, assert_close, check_fit, check_predict,
-                     check_train_step, make_data, make_fit_data, make_optimizer, make_pair,
-                     train_flops)
+from fastwb.bench.cases import (OPS, OPTIMIZER_OF, make_data, make_fit_data, make_optimizer,
+                                make_pair)
+from fastwb.bench.checks import assert_close, check_fit, check_predict, check_train_step
+from fastwb.bench.flops import square_flops, train_flops
+from fastwb.bench.machine import thread_pools
+from fastwb.bench.options import (add_dtypes, add_json, add_shapes, add_timing, check_timing,
+                                  chosen_dtypes, chosen_shapes)
+from fastwb.bench.shapes import FIT_SAMPLES, FIT_SHAPE, SINGLE_SAMPLE, Shape
+from fastwb.bench.timing import GEMM_SIZE, fmt_time, gemm_rate, interleaved
 
 
 def gemm_floor(shape: Shape, dtype: str) -> Callable[[], None]:
@@ -61,7 +61,7 @@ def gemm_floor(shape: Shape, dtype: str) -> Callable[[], None]:
         return rng.standard_normal(dims).astype(dtype)
 
     products = []
-    for l, (k, m) in enumerate(zip(shape.sizes[:-1], shape.sizes[1:])):
+    for l, (k, m) in enumerate(shape.layers):
         a_prev, W, D = rand(n, k), rand(k, m), rand(n, m)
         products.append((a_prev, W, np.empty((n, m), dtype)))          # Z = A_prev @ W
         products.append((a_prev.T, D, np.empty((k, m), dtype)))        # dW = A_prev.T @ D
@@ -124,7 +124,7 @@ def measure_fit(dtype: str, args: argparse.Namespace) -> dict:
                         args.repeats, args.min_time)
     return {"shape": FIT_SHAPE.label, "sizes": list(FIT_SHAPE.sizes), "batch": batch,
             "samples": FIT_SAMPLES, "dtype": dtype, "op": "fit_epoch",
-            "flop": train_flops(FIT_SHAPE) * n_batches, "square_flop": 2 * 2048 ** 3,
+            "flop": train_flops(FIT_SHAPE) * n_batches, "square_flop": square_flops(GEMM_SIZE),
             "times": times}
 
 
@@ -172,52 +172,33 @@ def single_sample_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def blas_info() -> list[dict] | None:
-    """The thread pools (BLAS, OpenMP) loaded in this process, if threadpoolctl is there."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    return threadpool_info()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[Shape]]:
+    """The options, and the shapes they choose."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--large", action="store_true",
-                        help="include the 1024-4096-4096-1024 batch-256 shape")
-    parser.add_argument("--dtype", choices=DTYPES, action="append",
-                        help="dtype to measure (repeatable; default: all)")
+    add_shapes(parser)
+    add_dtypes(parser)
     parser.add_argument("--op", choices=OPS, action="append",
                         help="operation to measure (repeatable; default: all)")
-    parser.add_argument("--shape", action="append", metavar="WIDTHS",
-                        help="shape to measure, e.g. 784-256-128-10 (repeatable; default: all)")
     parser.add_argument("--no-extras", action="store_true",
                         help="skip the one-sample predict and fit tables")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="interleaved rounds per contender (default: 5)")
-    parser.add_argument("--min-time", type=float, default=0.05,
-                        help="minimum seconds of one round (default: 0.05)")
+    add_timing(parser, repeats=5, min_time=0.05)
     parser.add_argument("--threads", type=int, default=None,
                         help="n_threads of the compiled networks (default: OpenMP's setting)")
-    parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="also write the raw results as JSON to PATH")
+    add_json(parser)
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    return args
+    check_timing(parser, args.repeats, args.min_time)
+    return args, chosen_shapes(parser, args)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    dtypes = args.dtype or list(DTYPES)
+    args, shapes = parse_args(argv)
+    dtypes = chosen_dtypes(args)
     ops = args.op or list(OPS)
-    shapes = [shape for shape in SHAPES if (args.large or not shape.large)
-              and (not args.shape or shape.label in args.shape)]
 
     print(f"fastwb {fastwb.__version__} (OpenMP: {fastwb.openmp_enabled()}), "
           f"NumPy {np.__version__}, Python {platform.python_version()}, "
           f"n_threads={args.threads}, repeats={args.repeats}")
-    pools = blas_info()
+    pools = thread_pools()
     if pools is None:
         print("threadpoolctl not installed: loaded BLAS libraries unknown")
     else:

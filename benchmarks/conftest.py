@@ -9,19 +9,18 @@ command line.
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from threadpoolctl import threadpool_limits
 
-# ``_common`` is a sibling module, not part of the package; make it importable
-# under every --import-mode, not only the default "prepend".
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fastwb.bench.cases import BACKENDS
+from fastwb.bench.machine import thread_counts
+from fastwb.bench.shapes import DTYPES, SHAPES
 
-from _common import BACKENDS, DTYPES, LARGE_MARKER, SHAPES, thread_counts  # noqa: E402
+#: pytest marker of the opt-in large shape.
+LARGE_MARKER = "fastwb_large"
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ float32 data (it then trains in float32), and fastwb in float32 (its default)
 and float64. The table reports each fit's seconds, epochs and test accuracy,
 and fastwb's speed-up over each scikit-learn variant in the whole fit and per
 epoch (the two can stop at different epochs). The last lines put the fit's
-arithmetic (6 x samples x weights FLOP per epoch) against the machine's GEMM
-rate on large square matrices, measured in the same run.
+arithmetic (the products of a training step, ``fastwb.bench.flops.train_flops``,
+over the training samples of each epoch) against the machine's GEMM rate on
+large square matrices, measured in the same run.
 
 Usage::
 
@@ -29,9 +30,7 @@ import argparse
 import json
 import sys
 import time
-import timeit
 import warnings
-from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -40,12 +39,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 
 import fastwb
+from fastwb.bench.flops import train_flops
+from fastwb.bench.options import add_json
+from fastwb.bench.shapes import Shape
+from fastwb.bench.timing import GEMM_SIZE, gemm_flop_rates
 from fastwb.sklearn import MLPClassifier
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import gemm_rate  # noqa: E402
-
-HIDDEN = 100
+#: scikit-learn's default network on the digits: 64 pixels, 100 hidden units,
+#: 10 classes, batches of 200.
+DIGITS_SHAPE = Shape((64, 100, 10), 200)
 
 
 def digits_split(dtype=np.float64):
@@ -89,12 +91,8 @@ def run(seeds: int, max_iter: int) -> dict:
             results.setdefault(name, []).append({
                 "seed": seed, "seconds": seconds, "epochs": int(estimator.n_iter_),
                 "accuracy": float(estimator.score(Xte.astype(dtype), yte))})
-    rates = {}
-    for dtype in ("float32", "float64"):
-        product = gemm_rate(dtype)
-        best = min(timeit.repeat(product, number=3, repeat=5)) / 3
-        rates[dtype] = 2 * 2048 ** 3 / best
-    flop_per_epoch = 6 * len(ytr) * (64 * HIDDEN + HIDDEN * 10)
+    rates = gemm_flop_rates(("float32", "float64"), repeats=5, min_time=0.2)
+    flop_per_epoch = train_flops(DIGITS_SHAPE, rows=len(ytr))
     return {"results": results, "gemm_rate": rates, "flop_per_epoch": flop_per_epoch,
             "fastwb": fastwb.__version__, "n_train": len(ytr), "n_test": len(yte)}
 
@@ -128,7 +126,7 @@ def report(run_result: dict) -> str:
         achieved = run_result["flop_per_epoch"] * total(mine, "epochs") / total(mine, "seconds")
         lines.append(f"- {mine}: {achieved / 1e9:.1f} GFLOP/s, "
                      f"{achieved / rate:.0%} of this machine's {dtype} GEMM rate "
-                     f"({rate / 1e9:.0f} GFLOP/s on 2048x2048 products)")
+                     f"({rate / 1e9:.0f} GFLOP/s on {GEMM_SIZE}x{GEMM_SIZE} products)")
     return "\n".join(lines)
 
 
@@ -136,7 +134,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--max-iter", type=int, default=200)
-    parser.add_argument("--json", help="also write the measurements to this file")
+    add_json(parser)
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -145,7 +143,7 @@ def main(argv=None) -> int:
           f"fastwb {result['fastwb']}\n")
     print(report(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        args.json.write_text(json.dumps(result, indent=1))
     return 0
 
 

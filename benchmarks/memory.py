@@ -57,10 +57,10 @@ from pathlib import Path
 import numpy as np
 
 import fastwb
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (ACTIVATION, BACKENDS, DTYPES, LOSS, SEED, SHAPES, Shape,  # noqa: E402
-                     make_optimizer)
+from fastwb.bench.cases import BACKENDS, make_network, make_optimizer, training_data
+from fastwb.bench.options import (add_dtypes, add_json, add_shapes, chosen_dtypes,
+                                  chosen_shapes)
+from fastwb.bench.shapes import Shape
 
 #: Batches of the training set of every case.
 BATCHES = 8
@@ -158,40 +158,26 @@ def modeled_peak(shape: Shape, dtype: str, samples: int) -> int:
     return t["params"] + t["grads"] + max(f["input_checks"], epoch)
 
 
-def training_data(shape: Shape, dtype: str, batches: int) -> tuple[np.ndarray, np.ndarray]:
-    """``batches`` batches of standard-normal inputs and integer labels."""
-    rng = np.random.default_rng(1)
-    samples = batches * shape.batch
-    X = rng.standard_normal((samples, shape.sizes[0])).astype(dtype)
-    return X, rng.integers(0, shape.sizes[-1], size=samples)
-
-
-def make_network(shape: Shape, dtype: str, backend: str) -> fastwb.Network:
-    """The benchmarks' network of this shape on one backend."""
-    return fastwb.Network(shape.sizes, activation=ACTIVATION, loss=LOSS, dtype=dtype, seed=SEED,
-                          backend=backend)
-
-
 def _warm_up(dtype: str, backend: str) -> None:
     """A fit and a step on a tiny network, so lazy imports and caches of the code
     paths measured are in place before measuring."""
     tiny = Shape((4, 3, 2), 2)
-    X, y = training_data(tiny, dtype, 2)
-    net, optimizer = make_network(tiny, dtype, backend), make_optimizer("adam")
+    X, y = training_data(tiny, dtype, 2 * tiny.batch)
+    net, optimizer = make_network(tiny.sizes, dtype, backend), make_optimizer("adam")
     net.fit(X, y, optimizer, epochs=1, batch_size=tiny.batch)
     net.train_step(X, y, optimizer)
 
 
 def _traced(shape: Shape, dtype: str, backend: str, batches: int, steps: int) -> dict:
     """Traced bytes: network, fit's peak and extra, and the warm steps' allocations."""
-    X, y = training_data(shape, dtype, batches)
+    X, y = training_data(shape, dtype, batches * shape.batch)
     _warm_up(dtype, backend)
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        net, optimizer = make_network(shape, dtype, backend), make_optimizer("adam")
+        net, optimizer = make_network(shape.sizes, dtype, backend), make_optimizer("adam")
         start = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         net.fit(X, y, optimizer, epochs=1, batch_size=shape.batch)
@@ -257,9 +243,9 @@ def rss_probe(shape: Shape, dtype: str, backend: str, batches: int) -> dict:
     """How much the first fit epoch of a fresh network and Adam raises this
     process's peak RSS, and how much LATER_EPOCHS more raise it further (not
     at all unless something leaks); meant for a fresh process (see ``_rss``)."""
-    X, y = training_data(shape, dtype, batches)
+    X, y = training_data(shape, dtype, batches * shape.batch)
     _warm_up(dtype, backend)
-    net, optimizer = make_network(shape, dtype, backend), make_optimizer("adam")
+    net, optimizer = make_network(shape.sizes, dtype, backend), make_optimizer("adam")
     method, before = _reset_peak_rss()
     net.fit(X, y, optimizer, epochs=1, batch_size=shape.batch)
     first = _peak_rss(method)
@@ -358,14 +344,11 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[Shape]]:
+    """The options, and the shapes they choose."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--large", action="store_true",
-                        help="include the 1024-4096-4096-1024 batch-256 shape")
-    parser.add_argument("--dtype", choices=DTYPES, action="append",
-                        help="dtype to measure (repeatable; default: all)")
-    parser.add_argument("--shape", action="append", metavar="WIDTHS",
-                        help="shape to measure, e.g. 784-256-128-10 (repeatable; default: all)")
+    add_shapes(parser)
+    add_dtypes(parser)
     parser.add_argument("--backend", choices=BACKENDS, action="append",
                         help="backend to measure (repeatable; default: all)")
     parser.add_argument("--batches", type=int, default=BATCHES,
@@ -375,25 +358,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"making twice as many (default: {STEPS})")
     parser.add_argument("--no-rss", action="store_true",
                         help="skip the peak-RSS subprocesses")
-    parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="also write the raw results as JSON to PATH")
+    add_json(parser)
     parser.add_argument("--rss-probe", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.batches < 1 or args.steps < 1:
         parser.error("--batches and --steps must be at least 1")
-    return args
+    return args, chosen_shapes(parser, args)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args, shapes = parse_args(argv)
     if args.rss_probe:
         spec = json.loads(args.rss_probe)
         shape = Shape(tuple(spec["sizes"]), spec["batch"])
         print(json.dumps(rss_probe(shape, spec["dtype"], spec["backend"], spec["batches"])))
         return
-    shapes = [shape for shape in SHAPES if (args.large or not shape.large)
-              and (not args.shape or shape.label in args.shape)]
-    dtypes = args.dtype or list(DTYPES)
+    dtypes = chosen_dtypes(args)
     backends = tuple(args.backend or BACKENDS)
     print(f"fastwb {fastwb.__version__}, NumPy {np.__version__}, "
           f"Python {platform.python_version()}; training set: {args.batches} batches; "

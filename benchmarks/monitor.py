@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 
 import fastwb
+from fastwb.bench.options import add_json, add_timing, check_timing
 from fastwb.bench.timing import clock, fmt_time, interleaved
 from fastwb.inspection import parameter_statistics
 
@@ -131,12 +132,11 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--epochs", type=int, default=20,
                         help="epochs per fit call (the monitor measures activations at "
                              "the end of every fit)")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
-    parser.add_argument("--min-time", type=float, default=0.2,
-                        help="seconds each contender runs per round, at least")
+    add_timing(parser, repeats=7, min_time=0.2)
     parser.add_argument("--quick", action="store_true", help="one round each: a smoke run")
-    parser.add_argument("--json", help="also write the results to this file")
+    add_json(parser)
     args = parser.parse_args(argv)
+    check_timing(parser, args.repeats, args.min_time)
     if args.quick:
         args.repeats, args.min_time, args.epochs = 1, 0.001, 1
     print(f"fastwb {fastwb.__version__}, {platform.machine()}, "

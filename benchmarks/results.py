@@ -2,8 +2,9 @@
 
 Runs ``fastwb.bench.peers`` on the four standard shapes (both dtypes), the
 memory benchmark (``memory.py``) and the scaling sweeps with their plots
-(``scaling.py``), what leaving ``fastwb.Monitor`` on costs (``monitor.py``), and writes the tables, the plots (``benchmarks/results/``),
-the raw JSON and the machine they ran on. It takes several minutes; install
+(``scaling.py``), what leaving ``fastwb.Monitor`` on costs (``monitor.py``),
+and writes the tables, the plots (``benchmarks/results/``), the raw JSON and
+the machine they ran on. It takes several minutes; install
 the peers first (``pip install ".[peers]"``) or they are skipped with a note.
 
 Usage::
@@ -21,12 +22,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import memory  # noqa: E402
+import memory  # noqa: E402  (the sibling scripts: their measurements and tables)
 import monitor  # noqa: E402
 import scaling  # noqa: E402
-from _common import SHAPES, thread_counts  # noqa: E402
 
 from fastwb.bench import peers  # noqa: E402
+from fastwb.bench.machine import thread_counts  # noqa: E402
+from fastwb.bench.shapes import select  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,12 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     figures = args.out / "results"
     figures.mkdir(parents=True, exist_ok=True)
 
-    peer_args = peers.parse_args(
-        [] if not args.no_large else [f"--shape={'-'.join(map(str, s))}"
-                                      for s, _ in peers.SHAPES[:3]])
+    shapes = select(large=not args.no_large)
+    peer_args = peers.parse_args([f"--shape={shape.label}" for shape in shapes])
     peer_args.plot = figures / "peers_train_step.png"
     report = peers.run(peer_args)
-    shapes = [s for s in SHAPES if not s.large or not args.no_large]
     mem = memory.measure(shapes, ["float32", "float64"])
     scale = scaling.run(list(thread_counts()), large=not args.no_large)
     plots = [peer_args.plot] + scaling.plot(scale, figures)

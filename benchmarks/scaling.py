@@ -4,8 +4,8 @@ Every point times an Adam ``train_step`` and a batch ``predict`` of fastwb and
 of its NumPy reference, side by side in interleaved rounds
 (``fastwb.bench.timing.interleaved``: best of the rounds), after checking one
 prediction and one Adam step of that configuration against the reference. Each
-time comes with its FLOP count (the matrix products: ``_common.train_flops``
-for a step, ``2nkm`` per layer for ``predict``) and GFLOP/s.
+time comes with its FLOP count (the matrix products, ``fastwb.bench.flops``:
+``train_flops`` for a step, ``predict_flops`` for ``predict``) and GFLOP/s.
 
 1. **Sweeps**, at the largest thread count asked for: batch size 1..1024 on
    784-256-128-10; hidden width W = 32..2048 on 784-W-W-10, batch 128; depth
@@ -49,11 +49,13 @@ from threadpoolctl import threadpool_limits
 
 import fastwb
 from fastwb import _core
+from fastwb.bench.cases import make_data, make_optimizer, make_pair
+from fastwb.bench.checks import check_predict, check_train_step
+from fastwb.bench.flops import predict_flops, square_flops, train_flops
+from fastwb.bench.machine import thread_counts
+from fastwb.bench.options import add_json, add_timing, check_timing
+from fastwb.bench.shapes import DTYPES, Shape, select
 from fastwb.bench.timing import GEMM_SIZE, fmt_time, gemm_rate, interleaved
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DTYPES, SHAPES, Shape, check_predict, check_train_step,  # noqa: E402
-                     make_data, make_optimizer, make_pair, thread_counts, train_flops)
 
 CONTENDERS = ("fastwb", "reference")
 OPS = ("train_step", "predict")
@@ -88,11 +90,6 @@ SWEEPS = (
     Sweep("depth", "hidden layers of 256 (784-256-...-10, batch 128)", tuple(range(1, 9)), (),
           4, lambda d: Shape((784, *(256,) * d, 10), 128)),
 )
-
-
-def predict_flops(shape: Shape) -> int:
-    """FLOP of the products of ``predict`` on a batch: 2nkm per layer."""
-    return sum(2 * shape.batch * k * m for k, m in zip(shape.sizes[:-1], shape.sizes[1:]))
 
 
 def measure(shape: Shape, dtype: str, threads: int, min_time: float, rounds: int) -> dict:
@@ -130,7 +127,7 @@ def measure_gemm(threads: list[int], dtype: str, min_time: float, rounds: int) -
     for t in threads:
         with threadpool_limits(limits=t, user_api="blas"):
             best = interleaved({"gemm": gemm_rate(dtype)}, rounds, min_time)["gemm"]["min_s"]
-        rows.append({"threads": t, "min_s": best, "gflops": 2 * GEMM_SIZE ** 3 / best / 1e9})
+        rows.append({"threads": t, "min_s": best, "gflops": square_flops(GEMM_SIZE) / best / 1e9})
     for row in rows:
         row["speedup"] = rows[0]["min_s"] / row["min_s"]
     return rows
@@ -192,7 +189,7 @@ def run(threads: list[int], dtype: str = "float32", min_time: float = 0.05, roun
             "name": sweep.name, "axis": sweep.axis,
             "points": [{"value": v, **measure(sweep.shape(v), dtype, top, min_time, rounds)}
                        for v in values]})
-    shapes = [s for s in SHAPES if large or not s.large]
+    shapes = select(large=large)
     shapes += [sweep.shape(sweep.middle) for sweep in SWEEPS]
     result["scaling"] = []
     for shape in dict.fromkeys(shapes):         # in order, without repeats
@@ -352,10 +349,8 @@ def main() -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--plots", type=Path, metavar="DIR",
                         help="write the PNG plots into DIR (needs matplotlib)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write every measurement")
-    parser.add_argument("--min-time", type=float, default=0.05,
-                        help="seconds per round of each contender")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    add_json(parser)
+    add_timing(parser, repeats=5, min_time=0.05, repeats_flag="--rounds")
     parser.add_argument("--large", action="store_true",
                         help="add 1024-4096-4096-1024 b256 and batch and width 4096")
     parser.add_argument("--quick", action="store_true",
@@ -363,8 +358,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.min_time, args.rounds = QUICK_MIN_TIME, QUICK_ROUNDS
-    if min(args.threads) < 1 or args.rounds < 1 or args.min_time < 0:
-        parser.error("--threads and --rounds must be at least 1, --min-time nonnegative")
+    if min(args.threads) < 1:
+        parser.error("--threads must be at least 1")
+    check_timing(parser, args.rounds, args.min_time)
     if args.plots:
         try:
             _figure_class()     # before measuring for minutes, not after

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -44,11 +43,10 @@ import numpy as np
 import fastwb
 from fastwb import _core
 from fastwb._config import cpu_name
+from fastwb.bench.cases import make_data, make_optimizer
+from fastwb.bench.options import add_dtypes, add_json, add_timing, check_timing, chosen_dtypes
+from fastwb.bench.shapes import select
 from fastwb.bench.timing import fmt_time, interleaved
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DTYPES, make_data, make_optimizer  # noqa: E402
-from _common import SHAPES as STEP_SHAPES  # noqa: E402
 
 #: Calls per timed call: switching the level costs a Python call, spread over these.
 INNER = 20
@@ -113,9 +111,7 @@ def cases(dtype: str) -> dict[str, Callable[[], Case]]:
         return (lambda: (opt.apply_gradients(net, grads), net.parameters)[1]), _nothing
     found["adam update 1M params"] = make_update
 
-    for shape in STEP_SHAPES:
-        if shape.large:
-            continue
+    for shape in select():
         for act in ("relu", "tanh"):
             def make_step(shape=shape, act=act):
                 net = fastwb.Network(list(shape.sizes), activation=act,
@@ -175,13 +171,12 @@ def table(rows: list[dict], levels: tuple[str, ...]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dtype", choices=DTYPES, action="append",
-                        help="dtype to measure (repeatable; default both)")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per case")
-    parser.add_argument("--min-time", type=float, default=0.2,
-                        help="least seconds per round of one level")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
-    return parser.parse_args(argv)
+    add_dtypes(parser)
+    add_timing(parser, repeats=7, min_time=0.2)
+    add_json(parser)
+    args = parser.parse_args(argv)
+    check_timing(parser, args.repeats, args.min_time)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     selected = _core.simd_levels()[2]
     config = fastwb.show_config(mode="dicts")
     try:
-        rows = [row for dtype in (args.dtype or DTYPES) for row in measure(dtype, levels, args)]
+        rows = [row for dtype in chosen_dtypes(args) for row in measure(dtype, levels, args)]
     finally:
         _core.set_simd_level(selected)
     print(f"CPU: {cpu_name()}; fastwb {fastwb.__version__}, built by "

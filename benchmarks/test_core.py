@@ -40,9 +40,10 @@ from __future__ import annotations
 import pytest
 
 import fastwb
-from _common import (FIT_SHAPE, OPTIMIZERS, SINGLE_SAMPLE, Shape, check_fit, check_gradients,
-                     check_predict, check_train_step, check_update, flat_gradients, make_data,
-                     make_fit_data, make_optimizer, make_pair)
+from fastwb.bench.cases import OPTIMIZERS, make_data, make_fit_data, make_optimizer, make_pair
+from fastwb.bench.checks import (check_fit, check_gradients, check_predict, check_train_step,
+                                 check_update, flat_gradients)
+from fastwb.bench.shapes import FIT_SHAPE, SINGLE_SAMPLE, Shape
 
 pytestmark = pytest.mark.usefixtures("blas_threads")
 

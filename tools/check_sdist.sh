@@ -31,7 +31,7 @@ echo "== contents: sources, headers, tests, license; nothing generated"
 names=$(tar tzf "$SDIST" | cut -d/ -f2-)
 for required in LICENSE README.md pyproject.toml setup.py MANIFEST.in fastwb/_core.pyx \
         fastwb/_stats.pyx src_c/fastwb_math.h tests/conftest.py tests/test_readme.py \
-        examples/sunny_day.py docs/performance.md benchmarks/_common.py; do
+        examples/sunny_day.py docs/performance.md benchmarks/conftest.py; do
     grep -qx "$required" <<<"$names" || die "$SDIST lacks $required"
 done
 for header in "$REPO"/src_c/*.h; do

@@ -1,8 +1,14 @@
-"""fastwb's benchmark machinery, installed with the package so that
-``fastwb bench`` runs on any machine that has fastwb.
+"""fastwb's benchmark library, installed with the package so that
+``fastwb bench`` runs on any machine that has fastwb; the scripts in
+``benchmarks/`` and its pytest-benchmark suite are thin layers over it.
 
-``timing`` times contenders side by side in interleaved rounds;
-``contenders`` builds the same network and training step in fastwb, its NumPy
-reference and the peer libraries; ``peers`` runs them on the standard shapes
-and writes the tables (``fastwb bench --peers``, ``benchmarks/peers.py``).
+- ``shapes``: the standard shapes (layer widths, batch) and dtypes;
+- ``flops``: the FLOP count of a forward pass, a training step, a square GEMM;
+- ``cases``: the networks, data and optimizers of a case;
+- ``checks``: correctness checks against the NumPy reference;
+- ``timing``: contenders timed side by side in interleaved rounds, the GEMM rate;
+- ``machine``: the CPU, libraries and thread pools of a run; BLAS thread limits;
+- ``options``: the command-line options the scripts share;
+- ``contenders``: the same network and step in fastwb, its reference and its peers;
+- ``peers``: the peers run on the standard shapes (``fastwb bench --peers``).
 """

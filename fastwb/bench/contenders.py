@@ -5,7 +5,7 @@ softmax cross-entropy (mean over the batch) by Adam (lr 1e-3, betas 0.9 and
 0.999, eps 1e-8). ``train_step`` is one step on one batch and gives the loss
 back; ``predict_one`` gives the class probabilities of one sample. Every
 contender starts from the same weights and biases, so one step from them can
-be checked against the NumPy reference (``check``).
+be checked against the NumPy reference (``checks.check_outcome``).
 
 Each peer gets the setup that suits it: inputs already in its own array type,
 JAX's step compiled with ``jit`` and its parameters donated, PyTorch's Adam
@@ -24,6 +24,8 @@ from typing import Callable
 import numpy as np
 
 import fastwb
+from fastwb.bench.cases import make_data, make_network
+from fastwb.bench.shapes import Shape
 
 LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
 
@@ -37,27 +39,23 @@ class PeerUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Task:
-    """One benchmark case: widths, batch size, dtype and thread count."""
+    """One benchmark case: a standard shape, a dtype and a thread count."""
 
-    sizes: tuple[int, ...]
-    batch: int
+    shape: Shape
     dtype: str
     threads: int
 
     @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.shape.sizes
+
+    @property
+    def batch(self) -> int:
+        return self.shape.batch
+
+    @property
     def label(self) -> str:
-        return "-".join(map(str, self.sizes))
-
-    def train_flops(self) -> int:
-        """FLOP of one step's products: 2nkm per layer forward, as many for the
-        weight gradient, and as many again for the gradient sent back from every
-        layer but the first."""
-        layers = zip(self.sizes[:-1], self.sizes[1:])
-        return sum(2 * self.batch * k * m * (2 if l == 0 else 3) for l, (k, m) in enumerate(layers))
-
-    def predict_flops(self) -> int:
-        """FLOP of the products of a forward pass of one sample."""
-        return sum(2 * k * m for k, m in zip(self.sizes[:-1], self.sizes[1:]))
+        return self.shape.label
 
 
 @dataclass
@@ -88,11 +86,8 @@ class Problem:
 
     @classmethod
     def make(cls, task: Task) -> Problem:
-        net = fastwb.Network(task.sizes, activation="relu", loss="softmax_cross_entropy",
-                             dtype=task.dtype, seed=0)
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((task.batch, task.sizes[0])).astype(task.dtype)
-        y = rng.integers(0, task.sizes[-1], size=task.batch)
+        net = make_network(task.sizes, task.dtype)
+        X, y = make_data(task.shape, task.dtype)
         params = [(layer.weights.copy(), layer.bias.copy()) for layer in net.layers]
         return cls(task, params, X, y, X[0].copy())
 
@@ -100,8 +95,7 @@ class Problem:
 def _fastwb_network(problem: Problem, backend: str, eps: float = EPS) -> Contender:
     task = problem.task
     threads = task.threads if backend == "compiled" else None
-    net = fastwb.Network(task.sizes, activation="relu", loss="softmax_cross_entropy",
-                         dtype=task.dtype, seed=0, backend=backend, n_threads=threads)
+    net = make_network(task.sizes, task.dtype, backend, threads)
     for layer, (W, b) in zip(net.layers, problem.params):
         layer.weights[...], layer.bias[...] = W, b
     optimizer = fastwb.Adam(lr=LR, beta1=BETA1, beta2=BETA2, eps=eps)
@@ -251,45 +245,3 @@ def make_sklearn(problem: Problem) -> Contender:
 MAKERS: dict[str, Callable[[Problem], Contender]] = {
     "fastwb": make_fastwb, "reference": make_reference, "pytorch": make_pytorch,
     "jax": make_jax, "sklearn": make_sklearn}
-
-
-def _flat(arrays) -> np.ndarray:
-    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
-
-
-def _rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
-
-
-#: Norm-relative agreement with the reference of the first prediction, the
-#: loss and the first update: other summation orders pass, different work (a
-#: missing bias, another loss or update rule) is off by far more.
-CHECK_RTOL = {"float32": 1e-3, "float64": 1e-9}
-
-
-@dataclass
-class Outcome:
-    """What one prediction and one step from the shared start gave."""
-
-    probabilities: np.ndarray
-    loss: float
-    update: np.ndarray          # parameters after the step minus before, flat, float64
-
-    @classmethod
-    def of(cls, contender: Contender, problem: Problem) -> Outcome:
-        """Predict the sample, then take one step (this moves the contender on)."""
-        probabilities = _flat([contender.predict_one()])
-        loss = float(contender.train_step())
-        after = _flat(a for pair in contender.parameters() for a in pair)
-        return cls(probabilities, loss, after - _flat(a for pair in problem.params for a in pair))
-
-
-def check(outcome: Outcome, expected: Outcome, name: str, dtype: str) -> None:
-    """Raise ``AssertionError`` unless a contender's outcome agrees with the reference's."""
-    rtol = CHECK_RTOL[dtype]
-    for what, error in (("predict of one sample", _rel_error(outcome.probabilities,
-                                                             expected.probabilities)),
-                        ("loss", abs(outcome.loss - expected.loss) / abs(expected.loss)),
-                        ("the first Adam update", _rel_error(outcome.update, expected.update))):
-        assert error <= rtol, (f"{name}: {what} differs from the reference's by {error:.3g} "
-                               f"(relative, > {rtol:g})")

@@ -11,7 +11,7 @@ of that rate, and fastwb's speed-up over the fastest peer.
 
 A peer whose library is missing is skipped with a note; ``pip install
 "fastwb[peers]"`` installs them (PyTorch's CPU build). Run as
-``fastwb bench --peers`` or ``python benchmarks/peers.py``.
+``fastwb bench --peers``.
 """
 from __future__ import annotations
 
@@ -19,41 +19,23 @@ import argparse
 import gc
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 
-import fastwb
-from fastwb._config import cpu_name
-from fastwb.bench.contenders import (MAKERS, NAMES, Contender, Outcome, PeerUnavailable,
-                                     Problem, Task, check, make_reference)
-from fastwb.bench.timing import GEMM_SIZE, fmt_time, gemm_rate, interleaved
+from fastwb.bench.checks import Outcome, check_outcome
+from fastwb.bench.contenders import (MAKERS, NAMES, Contender, PeerUnavailable, Problem, Task,
+                                     make_reference)
+from fastwb.bench.flops import predict_flops, train_flops
+from fastwb.bench.machine import limit_blas, machine
+from fastwb.bench.options import add_dtypes, add_json, add_shapes, add_timing, chosen_dtypes
+from fastwb.bench.shapes import SHAPES, select
+from fastwb.bench.timing import GEMM_SIZE, fmt_time, gemm_flop_rates, interleaved
 
-#: The standard shapes: (layer widths, batch size).
-SHAPES = (((16, 32, 4), 1), ((64, 128, 10), 32), ((784, 256, 128, 10), 128),
-          ((1024, 4096, 4096, 1024), 256))
-DTYPES = ("float32", "float64")
 JOBS = ("train_step", "predict_one")
-#: The shape ``--quick`` keeps: a smoke run of every contender in seconds.
+#: The shapes ``--quick`` keeps: a smoke run of every contender in seconds.
 QUICK_SHAPES = SHAPES[:2]
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "usable_cores": usable,
-            "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "numpy": np.__version__,
-            "fastwb": fastwb.__version__, "blas": fastwb.blas_source(),
-            "openmp": fastwb.openmp_enabled()}
-
-
-def measure_gemm(dtypes, repeats: int, min_time: float) -> dict[str, float]:
-    """FLOP/s of a GEMM_SIZE-square product in each dtype."""
-    times = interleaved({dtype: gemm_rate(dtype) for dtype in dtypes}, repeats, min_time)
-    return {dtype: 2 * GEMM_SIZE ** 3 / t["min_s"] for dtype, t in times.items()}
 
 
 def contenders_for(problem: Problem, names) -> tuple[dict[str, Contender], dict[str, str]]:
@@ -70,7 +52,7 @@ def contenders_for(problem: Problem, names) -> tuple[dict[str, Contender], dict[
         eps = contender.check_eps
         if eps not in expected:     # a fresh reference for each variant of Adam checked
             expected[eps] = Outcome.of(make_reference(problem, eps), problem)
-        check(Outcome.of(contender, problem), expected[eps], name, problem.task.dtype)
+        check_outcome(Outcome.of(contender, problem), expected[eps], name, problem.task.dtype)
         ready[name] = contender
     return ready, skipped
 
@@ -83,7 +65,8 @@ def measure_task(task: Task, names, repeats: int, min_time: float) -> dict:
               "dtype": task.dtype, "threads": task.threads, "skipped": skipped,
               "versions": {n: c.version for n, c in contenders.items()},
               "notes": {n: c.note for n, c in contenders.items() if c.note},
-              "flop": {"train_step": task.train_flops(), "predict_one": task.predict_flops()}}
+              "flop": {"train_step": train_flops(task.shape),
+                       "predict_one": predict_flops(task.shape, rows=1)}}
     for job in JOBS:
         result[job] = interleaved({name: getattr(c, job) for name, c in contenders.items()},
                                   repeats, min_time)
@@ -169,7 +152,8 @@ def plot(report: dict, path: Path) -> Path:
     return path
 
 
-def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
+def parse_args(argv=None, prog: str | None = "fastwb bench --peers") -> argparse.Namespace:
+    """The options of a peer run, as ``fastwb bench --peers`` reads them."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return parser.parse_args(argv)
@@ -177,22 +161,16 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a peer run (shared with ``fastwb bench``)."""
-    parser.add_argument("--shape", action="append", metavar="WIDTHS",
-                        help="a standard shape to run, e.g. 784-256-128-10 (repeatable; "
-                             "default: all four)")
-    parser.add_argument("--dtype", action="append", choices=DTYPES,
-                        help="dtype to run (repeatable; default: both)")
+    add_shapes(parser, large=False)
+    add_dtypes(parser)
     parser.add_argument("--only", action="append", choices=NAMES[1:], metavar="PEER",
                         help=f"peer to run (repeatable; default: all of {', '.join(NAMES[1:])})")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="threads of every contender and of BLAS (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="interleaved timing rounds (default: 5)")
-    parser.add_argument("--min-time", type=float, default=0.1,
-                        help="minimum seconds of one round (default: 0.1)")
+    add_timing(parser, repeats=5, min_time=0.1)
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: the two small shapes, 1 round of 1 ms")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    add_json(parser)
     parser.add_argument("--markdown", type=Path, metavar="PATH",
                         help="write the tables as Markdown")
     parser.add_argument("--plot", type=Path, metavar="PNG",
@@ -203,28 +181,28 @@ def run(args: argparse.Namespace, names=NAMES) -> dict:
     """Measure, print the tables, and write what ``args`` asks for; returns the report."""
     if args.threads < 1 or args.repeats < 1 or args.min_time < 0:
         raise SystemExit("--threads and --repeats must be at least 1, --min-time nonnegative")
-    known = {"-".join(map(str, sizes)) for sizes, _ in SHAPES}
-    unknown = set(args.shape or ()) - known
-    if unknown:
-        raise SystemExit(f"unknown shape {sorted(unknown)[0]}; the standard shapes are "
-                         f"{', '.join(sorted(known))}")
-    shapes = QUICK_SHAPES if args.quick else SHAPES
-    shapes = [(s, b) for s, b in shapes if not args.shape or "-".join(map(str, s)) in args.shape]
+    try:
+        shapes = select(args.shape, large=True)
+    except ValueError as why:
+        raise SystemExit(str(why)) from None
+    if args.quick:
+        shapes = [shape for shape in shapes if shape in QUICK_SHAPES]
     repeats, min_time = (1, 0.001) if args.quick else (args.repeats, args.min_time)
-    dtypes = args.dtype or list(DTYPES)
+    dtypes = chosen_dtypes(args)
     if args.only:
         names = ["fastwb"] + [n for n in names if n in args.only]
-    limiter = _blas_threads(args.threads)
+    limiter = limit_blas(args.threads)
     try:
         report = {"machine": machine(), "threads": args.threads, "repeats": repeats,
                   "min_time_s": min_time,
-                  "gemm_flops": measure_gemm(dtypes, repeats, max(min_time, 0.2)),
+                  "gemm_flops": gemm_flop_rates(dtypes, repeats, max(min_time, 0.2)),
                   "results": []}
         # dtype-major: JAX switches to 64-bit once, for the float64 tasks
         for dtype in dtypes:
-            for sizes, batch in shapes:
-                task = Task(sizes, batch, dtype, args.threads)
-                print(f"  {task.label} batch {batch} {dtype} ...", file=sys.stderr, flush=True)
+            for shape in shapes:
+                task = Task(shape, dtype, args.threads)
+                print(f"  {task.label} batch {task.batch} {dtype} ...", file=sys.stderr,
+                      flush=True)
                 report["results"].append(measure_task(task, names, repeats, min_time))
     finally:
         if limiter is not None:
@@ -238,18 +216,3 @@ def run(args: argparse.Namespace, names=NAMES) -> dict:
     if args.plot:
         plot(report, args.plot)
     return report
-
-
-def _blas_threads(threads: int):
-    """Limit NumPy's BLAS (used by fastwb, the reference and scikit-learn) to ``threads``."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("threadpoolctl is not installed: BLAS uses its default thread count",
-              file=sys.stderr)
-        return None
-    return threadpool_limits(limits=threads, user_api="blas")
-
-
-def main(argv=None) -> None:
-    run(parse_args(argv, prog="benchmarks/peers.py"))

@@ -3,7 +3,9 @@
 The contenders of one case are timed in interleaved rounds, their order
 alternating, so machine noise hits all of them alike. Each reported time is
 the best over rounds of the per-call mean within a round: noise only ever adds
-time. The median and every round are kept for the JSON.
+time. The median and every round are kept for the JSON. The machine's GEMM
+rate (a large square product through NumPy) is the yardstick the results are
+put against.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import time
 from typing import Callable
 
 import numpy as np
+
+from fastwb.bench.flops import square_flops
 
 #: Side of the square matrices whose product gives the machine's GEMM rate.
 GEMM_SIZE = 2048
@@ -69,6 +73,13 @@ def gemm_rate(dtype: str, size: int = GEMM_SIZE) -> Callable[[], None]:
     a, b = rng.standard_normal((2, size, size)).astype(dtype)
     out = np.empty((size, size), dtype)
     return lambda: np.matmul(a, b, out=out)
+
+
+def gemm_flop_rates(dtypes, repeats: int, min_time: float,
+                    size: int = GEMM_SIZE) -> dict[str, float]:
+    """FLOP/s of a ``size``-square product in each dtype, timed side by side."""
+    times = interleaved({dtype: gemm_rate(dtype, size) for dtype in dtypes}, repeats, min_time)
+    return {dtype: square_flops(size) / t["min_s"] for dtype, t in times.items()}
 
 
 def fmt_time(seconds: float) -> str:

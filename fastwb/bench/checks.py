@@ -1,122 +1,34 @@
-"""Helpers shared by the pytest-benchmark suite, ``compare.py`` and ``scaling.py``.
+"""Correctness checks against the NumPy reference (``fastwb/reference.py``).
 
-They measure the same cases and hold the compiled backend to the same
-correctness bar against the NumPy reference, so these live in one place.
+A benchmark times nothing it has not checked first: the compiled backend
+against the reference backend from identical parameters (``check_*``, within
+``RTOL``), and a peer library's first prediction, loss and Adam update against
+the reference's (``check_outcome``, within ``PEER_RTOL``).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 import fastwb
-from fastwb.bench.timing import gemm_rate  # noqa: F401  (digits.py imports it from here)
-
-DTYPES = ("float32", "float64")
-BACKENDS = ("compiled", "reference")
-#: ``train_step`` is one SGD step; ``adam_step`` one Adam step.
-OPS = ("predict", "train_step", "adam_step")
-OPTIMIZER_OF = {"train_step": "sgd", "adam_step": "adam"}
-#: The optimizers of the measured steps.
-OPTIMIZERS = tuple(OPTIMIZER_OF.values())
+from fastwb.bench.cases import make_optimizer
+from fastwb.bench.contenders import Contender, Problem
+from fastwb.bench.shapes import FIT_SHAPE
 
 #: Norm-relative tolerance of the compiled result against the reference.
 RTOL = {"float32": 1e-4, "float64": 1e-10}
 
+#: Norm-relative agreement of a peer with the reference on the first prediction,
+#: the loss and the first update: other summation orders pass, different work (a
+#: missing bias, another loss or update rule) is off by far more.
+PEER_RTOL = {"float32": 1e-3, "float64": 1e-9}
+
 #: Learning rate of the one checked step (the standard SGD setting).
 CHECK_LR = 0.01
-#: Learning rate of the timed steps: thousands of repeats on one batch must not diverge.
-BENCH_LR = 1e-4
-
-ACTIVATION = "relu"
-LOSS = "softmax_cross_entropy"
-SEED = 0
-
-#: The ``fit`` case: one epoch of FIT_SAMPLES samples in batches of FIT_SHAPE.batch.
-FIT_SAMPLES = 4096
-
-#: pytest marker of the opt-in large shape (see conftest.py).
-LARGE_MARKER = "fastwb_large"
 
 
-@dataclass(frozen=True)
-class Shape:
-    """Layer widths and batch size of one benchmark case."""
-
-    sizes: tuple[int, ...]
-    batch: int
-    large: bool = False
-
-    @property
-    def label(self) -> str:
-        """``16-32-4`` style name of the widths."""
-        return "-".join(map(str, self.sizes))
-
-    @property
-    def id(self) -> str:
-        """Test id: widths and batch."""
-        return f"{self.label}-b{self.batch}"
-
-
-SHAPES = (
-    Shape((16, 32, 4), 1),
-    Shape((64, 128, 10), 32),
-    Shape((784, 256, 128, 10), 128),
-    Shape((1024, 4096, 4096, 1024), 256, large=True),
-)
-
-#: The single-sample case: ``predict`` of a 1-D ``x`` measures per-call overhead.
-SINGLE_SAMPLE = SHAPES[0]
-#: The shape ``fit`` is measured on.
-FIT_SHAPE = SHAPES[1]
-
-
-def make_optimizer(name: str, lr: float = BENCH_LR) -> fastwb.Optimizer:
-    """A fresh optimizer: ``sgd`` or ``adam``."""
-    return fastwb.SGD(lr=lr) if name == "sgd" else fastwb.Adam(lr=lr)
-
-
-def thread_counts(cores: int | None = None) -> tuple[int, ...]:
-    """1, 2, 4, ... below ``cores`` (default: ``os.cpu_count()``), then ``cores``."""
-    cores = cores or os.cpu_count() or 1
-    return tuple(1 << i for i in range(cores.bit_length()) if 1 << i < cores) + (cores,)
-
-
-def train_flops(shape: Shape, rows: int | None = None) -> int:
-    """Floating-point operations of the matrix products of one training step:
-    2nkm each for the forward product and the weight gradient of every layer,
-    and for the gradient sent back from every layer but the first."""
-    n = shape.batch if rows is None else rows
-    layers = list(zip(shape.sizes[:-1], shape.sizes[1:]))
-    return sum(2 * n * k * m * (2 if l == 0 else 3) for l, (k, m) in enumerate(layers))
-
-
-def make_fit_data(dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """FIT_SAMPLES standard-normal inputs of FIT_SHAPE and integer labels."""
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((FIT_SAMPLES, FIT_SHAPE.sizes[0])).astype(dtype)
-    return X, rng.integers(0, FIT_SHAPE.sizes[-1], size=FIT_SAMPLES)
-
-
-def make_data(shape: Shape, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Standard-normal inputs ``(batch, n_in)`` and integer class labels ``(batch,)``."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((shape.batch, shape.sizes[0])).astype(dtype)
-    y = rng.integers(0, shape.sizes[-1], size=shape.batch)
-    return X, y
-
-
-def make_pair(shape: Shape, dtype: str,
-              n_threads: int | None = None) -> tuple[fastwb.Network, fastwb.Network]:
-    """A compiled network and a reference network with identical parameters."""
-    kwargs = dict(activation=ACTIVATION, loss=LOSS, dtype=dtype, seed=SEED)
-    net = fastwb.Network(shape.sizes, n_threads=n_threads, **kwargs)
-    ref = fastwb.Network(shape.sizes, backend="reference", **kwargs)
-    return net, ref
-
-
-def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
+def rel_error(actual, expected) -> float:
     """``||actual - expected|| / ||expected||`` in float64 (absolute if expected is 0)."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
@@ -195,3 +107,36 @@ def check_fit(net: fastwb.Network, ref: fastwb.Network, X: np.ndarray, y: np.nda
     dtype = net.dtype.name
     assert_close(history["loss"], ref_history["loss"], dtype, "fit loss")
     assert_close(net.parameters, ref.parameters, dtype, "fit parameters")
+
+
+def _flat(arrays) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
+
+
+@dataclass
+class Outcome:
+    """What one prediction and one step of a contender from the shared start gave."""
+
+    probabilities: np.ndarray
+    loss: float
+    update: np.ndarray          # parameters after the step minus before, flat, float64
+
+    @classmethod
+    def of(cls, contender: Contender, problem: Problem) -> Outcome:
+        """Predict the sample, then take one step (this moves the contender on)."""
+        probabilities = _flat([contender.predict_one()])
+        loss = float(contender.train_step())
+        after = _flat(a for pair in contender.parameters() for a in pair)
+        return cls(probabilities, loss, after - _flat(a for pair in problem.params for a in pair))
+
+
+def check_outcome(outcome: Outcome, expected: Outcome, name: str, dtype: str) -> None:
+    """Raise ``AssertionError`` unless a contender's outcome agrees with the
+    reference's within ``PEER_RTOL``."""
+    rtol = PEER_RTOL[dtype]
+    for what, error in (("predict of one sample", rel_error(outcome.probabilities,
+                                                            expected.probabilities)),
+                        ("loss", rel_error(outcome.loss, expected.loss)),
+                        ("the first Adam update", rel_error(outcome.update, expected.update))):
+        assert error <= rtol, (f"{name}: {what} differs from the reference's by {error:.3g} "
+                               f"(relative, > {rtol:g})")
