@@ -1510,7 +1510,7 @@ cdef class Rule:
             raise ValueError(f"the {kind} rule keeps the state {list(names)}, got {sorted(state)}")
         buffers = [state[name] for name in names]
         for name, buffer in zip(names, buffers):
-            if not (type(buffer) is cnp.ndarray and buffer.ndim == 1
+            if not (isinstance(buffer, np.ndarray) and buffer.ndim == 1
                     and buffer.dtype in (np.float32, np.float64) and buffer.flags.c_contiguous
                     and buffer.flags.aligned and buffer.flags.writeable
                     and buffer.dtype == buffers[0].dtype and len(buffer) == len(buffers[0])):

@@ -241,7 +241,7 @@ class Optimizer(abc.ABC):
                 for name, values in buffers.items():     # in place: the rule keeps its arrays
                     self._buffers[name][...] = values
             elif buffers:
-                self._buffers = {name: values.copy() for name, values in buffers.items()}
+                self._buffers = {name: np.array(values) for name, values in buffers.items()}
                 self._network = self._rule = None        # bound on the next step
             else:
                 self._buffers, self._network, self._rule = {}, None, None
