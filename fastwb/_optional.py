@@ -4,15 +4,12 @@ A missing (or too old) scikit-learn is the user's to fix with one ``pip``
 command; any other ImportError met while importing it is a real fault and
 keeps its traceback, instead of being reported as "not installed".
 
-This module knows nothing of the command line (``fastwb.cli`` depends on it,
-not the other way round): ``sklearn_dropins`` raises an ImportError worded for
-users, which the command line shows as its one-line error.
+This module imports no part of fastwb: ``fastwb.sklearn`` checks the version
+with it, and the command line words its errors with it.
 """
 from __future__ import annotations
 
 import re
-import sys
-from types import ModuleType
 
 #: What to install, as every message about a missing scikit-learn says it.
 SKLEARN_REQUIREMENT = 'scikit-learn >= 1.7: pip install "fastwb[sklearn]"'
@@ -32,24 +29,3 @@ def check_sklearn_version() -> None:
 def sklearn_missing(error: ImportError) -> bool:
     """True when ``error`` says scikit-learn itself is absent or too old."""
     return (error.name or "").split(".")[0] == "sklearn"
-
-
-def sklearn_dropins(purpose: str) -> ModuleType:
-    """``fastwb.sklearn``, imported on first use.
-
-    Raises an ImportError (``name`` "sklearn") saying that ``purpose`` needs
-    scikit-learn and how to install it, when scikit-learn is missing or too
-    old; any other ImportError comes through as it was.
-    """
-    try:
-        # imported here, not at the top: fastwb.sklearn imports scikit-learn, which
-        # fastwb does not require
-        from fastwb import sklearn
-    except ImportError as error:
-        if not sklearn_missing(error):
-            raise
-        installed = getattr(sys.modules.get("sklearn"), "__version__", None)
-        found = f" (found {installed})" if installed else ""
-        raise ImportError(f"{purpose} needs {SKLEARN_REQUIREMENT}{found}",
-                          name="sklearn") from None
-    return sklearn

@@ -19,6 +19,9 @@ import numpy as np
 
 from fastwb import reference
 from fastwb._layout import layer_views
+from fastwb.callbacks import History
+from fastwb.monitor import Monitor
+from fastwb.network import Network
 
 __all__ = ["decision_boundary", "loss_curves", "save_plots", "training_curves",
            "weight_histograms"]
@@ -65,7 +68,6 @@ def _save(figure, path) -> None:
 
 def _recorded_network(monitor):
     """The network a Monitor followed, once it has recorded an epoch."""
-    from fastwb.monitor import Monitor
     if not isinstance(monitor, Monitor):
         raise TypeError(f"expected a fastwb.Monitor, got {type(monitor).__name__}")
     if not monitor.epochs or monitor.network is None:
@@ -103,8 +105,6 @@ def _nan_for_none(values) -> np.ndarray:
 
 def _loss_series(source):
     """(epochs trained, training loss, validation loss or None, validation score or None)."""
-    from fastwb.callbacks import History
-    from fastwb.monitor import Monitor
     if isinstance(source, Monitor):
         _recorded_network(source)
         epochs = source.epochs
@@ -315,7 +315,6 @@ def training_curves(monitor, path=None):
 
 def _network_of(model):
     """A Network, from itself or from a fastwb.sklearn estimator's ``network``."""
-    from fastwb.network import Network
     network = model if isinstance(model, Network) else getattr(model, "network", None)
     if not isinstance(network, Network):
         raise TypeError("decision_boundary takes a fastwb.Network or a fitted fastwb.sklearn "

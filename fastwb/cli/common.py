@@ -7,7 +7,7 @@ import sys
 import warnings
 from types import ModuleType
 
-from fastwb._optional import sklearn_dropins, sklearn_missing
+from fastwb._optional import SKLEARN_REQUIREMENT, sklearn_missing
 from fastwb.callbacks import ProgressBar
 from fastwb.cli.errors import CommandError
 from fastwb.plots import _matplotlib, save_plots
@@ -15,15 +15,18 @@ from fastwb.plots import _matplotlib, save_plots
 
 def sklearn_estimators(purpose: str) -> ModuleType:
     """``fastwb.sklearn``, or a CommandError saying that ``purpose`` needs
-    scikit-learn and how to install it. (``fastwb._optional`` imports it on
-    first use: it imports scikit-learn, which ``fastwb --version`` and
-    ``fastwb info`` do without.)"""
+    scikit-learn and how to install it; any other ImportError comes through."""
     try:
-        return sklearn_dropins(purpose)
+        # on first use: fastwb.sklearn imports scikit-learn, an optional dependency
+        # that ``fastwb --version`` and ``fastwb info`` do without
+        from fastwb import sklearn
     except ImportError as error:
         if not sklearn_missing(error):
             raise
-        raise CommandError(str(error)) from None
+        installed = getattr(sys.modules.get("sklearn"), "__version__", None)
+        found = f" (found {installed})" if installed else ""
+        raise CommandError(f"{purpose} needs {SKLEARN_REQUIREMENT}{found}") from None
+    return sklearn
 
 
 # --- training with a progress bar --------------------------------------------------------
