@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from conftest import LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
+from helpers import LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
 
 SIZES = [5, 7, 6, 3]
 BATCH = 8
