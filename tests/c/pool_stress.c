@@ -194,7 +194,7 @@ static int run_callers(int jobs) {
 static int run_in_child(int jobs) {
     pid_t pid;
     int status;
-    fflush(stderr);
+    fflush(NULL);                 /* nothing buffered is written twice */
     pid = fork();
     if (pid < 0) {
         perror("pool_stress: fork");
@@ -202,7 +202,6 @@ static int run_in_child(int jobs) {
     }
     if (pid == 0) {
         caller_t me = {CALLERS, jobs};
-        atomic_store(&helper_tasks, 0);
         caller(&me);
         meet("in the forked child");
         _exit(atomic_load(&failures) ? 1 : 0);
