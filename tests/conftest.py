@@ -1,45 +1,8 @@
-"""Shared helpers: tolerances, data, and forcing each compiled kernel path."""
-import numpy as np
+"""Fixtures the tests share; plain helpers (tolerances, cases, targets) are in helpers.py."""
 import pytest
 
 from fastwb import _core
-
-#: Largest norm-relative error allowed between the compiled and reference paths.
-TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
-
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
-
-#: (loss, target kind): softmax cross-entropy takes labels and one-hot rows.
-LOSS_CASES = (("mse", "float"), ("binary_cross_entropy", "probability"),
-              ("softmax_cross_entropy", "labels"), ("softmax_cross_entropy", "one_hot"))
-
-#: Dispatch settings that send every product of a small test network down one path.
-PATHS = {
-    "default": {},
-    "blas": dict(small_product=0),
-    "parallel_loops": dict(small_product=1 << 40, parallel_min_elements=0),
-}
-
-
-def rel_error(actual, expected) -> float:
-    """||actual - expected|| / ||expected|| (absolute when expected is all zeros)."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    scale = np.linalg.norm(expected)
-    diff = np.linalg.norm(actual - expected)
-    return float(diff / scale) if scale > 0 else float(diff)
-
-
-def make_targets(kind: str, n: int, n_out: int, rng: np.random.Generator):
-    """Targets of the given kind for a batch of n samples."""
-    if kind == "float":
-        return rng.normal(size=(n, n_out))
-    if kind == "probability":
-        return rng.uniform(size=(n, n_out))
-    labels = rng.integers(0, n_out, size=n)
-    if kind == "labels":
-        return labels
-    return np.eye(n_out)[labels]
+from helpers import PATHS
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 import fastwb
 from fastwb import _core
 
-from conftest import PATHS, TOLERANCE, rel_error
+from helpers import PATHS, TOLERANCE, rel_error
 
 
 def run_in_threads(worker, count: int) -> None:
