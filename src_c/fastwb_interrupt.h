@@ -23,11 +23,11 @@ static void (*fwb_saved_handler)(int) = SIG_DFL;
 
 /* Take over SIGINT; returns 0 when the handler could not be installed. */
 static inline int fwb_catch_sigint(void) {
+    fwb_interrupted = 0;
     void (*previous)(int) = signal(SIGINT, fwb_on_sigint);
     if (previous == SIG_ERR)
         return 0;
     fwb_saved_handler = previous;
-    fwb_interrupted = 0;
     return 1;
 }
 
@@ -35,15 +35,15 @@ static inline void fwb_restore_sigint(void) { signal(SIGINT, fwb_saved_handler);
 #else
 static struct sigaction fwb_saved_action;
 
+/* The flag is cleared before the handler goes in: a SIGINT delivered on the
+ * way out of sigaction runs the new handler, and clearing after it would lose it. */
 static inline int fwb_catch_sigint(void) {
     struct sigaction action;
     action.sa_handler = fwb_on_sigint;
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;
-    if (sigaction(SIGINT, &action, &fwb_saved_action) != 0)
-        return 0;
     fwb_interrupted = 0;
-    return 1;
+    return sigaction(SIGINT, &action, &fwb_saved_action) == 0;
 }
 
 static inline void fwb_restore_sigint(void) { sigaction(SIGINT, &fwb_saved_action, NULL); }

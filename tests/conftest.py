@@ -1,8 +1,8 @@
-"""Fixtures the tests share; plain helpers (tolerances, cases, targets) are in helpers.py."""
+"""Fixtures the tests share; plain helpers (tolerances, cases, targets) are in fastwb.testing."""
 import pytest
 
 from fastwb import _core
-from helpers import PATHS
+from fastwb.testing import PATHS
 
 
 @pytest.fixture

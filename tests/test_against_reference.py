@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from helpers import ACTIVATIONS, LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
+from fastwb.testing import ACTIVATIONS, LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
 
 WIDTHS = (5, 7, 4, 6)   # input and hidden widths; the output width comes from the case
 

@@ -4,7 +4,7 @@ import pytest
 
 import fastwb
 from fastwb import _blas, _core
-from helpers import TOLERANCE, rel_error
+from fastwb.testing import TOLERANCE, rel_error
 
 
 @pytest.fixture

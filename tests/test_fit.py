@@ -19,7 +19,7 @@ import pytest
 
 import fastwb
 from fastwb import schedules
-from helpers import TOLERANCE, make_targets, rel_error
+from fastwb.testing import TOLERANCE, make_targets, rel_error
 
 
 def assert_close(actual, expected, dtype, what):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from helpers import rel_error
+from fastwb.testing import rel_error
 
 BACKENDS = ["compiled", "reference"]
 

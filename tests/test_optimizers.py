@@ -17,7 +17,7 @@ import pytest
 
 import fastwb
 from fastwb import _core
-from helpers import LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
+from fastwb.testing import LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
 
 SIZES = [5, 7, 6, 3]
 BATCH = 8

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from helpers import ACTIVATIONS, LOSS_CASES, make_targets, rel_error
+from fastwb.testing import ACTIVATIONS, LOSS_CASES, make_targets, rel_error
 
 
 def numerical_gradient(net, X, y, h=1e-6):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from helpers import LOSS_CASES, make_targets, rel_error
+from fastwb.testing import LOSS_CASES, make_targets, rel_error
 
 SIZES = [4, 5, 3, 3]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from helpers import ACTIVATIONS, LOSS_CASES, TOLERANCE, make_targets, rel_error
+from fastwb.testing import ACTIVATIONS, LOSS_CASES, TOLERANCE, make_targets, rel_error
 from fastwb import _core
 
 COMPILED, SUPPORTED, DEFAULT = _core.simd_levels()

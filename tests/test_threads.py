@@ -7,7 +7,7 @@ import pytest
 import fastwb
 from fastwb import _core
 
-from helpers import PATHS, TOLERANCE, rel_error
+from fastwb.testing import PATHS, TOLERANCE, rel_error
 
 
 def run_in_threads(worker, count: int) -> None:

@@ -1,13 +1,10 @@
-"""Helpers the tests share: tolerances, cases, targets, the relative error.
+"""What fastwb's tests share: the tolerances of the compiled core against the
+NumPy reference, the cases they run, targets of each kind, the relative error.
 
-Test modules import this as a plain module (``from helpers import rel_error``);
-fixtures live in conftest.py, which pytest finds by itself. ``pythonpath =
-["tests"]`` in pyproject.toml's ``[tool.pytest.ini_options]`` puts this folder
-(and only it: the repository root would make ``import fastwb`` find the
-unbuilt source tree instead of the installed package) on ``sys.path`` under
-every ``--import-mode``; where the tests run without that configuration (a
-copy of tests/ alone, as cibuildwheel's test command runs them), pytest's
-default "prepend" mode puts it there.
+A module of the package (as ``numpy.testing`` is NumPy's), so that test
+modules import it the same way under any pytest import mode, from a
+checkout, an sdist or a copy of ``tests/`` alone, with nothing put on
+``sys.path``; code that extends fastwb can hold itself to the same bar.
 """
 import numpy as np
 
