@@ -27,7 +27,8 @@ class Recorder(Callback):
         self.parameters.append(self.network.parameters.copy())
 
     def on_epoch_begin(self, epoch, logs):
-        self.gradients.append(self.network._engine.gradients(self.X, self.y).copy())
+        _, gradient = self.network.loss_and_gradients(self.X, self.y)
+        self.gradients.append(gradient)
 
     def on_epoch_end(self, epoch, logs):
         self.parameters.append(self.network.parameters.copy())
@@ -40,7 +41,7 @@ def problem(n=48, n_in=5, seed=0):
     return X, y
 
 
-def fit_with(monitor, backend="compiled", dtype="float64", epochs=4, **kwargs):
+def fit_with(monitor, backend="compiled", dtype="float64", epochs=4, optimizer=None, **kwargs):
     X, y = problem()
     Xv, yv = problem(20, seed=1)
     net = fastwb.Network([5, 12, 6, 3], loss="softmax_cross_entropy", seed=2, backend=backend,
@@ -50,12 +51,55 @@ def fit_with(monitor, backend="compiled", dtype="float64", epochs=4, **kwargs):
     options.update(kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HealthWarning)     # a few epochs at lr 0.05 overfit
-        history = net.fit(X, y, fastwb.Adam(lr=0.05), callbacks=[monitor, recorder], **options)
+        history = net.fit(X, y, optimizer or fastwb.Adam(lr=0.05), callbacks=[monitor, recorder],
+                          **options)
     return net, X, recorder, history
 
 
 def part_values(flat, sizes):
     return [(W.astype(np.float64), b.astype(np.float64)) for W, b in layer_views(flat, sizes)]
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_gradient_norms_are_the_true_ones_under_plain_sgd(backend, momentum):
+    """Plain SGD once updated inside the weight-gradient product and the Monitor
+    read a gradient buffer that path never wrote: norms of 0.0."""
+    X, y = problem()
+    net = fastwb.Network([5, 12, 6, 3], loss="softmax_cross_entropy", seed=2, backend=backend,
+                         dtype="float64")
+    starts = []
+    monitor = Monitor()
+
+    class Starts(Callback):
+        def on_epoch_begin(self, epoch, logs):
+            starts.append(self.network.parameters.copy())
+
+    record = Starts()
+    net.fit(X, y, fastwb.SGD(lr=0.1, momentum=momentum), epochs=3, batch_size=len(X),
+            shuffle=False, callbacks=[record, monitor])
+    twin = fastwb.Network([5, 12, 6, 3], loss="softmax_cross_entropy", dtype="float64")
+    g = STATISTICS.index("grad_norm")
+    for stats, start in zip(monitor.stats, starts, strict=True):
+        twin.parameters = start                                 # the epoch's only batch
+        for l, (dW, db) in enumerate(twin.gradients(X, y)):
+            assert stats[l, 0, g] == pytest.approx(np.linalg.norm(dW), rel=1e-9)
+            assert stats[l, 1, g] == pytest.approx(np.linalg.norm(db), rel=1e-9)
+            assert stats[l, 0, g] > 0
+
+
+def test_training_gradient_is_published_and_withdrawn():
+    X, y = problem()
+    net = fastwb.Network([5, 4, 3], loss="softmax_cross_entropy", dtype="float64", seed=0)
+    assert net.training_gradient() is None
+    expected = net.loss_and_gradients(X, y)[1]
+    assert net.training_gradient() is None          # gradients() is not a training step
+    net.train_step(X, y, fastwb.SGD(lr=0.1))
+    np.testing.assert_array_equal(net.training_gradient(), expected)
+    net.training_gradient()[...] = 0                 # a copy
+    assert np.array_equal(net.training_gradient(), expected)
+    net.gradients(X, y)
+    assert net.training_gradient() is None
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])

@@ -849,3 +849,144 @@ def test_apply_gradients_rejects_bad_gradients(backend):
     with pytest.raises(ValueError, match="another network"):
         opt.apply_gradients(other, good)
     assert opt.step == 1
+
+
+# --- the optimizer's state: get_state / set_state --------------------------------------
+
+STATEFUL = {
+    "sgd": lambda: fastwb.SGD(lr=0.05),
+    "momentum": lambda: fastwb.SGD(lr=0.05, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: fastwb.RMSprop(lr=0.01, schedule="invscaling"),
+    "adagrad": lambda: fastwb.Adagrad(lr=0.05),
+    "adamw": lambda: fastwb.AdamW(lr=0.01, clip_norm=1.0),
+    "adaptive": lambda: fastwb.Adam(lr=0.01, schedule="adaptive"),
+}
+
+
+def _fitted(make, backend="compiled", epochs=3):
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(20, 5)), rng.integers(0, 3, size=20)
+    net = fastwb.Network([5, 7, 3], loss="softmax_cross_entropy", dtype="float64", seed=4,
+                         backend=backend, dropout=0.2)
+    opt = make()
+    net.fit(X, y, opt, epochs=epochs, batch_size=6)
+    return net, opt, X, y
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("name", list(STATEFUL))
+def test_get_state_then_set_state_resumes_exactly(name, backend):
+    """Training on from a restored state gives the bits training on would have."""
+    net, opt, X, y = _fitted(STATEFUL[name], backend)
+    state, parameters = opt.get_state(), net.parameters.copy()
+    assert (state["step"], state["epoch"], state["samples_seen"]) == (12, 3, 60)
+    assert sorted(state["buffers"]) == sorted(opt.buffer_names)
+    net.fit(X, y, opt, epochs=2, batch_size=6)
+    after = net.parameters.copy(), opt.get_state()
+    net.parameters = parameters
+    opt.set_state(state)
+    net.fit(X, y, opt, epochs=2, batch_size=6)
+    np.testing.assert_array_equal(net.parameters, after[0])
+    again = opt.get_state()
+    assert {k: v for k, v in again.items() if k != "buffers"} == \
+        {k: v for k, v in after[1].items() if k != "buffers"}
+    for key, values in after[1]["buffers"].items():
+        np.testing.assert_array_equal(again["buffers"][key], values)
+
+
+@pytest.mark.parametrize("name", list(STATEFUL))
+def test_state_moves_to_a_fresh_optimizer_and_network(name):
+    net, opt, X, y = _fitted(STATEFUL[name])
+    twin = fastwb.Network.from_config(net.get_config())
+    twin.parameters = net.parameters
+    twin_opt = STATEFUL[name]()
+    twin_opt.set_state(opt.get_state())            # kept until it first steps a network
+    assert twin_opt.network is None and twin_opt.step == opt.step
+    for network, optimizer in ((net, opt), (twin, twin_opt)):
+        network.fit(X, y, optimizer, epochs=1, batch_size=6)
+    np.testing.assert_array_equal(twin.parameters, net.parameters)
+    assert twin_opt.network is twin
+
+
+def test_get_state_is_a_copy_and_round_trips_before_the_first_step():
+    opt = fastwb.Adam()
+    empty = opt.get_state()
+    assert empty == {"step": 0, "epoch": 0, "samples_seen": 0, "buffers": {},
+                     "schedule": opt.schedule.get_state()}
+    net, opt, X, y = _fitted(lambda: fastwb.Adam(lr=0.01))
+    state = opt.get_state()
+    state["buffers"]["exp_avg"][...] = 7
+    assert not np.any(opt.state["exp_avg"] == 7)
+    opt.set_state(empty)                           # no state: starts afresh on its next network
+    assert opt.step == 0 and opt.network is None and opt.state == {
+        "step": 0, "epoch": 0, "samples_seen": 0}
+    other = fastwb.Network([5, 7, 3], loss="softmax_cross_entropy", dtype="float64", seed=5)
+    other.train_step(X, y, opt)
+    assert opt.network is other and opt.step == 1
+
+
+def test_set_state_refuses_what_does_not_fit_and_changes_nothing():
+    net, opt, X, y = _fitted(lambda: fastwb.Adam(lr=0.01))
+    good = opt.get_state()
+    n = net.n_parameters
+
+    def variant(**changes):
+        state = opt.get_state()
+        state.update(changes)
+        return state
+
+    cases = [
+        ("not a dict", TypeError, "must be a dict"),
+        ({**good, "extra": 1}, ValueError, "exactly the keys"),
+        (variant(step=-1), ValueError, "step"),
+        (variant(epoch=1.5), TypeError, "epoch"),
+        (variant(buffers={"exp_avg": np.zeros(n)}), ValueError, "keeps the buffers"),
+        (variant(buffers={"exp_avg": np.zeros(n), "exp_avg_sq": np.zeros(n - 1)}), ValueError,
+         "one dtype and length"),
+        (variant(buffers={"exp_avg": np.zeros(n - 1), "exp_avg_sq": np.zeros(n - 1)}),
+         ValueError, "trains a network of"),
+        (variant(buffers={"exp_avg": np.zeros(n), "exp_avg_sq": -np.ones(n)}), ValueError,
+         "negative"),
+        (variant(buffers={"exp_avg": np.zeros((n, 1)), "exp_avg_sq": np.zeros(n)}), ValueError,
+         "1-D"),
+        (variant(schedule={"bogus": 1}), ValueError, "schedule|state"),
+    ]
+    for state, error, match in cases:
+        with pytest.raises(error, match=match):
+            opt.set_state(state)
+        after = opt.get_state()
+        assert after["step"] == good["step"] and after["schedule"] == good["schedule"]
+        for key, values in good["buffers"].items():
+            np.testing.assert_array_equal(after["buffers"][key], values)
+
+
+# --- an update that would overflow is not made ----------------------------------------
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("make", [lambda: fastwb.SGD(lr=1e36),
+                                  lambda: fastwb.SGD(lr=1e36, momentum=0.5),
+                                  lambda: fastwb.RMSprop(lr=1e38, eps=1e-30)],
+                         ids=["sgd", "momentum", "rmsprop"])
+def test_train_step_refuses_an_update_that_overflows(make, backend):
+    """A finite loss whose update would leave parameters infinite (float32)
+    raises and leaves everything as it was; train_step once returned normally."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 4)) * 100, rng.normal(size=(16, 2)) * 100
+    net = fastwb.Network([4, 8, 2], dtype="float32", seed=0, backend=backend)
+    opt = make()
+    parameters, state = net.parameters.copy(), opt.get_state()
+    with pytest.raises(FloatingPointError, match="update would have left parameters"):
+        net.train_step(X, y, opt)
+    np.testing.assert_array_equal(net.parameters, parameters)
+    assert opt.step == 0 and np.isfinite(net.parameters).all()
+    for values in opt.get_state()["buffers"].values():
+        assert not values.any()                              # moments as before: zeros
+    assert state["step"] == opt.step
+    gradient = net.loss_and_gradients(X, y)[1]
+    with pytest.raises(FloatingPointError, match="update would have left parameters"):
+        opt.apply_gradients(net, gradient)
+    np.testing.assert_array_equal(net.parameters, parameters)
+    assert opt.step == 0
+    small = fastwb.SGD(lr=1e-9)
+    net.train_step(X, y, small)                              # a sane step still works
+    assert small.step == 1 and not np.array_equal(net.parameters, parameters)
