@@ -15,6 +15,7 @@ import fastwb
 from fastwb.bench.cases import make_optimizer
 from fastwb.bench.contenders import Contender, Problem
 from fastwb.bench.shapes import FIT_SHAPE
+from fastwb.testing import rel_error
 
 #: Norm-relative tolerance of the compiled result against the reference.
 RTOL = {"float32": 1e-4, "float64": 1e-10}
@@ -26,15 +27,6 @@ PEER_RTOL = {"float32": 1e-3, "float64": 1e-9}
 
 #: Learning rate of the one checked step (the standard SGD setting).
 CHECK_LR = 0.01
-
-
-def rel_error(actual, expected) -> float:
-    """``||actual - expected|| / ||expected||`` in float64 (absolute if expected is 0)."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    scale = np.linalg.norm(expected)
-    error = np.linalg.norm(actual - expected)
-    return float(error / scale) if scale > 0 else float(error)
 
 
 def assert_close(actual, expected, dtype: str, what: str) -> None:
