@@ -260,15 +260,8 @@ class Network:
             raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
                             f"got {optimizer!r}") from None
         loss, status = self._engine.train_step(X, y, sample_weight, rule, optimizer.current_lr)
-        if status == FitStatus.DIVERGED:
-            raise FloatingPointError(
-                f"the loss is {loss}, so the step was not applied: the parameters hold "
-                "NaN or infinity, or training diverged (try a smaller learning rate)")
-        if status == FitStatus.OVERFLOW:
-            raise FloatingPointError(
-                f"the loss was {loss}, but the update would have left parameters NaN or "
-                "infinite, so it was not applied: training diverged (try a smaller learning "
-                "rate, clip_norm, or scaling the inputs)")
+        if status:                  # not DONE; one test of an int on the way of every step
+            raise _step_error(status, loss)
         return loss
 
     def apply_gradients(self, gradients, optimizer: Optimizer) -> None:
@@ -572,6 +565,18 @@ class Network:
     def __repr__(self) -> str:
         return (f"Network({list(self.sizes)}, activations={list(self.activations)}, "
                 f"loss={self.loss_name!r}, dtype={self.dtype.name!r}, backend={self.backend!r})")
+
+
+def _step_error(status: int, loss: float) -> FloatingPointError:
+    """Why train_step applied no update."""
+    if status == FitStatus.OVERFLOW:
+        return FloatingPointError(
+            f"the loss was {loss}, but the update would have left parameters NaN or "
+            "infinite, so it was not applied: training diverged (try a smaller learning "
+            "rate, clip_norm, or scaling the inputs)")
+    return FloatingPointError(
+        f"the loss is {loss}, so the step was not applied: the parameters hold NaN or "
+        "infinity, or training diverged (try a smaller learning rate)")
 
 
 def _from_state(config, arrays) -> Network:
