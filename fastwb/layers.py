@@ -83,8 +83,8 @@ class Dense:
         self.dropout = _dropout(dropout)
         self.l1 = _penalty(l1, "l1")
         self.l2 = _penalty(l2, "l2")
-        self._weights = None
-        self._bias = None
+        self._weights: np.ndarray | None = None
+        self._bias: np.ndarray | None = None
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-able (initializers as their configs).
