@@ -484,7 +484,7 @@ def decision_boundary(network, X, y, path=None, monitor=None):
     else:
         target: np.ndarray = (y.reshape(len(y), -1)[:, 0].astype(np.float64)
                               if y.dtype.kind in "fiub"
-                              else _class_labels(y, 2).astype(np.float64))     # text labels: 0, 1, ...
+                              else _class_labels(y, 2).astype(np.float64))  # text: 0, 1, ...
         if sigmoid:
             vmin, vmax, level = 0.0, 1.0, 0.5
         else:
