@@ -13,6 +13,7 @@ import numbers
 import operator
 import os
 from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -140,6 +141,12 @@ def _check_labels(arr: np.ndarray, n: int, n_out: int, single: bool) -> np.ndarr
         first = int(np.argmax(out_of_range))
         raise ValueError(f"class labels must be in [0, {n_out}); y[{first}] is {arr[first]}")
     return np.require(arr, dtype=np.intp, requirements=["C_CONTIGUOUS", "ALIGNED"])
+
+
+@overload
+def as_int(value: Any, name: str, allow_none: Literal[False] = False) -> int: ...
+@overload
+def as_int(value: Any, name: str, allow_none: bool) -> int | None: ...
 
 
 def as_int(value, name: str, allow_none: bool = False) -> int | None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:      # annotations only: the network module imports this one
+    from fastwb.network import Network
 
 
 class History:
@@ -58,9 +62,9 @@ class Callback:
     the epoch's metrics (see ``History``).
     """
 
-    network = None
-    training_data = None
-    validation_data = None
+    network: Network | None = None
+    training_data: tuple[np.ndarray, np.ndarray] | None = None
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None
 
     def on_train_begin(self, logs: dict) -> None:
         """Before the first epoch."""
@@ -73,6 +77,11 @@ class Callback:
 
     def on_train_end(self, logs: dict) -> None:
         """After the last epoch (also after early stopping)."""
+
+    def _require_network(self) -> Network:
+        """``network``, which ``fit`` sets before it calls any hook."""
+        assert self.network is not None, "fit sets network before calling the hooks"
+        return self.network
 
 
 class LambdaCallback(Callback):
@@ -114,7 +123,7 @@ class EarlyStopping(Callback):
         self.best_epoch: int | None = None
         self.wait = 0
         self.stopped = False
-        self._best_parameters = None
+        self._best_parameters: np.ndarray | None = None
 
     def on_train_begin(self, logs: dict) -> None:
         self.best, self.best_epoch, self.wait, self.stopped = math.inf, None, 0, False
@@ -128,16 +137,16 @@ class EarlyStopping(Callback):
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self._best_parameters = self.network.parameters.copy()
+                self._best_parameters = self._require_network().parameters.copy()
             return
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped = True
-            self.network.stop_training = True
+            self._require_network().stop_training = True
 
     def on_train_end(self, logs: dict) -> None:
         if self.stopped and self._best_parameters is not None:
-            self.network.parameters = self._best_parameters
+            self._require_network().parameters = self._best_parameters
         self._best_parameters = None
 
 

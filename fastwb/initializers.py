@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class Constant(Initializer):
     """
 
     name = "constant"
-    _params = ("value",)
+    _params: ClassVar[tuple[str, ...]] = ("value",)
 
     def __init__(self, value: float = 0.0):
         self.value = check_real(value, "value")
@@ -329,7 +329,8 @@ def default_weight_init(activation: str) -> Initializer:
 def resolve_seed(seed) -> int:
     """The seed as an int in [0, 2**64); None draws a fresh 63-bit one from the OS."""
     if seed is None:
-        return np.random.SeedSequence().entropy & ((1 << 63) - 1)
+        # drawn from the OS, the entropy is one int (the stub allows the given kinds too)
+        return cast(int, np.random.SeedSequence().entropy) & ((1 << 63) - 1)
     value = as_int(seed, "seed")
     if not 0 <= value < 1 << 64:
         raise ValueError(f"seed must be nonnegative and below 2**64, got {value}")

@@ -1,7 +1,7 @@
 """Layers. fastwb has one kind: ``Dense``, z = x @ W + b followed by an activation."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, overload
 
 import numpy as np
 
@@ -18,6 +18,12 @@ def _width(value, name: str) -> int:
 
 def _dropout(value) -> float:
     return check_real(value, "dropout", 0.0, 1.0, high_open=True)
+
+
+@overload
+def _penalty(value: None, name: str) -> None: ...
+@overload
+def _penalty(value: float, name: str) -> float: ...
 
 
 def _penalty(value, name: str) -> float | None:
@@ -83,8 +89,8 @@ class Dense:
         self.dropout = _dropout(dropout)
         self.l1 = _penalty(l1, "l1")
         self.l2 = _penalty(l2, "l2")
-        self._weights = None
-        self._bias = None
+        self._weights: np.ndarray | None = None
+        self._bias: np.ndarray | None = None
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-able (initializers as their configs).

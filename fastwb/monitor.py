@@ -16,14 +16,19 @@ import json
 import math
 import os
 import sys
+import types
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fastwb import _validation
 from fastwb.callbacks import Callback
 from fastwb.inspection import STATISTICS, checked_rows, parameter_statistics
+
+if TYPE_CHECKING:      # annotations only: the network module imports callbacks
+    from fastwb.network import Network
 
 PARTS = ("W", "b")
 #: Per-(layer, W or b) columns of ``Monitor.records``, after ``STATISTICS``.
@@ -140,16 +145,18 @@ class Monitor(Callback):
         self.mean_activation: list[np.ndarray] = []
         self.initial: dict = {}
         self.warnings: list[tuple] = []
-        self._network = None
-        self._rows = None
+        self._network: Network | None = None
+        self._rows: np.ndarray | None = None
         self._activation_stride = 1
-        self._best = None                  # (index, val_loss, loss) of the best val_loss
-        self._first_gradients = None       # per layer, of the first record
-        self._initial = self._previous = None
+        # (index, val_loss, loss) of the best val_loss
+        self._best: tuple[int, float, float] | None = None
+        self._first_gradients: list[float] | None = None       # per layer, of the first record
+        self._initial: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
         self._snapshots: dict = {}
         self._stride = 1
         self._seen = 0
-        self._pending = None
+        self._pending: dict[str, Any] | None = None
 
     # --- the fit hooks ------------------------------------------------------------
 
@@ -162,11 +169,13 @@ class Monitor(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         if self._pending is None:
-            self._pending = {"step": self.network.optimizer.step, "time": 0.0}
+            self._pending = {"step": _optimizer_step(self._require_network()), "time": 0.0}
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        self._pending["time"] += logs.get("time", 0.0)
-        self._pending["logs"] = dict(logs, epoch=epoch)
+        pending = self._pending
+        assert pending is not None, "fit calls on_epoch_begin before on_epoch_end"
+        pending["time"] += logs.get("time", 0.0)
+        pending["logs"] = dict(logs, epoch=epoch)
         self._seen += 1
         if self._seen % self.every == 0:
             self._record()
@@ -214,20 +223,23 @@ class Monitor(Callback):
     def _activations(self) -> tuple[np.ndarray, np.ndarray]:
         if self._rows is None:
             return self._unmeasured, self._unmeasured
+        assert self._network is not None, "_start sets the network before the rows"
         return self._network.activation_statistics(self._rows)
 
     def _record(self) -> None:
-        net = self._network
+        net, previous = self._network, self._previous
+        assert net is not None and previous is not None, "_start runs before any record"
         pending, self._pending = self._pending, None
+        assert pending is not None, "a record follows an epoch's on_epoch_end"
         # the true gradient of the epoch's last minibatch; NaN norms where not measured
         stats, correlation = parameter_statistics(net, net.training_gradient(), self._previous,
                                                   self._initial)
-        np.copyto(self._previous, net.parameters)
+        np.copyto(previous, net.parameters)
         if (len(self.epochs) + 1) % self._activation_stride == 0:
             dead, mean = self._activations()
         else:
             dead = mean = self._unmeasured
-        updates = net.optimizer.step - pending["step"]
+        updates = _optimizer_step(net) - pending["step"]
         entry = pending["logs"]
         entry.update(updates=updates, time_per_update=pending["time"] / updates
                      if updates else math.nan)
@@ -286,6 +298,7 @@ class Monitor(Callback):
 
     def _exploding(self, now: list) -> str | None:
         first = self._first_gradients
+        assert first is not None, "_check_health keeps the first gradients before the checks"
         growth = [b / a if a > 0 else 0.0 for a, b in zip(first, now)]
         l = max(range(len(growth)), key=growth.__getitem__)
         if growth[l] <= self.explode:
@@ -307,6 +320,7 @@ class Monitor(Callback):
 
     def _dead_relu(self) -> str | None:
         net = self._network
+        assert net is not None, "health checks follow a record"
         if self.dead_fraction[-1] is self._unmeasured:
             return None
         relu = [l for l, name in enumerate(net.activations) if name == "relu"]
@@ -351,7 +365,8 @@ class Monitor(Callback):
         """The rows of record i (-1: the initial state)."""
         norm = STATISTICS.index("norm")
         if i < 0:
-            head, state = {"stage": "initial", "epoch": None}, self.initial
+            head: dict[str, Any] = {"stage": "initial", "epoch": None}
+            state = self.initial
             before = None
         else:
             head = {"stage": "epoch", **self.epochs[i]}
@@ -465,10 +480,17 @@ class Monitor(Callback):
         return pandas.DataFrame(self.records())
 
 
+def _optimizer_step(net: Network) -> int:
+    optimizer = net.optimizer
+    assert optimizer is not None, "fit gives the network its optimizer before the hooks"
+    return optimizer.step
+
+
 def _outside_fastwb() -> int:
     """The stacklevel of the first caller outside the fastwb package (the line
     that called ``fit``), for warnings issued from deep inside it."""
-    frame, level = sys._getframe(1), 1
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
     package = os.path.dirname(os.path.abspath(__file__))
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1

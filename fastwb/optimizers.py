@@ -297,7 +297,7 @@ class Optimizer(abc.ABC):
             If this optimizer's state belongs to another network, or buffers
             from ``set_state`` do not fit ``network``.
         """
-        if self._rule is not None and self._network() is network:
+        if self._rule is not None and self.network is network:
             return self._rule
         if self._network is not None:
             raise ValueError(

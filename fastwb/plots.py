@@ -281,7 +281,8 @@ def training_curves(monitor, path=None):
     rows = [r for r in monitor.records() if r["stage"] == "epoch"]
     figure = _figure((11.0, 4.2))
     ratio_ax, grad_ax = figure.subplots(1, 2)
-    ratios, norms = [], []
+    ratios: list[float] = []
+    norms: list[float] = []
     for l in range(len(network.sizes) - 1):
         color = f"C{l % 10}"
         rows_W = [r for r in rows if r["layer"] == l + 1 and r["param"] == "W"]
@@ -380,8 +381,8 @@ def _unit_arrows(ax, W: np.ndarray, b: np.ndarray, box, color) -> None:
             starts.append(point)
             arrows.append(length * w / math.sqrt(squared))
     if starts:
-        starts, arrows = np.array(starts), np.array(arrows)
-        ax.quiver(starts[:, 0], starts[:, 1], arrows[:, 0], arrows[:, 1], color=color,
+        points, vectors = np.array(starts), np.array(arrows)
+        ax.quiver(points[:, 0], points[:, 1], vectors[:, 0], vectors[:, 1], color=color,
                   angles="xy", scale_units="xy", scale=1, width=0.004)
 
 
@@ -481,8 +482,9 @@ def decision_boundary(network, X, y, path=None, monitor=None):
                    s=14, edgecolors="k", linewidths=0.4)
         level = math.nan
     else:
-        target = (y.reshape(len(y), -1)[:, 0].astype(np.float64) if y.dtype.kind in "fiub"
-                  else _class_labels(y, 2).astype(np.float64))     # text labels: 0, 1, ...
+        target: np.ndarray = (y.reshape(len(y), -1)[:, 0].astype(np.float64)
+                              if y.dtype.kind in "fiub"
+                              else _class_labels(y, 2).astype(np.float64))  # text: 0, 1, ...
         if sigmoid:
             vmin, vmax, level = 0.0, 1.0, 0.5
         else:

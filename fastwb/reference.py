@@ -8,6 +8,7 @@ NumPy over speed. Notation: layer l maps ``A[l-1]`` (n x k) to
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def forward(layers, activations, X, logits_out=False, dropout=()):
 
 def backward(layers, activations, X, outputs, delta, dropout=()):
     """(dW, db) for every layer, given D of the output layer (and forward's dropout)."""
-    grads = [None] * len(layers)
+    grads: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(layers)
     for l in range(len(layers) - 1, -1, -1):
         a_prev = X if l == 0 else outputs[l - 1]
         W, _ = layers[l]
@@ -300,7 +301,7 @@ class ReferenceEngine:
         out = forward(self._layers, self.activations, x)[-1]
         return out[0] if single else out
 
-    def _checked(self, X, y, sample_weight):
+    def _checked(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         x, single = _validation.check_X(X, self.sizes[0], self.dtype)
         y = _validation.check_y(y, x.shape[0], self.sizes[-1], self.loss_name, self.dtype, single)
         if sample_weight is not None:
@@ -310,7 +311,7 @@ class ReferenceEngine:
     def _loss_and_gradients(self, x, y, sample_weight, want_gradients, step=None):
         """Loss plus penalty; with ``want_gradients`` the gradient in self.grads.
         ``step`` (training) turns dropout on with that step's masks."""
-        dropout = ()
+        dropout: Sequence[tuple[float, np.ndarray] | None] = ()
         if step is not None:
             dropout = [None if rate == 0 else
                        (rate, _random.dropout_keep(self.seed, l, step, (x.shape[0], m), rate))

@@ -58,7 +58,7 @@ import math
 import os
 import re
 import secrets
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, TypeGuard
 
 import numpy as np
 
@@ -391,7 +391,8 @@ def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
         if f.read(_DIGEST_NBYTES) != digest.digest():
             raise ModelFileError(f"{path} is corrupted or was modified: its checksum does not "
                                  "match its contents")
-    return header, _arrays(data, header["arrays"], path) if with_data else {}
+    # the data is kept (not None) exactly when with_data
+    return header, _arrays(data, header["arrays"], path) if data is not None else {}
 
 
 def _read_preamble(f, size: int, path: str) -> tuple[bytes, int]:
@@ -549,5 +550,5 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)

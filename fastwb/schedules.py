@@ -402,6 +402,11 @@ class ReduceOnPlateau(Schedule):
 
     name = "reduce_on_plateau"
     _STATE_KEYS = ("multiplier", "best", "wait", "n_reductions")
+    # the state, set by reset and set_state
+    _multiplier: float
+    _best: float
+    _wait: int
+    _n_reductions: int
 
     def __init__(self, factor: float = 0.2, patience: int = 10, min_delta: float = 1e-4,
                  min_lr: float = 0.0):

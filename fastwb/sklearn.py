@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import warnings
 import zlib
 from itertools import pairwise
@@ -77,8 +78,9 @@ check_sklearn_version()
 try:        # scikit-learn's error for a bad parameter: a ValueError and a TypeError
     from sklearn.utils._param_validation import InvalidParameterError
 except ImportError:         # pragma: no cover - a private module that may move
-    class InvalidParameterError(ValueError, TypeError):
+    class _InvalidParameterError(ValueError, TypeError):
         """A constructor parameter of the wrong type or value."""
+    InvalidParameterError = _InvalidParameterError
 
 from fastwb import initializers, optimizers
 from fastwb.callbacks import Callback
@@ -107,9 +109,11 @@ def _invalid(estimator, name: str, must: str, value) -> ValueError:
 def _real(est, name: str, low: float, high: float = math.inf, low_open=False,
           high_open=False) -> float:
     value = getattr(est, name)
+    # the ignore below: numbers.Real declares only < and <= (as the ABC does), though
+    # every real type (int, float, NumPy's) compares both ways
     inside = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
               and math.isfinite(value)
-              and (value > low if low_open else value >= low)
+              and (value > low if low_open else value >= low)  # type: ignore[operator]
               and (value < high if high_open else value <= high))
     if not inside:
         interval = (("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]"))
@@ -181,7 +185,7 @@ class _Settings:
         self.max_fun = _integer(est, "max_fun")
         seed = est.random_state
         if not (seed is None or isinstance(seed, np.random.RandomState)
-                or (isinstance(seed, numbers.Integral) and 0 <= seed < 2 ** 32)):
+                or (isinstance(seed, numbers.Integral) and 0 <= operator.index(seed) < 2 ** 32)):
             raise _invalid(est, "random_state", "an int in the range [0, 4294967295], an "
                            "instance of 'numpy.random.RandomState' or None", seed)
         if not isinstance(est.verbose, (bool, np.bool_)):
@@ -205,7 +209,8 @@ class _Settings:
         rates = est.dropout if isinstance(est.dropout, (list, tuple, np.ndarray)) else \
             [est.dropout]
         if not all(isinstance(rate, numbers.Real) and not isinstance(rate, (bool, np.bool_))
-                   and 0 <= rate < 1 for rate in rates):
+                   # numbers.Real declares only < and <=; real types compare both ways
+                   and 0 <= rate < 1 for rate in rates):  # type: ignore[operator]
             raise _invalid(est, "dropout", "a float in the range [0.0, 1.0) or a sequence "
                            "of them, one per hidden layer", est.dropout)
         if self.rule == "lbfgs" and any(rates):
@@ -262,7 +267,7 @@ class _Epochs(Callback):
                        f"{settings.n_iter_no_change} consecutive epochs.")
             if self._stop(message):
                 self.converged = True
-                self.network.stop_training = True
+                self._require_network().stop_training = True
             else:
                 est._no_improvement_count = 0
 
@@ -307,7 +312,9 @@ class _Epochs(Callback):
 class _BaseMLP(BaseEstimator):
     """What the classifier and regressor share: parameters, training, saving."""
 
-    _out_activation = "identity"
+    @property
+    def _out_activation(self) -> str:
+        return "identity"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -459,12 +466,12 @@ class _BaseMLP(BaseEstimator):
         self.out_activation_ = self._out_activation
         self._best_parameters = network.parameters.copy()
         if settings.rule != "lbfgs":
-            self.loss_curve_ = []
+            self.loss_curve_: list[float] = []
             self._no_improvement_count = 0
             if settings.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
+                self.validation_scores_: list[float] | None = []
+                self.best_validation_score_: float | None = -np.inf
+                self.best_loss_: float | None = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
@@ -519,8 +526,10 @@ class _BaseMLP(BaseEstimator):
             return 2.0 / self._network.sizes[-1]
         return 1.0
 
-    #: whether scikit-learn's loss_ averages over outputs what its gradient sums
-    _mean_over_outputs = False
+    @property
+    def _mean_over_outputs(self) -> bool:
+        """Whether scikit-learn's loss_ averages over outputs what its gradient sums."""
+        return False
 
     def _penalty(self) -> float:
         """The L2 penalty in scikit-learn's loss at the current weights."""
@@ -685,7 +694,9 @@ class _BaseMLP(BaseEstimator):
         if "_network" in state:
             self._set_network(state["_network"])
         if state.get("_optimizer") == _NETWORK_OPTIMIZER:
-            self._optimizer = self._network.optimizer
+            optimizer = self._network.optimizer
+            assert optimizer is not None, "pickled as the network's own optimizer"
+            self._optimizer = optimizer
         elif "_optimizer" in state:
             del self._optimizer
 

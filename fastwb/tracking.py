@@ -149,14 +149,15 @@ class WandbCallback(Callback):
         self._given_run = run
         #: The run logged to: the one given, or the one the latest fit started.
         self.run = run
-        self._started = None          # the run this callback started and has yet to finish
-        self._outer_error = None
+        # the run this callback started and has yet to finish
+        self._started: wandb.Run | None = None
+        self._outer_error: BaseException | None = None
 
     def on_train_begin(self, logs: dict) -> None:
         # fit calls on_train_end from a `finally`: an exception it sees there that
         # was not already being handled when training began is training's own
         self._outer_error = sys.exc_info()[1]
-        described = describe(self.network)
+        described = describe(self._require_network())
         if self._given_run is not None:
             self._given_run.config.setdefaults(described)
             return
@@ -171,14 +172,16 @@ class WandbCallback(Callback):
                if isinstance(value, numbers.Real)}
         row["epoch"] = epoch
         if self.histograms:
-            for i, layer in enumerate(self.network.layers, start=1):
+            for i, layer in enumerate(self._require_network().layers, start=1):
                 row[f"layer{i}/weights"] = self._wandb.Histogram(layer.weights)
                 row[f"layer{i}/bias"] = self._wandb.Histogram(layer.bias)
         if self.monitor is not None:
             row.update(self.monitor.metrics())
         # run.step is the run's next free step; commit closes the row, so the
         # next call (ours or anyone's) starts after it
-        self.run.log(row, step=max(epoch, self.run.step), commit=True)
+        run = self.run
+        assert run is not None, "on_train_begin starts a run unless one was given"
+        run.log(row, step=max(epoch, run.step), commit=True)
 
     def on_train_end(self, logs: dict) -> None:
         run, self._started = self._started, None

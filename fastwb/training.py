@@ -42,8 +42,9 @@ def class_weights(class_weight, labels: np.ndarray, n_classes: int) -> np.ndarra
     return weights
 
 
-def class_labels(loss: str, y: np.ndarray) -> tuple[np.ndarray, int]:
-    """The class of each sample for class weights and accuracy, and the class count."""
+def class_labels(loss: str, y: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """The class of each sample for class weights and accuracy, and the class count
+    (None for softmax, whose count is the output width)."""
     if loss == "softmax_cross_entropy":
         return (y if y.ndim == 1 else np.argmax(y, axis=1)), None
     if loss == "binary_cross_entropy" and y.shape[1] == 1:
@@ -63,11 +64,11 @@ def accuracy(loss: str, predictions: np.ndarray, y: np.ndarray) -> float:
 class _Data:
     """Training or validation data, checked and converted once for the whole fit."""
 
-    def __init__(self, net, X, y, sample_weight=None, what="sample_weight"):
+    def __init__(self, net, X, y, sample_weight=None, *, what="sample_weight"):
         self.X, single = _validation.check_X(X, net.sizes[0], net.dtype)
         n = self.X.shape[0]
         self.y = _validation.check_y(y, n, net.sizes[-1], net.loss_name, net.dtype, single)
-        self.sample_weight = None
+        self.sample_weight: np.ndarray | None = None
         if sample_weight is not None:
             self.sample_weight = _validation.check_sample_weight(sample_weight, n, net.dtype)
             self._check_some_weight(what)
@@ -90,6 +91,7 @@ class _Data:
         self._check_some_weight("sample_weight times class_weight")
 
     def _check_some_weight(self, what: str) -> None:
+        assert self.sample_weight is not None, "called once the weights are set"
         if not np.any(self.sample_weight > 0):
             purpose = "validate on" if what.startswith("validation") else "train on"
             raise ValueError(f"every sample has weight 0 ({what}): nothing to {purpose}")

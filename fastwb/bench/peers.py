@@ -83,7 +83,7 @@ def summarize(result: dict, job: str, gemm: dict[str, float]) -> dict:
                    "gemm_percent": 100 * flop / t / gemm[result["dtype"]]}
             for name, t in times.items()}
     peers = {name: t for name, t in times.items() if name != "fastwb"}
-    best = min(peers, key=peers.get) if peers else None
+    best = min(peers, key=peers.__getitem__) if peers else None
     speedup = peers[best] / times["fastwb"] if best and "fastwb" in times else None
     return {"rows": rows, "best_peer": best, "speedup": speedup}
 

@@ -67,7 +67,7 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
             for name in contenders}
 
 
-def gemm_rate(dtype: str, size: int = GEMM_SIZE) -> Callable[[], None]:
+def gemm_rate(dtype: str, size: int = GEMM_SIZE) -> Callable[[], np.ndarray]:
     """A large square product, ``2 size^3`` FLOP per call: the machine's GEMM rate."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, size, size)).astype(dtype)

@@ -89,12 +89,14 @@ def read_table(path: str, target: str | None = None, target_required: bool = Fal
 
 
 def _select(table: Table, features: list[str]) -> Table:
-    missing = [name for name in features if name not in table.feature_names]
+    names = table.feature_names
+    assert names is not None, "read_table selects from a table with feature names only"
+    missing = [name for name in features if name not in names]
     if missing:
         raise CommandError(f"{table.path} lacks the column(s) {shorten(missing)} that the "
                            f"model was trained on")
-    index = [table.feature_names.index(name) for name in features]
-    ignored = tuple(name for name in table.feature_names if name not in features)
+    index = [names.index(name) for name in features]
+    ignored = tuple(name for name in names if name not in features)
     return Table(table.path, table.X[:, index], list(features), table.target,
                  table.target_name, table.ignored + ignored)
 
@@ -158,7 +160,7 @@ def _read_csv(path: str, target: str | None, target_required: bool,
             del names[index], columns[index]
     if not names:
         raise CommandError(f"{path} has no feature columns besides the target {target!r}")
-    ignored = ()
+    ignored: tuple[str, ...] = ()
     if features is not None:        # convert only the columns the model takes
         missing = [name for name in features if name not in names]
         if missing:
@@ -273,14 +275,15 @@ def _read_npz(path: str, target: str | None, target_required: bool) -> Table:
         row, column = np.argwhere(~np.isfinite(X))[0]
         raise CommandError(f"{path}: X[{row}, {column}] is {X[row, column]}; features must be "
                            f"finite numbers")
+    feature_names = None
     if names is not None:
         if names.ndim != 1 or names.shape[0] != X.shape[1] or names.dtype.kind not in "US":
             raise CommandError(f"{path}: feature_names must be {X.shape[1]} strings, one per "
                                f"column of X")
-        names = [str(name) for name in names]
+        feature_names = [str(name) for name in names]
     if target_values is not None:
         target_values = _npz_target(target_values, target_name, X.shape[0], path)
-    return Table(path, X, names, target_values,
+    return Table(path, X, feature_names, target_values,
                  target_name if target_values is not None else None)
 
 

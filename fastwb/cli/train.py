@@ -21,8 +21,9 @@ def run(args: argparse.Namespace) -> None:
         check_plots_directory(args.plots)
     table = read_table(args.data, args.target, target_required=True)
     estimators = sklearn_estimators("training")
-    task = choose_task(args.task, table.target, table.target_name)
-    X, y = table.X, table.target
+    X, y, target_name = table.X, table.target, table.target_name
+    assert y is not None and target_name is not None, "read_table read the required target"
+    task = choose_task(args.task, y, target_name)
     if task == "regress":
         y = y.astype(np.float64)
     settings = dict(hidden_layer_sizes=args.hidden, activation=args.activation,
@@ -90,6 +91,6 @@ def _split(X, y, fraction: float, task: str, seed: int):
     stratify = None
     if task == "classify" and y.ndim == 1:
         _, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2 and len(counts) <= min(n_val, X.shape[0] - n_val):
+        if np.min(counts) >= 2 and len(counts) <= min(n_val, X.shape[0] - n_val):
             stratify = y
     return train_test_split(X, y, test_size=n_val, random_state=seed, stratify=stratify)
