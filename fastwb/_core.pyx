@@ -22,7 +22,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, NAN, exp, fabs, isfinite, log, pow, sqrt
-from libc.float cimport FLT_MAX
+from libc.float cimport DBL_MAX, FLT_MAX
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
@@ -80,6 +80,8 @@ cdef extern from "fastwb_simd.h" nogil:
         int (*all_finite_d)(const double*, Py_ssize_t) noexcept nogil
         void (*abs_sq_sums_f)(const float*, Py_ssize_t, double*, double*) noexcept nogil
         void (*abs_sq_sums_d)(const double*, Py_ssize_t, double*, double*) noexcept nogil
+        double (*max_abs_f)(const float*, Py_ssize_t) noexcept nogil
+        double (*max_abs_d)(const double*, Py_ssize_t) noexcept nogil
     fwb_kernels fwb_simd
     int fwb_simd_level
     int fwb_simd_compiled(int level)
@@ -820,8 +822,9 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
     cdef double clip_value
     cdef floating clip, gi
     if what == CHECK:
-        out[0] = _update_fails(o, p, g, s1, s2, n, l1, l2, decay,
-                               o.clip_value if o.clip_value > 0 else INFINITY, scale)
+        clip_value = o.clip_value if o.clip_value > 0 else INFINITY
+        out[0] = 0 if _update_safe(o, p, g, s1, s2, n, l1, l2, decay, clip_value, scale) \
+            else _update_fails(o, p, g, s1, s2, n, l1, l2, decay, clip_value, scale)
         out[1] = 0
         return
     if what != GRAD_SQUARE and (l1 != 0 or l2 != 0):
@@ -846,6 +849,46 @@ cdef void _block(int what, const Opt* o, floating* p, floating* g, floating* s1,
         out[0] = sum_sq
         return
     _update(o, p, g, s1, s2, n, l1, l2, decay, clip_value, scale)
+
+
+cdef inline double _max_abs(const floating* x, Py_ssize_t n) noexcept nogil:
+    """max |x|, INFINITY when an element is not finite; 0 for NULL."""
+    if x == NULL:
+        return 0
+    if floating is float:
+        return fwb_simd.max_abs_f(x, n)
+    else:
+        return fwb_simd.max_abs_d(x, n)
+
+
+cdef bint _update_safe(const Opt* o, const floating* p, const floating* g, const floating* s1,
+                       const floating* s2, Py_ssize_t n, double l1, double l2, double decay,
+                       double clip, double scale) noexcept nogil:
+    """Whether the update of this block provably leaves every value finite: bounds
+    of the new values from the largest magnitudes of the old ones and of the
+    gradient, far below the type's largest value. One read of the block and no
+    arithmetic per element, against the update itself on copies (_update_fails)
+    where they are not conclusive (huge values, a tiny eps, a value that is not
+    finite: every comparison with infinity or NaN fails)."""
+    cdef double limit = (FLT_MAX if floating is float else DBL_MAX) / 16
+    cdef double P = _max_abs(p, n), A = _max_abs(s1, n), B = _max_abs(s2, n)
+    cdef double E = min(_max_abs(g, n) + 2 * l2 * P + l1, clip) * scale   # the effective gradient
+    cdef double D = max(1.0, fabs(1.0 - o.lr * decay))
+    cdef double first = 0, second = 0, change
+    if not (E * E < limit and o.lr * E < limit):
+        return False
+    if o.kind == OPT_SGD:
+        first = o.momentum * A + E
+        change = o.lr * ((E + o.momentum * first if o.nesterov else first) if o.momentum > 0
+                         else E)
+    elif o.kind == OPT_RMSPROP or o.kind == OPT_ADAGRAD:
+        first = (o.rho * A + (1 - o.rho) * E * E) if o.kind == OPT_RMSPROP else A + E * E
+        change = o.lr * E / o.eps
+    else:
+        first = o.beta1 * A + (1 - o.beta1) * E
+        second = o.beta2 * B + (1 - o.beta2) * E * E
+        change = o.step_size * first / o.eps
+    return D * P + change < limit and first < limit and second < limit
 
 
 cdef double _update_fails(const Opt* o, const floating* p, const floating* g,

@@ -175,6 +175,24 @@ FWB_ATTR static int FWB_FN(all_finite)(const FWB_T *x, ptrdiff_t n) {
     return bad == 0;
 }
 
+/* max |x| in double, INFINITY when an element is NaN or infinite: the largest
+ * magnitude is the largest bit pattern with the sign cleared (NaN and infinity
+ * above every finite value), an integer maximum that vectorises. */
+FWB_ATTR static double FWB_FN(max_abs)(const FWB_T *x, ptrdiff_t n) {
+    FWB_BITS top = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        FWB_BITS u;
+        memcpy(&u, x + i, sizeof u);
+        u &= FWB_ABS_MASK;
+        top = u > top ? u : top;
+    }
+    if (top >= FWB_EXP_MASK)
+        return INFINITY;
+    FWB_T v;
+    memcpy(&v, &top, sizeof v);
+    return (double)v;
+}
+
 /* sum |x| and sum x^2 in double. Eight partial sums (element i goes to sum
  * i mod 8), combined pairwise at the end: the same order on every call and
  * every level, and eight independent chains of additions instead of one, so

@@ -31,3 +31,4 @@
 #undef FWB_SQRT
 #undef FWB_BITS
 #undef FWB_EXP_MASK
+#undef FWB_ABS_MASK

@@ -58,6 +58,8 @@ typedef struct {
     int (*all_finite_d)(const double *, ptrdiff_t);
     void (*abs_sq_sums_f)(const float *, ptrdiff_t, double *, double *);
     void (*abs_sq_sums_d)(const double *, ptrdiff_t, double *, double *);
+    double (*max_abs_f)(const float *, ptrdiff_t);
+    double (*max_abs_d)(const double *, ptrdiff_t);
 } fwb_kernels;
 
 /* MSVC's C compiler spells C99's restrict __restrict */
@@ -86,6 +88,7 @@ typedef struct {
 #define FWB_SQRT sqrtf
 #define FWB_BITS uint32_t
 #define FWB_EXP_MASK 0x7f800000u
+#define FWB_ABS_MASK 0x7fffffffu
 #include "fastwb_levels.h"
 
 /* double: libm's exp and tanh (scalar calls, the same function at every level) */
@@ -97,12 +100,13 @@ typedef struct {
 #define FWB_SQRT sqrt
 #define FWB_BITS uint64_t
 #define FWB_EXP_MASK 0x7ff0000000000000ull
+#define FWB_ABS_MASK 0x7fffffffffffffffull
 #include "fastwb_levels.h"
 
 #define FWB_KERNELS(LEVEL)                                                              \
     {bias_act_f_##LEVEL, bias_act_d_##LEVEL, derivative_f_##LEVEL, derivative_d_##LEVEL, \
      update_f_##LEVEL, update_d_##LEVEL, all_finite_f_##LEVEL, all_finite_d_##LEVEL,     \
-     abs_sq_sums_f_##LEVEL, abs_sq_sums_d_##LEVEL}
+     abs_sq_sums_f_##LEVEL, abs_sq_sums_d_##LEVEL, max_abs_f_##LEVEL, max_abs_d_##LEVEL}
 
 static const fwb_kernels fwb_kernels_by_level[FWB_SIMD_LEVELS] = {
     FWB_KERNELS(baseline),

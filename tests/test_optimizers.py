@@ -990,3 +990,19 @@ def test_train_step_refuses_an_update_that_overflows(make, backend):
     small = fastwb.SGD(lr=1e-9)
     net.train_step(X, y, small)                              # a sane step still works
     assert small.step == 1 and not np.array_equal(net.parameters, parameters)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_train_step_makes_a_huge_update_that_stays_finite(backend):
+    """Bounds from the largest magnitudes clear most updates at once; one they
+    cannot clear (here within 4x of float32's largest value) is tried on copies
+    and made when every value stays finite."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(8, 4)), rng.normal(size=(8, 2))
+    net = fastwb.Network([4, 3, 2], dtype="float32", seed=0, backend=backend)
+    gradient = net.loss_and_gradients(X, y)[1].astype(np.float64)
+    lr = 0.25 * np.finfo(np.float32).max / np.abs(gradient).max()
+    opt = fastwb.SGD(lr=float(lr))
+    net.train_step(X, y, opt)
+    assert opt.step == 1 and np.isfinite(net.parameters).all()
+    assert np.abs(net.parameters).max() > 1e37
