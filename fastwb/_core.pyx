@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from fastwb import _layout, _validation
-from fastwb.functions import HYPERPARAMETERS, LEAKY_SLOPE, OPTIMIZERS as _RULES, STATE_BUFFERS
+from fastwb.functions import HYPERPARAMETERS, LEAKY_SLOPE, STATE_BUFFERS
 
 cnp.import_array()
 
