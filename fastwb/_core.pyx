@@ -883,11 +883,11 @@ cdef bint _update_safe(const Opt* o, const floating* p, const floating* g, const
                          else E)
     elif o.kind == OPT_RMSPROP or o.kind == OPT_ADAGRAD:
         first = (o.rho * A + (1 - o.rho) * E * E) if o.kind == OPT_RMSPROP else A + E * E
-        change = o.lr * E / o.eps
+        change = o.lr * E / min(o.eps, 1.0)     # also bounds lr * g, computed first
     else:
         first = o.beta1 * A + (1 - o.beta1) * E
         second = o.beta2 * B + (1 - o.beta2) * E * E
-        change = o.step_size * first / o.eps
+        change = o.step_size * first / min(o.eps, 1.0)
     return D * P + change < limit and first < limit and second < limit
 
 
