@@ -19,6 +19,7 @@ Notation: layer ``l`` maps ``A[l-1]`` (n x k) to ``A[l] = f(A[l-1] @ W + b)``
 parameter buffer. ``D`` is the loss gradient with respect to ``Z = A W + b``.
 """
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, NAN, exp, fabs, isfinite, log, pow, sqrt
@@ -780,7 +781,7 @@ cdef struct Opt:
     void* s1              # state buffers laid out like the parameters (NULL: unused)
     void* s2
     int64_t* counters     # the optimizer's counters (COUNT_*), advanced with each update
-    bint verify           # try the update on copies first; refuse one that overflows
+    bint verify           # check the update first (bounds, else on copies); refuse one that overflows
     bint overflow         # set when verify refused the update
 
 
@@ -872,10 +873,15 @@ cdef bint _update_safe(const Opt* o, const floating* p, const floating* g, const
     finite: every comparison with infinity or NaN fails)."""
     cdef double limit = (FLT_MAX if floating is float else DBL_MAX) / 16
     cdef double P = _max_abs(p, n), A = _max_abs(s1, n), B = _max_abs(s2, n)
-    cdef double E = min(_max_abs(g, n) + 2 * l2 * P + l1, clip) * scale   # the effective gradient
+    cdef double G = _max_abs(g, n) + 2 * l2 * P + l1      # before clipping: NaN and inf fail here
+    cdef double E = min(G, clip) * scale                   # the effective gradient
     cdef double D = max(1.0, fabs(1.0 - o.lr * decay))
     cdef double first = 0, second = 0, change
-    if not (E * E < limit and o.lr * E < limit):
+    # the kernel's own factors too: in float32 one may round to infinity (inf * 0 is NaN)
+    if not (G < limit and scale < limit and E * E < limit and o.lr < limit and D < limit
+            and o.lr * E < limit):
+        return False
+    if o.kind == OPT_ADAM and not (o.step_size < limit and o.bias2 < limit):
         return False
     if o.kind == OPT_SGD:
         first = o.momentum * A + E
@@ -1238,8 +1244,7 @@ cdef double finish_gradient(const Net* net, floating* params, floating* grads, c
         value = parameter_pass(UPDATE, net, o, params, grads, w.partials, n_threads)
     if not o.overflow:
         o.step += 1
-        if o.counters != NULL:
-            o.counters[COUNT_STEP] += 1
+        o.counters[COUNT_STEP] += 1
     return value
 
 
@@ -1702,7 +1707,7 @@ cdef class Engine:
     cdef int n_threads
     cdef readonly cnp.ndarray params
     cdef cnp.ndarray grads
-    cdef public bint holds_training_gradient
+    cdef readonly bint holds_training_gradient
     cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _l1, _l2, _dropout, _zeros
     cdef Py_ssize_t n_in, n_out, width_sum, width_max, n_blocks
     cdef Workspace ws
@@ -2156,12 +2161,48 @@ cdef class Engine:
         c.work = &ws.work
         self.holds_training_gradient = False
         try:
-            # the update pass may scale its gradient in place: work on the engine's copy
+            # the update reads the engine's gradient buffer: the caller's array is left alone
             memcpy(cnp.PyArray_DATA(self.grads), cnp.PyArray_DATA(grads), cnp.PyArray_NBYTES(grads))
             self._enter(&c, self.net.n_params >= RELEASE_GIL_MIN_WORK)
         finally:
             self._release(ws)
         return FIT_OVERFLOW if o.overflow else FIT_DONE
+
+    cdef int _fit_batches(self, Call* c, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw,
+                          Py_ssize_t batch_size, Py_ssize_t n_batches, bint shuffle,
+                          uint64_t key, cnp.ndarray rates, cnp.ndarray losses) except -1:
+        """fit_epoch's batches: the gather buffers, the shuffle, the kernels."""
+        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
+        cdef cnp.ndarray order = np.empty(n if shuffle else 0, dtype=np.intp)
+        cdef cnp.ndarray xb = np.empty(batch_size * self.n_in if shuffle else 0, dtype=self.dtype)
+        cdef cnp.ndarray tb = np.empty(batch_size * self.n_out if shuffle and not is_labels else 0,
+                                       dtype=self.dtype)
+        cdef cnp.ndarray lb = np.empty(batch_size if shuffle and is_labels else 0, dtype=np.intp)
+        cdef cnp.ndarray wb = np.empty(batch_size if shuffle and sw is not None else 0,
+                                       dtype=self.dtype)
+        cdef Fit f
+        _batch(&f.data, x, t, sw, n)
+        f.batch = batch_size
+        f.n_batches = n_batches
+        f.order = <Py_ssize_t*>cnp.PyArray_DATA(order) if shuffle else NULL
+        f.xb = cnp.PyArray_DATA(xb)
+        f.tb = cnp.PyArray_DATA(tb)
+        f.lb = <Py_ssize_t*>cnp.PyArray_DATA(lb)
+        f.wb = cnp.PyArray_DATA(wb)
+        f.lrs = <const double*>cnp.PyArray_DATA(rates)
+        f.batch_loss = <double*>cnp.PyArray_DATA(losses)
+        c.fit = &f
+        if shuffle:
+            with nogil:
+                shuffle_rows(<Py_ssize_t*>f.order, n, key)
+        cdef Workspace ws = self._claim(batch_size, True, self.net.any_dropout)
+        c.work = &ws.work
+        try:
+            self._enter(c, True)
+        finally:
+            self._release(ws)
+        return 0
 
     def fit_epoch(self, X, y, sample_weight, Py_ssize_t batch_size, bint shuffle,
                   Rule rule not None, lrs, batch_loss, Py_ssize_t first_batch=0,
@@ -2208,45 +2249,24 @@ cdef class Engine:
         cdef int64_t epoch = rule.opt.counters[COUNT_EPOCH]
         if epoch < 0:
             raise ValueError(f"the optimizer's epoch count is negative ({epoch})")
-        cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
-        cdef cnp.ndarray order = np.empty(n if shuffle else 0, dtype=np.intp)
-        cdef cnp.ndarray xb = np.empty(batch_size * self.n_in if shuffle else 0, dtype=self.dtype)
-        cdef cnp.ndarray tb = np.empty(batch_size * self.n_out if shuffle and not is_labels else 0,
-                                       dtype=self.dtype)
-        cdef cnp.ndarray lb = np.empty(batch_size if shuffle and is_labels else 0, dtype=np.intp)
-        cdef cnp.ndarray wb = np.empty(batch_size if shuffle and sw is not None else 0,
-                                       dtype=self.dtype)
-        cdef Fit f
-        _batch(&f.data, x, t, sw, n)
-        f.batch = batch_size
-        f.n_batches = n_batches
-        f.order = <Py_ssize_t*>cnp.PyArray_DATA(order) if shuffle else NULL
-        f.xb = cnp.PyArray_DATA(xb)
-        f.tb = cnp.PyArray_DATA(tb)
-        f.lb = <Py_ssize_t*>cnp.PyArray_DATA(lb)
-        f.wb = cnp.PyArray_DATA(wb)
-        f.lrs = <const double*>cnp.PyArray_DATA(rates)
-        f.batch_loss = <double*>cnp.PyArray_DATA(losses)
         cdef Call c = _call(OP_FIT)
         c.opt = &o
-        c.fit = &f
         c.first_batch = first_batch
         c.last_batch = last_batch
-        c.done = 0
         c.n_threads = self._threads(batch_size)
-        cdef uint64_t key = fwb_key(self.net.seed, FWB_STREAM_SHUFFLE, <uint64_t>epoch, 0)
-        if shuffle:
-            shuffle_rows(<Py_ssize_t*>f.order, n, key)
-        cdef Workspace ws = self._claim(batch_size, True, self.net.any_dropout)
-        c.work = &ws.work
         self.holds_training_gradient = False
+        # SIGINT is held from here on, before the shuffle and the allocations, so
+        # that none arriving during them waits for the whole epoch
         c.watch_interrupt = catch_interrupt and fwb_catch_sigint()
         cdef bint arrived = False
         try:
-            self._enter(&c, True)
+            if c.watch_interrupt:
+                PyErr_CheckSignals()     # a Ctrl-C that Python's handler took just before
+            self._fit_batches(&c, x, t, sw, batch_size, n_batches, shuffle,
+                              fwb_key(self.net.seed, FWB_STREAM_SHUFFLE, <uint64_t>epoch, 0),
+                              rates, losses)
         finally:
             arrived = c.watch_interrupt and fwb_release_sigint()
-            self._release(ws)
         # the last batch run left its gradient unless its loss diverged
         self.holds_training_gradient = c.done > 0 and c.status != FIT_DIVERGED
         return c.status, c.done, arrived

@@ -290,8 +290,9 @@ class Network:
         """The loss gradient (without the penalties' part) of the last minibatch
         that ``train_step`` or ``fit`` trained on, laid out like ``parameters``
         (a copy), or None when it was not computed: before training, after a
-        diverged step, or when another call (``gradients``, ``apply_gradients``)
-        has run since. After each ``fit`` epoch it is the epoch's last
+        step whose loss was not finite, or when another call (``gradients``,
+        ``apply_gradients``) has run since. A step refused because its update
+        would overflow did compute it: it is that step's gradient. After each ``fit`` epoch it is the epoch's last
         minibatch's, with its dropout masks, at the parameters before its update."""
         return self._engine.training_gradient()
 

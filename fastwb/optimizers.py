@@ -219,7 +219,8 @@ class Optimizer(abc.ABC):
         optimizer that already trains a network takes only buffers of that
         network's size and dtype, one that does not yet keeps them for the first
         network it steps (which must match them). Empty buffers mean no state:
-        the optimizer then starts afresh on the next network it steps.
+        the optimizer then starts afresh on the next network it steps (plain
+        SGD, which keeps no buffers, stays with its network).
 
         Raises
         ------
@@ -237,13 +238,13 @@ class Optimizer(abc.ABC):
         previous = self._schedule.get_state()
         self._schedule.set_state(state["schedule"])     # checks its own; the last to fail
         try:
-            if buffers and self._buffers and set(buffers) == set(self._buffers):
+            if buffers and self._rule is not None and self.network is not None:
                 for name, values in buffers.items():     # in place: the rule keeps its arrays
-                    self._buffers[name][...] = values
+                    self._buffers[name][...] = values    # (of its network's shape and dtype)
             elif buffers:
                 self._buffers = {name: np.array(values) for name, values in buffers.items()}
                 self._network = self._rule = None        # bound on the next step
-            else:
+            elif self._slots:
                 self._buffers, self._network, self._rule = {}, None, None
         except BaseException:
             self._schedule.set_state(previous)

@@ -344,6 +344,7 @@ class ReferenceEngine:
 
     def gradients(self, X, y, sample_weight=None):
         """Flat gradient of ``loss``, laid out like the parameters."""
+        self._holds_training_gradient = False
         self._loss_and_gradients(*self._checked(X, y, sample_weight), True)
         if self._regularized:
             return self.grads + penalty_gradient(self.params, self._c1, self._c2)
@@ -374,8 +375,10 @@ class ReferenceEngine:
         stays finite. Returns whether it was made (and counted)."""
         settings, step = rule.settings, int(rule.counters[0])
         s1, s2 = (list(rule.state.values()) + [None, None])[:2]
-        g = effective_gradient(self.params, grads, (self._c1, self._c2) if penalize else None,
-                               settings["clip_norm"], settings["clip_value"])
+        with np.errstate(over="ignore", invalid="ignore"):    # checked below, when verify
+            g = effective_gradient(self.params, grads,
+                                   (self._c1, self._c2) if penalize else None,
+                                   settings["clip_norm"], settings["clip_value"])
         if verify:
             trial = self.params.copy()
             with np.errstate(over="ignore", invalid="ignore"):
@@ -418,6 +421,7 @@ class ReferenceEngine:
         last_batch = n_batches if last_batch < 0 else last_batch
         epoch = int(rule.counters[1])
         order = _random.permutation(self.seed, epoch, n) if shuffle else np.arange(n)
+        self._holds_training_gradient = False
         arrived = []
         previous = signal.signal(signal.SIGINT, lambda *_: arrived.append(True)) \
             if catch_interrupt else None

@@ -137,15 +137,18 @@ def _run_epoch(engine, net, optimizer, data: _Data, batch_size: int, shuffle: bo
     while True:
         status, done, arrived = epoch.run(rule, batch_loss, applied, n_batches, _catch_sigint())
         applied += done
+        diverged = status == FitStatus.DIVERGED or not _finite(net.parameters)
+        if diverged:
+            kept = epoch.last_finite_state(rule, applied)
         if status == FitStatus.INTERRUPTED or arrived:
             # Ctrl-C arrived while compiled code held the signal: hand it to Python's
-            # handler now, at a batch boundary (KeyboardInterrupt, by default); if
-            # that handler returns, the epoch goes on from where it stopped
+            # handler now, at a batch boundary and after any divergence was undone
+            # (KeyboardInterrupt, by default); if that handler returns, the epoch
+            # goes on from where it stopped
             signal.raise_signal(signal.SIGINT)
-        if status != FitStatus.INTERRUPTED:
+        if diverged or status != FitStatus.INTERRUPTED:
             break
-    if status == FitStatus.DIVERGED or not _finite(net.parameters):
-        kept = epoch.last_finite_state(rule, applied)
+    if diverged:
         cause = (f"the loss was {batch_loss[applied]} on batch {applied}"
                  if status == FitStatus.DIVERGED else
                  f"the update of batch {kept} left parameters NaN or infinite")

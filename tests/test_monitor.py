@@ -88,9 +88,11 @@ def test_gradient_norms_are_the_true_ones_under_plain_sgd(backend, momentum):
             assert stats[l, 0, g] > 0
 
 
-def test_training_gradient_is_published_and_withdrawn():
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_training_gradient_is_published_and_withdrawn(backend):
     X, y = problem()
-    net = fastwb.Network([5, 4, 3], loss="softmax_cross_entropy", dtype="float64", seed=0)
+    net = fastwb.Network([5, 4, 3], loss="softmax_cross_entropy", dtype="float64", seed=0,
+                         backend=backend)
     assert net.training_gradient() is None
     expected = net.loss_and_gradients(X, y)[1]
     assert net.training_gradient() is None          # gradients() is not a training step

@@ -1006,3 +1006,70 @@ def test_train_step_makes_a_huge_update_that_stays_finite(backend):
     net.train_step(X, y, opt)
     assert opt.step == 1 and np.isfinite(net.parameters).all()
     assert np.abs(net.parameters).max() > 1e37
+
+
+def _assert_refused(net, opt, step):
+    """``step`` raises FloatingPointError and changes neither net nor opt."""
+    parameters, state = net.parameters.copy(), opt.get_state()
+    with pytest.raises(FloatingPointError):
+        step()
+    np.testing.assert_array_equal(net.parameters, parameters)
+    after = opt.get_state()
+    assert after["step"] == state["step"]
+    for name, values in state["buffers"].items():
+        np.testing.assert_array_equal(after["buffers"][name], values)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the reference's forward overflows
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_no_update_that_would_write_nan_gets_through_the_check(backend):
+    """Cases the bounds must not clear: a NaN gradient that clip_value would have
+    hidden (min(NaN-as-inf, clip) is finite), a penalty gradient overflowing
+    inside the norm (a norm of inf scales by 0: inf * 0), and factors that round
+    to infinity in float32 while the values they multiply are 0."""
+    nan_gradient = fastwb.Network([1, 1, 1], output_activation="sigmoid", loss="mse",
+                                  dtype="float32", seed=0, backend=backend)
+    nan_gradient.parameters = np.array([1e30, 0, -1, 0], dtype=np.float32)
+    X, y = np.array([[1e10]]), np.array([[0.0]])
+    assert np.isfinite(nan_gradient.loss(X, y))
+    assert np.isnan(nan_gradient.loss_and_gradients(X, y)[1]).any()
+    opt = fastwb.SGD(lr=0.1, clip_value=1.0)
+    _assert_refused(nan_gradient, opt, lambda: nan_gradient.train_step(X, y, opt))
+
+    norm = fastwb.Network([1, 1], loss="mse", dtype="float32", seed=0, l2=1e10,
+                          backend=backend)
+    norm.parameters = np.array([1e28, 0], dtype=np.float32)
+    opt = fastwb.SGD(lr=0.1, clip_norm=1.0)
+    _assert_refused(norm, opt, lambda: norm.train_step(np.array([[1e5]]), np.array([[0.0]]),
+                                                       opt))
+
+    zeros = np.zeros(4, dtype=np.float32)
+    for opt in (fastwb.Adam(lr=1e38), fastwb.AdamW(lr=1e30, weight_decay=1e10)):
+        net = fastwb.Network([1, 1, 1], dtype="float32", seed=0, backend=backend)
+        net.parameters = zeros
+        _assert_refused(net, opt, lambda: opt.apply_gradients(net, zeros))
+
+
+def test_set_state_on_an_unbound_optimizer_takes_the_buffers_as_they_are():
+    """Not copied into the buffers of an earlier set_state (or of a network
+    that no longer exists): their dtype and length are the new state's."""
+    single = {"step": 1, "epoch": 0, "samples_seen": 0,
+              "buffers": {"exp_avg": np.ones(3, np.float32),
+                          "exp_avg_sq": np.ones(3, np.float32)},
+              "schedule": {}}
+    opt = fastwb.Adam()
+    opt.set_state(single)
+    double = {**single, "buffers": {name: np.ones(5) for name in ("exp_avg", "exp_avg_sq")}}
+    opt.set_state(double)
+    assert all(v.dtype == np.float64 and v.shape == (5,) for v in opt.get_state()["buffers"].values())
+    net = fastwb.Network([1, 2], loss="mse", dtype="float64", seed=0)     # 4 parameters
+    with pytest.raises(ValueError, match="holds 5 float64 values"):
+        net.train_step(np.ones((2, 1)), np.ones((2, 2)), opt)
+
+
+def test_plain_sgd_stays_with_its_network_through_set_state():
+    net = fastwb.Network([2, 1], loss="mse", dtype="float64", seed=0)
+    opt = fastwb.SGD(lr=0.1)
+    net.train_step(np.ones((2, 2)), np.ones((2, 1)), opt)
+    opt.set_state(opt.get_state())
+    assert opt.network is net and opt.bound
