@@ -2161,7 +2161,7 @@ cdef class Engine:
         c.work = &ws.work
         self.holds_training_gradient = False
         try:
-            # the update reads the engine's gradient buffer: the caller's array is left alone
+            # a copy: the caller's array may share memory with the parameters the update writes
             memcpy(cnp.PyArray_DATA(self.grads), cnp.PyArray_DATA(grads), cnp.PyArray_NBYTES(grads))
             self._enter(&c, self.net.n_params >= RELEASE_GIL_MIN_WORK)
         finally:

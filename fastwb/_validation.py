@@ -259,6 +259,15 @@ def check_sample_weight(sample_weight, n: int, dtype) -> np.ndarray:
     return weights
 
 
+def check_keys(mapping, keys, what: str) -> None:
+    """Refuse anything but a dict with exactly ``keys`` (a saved or restored state)."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"{what} must be a dict, got {type(mapping).__name__}")
+    if set(mapping) != set(keys):
+        raise ValueError(f"{what} must have exactly the keys {sorted(keys)}, got "
+                         f"{sorted(map(str, mapping))}")
+
+
 def check_config(config, keys, what: str) -> dict:
     """A copy of a config dict (as ``get_config`` returns) whose keys are all among
     ``keys``; a clear error for anything else."""

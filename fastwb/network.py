@@ -518,7 +518,7 @@ class Network:
             settings the constructors refuse, arrays missing, extra, or of the
             wrong shape or dtype.
         """
-        _check_keys(config, _STATE_KEYS, "the network state")
+        _validation.check_keys(config, _STATE_KEYS, "the network state")
         if not isinstance(arrays, Mapping):
             raise TypeError(f"arrays must be a dict of NumPy arrays, got "
                             f"{type(arrays).__name__}")
@@ -539,7 +539,7 @@ class Network:
     def _restore_optimizer(self, state: Mapping[str, Any], arrays: Mapping) -> set[str]:
         """Rebuild the optimizer ``get_state`` described into ``self.optimizer``;
         returns the names of the arrays it used."""
-        _check_keys(state, _OPTIMIZER_KEYS, "the optimizer state")
+        _validation.check_keys(state, _OPTIMIZER_KEYS, "the optimizer state")
         opt = optimizers.from_config(state["config"])
         if not isinstance(state["bound"], bool):
             raise TypeError(f"the optimizer state's 'bound' must be a bool, got "
@@ -583,14 +583,6 @@ def _step_error(status: int, loss: float) -> FloatingPointError:
 def _from_state(config, arrays) -> Network:
     """``Network.from_state``, for pickle."""
     return Network.from_state(config, arrays)
-
-
-def _check_keys(mapping, keys: tuple[str, ...], what: str) -> None:
-    if not isinstance(mapping, Mapping):
-        raise TypeError(f"{what} must be a dict, got {type(mapping).__name__}")
-    if set(mapping) != set(keys):
-        raise ValueError(f"{what} must have exactly the keys {sorted(keys)}, got "
-                         f"{sorted(map(str, mapping))}")
 
 
 def _state_array(arrays: Mapping, name: str, shape: tuple) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from fastwb import schedules as _schedules
 from fastwb._core import Rule
-from fastwb._validation import check_count, check_real
+from fastwb._validation import check_count, check_keys, check_real
 from fastwb.functions import COUNTERS, STATE_BUFFERS
 
 if TYPE_CHECKING:      # annotations only: networks import this module
@@ -228,11 +228,7 @@ class Optimizer(abc.ABC):
             If ``state`` is not such a dict: wrong keys, negative or non-integer
             counters, buffers of other names, shapes or dtypes.
         """
-        if not isinstance(state, Mapping):
-            raise TypeError(f"an optimizer state must be a dict, got {type(state).__name__}")
-        if set(state) != set(_STATE_KEYS):
-            raise ValueError(f"an optimizer state must have exactly the keys "
-                             f"{sorted(_STATE_KEYS)}, got {sorted(map(str, state))}")
+        check_keys(state, _STATE_KEYS, "an optimizer state")
         counters = [check_count(state[name], f"the optimizer's {name}", 0) for name in COUNTERS]
         buffers = self._checked_buffers(state["buffers"])
         previous = self._schedule.get_state()

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from fastwb._validation import as_real, check_count, check_real
+from fastwb._validation import as_real, check_count, check_keys, check_real
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "InverseScaling",
            "CosineWarmup", "ReduceOnPlateau", "check_rates", "from_config", "resolve"]
@@ -131,7 +131,7 @@ class Schedule(abc.ABC):
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`get_state` returned."""
-        _check_state_keys(state, ())
+        check_keys(state, (), "state")
 
     def _params(self) -> dict[str, Any]:
         return {}
@@ -157,13 +157,6 @@ class Schedule(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
-
-
-def _check_state_keys(state, keys: tuple[str, ...]) -> None:
-    if not isinstance(state, Mapping):
-        raise TypeError(f"state must be a dict, got {type(state).__name__}")
-    if set(state) != set(keys):
-        raise ValueError(f"state must have exactly the keys {sorted(keys)}, got {sorted(state)}")
 
 
 class Constant(Schedule):
@@ -470,7 +463,7 @@ class ReduceOnPlateau(Schedule):
                 "n_reductions": self._n_reductions}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        _check_state_keys(state, self._STATE_KEYS)
+        check_keys(state, self._STATE_KEYS, "state")
         multiplier = check_real(state["multiplier"], "state['multiplier']", 0.0)
         if multiplier > 1.0:
             raise ValueError(f"state['multiplier'] must be at most 1, got {multiplier!r}")
