@@ -40,7 +40,7 @@ except ImportError:
     raise _unbuilt from None    # the loader's own message misleads here
 
 from fastwb import _blas, _config, initializers, schedules
-from fastwb._config import show_config
+from fastwb._config import flush_denormals, get_flush_denormals, set_flush_denormals, show_config
 from fastwb._core import blas_source, openmp_enabled
 from fastwb.callbacks import Callback, EarlyStopping, History
 from fastwb.layers import Dense
@@ -53,8 +53,10 @@ from fastwb._version import __version__
 
 _blas.select("auto")
 _config.warn_if_serial()
+_config.flush_denormals_from_environment()
 
 __all__ = ["Adagrad", "Adam", "AdamW", "Callback", "Dense", "EarlyStopping", "HealthWarning",
            "History", "Monitor", "Network", "Optimizer", "RMSprop", "SGD", "WandbCallback",
-           "blas_source", "initializers", "load", "openmp_enabled", "save", "schedules",
-           "show_config", "__version__"]
+           "blas_source", "flush_denormals", "get_flush_denormals", "initializers", "load",
+           "openmp_enabled", "save", "schedules", "set_flush_denormals", "show_config",
+           "__version__"]

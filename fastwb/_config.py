@@ -1,16 +1,18 @@
-"""What was built and what runs: ``fastwb.show_config`` (after ``numpy.show_config``).
+"""What was built and what runs: ``fastwb.show_config`` (after ``numpy.show_config``),
+and the one run-time switch of the kernels' arithmetic, ``set_flush_denormals``.
 
 Build facts come from ``fastwb/_build_info.py``, which setup.py writes next to
 the compiled extensions; runtime facts are read when asked.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
 import sys
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -109,6 +111,9 @@ def config() -> dict[str, Any]:
             "simd": {"compiled": list(compiled), "supported": list(supported),
                      "selected": selected,
                      "FASTWB_SIMD": os.environ.get("FASTWB_SIMD", "")},
+            "flush denormals": {"enabled": get_flush_denormals(),
+                                "FASTWB_FLUSH_DENORMALS":
+                                    os.environ.get("FASTWB_FLUSH_DENORMALS", "")},
         },
     }
 
@@ -169,3 +174,82 @@ def warn_if_serial() -> None:
         f"compiler that supports OpenMP (on macOS: brew install libomp), or build with "
         f"FASTWB_NO_OPENMP=1 to choose a serial build and silence this warning.",
         RuntimeWarning, stacklevel=3)
+
+
+def set_flush_denormals(enabled: bool) -> bool:
+    """Run fastwb's compiled calls with (the default) or without flush-to-zero
+    and denormals-are-zero; returns the previous setting.
+
+    With flushing on, every compiled call (``predict``, ``train_step``, ``fit``,
+    ``loss``, gradients, updates) sets FTZ and DAZ in the calling thread and in
+    fastwb's helper threads for its duration, and gives the caller its own
+    floating-point mode back when it returns, also after an error or Ctrl-C.
+    Subnormal floats (below 1.2e-38 in float32, 2.2e-308 in float64) then read
+    and compute as 0: on Intel CPUs each operation on one costs about a hundred
+    cycles, and Adam's moments of parameters that never get a gradient decay
+    into that range. Results then differ from ``fastwb.reference`` (which keeps
+    subnormals) only where a subnormal value occurs; ``set_flush_denormals(False)``
+    gives the reference's arithmetic back. The setting is process-wide; the
+    environment variable ``FASTWB_FLUSH_DENORMALS=0`` turns it off at import.
+    BLAS's own worker threads keep their own mode. Where the CPU has no such
+    mode (neither x86-64 nor AArch64) the setting stays False.
+
+    Parameters
+    ----------
+    enabled : bool
+        Whether to flush.
+
+    Returns
+    -------
+    bool
+        The setting before this call.
+
+    Examples
+    --------
+    >>> import fastwb
+    >>> previous = fastwb.set_flush_denormals(False)
+    >>> fastwb.get_flush_denormals()
+    False
+    >>> _ = fastwb.set_flush_denormals(previous)
+    """
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"enabled must be True or False, got {enabled!r}")
+    return _core.set_flush_denormals(bool(enabled))
+
+
+def get_flush_denormals() -> bool:
+    """Whether compiled calls flush subnormal floats to zero (see ``set_flush_denormals``)."""
+    return _core.flush_denormals()
+
+
+@contextlib.contextmanager
+def flush_denormals(enabled: bool) -> Iterator[None]:
+    """``set_flush_denormals(enabled)`` for the duration of a ``with`` block.
+
+    Examples
+    --------
+    >>> import fastwb
+    >>> with fastwb.flush_denormals(False):
+    ...     fastwb.get_flush_denormals()
+    False
+    """
+    previous = set_flush_denormals(enabled)
+    try:
+        yield
+    finally:
+        set_flush_denormals(previous)
+
+
+def flush_denormals_from_environment() -> None:
+    """Apply ``FASTWB_FLUSH_DENORMALS`` (0/false/off/no or 1/true/on/yes) at import."""
+    raw = os.environ.get("FASTWB_FLUSH_DENORMALS", "").strip().lower()
+    if not raw:
+        return
+    if raw in ("0", "false", "off", "no"):
+        set_flush_denormals(False)
+    elif raw in ("1", "true", "on", "yes"):
+        set_flush_denormals(True)
+    else:
+        warnings.warn(f"FASTWB_FLUSH_DENORMALS={raw!r} is not one of 0, 1, false, true, off, "
+                      f"on, no, yes: ignored (flushing denormals: {get_flush_denormals()})",
+                      RuntimeWarning, stacklevel=3)

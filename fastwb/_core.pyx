@@ -110,6 +110,16 @@ cdef extern from "fastwb_pool.h" nogil:
     ctypedef void (*fwb_task_f)(void* ctx, int index) noexcept nogil
     void fwb_pool_run(fwb_task_f fn, void* ctx, int count, int threads)
 
+cdef extern from "fastwb_fpmode.h" nogil:
+    ctypedef unsigned long long fwb_fp_word
+    int fwb_fp_can_flush()
+    unsigned long long fwb_fp_flushing()
+    fwb_fp_word fwb_fp_enter(int flush)
+    void fwb_fp_exit(fwb_fp_word saved)
+    void fwb_fp_set_flushing(int flush)
+    void fwb_omp_fp_enter(int threads)
+    void fwb_omp_fp_exit(int threads)
+
 cdef extern from "fastwb_interrupt.h" nogil:
     int fwb_catch_sigint()
     int fwb_release_sigint()
@@ -224,6 +234,37 @@ def openmp_max_threads():
     """OpenMP's thread limit (``omp_get_max_threads``): the threads a network with
     ``n_threads=0`` uses; 1 in a serial build."""
     return omp_get_max_threads()
+
+
+cdef bint FLUSH_DENORMALS = fwb_fp_can_flush()
+
+
+def flush_denormals():
+    """Whether compiled calls run with flush-to-zero and denormals-are-zero
+    (see ``fastwb.set_flush_denormals``)."""
+    return bool(FLUSH_DENORMALS)
+
+
+def set_flush_denormals(bint flush):
+    """Run every later compiled call with (True) or without (False) flushing
+    subnormal floats to zero; returns the previous setting. False where this
+    CPU has no such mode (then it stays False)."""
+    global FLUSH_DENORMALS
+    previous = bool(FLUSH_DENORMALS)
+    FLUSH_DENORMALS = flush and fwb_fp_can_flush()
+    return previous
+
+
+def thread_flushes_denormals():
+    """Whether the calling thread's floating-point control word flushes
+    subnormals now: for tests that a call leaves its caller's mode alone."""
+    return fwb_fp_flushing() != 0
+
+
+def set_thread_flushing(bint flush):
+    """Set (or clear) flush-to-zero and denormals-are-zero in the calling
+    thread's control word, as a caller's own code might: for tests."""
+    fwb_fp_set_flushing(flush)
 
 
 #: SIMD levels of the elementwise kernels, in increasing order (FWB_SIMD_* in fastwb_simd.h
@@ -1909,15 +1950,29 @@ cdef class Engine:
             self._typed(c)
 
     cdef void _typed(self, Call* c) noexcept nogil:
+        """Run ``c`` under flush-to-zero when that is on, in this thread, the
+        pool's helpers (they adopt the caller's word) and OpenMP's workers, and
+        give the caller its own floating-point mode back however ``c`` ends."""
         if c.op != OP_CHECK:
             (<Work*>c.work).team = self._team()
         cdef const Net* net = c.net if c.net != NULL else &self.net
+        cdef fwb_fp_word saved = fwb_fp_enter(FLUSH_DENORMALS)
+        # an OpenMP region runs only past PARALLEL_MIN_ELEMENTS of work (at most the
+        # workspace's rows times the parameters); waking the team otherwise would cost
+        # a small call more than its work and leave libgomp's workers spinning
+        cdef bint omp = (c.n_threads > 1 and c.work != NULL
+                         and max(c.work.capacity, 1) * self.net.n_params >= PARALLEL_MIN_ELEMENTS)
+        if omp:
+            fwb_omp_fp_enter(c.n_threads)
         if self.is_double:
             _enter(<double*>cnp.PyArray_DATA(self.params), <double*>cnp.PyArray_DATA(self.grads),
                    net, c)
         else:
             _enter(<float*>cnp.PyArray_DATA(self.params), <float*>cnp.PyArray_DATA(self.grads),
                    net, c)
+        if omp:
+            fwb_omp_fp_exit(c.n_threads)
+        fwb_fp_exit(saved)
 
     cdef int _rule(self, Opt* o, Rule rule, double lr) except -1:
         """Fill ``o`` from ``rule`` for a call at learning rate ``lr``, after checking

@@ -4,6 +4,12 @@ This module is the specification the compiled core is tested against, and the
 engine behind ``Network(..., backend="reference")``. It favours the plainest
 NumPy over speed. Notation: layer l maps ``A[l-1]`` (n x k) to
 ``A[l] = f(Z[l])`` with ``Z[l] = A[l-1] @ W[l] + b[l]``; ``D[l] = dL/dZ[l]``.
+
+Subnormal numbers: the reference keeps them, as NumPy does. The compiled core
+by default flushes them to zero (``fastwb.set_flush_denormals``), so the two
+differ wherever a subnormal value occurs (a product or an Adam moment below
+1.2e-38 in float32, 2.2e-308 in float64), and agree to the usual tolerances
+elsewhere; with flushing off they follow the same arithmetic.
 """
 from __future__ import annotations
 

@@ -13,9 +13,13 @@
  * other within microseconds), then sleep on a condition variable. A caller
  * that finds the pool busy (another thread's step) runs its tasks itself.
  * After fork() the child starts a new pool (the helpers are not copied).
- * Without pthreads (or with FWB_POOL_DISABLED) every call runs serially. */
+ * Helpers run each job under its caller's floating-point control word (its
+ * flush-to-zero choice). Without pthreads (or with FWB_POOL_DISABLED) every
+ * call runs serially. */
 #ifndef FASTWB_POOL_H
 #define FASTWB_POOL_H
+
+#include "fastwb_fpmode.h"
 
 typedef void (*fwb_task_f)(void *ctx, int index);
 
@@ -44,6 +48,7 @@ static struct {
     atomic_int finished;             /* tasks done */
     int wanted;                      /* helpers this job may use */
     int count;
+    fwb_fp_word word;                /* the caller's control word */
     fwb_task_f fn;
     void *ctx;
     int helpers;                     /* started so far */
@@ -72,6 +77,7 @@ static void fwb_pool_wait(atomic_int *value, int target) {
 /* Claim and run the open job's tasks until none are left. */
 static void fwb_pool_work(void) {
     int count = fwb_pool.count;
+    fwb_fp_adopt(fwb_pool.word);
     for (;;) {
         int i = atomic_fetch_add(&fwb_pool.next, 1);
         if (i >= count) return;
@@ -149,6 +155,7 @@ static void fwb_pool_run(fwb_task_f fn, void *ctx, int count, int threads) {
     fwb_pool.fn = fn;
     fwb_pool.ctx = ctx;
     fwb_pool.count = count;
+    fwb_pool.word = fwb_fp_get();
     fwb_pool.wanted = helpers < threads - 1 ? helpers : threads - 1;
     atomic_store(&fwb_pool.next, 0);
     atomic_store(&fwb_pool.finished, 0);

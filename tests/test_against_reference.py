@@ -60,6 +60,22 @@ def test_matches_reference(activation, loss, target_kind, dtype, n_threads, batc
     check_pair(compiled, reference, X, y, dtype)
 
 
+@pytest.mark.parametrize("kernel_path", list(PATHS), indirect=True)
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss,target_kind", LOSS_CASES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_matches_reference_without_flushing_denormals(activation, loss, target_kind, dtype,
+                                                      n_threads, kernel_path):
+    """The same agreement with the reference's own arithmetic (subnormals kept)."""
+    rng = np.random.default_rng(5)
+    compiled, reference = pair(3, 3, activation, loss, dtype, n_threads)
+    X = rng.normal(size=(7, WIDTHS[0])).astype(dtype)
+    y = make_targets(target_kind, 7, 3, rng)
+    with fastwb.flush_denormals(False):
+        check_pair(compiled, reference, X, y, dtype)
+
+
 @pytest.mark.parametrize("output_activation", ACTIVATIONS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_mse_with_every_output_activation(output_activation, dtype):
