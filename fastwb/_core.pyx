@@ -182,22 +182,37 @@ cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
 # Training steps on batches of at least 2 * CHUNK_MIN_ROWS rows of networks up
 # to CHUNK_MAX_PARAMS parameters run as chunks of rows side by side (run_chunks)
 cdef Py_ssize_t CHUNK_MIN_ROWS = 64
+# Products of at least PANEL_PRODUCT_MIN multiply-adds run as panels of the
+# larger side of the result, each a serial BLAS call, on fastwb's pool
+# (_gemm_panels); at most MAX_PANELS of at least PANEL_MIN rows or columns.
+cdef Py_ssize_t PANEL_PRODUCT_MIN = 1 << 20
+cdef Py_ssize_t PANEL_MIN = 64
+cdef int MAX_PANELS = 8
+# Segments (a layer's weights or biases) of at least PASS_MIN_ELEMENTS run their
+# passes (update, its check, penalties) on the pool, in up to PASS_TASKS tasks
+cdef Py_ssize_t PASS_MIN_ELEMENTS = 1 << 16
+cdef Py_ssize_t PASS_TASKS = 64
 cdef Py_ssize_t CHUNK_MAX_PARAMS = 1 << 16
 cdef int MAX_CHUNKS = 8
 
 
-def tuning(parallel_min_elements=None, small_product=None, predict_block_rows=None):
+def tuning(parallel_min_elements=None, small_product=None, predict_block_rows=None,
+           pass_min_elements=None, panel_product_min=None):
     """Read and optionally set the dispatch thresholds; returns the previous values.
 
     For tests (forcing each kernel path on small networks) and for tuning on
     machines unlike the one the defaults were measured on.
     """
-    global PARALLEL_MIN_ELEMENTS, SMALL_PRODUCT, PREDICT_BLOCK_ROWS
+    global PARALLEL_MIN_ELEMENTS, SMALL_PRODUCT, PREDICT_BLOCK_ROWS, PASS_MIN_ELEMENTS
+    global PANEL_PRODUCT_MIN
     previous = dict(parallel_min_elements=PARALLEL_MIN_ELEMENTS, small_product=SMALL_PRODUCT,
-                    predict_block_rows=PREDICT_BLOCK_ROWS)
+                    predict_block_rows=PREDICT_BLOCK_ROWS, pass_min_elements=PASS_MIN_ELEMENTS,
+                    panel_product_min=PANEL_PRODUCT_MIN)
     for name, value in (("parallel_min_elements", parallel_min_elements),
                         ("small_product", small_product),
-                        ("predict_block_rows", predict_block_rows)):
+                        ("predict_block_rows", predict_block_rows),
+                        ("pass_min_elements", pass_min_elements),
+                        ("panel_product_min", panel_product_min)):
         if value is not None and value < (1 if name == "predict_block_rows" else 0):
             raise ValueError(f"{name} must be nonnegative (predict_block_rows positive)")
     if parallel_min_elements is not None:
@@ -206,6 +221,10 @@ def tuning(parallel_min_elements=None, small_product=None, predict_block_rows=No
         SMALL_PRODUCT = small_product
     if predict_block_rows is not None:
         PREDICT_BLOCK_ROWS = predict_block_rows
+    if pass_min_elements is not None:
+        PASS_MIN_ELEMENTS = pass_min_elements
+    if panel_product_min is not None:
+        PANEL_PRODUCT_MIN = panel_product_min
     return previous
 
 
@@ -532,6 +551,82 @@ cdef inline void _gemm(char* ta, char* tb, int m, int n, int k, floating alpha,
             dgemm(ta, tb, &m, &n, &k, &alpha, <double*>a, &lda, <double*>b, &ldb, &beta, c, &ldc)
 
 
+cdef struct GemmJob:
+    # One product cut into panels (_gemm_panels), typed per call
+    char* ta
+    char* tb
+    int m, n, k, lda, ldb, ldc
+    double alpha, beta
+    const void* a
+    const void* b
+    void* c
+    bint rows            # panels of rows of C (column-major), else of its columns
+    int width, size      # rows or columns per panel, and in all
+
+
+cdef void _gemm_panel(const GemmJob* j, const floating* a, const floating* b, floating* c,
+                      int t) noexcept nogil:
+    cdef int start = t * j.width
+    cdef int count = min(j.width, j.size - start)
+    if j.rows:
+        _gemm(j.ta, j.tb, count, j.n, j.k, <floating>j.alpha,
+              a + (start if j.ta[0] == b"N" else <Py_ssize_t>start * j.lda), j.lda,
+              b, j.ldb, <floating>j.beta, c + start, j.ldc)
+    else:
+        _gemm(j.ta, j.tb, j.m, count, j.k, <floating>j.alpha, a, j.lda,
+              b + (<Py_ssize_t>start * j.ldb if j.tb[0] == b"N" else start), j.ldb,
+              <floating>j.beta, c + <Py_ssize_t>start * j.ldc, j.ldc)
+
+
+cdef void _gemm_task_f(void* ctx, int t) noexcept nogil:
+    cdef GemmJob* j = <GemmJob*>ctx
+    _gemm_panel(j, <const float*>j.a, <const float*>j.b, <float*>j.c, t)
+
+
+cdef void _gemm_task_d(void* ctx, int t) noexcept nogil:
+    cdef GemmJob* j = <GemmJob*>ctx
+    _gemm_panel(j, <const double*>j.a, <const double*>j.b, <double*>j.c, t)
+
+
+cdef void _gemm_panels(char* ta, char* tb, int m, int n, int k, floating alpha,
+                       const floating* a, int lda, const floating* b, int ldb, floating beta,
+                       floating* c, int ldc, int team) noexcept nogil:
+    """_gemm, cut into panels of the larger side of C that serial BLAS calls
+    compute on fastwb's pool with up to ``team`` threads (no more than BLAS's
+    own thread setting allows, which threadpoolctl governs).
+
+    OpenBLAS's threads wait for each other: on a machine where another process
+    keeps a core busy, its two-thread products took 10-50 times as long. The
+    pool's caller runs every panel no helper has claimed, so a helper the
+    system does not schedule delays nothing. The panels depend on the shape
+    only, so the result is the same bits for any team.
+    """
+    cdef GemmJob job
+    cdef int panels, threads
+    cdef bint rows = m >= n
+    cdef int size = m if rows else n
+    if (numpy_set_threads == NULL or <Py_ssize_t>m * n * k < PANEL_PRODUCT_MIN
+            or size < 2 * PANEL_MIN):
+        _gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    panels = <int>min(<Py_ssize_t>MAX_PANELS, size // PANEL_MIN)
+    job.width = (size + panels - 1) // panels
+    job.width = (job.width + 15) // 16 * 16     # whole SIMD tiles
+    panels = (size + job.width - 1) // job.width
+    job.ta, job.tb, job.m, job.n, job.k = ta, tb, m, n, k
+    job.lda, job.ldb, job.ldc, job.alpha, job.beta = lda, ldb, ldc, alpha, beta
+    job.a, job.b, job.c, job.rows, job.size = a, b, c, rows, size
+    threads = numpy_get_threads()
+    if threads > 1:
+        numpy_set_threads(1)
+    if floating is float:
+        fwb_pool_run(_gemm_task_f, &job, panels, min(team, threads))
+    else:
+        fwb_pool_run(_gemm_task_d, &job, panels, min(team, threads))
+    if threads > 1:
+        numpy_set_threads(threads)
+
+
 cdef inline void _gemv(char* trans, int m, int n, const floating* a, int lda,
                        const floating* x, floating* y) noexcept nogil:
     cdef floating one = 1, zero = 0
@@ -564,7 +659,7 @@ cdef inline void _product_nn_row(const floating* a, Py_ssize_t k, const floating
 
 
 cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* W,
-                     Py_ssize_t m, floating* Z, int n_threads) noexcept nogil:
+                     Py_ssize_t m, floating* Z, int n_threads, int team) noexcept nogil:
     """Z (n x m) = A (n x k) @ W (k x m)."""
     cdef Py_ssize_t i
     if _plain_loops(n, k, m):
@@ -577,8 +672,8 @@ cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floati
     elif n == 1:
         _gemv(b"N", <int>m, <int>k, W, <int>m, A, Z)
     else:
-        _gemm(b"N", b"N", <int>m, <int>n, <int>k, <floating>1, W, <int>m, A, <int>k,
-              <floating>0, Z, <int>m)
+        _gemm_panels(b"N", b"N", <int>m, <int>n, <int>k, <floating>1, W, <int>m, A, <int>k,
+                     <floating>0, Z, <int>m, team)
 
 
 cdef inline void _product_tn_row(const floating* A, Py_ssize_t n, Py_ssize_t k,
@@ -602,7 +697,7 @@ cdef inline void _product_tn_row(const floating* A, Py_ssize_t n, Py_ssize_t k,
 
 cdef void product_tn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* D,
                      Py_ssize_t m, floating* G, floating alpha, floating beta,
-                     int n_threads) noexcept nogil:
+                     int n_threads, int team) noexcept nogil:
     """G (k x m) = alpha A^T (k x n) @ D (n x m) + beta G.
 
     alpha = 1, beta = 0 is the weight gradient; alpha = -lr, beta = 1 on the
@@ -618,7 +713,8 @@ cdef void product_tn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floati
             for p in range(k):
                 _product_tn_row(A, n, k, D, m, G, p, alpha, beta)
     else:
-        _gemm(b"N", b"T", <int>m, <int>k, <int>n, alpha, D, <int>m, A, <int>k, beta, G, <int>m)
+        _gemm_panels(b"N", b"T", <int>m, <int>k, <int>n, alpha, D, <int>m, A, <int>k, beta, G,
+                     <int>m, team)
 
 
 cdef inline void _product_nt_row(const floating* d, Py_ssize_t m, const floating* W,
@@ -633,7 +729,7 @@ cdef inline void _product_nt_row(const floating* d, Py_ssize_t m, const floating
 
 
 cdef void product_nt(const floating* D, Py_ssize_t n, Py_ssize_t m, const floating* W,
-                     Py_ssize_t k, floating* P, int n_threads) noexcept nogil:
+                     Py_ssize_t k, floating* P, int n_threads, int team) noexcept nogil:
     """P (n x k) = D (n x m) @ W^T (m x k): the gradient sent to the previous layer."""
     cdef Py_ssize_t i
     if _plain_loops(n, k, m):
@@ -646,8 +742,8 @@ cdef void product_nt(const floating* D, Py_ssize_t n, Py_ssize_t m, const floati
     elif n == 1:
         _gemv(b"T", <int>m, <int>k, W, <int>m, D, P)
     else:
-        _gemm(b"T", b"N", <int>k, <int>n, <int>m, <floating>1, W, <int>m, D, <int>m,
-              <floating>0, P, <int>k)
+        _gemm_panels(b"T", b"N", <int>k, <int>n, <int>m, <floating>1, W, <int>m, D, <int>m,
+                     <floating>0, P, <int>k, team)
 
 
 # ---------------------------------------------------------------------------
@@ -824,6 +920,7 @@ cdef struct Opt:
     int64_t* counters     # the optimizer's counters (COUNT_*), advanced with each update
     bint verify           # check the update first (bounds, else on copies); refuse one that overflows
     bint overflow         # set when verify refused the update
+    bint checked          # backward already checked every block (LAYER_CHECK)
 
 
 cdef enum Pass:
@@ -991,33 +1088,78 @@ cdef inline void _update(const Opt* o, floating* p, const floating* g, floating*
         fwb_simd.update_d(&r, p, g, s1, s2, n)
 
 
+cdef struct PassJob:
+    # segment_pass's arguments for its tasks, typed per call
+    int what
+    const Opt* o
+    const Segment* seg
+    void* p
+    void* g
+    void* a
+    void* b
+    double scale
+    double* partials
+    Py_ssize_t n_blocks, per_task
+
+
+cdef void _blocks(const PassJob* j, floating* p, floating* g, floating* a, floating* b,
+                  Py_ssize_t q0, Py_ssize_t q1) noexcept nogil:
+    """Blocks q0 .. q1 - 1 of a segment pass, each writing its own partial sums."""
+    cdef Py_ssize_t q, first, count
+    cdef const Segment* seg = j.seg
+    for q in range(q0, min(q1, j.n_blocks)):
+        first = q * BLOCK
+        count = min(BLOCK, seg.length - first)
+        _block(j.what, j.o, p + first, g + first if g != NULL else NULL,
+               a + first if a != NULL else NULL, b + first if b != NULL else NULL,
+               count, seg.l1, seg.l2, seg.decay, j.scale, j.partials + 2 * q)
+
+
+cdef void _pass_task_f(void* ctx, int t) noexcept nogil:
+    cdef PassJob* j = <PassJob*>ctx
+    _blocks(j, <float*>j.p, <float*>j.g, <float*>j.a, <float*>j.b, t * j.per_task,
+            (t + 1) * j.per_task)
+
+
+cdef void _pass_task_d(void* ctx, int t) noexcept nogil:
+    cdef PassJob* j = <PassJob*>ctx
+    _blocks(j, <double*>j.p, <double*>j.g, <double*>j.a, <double*>j.b, t * j.per_task,
+            (t + 1) * j.per_task)
+
+
 cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* params,
                          floating* grads, floating* s1, floating* s2, double scale,
-                         double* partials, int n_threads) noexcept nogil:
+                         double* partials, int team) noexcept nogil:
     """Run a pass over one segment; returns its penalty (or, for GRAD_SQUARE, the
-    sum of squared effective gradients), added block by block in order."""
-    cdef Py_ssize_t n_blocks = (seg.length + BLOCK - 1) // BLOCK
-    cdef Py_ssize_t q, first, count
-    cdef floating* p = params + seg.start
-    cdef floating* g = grads + seg.start if grads != NULL else NULL
-    cdef floating* a = s1 + seg.start if s1 != NULL else NULL
-    cdef floating* b = s2 + seg.start if s2 != NULL else NULL
+    sum of squared effective gradients), added block by block in order.
+
+    A segment of at least PASS_MIN_ELEMENTS runs its blocks on fastwb's pool
+    with up to ``team`` threads (BLAS is idle here, and an unscheduled helper
+    delays nothing); each block writes its own partial sums, so the result is
+    the same bits for any team."""
+    cdef Py_ssize_t q
+    cdef PassJob job
+    cdef int tasks
     cdef double sum_abs = 0, sum_sq = 0
-    if n_threads > 1 and seg.length >= PARALLEL_MIN_ELEMENTS:
-        for q in prange(n_blocks, schedule="static", num_threads=n_threads):
-            first = q * BLOCK
-            count = min(BLOCK, seg.length - first)
-            _block(what, o, p + first, g + first if g != NULL else NULL,
-                   a + first if a != NULL else NULL, b + first if b != NULL else NULL,
-                   count, seg.l1, seg.l2, seg.decay, scale, partials + 2 * q)
+    job.what, job.o, job.seg, job.scale, job.partials = what, o, seg, scale, partials
+    job.p = params + seg.start
+    job.g = grads + seg.start if grads != NULL else NULL
+    job.a = s1 + seg.start if s1 != NULL else NULL
+    job.b = s2 + seg.start if s2 != NULL else NULL
+    job.n_blocks = (seg.length + BLOCK - 1) // BLOCK
+    if team > 1 and job.n_blocks > 1 and seg.length >= PASS_MIN_ELEMENTS:
+        tasks = <int>min(job.n_blocks, PASS_TASKS)      # several per thread: a busy core
+        job.per_task = (job.n_blocks + tasks - 1) // tasks    # hands its share on
+        tasks = <int>((job.n_blocks + job.per_task - 1) // job.per_task)
+        if floating is float:
+            fwb_pool_run(_pass_task_f, &job, tasks, team)
+        else:
+            fwb_pool_run(_pass_task_d, &job, tasks, team)
     else:
-        for q in range(n_blocks):
-            first = q * BLOCK
-            count = min(BLOCK, seg.length - first)
-            _block(what, o, p + first, g + first if g != NULL else NULL,
-                   a + first if a != NULL else NULL, b + first if b != NULL else NULL,
-                   count, seg.l1, seg.l2, seg.decay, scale, partials + 2 * q)
-    for q in range(n_blocks):
+        job.per_task = job.n_blocks
+        _blocks(&job, <floating*>job.p, <floating*>job.g, <floating*>job.a, <floating*>job.b,
+                0, job.n_blocks)
+    for q in range(job.n_blocks):
         sum_abs += partials[2 * q]
         sum_sq += partials[2 * q + 1]
     if what == GRAD_SQUARE or what == CHECK:
@@ -1034,7 +1176,7 @@ cdef void prepare_update(Opt* o) noexcept nogil:
 
 cdef double layer_pass(int what, const Net* net, const Opt* o, int l, floating* params,
                        floating* grads, floating* s1, floating* s2, double scale,
-                       double* partials, int n_threads) noexcept nogil:
+                       double* partials, int team) noexcept nogil:
     """A pass over layer l's weights and biases; returns their penalty (or, for
     GRAD_SQUARE, the sum of squared effective gradients)."""
     cdef int part
@@ -1044,12 +1186,12 @@ cdef double layer_pass(int what, const Net* net, const Opt* o, int l, floating* 
         _segment(net, o, l, part, &seg)
         if (what == PENALTY or what == REGULARIZE) and seg.l1 == 0 and seg.l2 == 0:
             continue
-        total += segment_pass(what, o, &seg, params, grads, s1, s2, scale, partials, n_threads)
+        total += segment_pass(what, o, &seg, params, grads, s1, s2, scale, partials, team)
     return total
 
 
 cdef double parameter_pass(int what, const Net* net, Opt* o, floating* params,
-                           floating* grads, double* partials, int n_threads) noexcept nogil:
+                           floating* grads, double* partials, int team) noexcept nogil:
     """A pass over every layer; returns the total penalty of the parameters
     before the pass. UPDATE first measures the gradient norm when clipping by
     it, and with ``o.verify`` tries the update before making it: when it would
@@ -1063,21 +1205,21 @@ cdef double parameter_pass(int what, const Net* net, Opt* o, floating* params,
     if what == UPDATE and o.clip_norm > 0:
         for l in range(net.n_layers):
             total += layer_pass(GRAD_SQUARE, net, o, l, params, grads, s1, s2, 1, partials,
-                                n_threads)
+                                team)
         norm = sqrt(total)
         if norm > o.clip_norm:      # PyTorch's clip_grad_norm_ factor
             scale = o.clip_norm / (norm + 1e-6)
         total = 0
-    if what == UPDATE and o.verify:
+    if what == UPDATE and o.verify and not o.checked:
         for l in range(net.n_layers):
             total += layer_pass(CHECK, net, o, l, params, grads, s1, s2, scale, partials,
-                                n_threads)
-        if total > 0:
-            o.overflow = True
-            return parameter_pass(PENALTY, net, NULL, params, grads, partials, n_threads)
+                                team)
+        o.overflow = total > 0
         total = 0
+    if what == UPDATE and o.overflow:
+        return parameter_pass(PENALTY, net, NULL, params, grads, partials, team)
     for l in range(net.n_layers):
-        total += layer_pass(what, net, o, l, params, grads, s1, s2, scale, partials, n_threads)
+        total += layer_pass(what, net, o, l, params, grads, s1, s2, scale, partials, team)
     return total
 
 
@@ -1132,7 +1274,7 @@ cdef struct Work:
 cdef void forward(const Net* net, const floating* params, const floating* X, Py_ssize_t n,
                   floating* acts, Py_ssize_t capacity, floating* out, bint logits_out,
                   unsigned char* keep, int64_t step, Py_ssize_t row0,
-                  int n_threads) noexcept nogil:
+                  int n_threads, int team) noexcept nogil:
     """Run every layer on n rows of X, which are rows row0.. of the batch.
 
     Layer l writes to rows row0.. of ``acts + capacity * a_offset[l]``; the last
@@ -1153,7 +1295,7 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
             a = out
         else:
             a = acts + capacity * net.a_offset[l] + row0 * m
-        product_nn(prev, n, k, params + net.w_offset[l], m, a, n_threads)
+        product_nn(prev, n, k, params + net.w_offset[l], m, a, n_threads, team)
         act = net.acts[l]
         if l == net.n_layers - 1 and logits_out:
             act = IDENTITY
@@ -1167,19 +1309,23 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
 cdef enum Backward:
     GRADIENT_ONLY = 0    # write the gradient to grads
     LAYER_UPDATE = 1     # and update each layer as soon as its gradient is complete
+    LAYER_CHECK = 2      # and check each layer's update (o.verify) as soon as its gradient is
 
 
 cdef double backward(const Net* net, floating* params, floating* grads, const floating* X,
                      Py_ssize_t n, floating* acts, floating* delta, floating* spare,
                      const unsigned char* keep, Py_ssize_t capacity, Py_ssize_t row0,
-                     int how, const Opt* o, double* partials, int n_threads) noexcept nogil:
+                     int how, Opt* o, double* partials, int team, int n_threads) noexcept nogil:
     """Backpropagate D of the output layer (in ``delta``) to every weight and bias,
     for n rows that are rows row0.. of the batch in ``acts`` and ``keep``.
 
     Writes the gradient to ``grads``. With LAYER_UPDATE it applies ``o``'s
     step to each layer as soon as the layer's gradient is complete, while it is
     still in cache, after ``D W^T`` has used the old W; it then returns the
-    penalty of the parameters it updated (before the update).
+    penalty of the parameters it updated (before the update). With LAYER_CHECK
+    it checks each layer's update there instead (the update itself must wait
+    until every layer is cleared), setting ``o.checked``, or ``o.overflow``
+    when a block fails.
     """
     cdef int l
     cdef Py_ssize_t k, m
@@ -1191,7 +1337,7 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
         m = net.sizes[l + 1]
         prev = X if l == 0 else acts + capacity * net.a_offset[l - 1] + row0 * k
         if l > 0:   # before W changes: D[l-1] = (D W^T) * f'(A[l-1])
-            product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads)
+            product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads, team)
             if keep != NULL and net.dropout[l - 1] > 0:
                 multiply_dropout_derivative(spare, prev,
                                             keep + capacity * net.a_offset[l - 1] + row0 * k,
@@ -1199,10 +1345,13 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
             else:
                 multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
         column_sums(delta, n, m, grads + net.b_offset[l], n_threads)                # db = 1^T D
-        product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads)      # dW
+        product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads, team)  # dW
         if how == LAYER_UPDATE:
             penalty += layer_pass(UPDATE, net, o, l, params, grads, <floating*>o.s1,
-                                  <floating*>o.s2, 1, partials, n_threads)
+                                  <floating*>o.s2, 1, partials, team)
+        elif how == LAYER_CHECK and not o.overflow:
+            o.overflow = layer_pass(CHECK, net, o, l, params, grads, <floating*>o.s1,
+                                    <floating*>o.s2, 1, partials, team) > 0
         if l > 0:
             swap = delta
             delta = spare
@@ -1248,7 +1397,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     if chunks > 1 and chunks <= w.max_chunks:
         return run_chunks(net, params, grads, batch, w, mode, o, chunks, n_threads)
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
-            o.step if train else 0, 0, n_threads)
+            o.step if train else 0, 0, n_threads, w.team)
     value = loss_and_delta(net.loss, net.acts[L - 1], out, <const floating*>batch.T,
                            batch.labels, <const floating*>batch.SW, n, net.sizes[L],
                            <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
@@ -1258,31 +1407,31 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     if mode == LOSS_ONLY:
         if net.regularized:
             value += parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials,
-                                    n_threads)
+                                    w.team)
         return value
     if train and not isfinite(value):
         return value
-    if train and o.clip_norm == 0 and not o.verify:
-        how = LAYER_UPDATE      # clipping by the norm needs every gradient first
+    if train and o.clip_norm == 0:     # clipping by the norm needs every gradient first
+        how = LAYER_CHECK if o.verify else LAYER_UPDATE
+        o.checked = o.verify
         prepare_update(o)
     value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
-                      keep, w.capacity, 0, how, o, w.partials, n_threads)
-    return value + finish_gradient(net, params, grads, w, mode, o, how != GRADIENT_ONLY,
-                                   n_threads)
+                      keep, w.capacity, 0, how, o, w.partials, w.team, n_threads)
+    return value + finish_gradient(net, params, grads, w, mode, o, how == LAYER_UPDATE)
 
 
 cdef double finish_gradient(const Net* net, floating* params, floating* grads, const Work* w,
-                            int mode, Opt* o, bint updated, int n_threads) noexcept nogil:
+                            int mode, Opt* o, bint updated) noexcept nogil:
     """After backpropagation: GRADIENT adds the penalty's gradient, TRAIN applies
     the update unless backpropagation did (``updated``) and counts it; returns
     the penalty then taken."""
     cdef double value = 0
     if mode == GRADIENT:
         if net.regularized:
-            value = parameter_pass(REGULARIZE, net, NULL, params, grads, w.partials, n_threads)
+            value = parameter_pass(REGULARIZE, net, NULL, params, grads, w.partials, w.team)
         return value
     if not updated:
-        value = parameter_pass(UPDATE, net, o, params, grads, w.partials, n_threads)
+        value = parameter_pass(UPDATE, net, o, params, grads, w.partials, w.team)
     if not o.overflow:
         o.step += 1
         o.counters[COUNT_STEP] += 1
@@ -1356,7 +1505,7 @@ cdef double run_chunks(const Net* net, floating* params, floating* grads, const 
     else:
         for i in range(P):
             _add_chunks(grads, extra, i, P, chunks)
-    return value + finish_gradient(net, params, grads, w, mode, o, False, n_threads)
+    return value + finish_gradient(net, params, grads, w, mode, o, False)
 
 
 cdef void _chunk_task_f(void* ctx, int c) noexcept nogil:
@@ -1399,14 +1548,14 @@ cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, int c) no
     cdef floating* spare = <floating*>w.spare + r0 * w.width_max
     cdef double value
     forward(net, params, X, nc, acts, w.capacity, <floating*>NULL, net.loss != MSE,
-            j.keep, j.step, r0, 1)
+            j.keep, j.step, r0, 1, 1)
     value = loss_and_delta(net.loss, net.acts[L - 1], out + r0 * n_out,
                            T + r0 * n_out if T != NULL else NULL,
                            b.labels + r0 if b.labels != NULL else NULL,
                            SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
                            j.weight, 1)
     backward(net, params, grads, X, nc, acts, delta, spare, j.keep, w.capacity, r0,
-             GRADIENT_ONLY, NULL, w.partials, 1)
+             GRADIENT_ONLY, NULL, w.partials, 1, 1)
     w.row_loss[r0] = value
 
 
@@ -1687,19 +1836,19 @@ cdef void _enter(floating* params, floating* grads, const Net* net, Call* c) noe
         c.status = fit_epoch(net, c.opt, params, grads, c.fit, c.first_batch, c.last_batch, w,
                              &c.done, c.watch_interrupt, c.n_threads)
     elif c.op == OP_UPDATE:
-        c.value = parameter_pass(UPDATE, net, c.opt, params, grads, w.partials, c.n_threads)
+        c.value = parameter_pass(UPDATE, net, c.opt, params, grads, w.partials, w.team)
         if not c.opt.overflow:
             c.opt.step += 1
             c.opt.counters[COUNT_STEP] += 1
     elif c.op == OP_PENALTY:
-        c.value = parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials, 1)
+        c.value = parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials, w.team)
     else:
         while start < c.batch.n:
             rows = min(w.capacity, c.batch.n - start)
             if c.op == OP_PREDICT:
                 forward(net, params, <const floating*>c.batch.X + start * n_in, rows,
                         <floating*>w.acts, w.capacity, <floating*>c.out + start * n_out, False,
-                        NULL, 0, 0, c.n_threads)
+                        NULL, 0, 0, c.n_threads, w.team)
             else:
                 block_activity(net, params, <const floating*>c.batch.X + start * n_in, rows,
                                <floating*>w.acts, w.capacity, c.alive, c.sums, c.n_threads)
@@ -2339,7 +2488,7 @@ cdef void block_activity(const Net* net, const floating* params, const floating*
     cdef const floating* a
     cdef unsigned char* flags
     cdef double* column
-    forward(net, params, X, n, acts, capacity, NULL, False, NULL, 0, 0, n_threads)
+    forward(net, params, X, n, acts, capacity, NULL, False, NULL, 0, 0, n_threads, 1)
     for l in range(net.n_layers):
         m = net.sizes[l + 1]
         a = acts + capacity * net.a_offset[l]

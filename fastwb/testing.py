@@ -21,7 +21,7 @@ LOSS_CASES = (("mse", "float"), ("binary_cross_entropy", "probability"),
 PATHS = {
     "default": {},
     "blas": dict(small_product=0),
-    "parallel_loops": dict(small_product=1 << 40, parallel_min_elements=0),
+    "parallel_loops": dict(small_product=1 << 40, parallel_min_elements=0, pass_min_elements=0),
 }
 
 

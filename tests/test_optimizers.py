@@ -216,6 +216,54 @@ def test_adam_with_dropout_and_clipping_on_every_kernel_path(dtype, n_threads, k
                dtype, steps=2 * steps_on(kernel_path, n_threads))
 
 
+@pytest.fixture
+def passes_on_the_pool():
+    """Every segment of more than one block updates, checks and sums its
+    penalty on fastwb's pool."""
+    previous = _core.tuning(pass_min_elements=0)
+    yield
+    _core.tuning(**previous)
+
+
+@pytest.mark.parametrize("extra_name", ["penalties", "clip_norm", "clip_value"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_passes_on_the_pool_match_the_reference_and_one_thread(optimizer, dtype, extra_name,
+                                                               passes_on_the_pool):
+    """A layer of 3 x 8192 + 5 weights: blocks run on the pool's threads, and the
+    results are the reference's and the same bits as with one thread."""
+    extra = EXTRAS[extra_name]
+    rng = np.random.default_rng(9)
+    sizes = [4, 6145, 3]        # 24,580 and 18,435 weights: 4 and 3 blocks
+    X, y, _ = make_data("labels", rng, batch=5)
+    X = X[:, :4]
+    params, losses = [], []
+    for n_threads in (1, 2):
+        compiled, reference = make_pair("tanh", "softmax_cross_entropy", dtype,
+                                        n_threads=n_threads, sizes=sizes,
+                                        **extra.get("net", {}))
+        opt, _ = train_both(compiled, reference,
+                            lambda: OPTIMIZERS[optimizer](**extra.get("opt", {})), X, y, None,
+                            dtype, steps=4)
+        params.append(compiled.parameters.copy())
+        losses.append(compiled.loss(X, y))
+    assert np.array_equal(params[0], params[1])
+    assert losses[0] == losses[1]
+
+
+def test_an_overflowing_update_on_the_pool_leaves_every_parameter_alone(passes_on_the_pool):
+    """The blocks that run on the pool's threads are checked before any is updated."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 4)) * 100, rng.normal(size=(16, 2)) * 100
+    net = fastwb.Network([4, 6145, 2], dtype="float32", seed=0, n_threads=2)
+    opt = fastwb.SGD(lr=1e36)
+    parameters = net.parameters.copy()
+    with pytest.raises(FloatingPointError, match="update would have left parameters"):
+        net.train_step(X, y, opt)
+    np.testing.assert_array_equal(net.parameters, parameters)
+    assert opt.step == 0
+
+
 @pytest.mark.parametrize("kernel_path", list(PATHS), indirect=True)
 @pytest.mark.parametrize("optimizer,dtype", [("adam", "float64"), ("adam", "float32")])
 def test_thread_count_gives_bit_identical_results(optimizer, dtype, kernel_path):
