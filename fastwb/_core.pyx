@@ -592,8 +592,8 @@ cdef void _gemm_panels(char* ta, char* tb, int m, int n, int k, floating alpha,
                        const floating* a, int lda, const floating* b, int ldb, floating beta,
                        floating* c, int ldc, int team) noexcept nogil:
     """_gemm, cut into panels of the larger side of C that serial BLAS calls
-    compute on fastwb's pool with up to ``team`` threads (no more than BLAS's
-    own thread setting allows, which threadpoolctl governs).
+    compute on fastwb's pool with up to ``team`` threads; ``team`` 0 (a call
+    that leaves BLAS its own threads: see Engine._typed) calls _gemm whole.
 
     OpenBLAS's threads wait for each other: on a machine where another process
     keeps a core busy, its two-thread products took 10-50 times as long. The
@@ -602,11 +602,10 @@ cdef void _gemm_panels(char* ta, char* tb, int m, int n, int k, floating alpha,
     only, so the result is the same bits for any team.
     """
     cdef GemmJob job
-    cdef int panels, threads
+    cdef int panels
     cdef bint rows = m >= n
     cdef int size = m if rows else n
-    if (numpy_set_threads == NULL or <Py_ssize_t>m * n * k < PANEL_PRODUCT_MIN
-            or size < 2 * PANEL_MIN):
+    if team == 0 or <Py_ssize_t>m * n * k < PANEL_PRODUCT_MIN or size < 2 * PANEL_MIN:
         _gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     panels = <int>min(<Py_ssize_t>MAX_PANELS, size // PANEL_MIN)
@@ -616,15 +615,10 @@ cdef void _gemm_panels(char* ta, char* tb, int m, int n, int k, floating alpha,
     job.ta, job.tb, job.m, job.n, job.k = ta, tb, m, n, k
     job.lda, job.ldb, job.ldc, job.alpha, job.beta = lda, ldb, ldc, alpha, beta
     job.a, job.b, job.c, job.rows, job.size = a, b, c, rows, size
-    threads = numpy_get_threads()
-    if threads > 1:
-        numpy_set_threads(1)
     if floating is float:
-        fwb_pool_run(_gemm_task_f, &job, panels, min(team, threads))
+        fwb_pool_run(_gemm_task_f, &job, panels, team)
     else:
-        fwb_pool_run(_gemm_task_d, &job, panels, min(team, threads))
-    if threads > 1:
-        numpy_set_threads(threads)
+        fwb_pool_run(_gemm_task_d, &job, panels, team)
 
 
 cdef inline void _gemv(char* trans, int m, int n, const floating* a, int lda,
@@ -1268,7 +1262,9 @@ cdef struct Work:
     Py_ssize_t width_max
     void* chunk_grads            # gradients of chunks 1.. of a chunked step (see run_chunks)
     int max_chunks               # the most chunks this scratch holds gradients for
-    int team                     # threads a chunked step may use (set per call)
+    int team                     # threads of the pool a chunked step may use (set per call)
+    int panels                   # threads of the pool for products and parameter passes:
+                                 # 0 while BLAS has its own threads (set per call)
 
 
 cdef void forward(const Net* net, const floating* params, const floating* X, Py_ssize_t n,
@@ -1397,7 +1393,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     if chunks > 1 and chunks <= w.max_chunks:
         return run_chunks(net, params, grads, batch, w, mode, o, chunks, n_threads)
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
-            o.step if train else 0, 0, n_threads, w.team)
+            o.step if train else 0, 0, n_threads, w.panels)
     value = loss_and_delta(net.loss, net.acts[L - 1], out, <const floating*>batch.T,
                            batch.labels, <const floating*>batch.SW, n, net.sizes[L],
                            <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
@@ -1407,7 +1403,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     if mode == LOSS_ONLY:
         if net.regularized:
             value += parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials,
-                                    w.team)
+                                    w.panels)
         return value
     if train and not isfinite(value):
         return value
@@ -1416,7 +1412,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
         o.checked = o.verify
         prepare_update(o)
     value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
-                      keep, w.capacity, 0, how, o, w.partials, w.team, n_threads)
+                      keep, w.capacity, 0, how, o, w.partials, w.panels, n_threads)
     return value + finish_gradient(net, params, grads, w, mode, o, how == LAYER_UPDATE)
 
 
@@ -1428,10 +1424,10 @@ cdef double finish_gradient(const Net* net, floating* params, floating* grads, c
     cdef double value = 0
     if mode == GRADIENT:
         if net.regularized:
-            value = parameter_pass(REGULARIZE, net, NULL, params, grads, w.partials, w.team)
+            value = parameter_pass(REGULARIZE, net, NULL, params, grads, w.partials, w.panels)
         return value
     if not updated:
-        value = parameter_pass(UPDATE, net, o, params, grads, w.partials, w.team)
+        value = parameter_pass(UPDATE, net, o, params, grads, w.partials, w.panels)
     if not o.overflow:
         o.step += 1
         o.counters[COUNT_STEP] += 1
@@ -1687,6 +1683,7 @@ cdef class Workspace:
         self.work.chunk_grads = cnp.PyArray_DATA(self.chunk_grads) if chunks > 1 else NULL
         self.work.max_chunks = chunks
         self.work.team = 1
+        self.work.panels = 0
 
 
 cdef inline bint _usable(object x, int typenum, int ndim):
@@ -1836,19 +1833,20 @@ cdef void _enter(floating* params, floating* grads, const Net* net, Call* c) noe
         c.status = fit_epoch(net, c.opt, params, grads, c.fit, c.first_batch, c.last_batch, w,
                              &c.done, c.watch_interrupt, c.n_threads)
     elif c.op == OP_UPDATE:
-        c.value = parameter_pass(UPDATE, net, c.opt, params, grads, w.partials, w.team)
+        c.value = parameter_pass(UPDATE, net, c.opt, params, grads, w.partials, w.panels)
         if not c.opt.overflow:
             c.opt.step += 1
             c.opt.counters[COUNT_STEP] += 1
     elif c.op == OP_PENALTY:
-        c.value = parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials, w.team)
+        c.value = parameter_pass(PENALTY, net, NULL, params, <floating*>NULL, w.partials,
+                                 w.panels)
     else:
         while start < c.batch.n:
             rows = min(w.capacity, c.batch.n - start)
             if c.op == OP_PREDICT:
                 forward(net, params, <const floating*>c.batch.X + start * n_in, rows,
                         <floating*>w.acts, w.capacity, <floating*>c.out + start * n_out, False,
-                        NULL, 0, 0, c.n_threads, w.team)
+                        NULL, 0, 0, c.n_threads, w.panels)
             else:
                 block_activity(net, params, <const floating*>c.batch.X + start * n_in, rows,
                                <floating*>w.acts, w.capacity, c.alive, c.sums, c.n_threads)
@@ -1900,6 +1898,7 @@ cdef class Engine:
     cdef readonly bint holds_training_gradient
     cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _l1, _l2, _dropout, _zeros
     cdef Py_ssize_t n_in, n_out, width_sum, width_max, n_blocks
+    cdef Py_ssize_t max_layer        # the most weights of a layer
     cdef Workspace ws
     cdef bint busy
     cdef readonly str loss_name
@@ -1939,6 +1938,7 @@ cdef class Engine:
         self.n_out = self._sizes[L]
         self.width_sum = int(widths.sum())
         self.width_max = int(widths.max())
+        self.max_layer = max(int(k) * int(m) for k, m in zip(sizes[:-1], sizes[1:]))
         self.net.n_layers = <int>L
         self.net.loss = LOSSES[loss]
         self.net.sizes = <const Py_ssize_t*>cnp.PyArray_DATA(self._sizes)
@@ -1991,8 +1991,15 @@ cdef class Engine:
         return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
 
     cdef int _team(self) noexcept nogil:
-        """Threads the chunks of a chunked step may use: all of the engine's."""
+        """Threads the pool may use in a call: all of the engine's."""
         return self.n_threads if self.n_threads > 0 else omp_get_max_threads()
+
+    cdef bint _panels(self, Py_ssize_t rows) noexcept nogil:
+        """Whether a call on up to ``rows`` rows has a product _gemm_panels cuts
+        (it then runs with BLAS serial). Only with NumPy's OpenBLAS, whose
+        thread count fastwb can set."""
+        return (numpy_set_threads != NULL and fwb_openmp_enabled()
+                and rows >= (PANEL_PRODUCT_MIN + self.max_layer - 1) // self.max_layer)
 
     cdef Workspace _claim(self, Py_ssize_t rows, bint exclusive, bint masks=False):
         """A workspace for one call over ``rows`` rows, owned by that call; with
@@ -2105,6 +2112,17 @@ cdef class Engine:
         if c.op != OP_CHECK:
             (<Work*>c.work).team = self._team()
         cdef const Net* net = c.net if c.net != NULL else &self.net
+        cdef int blas_threads = 0
+        if c.op == OP_UPDATE or c.op == OP_PENALTY:     # no product: the pool is free
+            (<Work*>c.work).panels = c.work.team
+        elif c.op != OP_CHECK and self._panels(c.work.capacity):
+            # one serial BLAS for the whole call (setting it costs ~0.5 us); the
+            # pool runs panels and passes, with no more threads than BLAS's own
+            # setting allows (which threadpoolctl governs)
+            blas_threads = blas_serial_begin()
+            (<Work*>c.work).panels = min(c.work.team, blas_threads)
+        elif c.op != OP_CHECK:      # BLAS's threads may be spinning: fastwb's stay out
+            (<Work*>c.work).panels = 0
         cdef fwb_fp_word saved = fwb_fp_enter(FLUSH_DENORMALS)
         # an OpenMP region runs only past PARALLEL_MIN_ELEMENTS of work (at most the
         # workspace's rows times the parameters); waking the team otherwise would cost
@@ -2122,6 +2140,7 @@ cdef class Engine:
         if omp:
             fwb_omp_fp_exit(c.n_threads)
         fwb_fp_exit(saved)
+        blas_serial_end(blas_threads)
 
     cdef int _rule(self, Opt* o, Rule rule, double lr) except -1:
         """Fill ``o`` from ``rule`` for a call at learning rate ``lr``, after checking

@@ -62,7 +62,8 @@ def test_tuning_rejects_negative_thresholds_and_restores():
         _core.tuning(predict_block_rows=0)
     previous = _core.tuning()
     assert _core.tuning(**previous) == previous
-    assert set(previous) == {"parallel_min_elements", "small_product", "predict_block_rows"}
+    assert set(previous) == {"parallel_min_elements", "small_product", "predict_block_rows",
+                             "pass_min_elements", "panel_product_min"}
     assert PATHS["blas"]["small_product"] == 0
 
 
