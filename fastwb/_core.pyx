@@ -83,6 +83,14 @@ cdef extern from "fastwb_simd.h" nogil:
         void (*abs_sq_sums_d)(const double*, Py_ssize_t, double*, double*) noexcept nogil
         double (*max_abs_f)(const float*, Py_ssize_t) noexcept nogil
         double (*max_abs_d)(const double*, Py_ssize_t) noexcept nogil
+        void (*small_nn_f)(const float*, Py_ssize_t, Py_ssize_t, const float*, Py_ssize_t,
+                           float*) noexcept nogil
+        void (*small_nn_d)(const double*, Py_ssize_t, Py_ssize_t, const double*, Py_ssize_t,
+                           double*) noexcept nogil
+        void (*small_tn_f)(const float*, Py_ssize_t, Py_ssize_t, const float*, Py_ssize_t,
+                           float*, Py_ssize_t, Py_ssize_t, float, float) noexcept nogil
+        void (*small_tn_d)(const double*, Py_ssize_t, Py_ssize_t, const double*, Py_ssize_t,
+                           double*, Py_ssize_t, Py_ssize_t, double, double) noexcept nogil
     fwb_kernels fwb_simd
     int fwb_simd_level
     int fwb_simd_compiled(int level)
@@ -660,9 +668,10 @@ cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floati
         if n > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
             for i in prange(n, schedule="static", num_threads=n_threads):
                 _product_nn_row(A + i * k, k, W, m, Z + i * m)
+        elif floating is float:
+            fwb_simd.small_nn_f(A, n, k, W, m, Z)
         else:
-            for i in range(n):
-                _product_nn_row(A + i * k, k, W, m, Z + i * m)
+            fwb_simd.small_nn_d(A, n, k, W, m, Z)
     elif n == 1:
         _gemv(b"N", <int>m, <int>k, W, <int>m, A, Z)
     else:
@@ -703,9 +712,10 @@ cdef void product_tn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floati
         if k > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
             for p in prange(k, schedule="static", num_threads=n_threads):
                 _product_tn_row(A, n, k, D, m, G, p, alpha, beta)
+        elif floating is float:
+            fwb_simd.small_tn_f(A, n, k, D, m, G, 0, k, alpha, beta)
         else:
-            for p in range(k):
-                _product_tn_row(A, n, k, D, m, G, p, alpha, beta)
+            fwb_simd.small_tn_d(A, n, k, D, m, G, 0, k, alpha, beta)
     else:
         _gemm_panels(b"N", b"T", <int>m, <int>k, <int>n, alpha, D, <int>m, A, <int>k, beta, G,
                      <int>m, team)
@@ -2108,39 +2118,47 @@ cdef class Engine:
     cdef void _typed(self, Call* c) noexcept nogil:
         """Run ``c`` under flush-to-zero when that is on, in this thread, the
         pool's helpers (they adopt the caller's word) and OpenMP's workers, and
-        give the caller its own floating-point mode back however ``c`` ends."""
-        if c.op != OP_CHECK:
-            (<Work*>c.work).team = self._team()
-        cdef const Net* net = c.net if c.net != NULL else &self.net
+        give the caller its own floating-point mode back however ``c`` ends.
+        Input checks (integer tests of the bits, no arithmetic) skip all that."""
+        if c.op == OP_CHECK:
+            self._dispatch(c)
+            return
+        cdef Work* w = <Work*>c.work
         cdef int blas_threads = 0
+        w.team = self._team()
         if c.op == OP_UPDATE or c.op == OP_PENALTY:     # no product: the pool is free
-            (<Work*>c.work).panels = c.work.team
-        elif c.op != OP_CHECK and self._panels(c.work.capacity):
+            w.panels = w.team
+        elif self._panels(w.capacity):
             # one serial BLAS for the whole call (setting it costs ~0.5 us); the
             # pool runs panels and passes, with no more threads than BLAS's own
             # setting allows (which threadpoolctl governs)
             blas_threads = blas_serial_begin()
-            (<Work*>c.work).panels = min(c.work.team, blas_threads)
-        elif c.op != OP_CHECK:      # BLAS's threads may be spinning: fastwb's stay out
-            (<Work*>c.work).panels = 0
+            w.panels = min(w.team, blas_threads)
+        else:       # BLAS's own threads may be spinning: fastwb's stay out of their way
+            w.panels = 0
         cdef fwb_fp_word saved = fwb_fp_enter(FLUSH_DENORMALS)
         # an OpenMP region runs only past PARALLEL_MIN_ELEMENTS of work (at most the
         # workspace's rows times the parameters); waking the team otherwise would cost
         # a small call more than its work and leave libgomp's workers spinning
-        cdef bint omp = (c.n_threads > 1 and c.work != NULL
-                         and max(c.work.capacity, 1) * self.net.n_params >= PARALLEL_MIN_ELEMENTS)
+        cdef bint omp = (c.n_threads > 1
+                         and max(w.capacity, 1) * self.net.n_params >= PARALLEL_MIN_ELEMENTS)
         if omp:
             fwb_omp_fp_enter(c.n_threads)
+        self._dispatch(c)
+        if omp:
+            fwb_omp_fp_exit(c.n_threads)
+        fwb_fp_exit(saved)
+        blas_serial_end(blas_threads)
+
+    cdef inline void _dispatch(self, Call* c) noexcept nogil:
+        """_enter with the parameters and gradients typed."""
+        cdef const Net* net = c.net if c.net != NULL else &self.net
         if self.is_double:
             _enter(<double*>cnp.PyArray_DATA(self.params), <double*>cnp.PyArray_DATA(self.grads),
                    net, c)
         else:
             _enter(<float*>cnp.PyArray_DATA(self.params), <float*>cnp.PyArray_DATA(self.grads),
                    net, c)
-        if omp:
-            fwb_omp_fp_exit(c.n_threads)
-        fwb_fp_exit(saved)
-        blas_serial_end(blas_threads)
 
     cdef int _rule(self, Opt* o, Rule rule, double lr) except -1:
         """Fill ``o`` from ``rule`` for a call at learning rate ``lr``, after checking

@@ -215,3 +215,46 @@ FWB_ATTR static void FWB_FN(abs_sq_sums)(const FWB_T *x, ptrdiff_t n, double *su
     *sum_abs = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
     *sum_sq = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
 }
+
+/* Z (n x m) = A (n x k) @ W (k x m) for products too small for BLAS: each
+ * output row gathered as z += a[p] * W[p, :] over p in order, which vectorises
+ * across the row and keeps each element's order of additions at every level. */
+FWB_ATTR static void FWB_FN(small_nn)(const FWB_T *FWB_RESTRICT A, ptrdiff_t n, ptrdiff_t k,
+                                      const FWB_T *FWB_RESTRICT W, ptrdiff_t m,
+                                      FWB_T *FWB_RESTRICT Z) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const FWB_T *FWB_RESTRICT a = A + i * k;
+        FWB_T *FWB_RESTRICT z = Z + i * m;
+        for (ptrdiff_t j = 0; j < m; j++)
+            z[j] = 0;
+        for (ptrdiff_t p = 0; p < k; p++) {
+            FWB_T ap = a[p];
+            const FWB_T *FWB_RESTRICT w = W + p * m;
+            for (ptrdiff_t j = 0; j < m; j++)
+                z[j] += ap * w[j];
+        }
+    }
+}
+
+/* Rows p0 .. p1 - 1 of G (k x m) = alpha A^T (k x n) @ D (n x m) + beta G, the
+ * batch rows added in order (see small_nn). */
+FWB_ATTR static void FWB_FN(small_tn)(const FWB_T *FWB_RESTRICT A, ptrdiff_t n, ptrdiff_t k,
+                                      const FWB_T *FWB_RESTRICT D, ptrdiff_t m,
+                                      FWB_T *FWB_RESTRICT G, ptrdiff_t p0, ptrdiff_t p1,
+                                      FWB_T alpha, FWB_T beta) {
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        FWB_T *FWB_RESTRICT g = G + p * m;
+        if (beta == 0)
+            for (ptrdiff_t j = 0; j < m; j++)
+                g[j] = 0;
+        else if (beta != 1)
+            for (ptrdiff_t j = 0; j < m; j++)
+                g[j] = beta * g[j];
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FWB_T a = alpha * A[i * k + p];
+            const FWB_T *FWB_RESTRICT d = D + i * m;
+            for (ptrdiff_t j = 0; j < m; j++)
+                g[j] += a * d[j];
+        }
+    }
+}

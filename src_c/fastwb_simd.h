@@ -60,6 +60,13 @@ typedef struct {
     void (*abs_sq_sums_d)(const double *, ptrdiff_t, double *, double *);
     double (*max_abs_f)(const float *, ptrdiff_t);
     double (*max_abs_d)(const double *, ptrdiff_t);
+    void (*small_nn_f)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *);
+    void (*small_nn_d)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
+                       double *);
+    void (*small_tn_f)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *,
+                       ptrdiff_t, ptrdiff_t, float, float);
+    void (*small_tn_d)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
+                       double *, ptrdiff_t, ptrdiff_t, double, double);
 } fwb_kernels;
 
 /* MSVC's C compiler spells C99's restrict __restrict */
@@ -106,7 +113,8 @@ typedef struct {
 #define FWB_KERNELS(LEVEL)                                                              \
     {bias_act_f_##LEVEL, bias_act_d_##LEVEL, derivative_f_##LEVEL, derivative_d_##LEVEL, \
      update_f_##LEVEL, update_d_##LEVEL, all_finite_f_##LEVEL, all_finite_d_##LEVEL,     \
-     abs_sq_sums_f_##LEVEL, abs_sq_sums_d_##LEVEL, max_abs_f_##LEVEL, max_abs_d_##LEVEL}
+     abs_sq_sums_f_##LEVEL, abs_sq_sums_d_##LEVEL, max_abs_f_##LEVEL, max_abs_d_##LEVEL,  \
+     small_nn_f_##LEVEL, small_nn_d_##LEVEL, small_tn_f_##LEVEL, small_tn_d_##LEVEL}
 
 static const fwb_kernels fwb_kernels_by_level[FWB_SIMD_LEVELS] = {
     FWB_KERNELS(baseline),
