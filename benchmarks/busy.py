@@ -23,10 +23,12 @@ entries follow each other within a second or two, their order alternating,
 so other users' jobs and frequency changes fall on both phases alike; idle
 and busy phases minutes apart, or per case, would let a change in the host's
 load pass for the hogs' effect. Each entry is calibrated in its own phase
-(a busy call may take 50 times as long). The contenders whose OpenBLAS
-workers keep spinning about 0.1 s after their last product (NumPy, fastwb
-(OpenBLAS threads)) sleep ``SETTLE`` seconds after each round, so they do not
-act as one more hog in the next contender's round.
+(a busy call may take 50 times as long), and every round lasts at least
+``--min-time`` (``timed_rounds``), so rounds of every contender span alike
+however its calls' time swings. The contenders whose OpenBLAS workers keep
+spinning about 0.1 s after their last product (NumPy, fastwb (OpenBLAS
+threads)) sleep ``SETTLE`` seconds after each round, so they do not act as
+one more hog in the next contender's round.
 
 Times are the **median** of the rounds, not the best: a hog's interference
 varies from round to round, and the best busy round would show the luckiest
@@ -94,7 +96,7 @@ def measure(task: Task, hogs: Hogs, repeats: int, min_time: float) -> dict:
             calls[key] = contender.train_step
             settings[key] = (lambda c=contender, busy=phase == "busy", settle=name in SPINNING:
                              _within(c.settings, busy, hogs, settle))
-    times = interleaved(calls, repeats, min_time, settings)
+    times = interleaved(calls, repeats, min_time, settings, timed_rounds=True)
     return {"shape": task.label, "sizes": list(task.sizes), "batch": task.batch,
             "dtype": task.dtype, "skipped": skipped,
             "versions": {name: c.version for name, c in contenders.items()},

@@ -43,6 +43,16 @@ def clock(fn: Callable[[], object], number: int) -> float:
     return elapsed / number
 
 
+def clock_for(fn: Callable[[], object], number: int, min_time: float) -> float:
+    """Seconds per call of ``fn`` over batches of ``number`` back-to-back calls,
+    repeated until ``min_time`` has passed."""
+    calls, elapsed = 0, 0.0
+    while not calls or elapsed < min_time:
+        elapsed += clock(fn, number) * number
+        calls += number
+    return elapsed / calls
+
+
 def calibrate(fn: Callable[[], object], min_time: float) -> int:
     """Calls per round, doubled from 1 until a round lasts at least ``min_time``."""
     number = 1
@@ -52,13 +62,16 @@ def calibrate(fn: Callable[[], object], min_time: float) -> int:
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, min_time: float,
-                settings: Mapping[str, Callable[[], AbstractContextManager]] | None = None
-                ) -> dict[str, dict]:
+                settings: Mapping[str, Callable[[], AbstractContextManager]] | None = None,
+                timed_rounds: bool = False) -> dict[str, dict]:
     """Per-call times of each contender over ``repeats`` interleaved rounds.
 
     ``settings[name]``, where given, makes the context a contender's calls run
     in; it is entered around its calibration and each of its rounds, so the
-    calls themselves pay nothing for it.
+    calls themselves pay nothing for it. With ``timed_rounds`` a round repeats
+    its calibrated count of calls until it has lasted ``min_time``: where the
+    time of a call swings with the machine's load, a count calibrated in a slow
+    moment would otherwise make rounds that sample an instant of a quiet one.
 
     Returns ``{name: {"min_s", "median_s", "number", "rounds_s"}}``.
     """
@@ -78,7 +91,8 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, min_t
         # alternate the order so no contender always runs first after a pause
         for name in (names if r % 2 == 0 else names[::-1]):
             with within(name):
-                rounds[name].append(clock(contenders[name], numbers[name]))
+                rounds[name].append(clock_for(contenders[name], numbers[name], min_time)
+                                    if timed_rounds else clock(contenders[name], numbers[name]))
     return {name: {"min_s": min(rounds[name]), "median_s": statistics.median(rounds[name]),
                    "number": numbers[name], "rounds_s": rounds[name]}
             for name in contenders}
