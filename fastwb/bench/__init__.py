@@ -7,8 +7,10 @@
 - ``cases``: the networks, data and optimizers of a case;
 - ``checks``: correctness checks against the NumPy reference;
 - ``timing``: contenders timed side by side in interleaved rounds, the GEMM rate;
-- ``machine``: the CPU, libraries and thread pools of a run; BLAS thread limits;
+- ``machine``: the CPU, load, libraries and thread pools of a run; BLAS thread limits;
+- ``hogs``: CPU-bound processes to measure beside (a busy machine);
 - ``options``: the command-line options the scripts share;
-- ``contenders``: the same network and step in fastwb, its reference and its peers;
+- ``contenders``: the same network and step in fastwb (also on its route before
+  issue 15), its reference and its peers;
 - ``peers``: the peers run on the standard shapes (``fastwb bench --peers``).
 """

@@ -13,17 +13,24 @@ JAX's step compiled with ``jit`` and its parameters donated, PyTorch's Adam
 ``torch.inference_mode``, scikit-learn's ``partial_fit`` on a batch of
 ``batch_size`` rows (exactly one Adam step). A peer library that is not
 installed raises ``PeerUnavailable``.
+
+``fastwb-openblas`` is fastwb as it was before issue 15, its large products
+and parameter passes left to OpenBLAS's own threads (``openblas_threads``):
+not a peer, the yardstick of what cutting them into panels on fastwb's own
+pool changed.
 """
 from __future__ import annotations
 
 import os
 import sys
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 import fastwb
+from fastwb import _core
 from fastwb.bench.cases import make_data, make_network
 from fastwb.bench.shapes import Shape
 
@@ -72,6 +79,9 @@ class Contender:
     note: str = ""
     #: The eps of the PyTorch-style Adam whose first step this contender's equals.
     check_eps: float = EPS
+    #: The process-wide settings its calls need, entered around its check and
+    #: each timed round (``timing.interleaved``'s ``settings``).
+    settings: Callable[[], AbstractContextManager] = nullcontext
 
 
 @dataclass
@@ -110,6 +120,32 @@ def _fastwb_network(problem: Problem, backend: str, eps: float = EPS) -> Contend
 
 def make_fastwb(problem: Problem) -> Contender:
     return _fastwb_network(problem, "compiled")
+
+
+#: A threshold no product or parameter segment reaches.
+_NEVER = 1 << 60
+
+
+@contextmanager
+def openblas_threads() -> Iterator[None]:
+    """fastwb's route before issue 15 for the calls made inside: every product
+    one BLAS call on OpenBLAS's own threads (none cut into panels) and every
+    parameter pass on the calling thread (none on fastwb's pool)."""
+    previous = _core.tuning(panel_product_min=_NEVER, pass_min_elements=_NEVER)
+    try:
+        yield
+    finally:
+        _core.tuning(panel_product_min=previous["panel_product_min"],
+                     pass_min_elements=previous["pass_min_elements"])
+
+
+def make_fastwb_openblas(problem: Problem) -> Contender:
+    """fastwb, its products and parameter passes on OpenBLAS's threads
+    (``openblas_threads``) whenever it is called under its ``settings``."""
+    contender = _fastwb_network(problem, "compiled")
+    contender.name, contender.settings = "fastwb-openblas", openblas_threads
+    contender.note = "products and parameter passes on OpenBLAS's threads, as before issue 15"
+    return contender
 
 
 def make_reference(problem: Problem, eps: float = EPS) -> Contender:
@@ -243,5 +279,6 @@ def make_sklearn(problem: Problem) -> Contender:
 
 
 MAKERS: dict[str, Callable[[Problem], Contender]] = {
-    "fastwb": make_fastwb, "reference": make_reference, "pytorch": make_pytorch,
-    "jax": make_jax, "sklearn": make_sklearn}
+    "fastwb": make_fastwb, "fastwb-openblas": make_fastwb_openblas,
+    "reference": make_reference, "pytorch": make_pytorch, "jax": make_jax,
+    "sklearn": make_sklearn}

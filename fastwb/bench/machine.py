@@ -1,8 +1,9 @@
 """What the numbers were measured on, and its threads.
 
-The CPU, the core count, the libraries and their thread pools go with every
-result (benchmarks name the CPU they ran on); ``thread_counts`` gives the
-thread counts a scaling run sweeps, ``limit_blas`` caps NumPy's BLAS threads.
+The CPU, the core count, the load, the libraries and their thread pools go
+with every result (benchmarks name the CPU they ran on); ``thread_counts``
+gives the thread counts a scaling run sweeps, ``limit_blas`` caps NumPy's BLAS
+threads.
 """
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from fastwb._config import cpu_name
 
 
 def machine() -> dict:
-    """The CPU, cores, system and library versions of this run."""
+    """The CPU, cores, system and library versions of this run, and the load
+    average (1, 5, 15 minutes; None where unknown) when it was called."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "usable_cores": usable,
+            "load_average": load,
             "system": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "numpy": np.__version__,
             "fastwb": fastwb.__version__, "blas": fastwb.blas_source(),

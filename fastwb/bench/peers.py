@@ -52,7 +52,9 @@ def contenders_for(problem: Problem, names) -> tuple[dict[str, Contender], dict[
         eps = contender.check_eps
         if eps not in expected:     # a fresh reference for each variant of Adam checked
             expected[eps] = Outcome.of(make_reference(problem, eps), problem)
-        check_outcome(Outcome.of(contender, problem), expected[eps], name, problem.task.dtype)
+        with contender.settings():
+            outcome = Outcome.of(contender, problem)
+        check_outcome(outcome, expected[eps], name, problem.task.dtype)
         ready[name] = contender
     return ready, skipped
 
@@ -69,7 +71,8 @@ def measure_task(task: Task, names, repeats: int, min_time: float) -> dict:
                        "predict_one": predict_flops(task.shape, rows=1)}}
     for job in JOBS:
         result[job] = interleaved({name: getattr(c, job) for name, c in contenders.items()},
-                                  repeats, min_time)
+                                  repeats, min_time,
+                                  {name: c.settings for name, c in contenders.items()})
     del contenders, problem
     gc.collect()        # the large shape's peers hold gigabytes
     return result

@@ -3,7 +3,9 @@
 The contenders of one case are timed in interleaved rounds, their order
 alternating, so machine noise hits all of them alike. Each reported time is
 the best over rounds of the per-call mean within a round: noise only ever adds
-time. The median and every round are kept for the JSON. The machine's GEMM
+time. The median and every round are kept for the JSON. A contender that
+needs process-wide settings or surroundings (a dispatch threshold, other
+processes busy on the cores) gets them entered around each of its rounds. The machine's GEMM
 rate (a large square product through NumPy) is the yardstick the results are
 put against.
 """
@@ -13,7 +15,8 @@ import gc
 import itertools
 import statistics
 import time
-from typing import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -40,6 +43,16 @@ def clock(fn: Callable[[], object], number: int) -> float:
     return elapsed / number
 
 
+def clock_for(fn: Callable[[], object], number: int, min_time: float) -> float:
+    """Seconds per call of ``fn`` over batches of ``number`` back-to-back calls,
+    repeated until ``min_time`` has passed."""
+    calls, elapsed = 0, 0.0
+    while not calls or elapsed < min_time:
+        elapsed += clock(fn, number) * number
+        calls += number
+    return elapsed / calls
+
+
 def calibrate(fn: Callable[[], object], min_time: float) -> int:
     """Calls per round, doubled from 1 until a round lasts at least ``min_time``."""
     number = 1
@@ -48,20 +61,38 @@ def calibrate(fn: Callable[[], object], min_time: float) -> int:
     return number
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
-                min_time: float) -> dict[str, dict]:
+def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, min_time: float,
+                settings: Mapping[str, Callable[[], AbstractContextManager]] | None = None,
+                timed_rounds: bool = False) -> dict[str, dict]:
     """Per-call times of each contender over ``repeats`` interleaved rounds.
+
+    ``settings[name]``, where given, makes the context a contender's calls run
+    in; it is entered around its calibration and each of its rounds, so the
+    calls themselves pay nothing for it. With ``timed_rounds`` a round repeats
+    its calibrated count of calls until it has lasted ``min_time``: where the
+    time of a call swings with the machine's load, a count calibrated in a slow
+    moment would otherwise make rounds that sample an instant of a quiet one.
 
     Returns ``{name: {"min_s", "median_s", "number", "rounds_s"}}``.
     """
-    # calibrating also warms caches, thread pools, workspaces and JIT caches
-    numbers = {name: calibrate(fn, min_time) for name, fn in contenders.items()}
+    settings = settings or {}
+
+    def within(name: str) -> AbstractContextManager:
+        return settings[name]() if name in settings else nullcontext()
+
+    numbers = {}
+    for name, fn in contenders.items():
+        # calibrating also warms caches, thread pools, workspaces and JIT caches
+        with within(name):
+            numbers[name] = calibrate(fn, min_time)
     rounds: dict[str, list[float]] = {name: [] for name in contenders}
     names = list(contenders)
     for r in range(repeats):
         # alternate the order so no contender always runs first after a pause
         for name in (names if r % 2 == 0 else names[::-1]):
-            rounds[name].append(clock(contenders[name], numbers[name]))
+            with within(name):
+                rounds[name].append(clock_for(contenders[name], numbers[name], min_time)
+                                    if timed_rounds else clock(contenders[name], numbers[name]))
     return {name: {"min_s": min(rounds[name]), "median_s": statistics.median(rounds[name]),
                    "number": numbers[name], "rounds_s": rounds[name]}
             for name in contenders}
