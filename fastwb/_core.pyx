@@ -2007,8 +2007,9 @@ cdef class Engine:
     cdef bint _panels(self, Py_ssize_t rows) noexcept nogil:
         """Whether a call on up to ``rows`` rows has a product _gemm_panels cuts
         (it then runs with BLAS serial). Only with NumPy's OpenBLAS, whose
-        thread count fastwb can set."""
-        return (numpy_set_threads != NULL and fwb_openmp_enabled()
+        thread count fastwb can set, and never for one row, which goes to
+        gemv whole (with BLAS's own threads)."""
+        return (rows > 1 and numpy_set_threads != NULL and fwb_openmp_enabled()
                 and rows >= (PANEL_PRODUCT_MIN + self.max_layer - 1) // self.max_layer)
 
     cdef Workspace _claim(self, Py_ssize_t rows, bint exclusive, bint masks=False):
@@ -2128,7 +2129,7 @@ cdef class Engine:
         w.team = self._team()
         if c.op == OP_UPDATE or c.op == OP_PENALTY:     # no product: the pool is free
             w.panels = w.team
-        elif self._panels(w.capacity):
+        elif self._panels(min(c.batch.n, w.capacity) if c.batch.n > 0 else w.capacity):
             # one serial BLAS for the whole call (setting it costs ~0.5 us); the
             # pool runs panels and passes, with no more threads than BLAS's own
             # setting allows (which threadpoolctl governs)

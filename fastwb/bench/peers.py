@@ -34,6 +34,8 @@ from fastwb.bench.shapes import SHAPES, select
 from fastwb.bench.timing import GEMM_SIZE, fmt_time, gemm_flop_rates, interleaved
 
 JOBS = ("train_step", "predict_one")
+#: Seconds before each contender's round, for the last one's idle threads to stop spinning.
+SETTLE = 0.25
 #: The shapes ``--quick`` keeps: a smoke run of every contender in seconds.
 QUICK_SHAPES = SHAPES[:2]
 
@@ -59,8 +61,10 @@ def contenders_for(problem: Problem, names) -> tuple[dict[str, Contender], dict[
     return ready, skipped
 
 
-def measure_task(task: Task, names, repeats: int, min_time: float) -> dict:
-    """Check, then time, both jobs of every available contender on one task."""
+def measure_task(task: Task, names, repeats: int, min_time: float,
+                 settle: float = SETTLE) -> dict:
+    """Check, then time, both jobs of every available contender on one task, each
+    round ``settle`` seconds after the last (see ``timing.interleaved``)."""
     problem = Problem.make(task)
     contenders, skipped = contenders_for(problem, names)
     result = {"shape": task.label, "sizes": list(task.sizes), "batch": task.batch,
@@ -72,7 +76,8 @@ def measure_task(task: Task, names, repeats: int, min_time: float) -> dict:
     for job in JOBS:
         result[job] = interleaved({name: getattr(c, job) for name, c in contenders.items()},
                                   repeats, min_time,
-                                  {name: c.settings for name, c in contenders.items()})
+                                  {name: c.settings for name, c in contenders.items()},
+                                  settle=settle)
     del contenders, problem
     gc.collect()        # the large shape's peers hold gigabytes
     return result
@@ -206,7 +211,8 @@ def run(args: argparse.Namespace, names=NAMES) -> dict:
                 task = Task(shape, dtype, args.threads)
                 print(f"  {task.label} batch {task.batch} {dtype} ...", file=sys.stderr,
                       flush=True)
-                report["results"].append(measure_task(task, names, repeats, min_time))
+                report["results"].append(measure_task(task, names, repeats, min_time,
+                                                      0 if args.quick else SETTLE))
     finally:
         if limiter is not None:
             limiter.restore_original_limits()

@@ -63,7 +63,7 @@ def calibrate(fn: Callable[[], object], min_time: float) -> int:
 
 def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, min_time: float,
                 settings: Mapping[str, Callable[[], AbstractContextManager]] | None = None,
-                timed_rounds: bool = False) -> dict[str, dict]:
+                timed_rounds: bool = False, settle: float = 0.0) -> dict[str, dict]:
     """Per-call times of each contender over ``repeats`` interleaved rounds.
 
     ``settings[name]``, where given, makes the context a contender's calls run
@@ -72,6 +72,10 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, min_t
     its calibrated count of calls until it has lasted ``min_time``: where the
     time of a call swings with the machine's load, a count calibrated in a slow
     moment would otherwise make rounds that sample an instant of a quiet one.
+    ``settle`` seconds pass before each round: the idle workers of OpenBLAS,
+    OpenMP and XLA spin for up to ~0.2 s after their library's last call, and
+    would hold a core the next contender needs, as a user of one library alone
+    never sees.
 
     Returns ``{name: {"min_s", "median_s", "number", "rounds_s"}}``.
     """
@@ -90,6 +94,8 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, min_t
     for r in range(repeats):
         # alternate the order so no contender always runs first after a pause
         for name in (names if r % 2 == 0 else names[::-1]):
+            if settle:
+                time.sleep(settle)
             with within(name):
                 rounds[name].append(clock_for(contenders[name], numbers[name], min_time)
                                     if timed_rounds else clock(contenders[name], numbers[name]))
