@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastwb
-from fastwb.bench.cases import make_optimizer
+from fastwb.bench.cases import make_network, make_optimizer
 from fastwb.bench.contenders import Contender, Problem
 from fastwb.bench.shapes import FIT_SHAPE
 from fastwb.testing import rel_error
@@ -29,16 +29,45 @@ PEER_RTOL = {"float32": 1e-3, "float64": 1e-9}
 CHECK_LR = 0.01
 
 
-def assert_close(actual, expected, dtype: str, what: str) -> None:
-    """Fail unless ``actual`` is within ``RTOL[dtype]`` of ``expected`` in norm."""
+def assert_close(actual, expected, dtype: str, what: str, truth=None) -> None:
+    """Fail unless ``actual`` is within ``RTOL[dtype]`` of ``expected`` in norm.
+
+    ``truth``, the same result computed in float64, settles the float32 cases
+    where the reference's own float32 arithmetic is far off (sums that cancel,
+    as the weight gradients of a wide ReLU layer at initialisation do: NumPy's
+    float32 result was 5e-3 from the float64 one there, fastwb's 5e-7):
+    ``actual`` then passes when it is within ``RTOL`` of the truth, or no
+    further from it than twice the reference is.
+    """
     error = rel_error(actual, expected)
-    assert error <= RTOL[dtype], (
-        f"{what}: relative error {error:.3g} exceeds {RTOL[dtype]:g} ({dtype})")
+    if error <= RTOL[dtype]:
+        return
+    if truth is not None:
+        own, reference = rel_error(actual, truth), rel_error(expected, truth)
+        assert own <= max(RTOL[dtype], 2 * reference), (
+            f"{what}: relative error {own:.3g} from the float64 result, the reference's "
+            f"{reference:.3g} ({dtype})")
+        return
+    raise AssertionError(f"{what}: relative error {error:.3g} exceeds {RTOL[dtype]:g} ({dtype})")
+
+
+def float64_twin(ref: fastwb.Network) -> fastwb.Network | None:
+    """For a float32 reference network of ``cases.make_network``, the same
+    network in float64 with the same parameters (the truth ``assert_close``
+    falls back on); None for float64."""
+    if ref.dtype != np.float32:
+        return None
+    twin = make_network(ref.sizes, "float64", backend="reference")
+    twin.parameters[...] = ref.parameters
+    return twin
 
 
 def check_predict(net: fastwb.Network, ref: fastwb.Network, X: np.ndarray) -> None:
     """The compiled network's outputs on X match the reference's."""
-    assert_close(net.predict(X), ref.predict(X), net.dtype.name, f"predict {list(net.sizes)}")
+    ref.parameters[...] = net.parameters
+    twin = float64_twin(ref)
+    assert_close(net.predict(X), ref.predict(X), net.dtype.name, f"predict {list(net.sizes)}",
+                 None if twin is None else twin.predict(X.astype(np.float64)))
 
 
 def check_train_step(net: fastwb.Network, ref: fastwb.Network,
@@ -46,12 +75,17 @@ def check_train_step(net: fastwb.Network, ref: fastwb.Network,
     """From identical parameters, one step of the optimizer leaves both networks
     with matching parameters and reports matching losses."""
     ref.parameters[...] = net.parameters
+    twin = float64_twin(ref)
     what = f"{optimizer} step {list(net.sizes)}"
     loss = net.train_step(X, y, make_optimizer(optimizer, CHECK_LR))
     ref_loss = ref.train_step(X, y, make_optimizer(optimizer, CHECK_LR))
+    if twin is not None:
+        twin_loss = twin.train_step(X.astype(np.float64), y, make_optimizer(optimizer, CHECK_LR))
     assert np.isfinite(loss), f"{what}: loss {loss}"
-    assert_close(loss, ref_loss, net.dtype.name, f"{what} loss")
-    assert_close(net.parameters, ref.parameters, net.dtype.name, f"{what} parameters")
+    assert_close(loss, ref_loss, net.dtype.name, f"{what} loss",
+                 None if twin is None else twin_loss)
+    assert_close(net.parameters, ref.parameters, net.dtype.name, f"{what} parameters",
+                 None if twin is None else twin.parameters)
 
 
 def flat_gradients(gradients: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
