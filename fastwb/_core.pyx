@@ -2231,16 +2231,25 @@ cdef class Engine:
         cdef cnp.ndarray t = self._targets(y, n, single)
         cdef cnp.ndarray sw = self._weights(sample_weight, n)
         x, t, sw = self._unaliased(x, t, sw)
-        cdef cnp.ndarray rates = np.require(lrs, np.float64, ["C_CONTIGUOUS", "ALIGNED"])
+        # C-level checks of the rates and the loss buffer: a small fit runs hundreds
+        # of epochs of a few batches, where NumPy's calls would cost more than a batch
+        cdef cnp.ndarray rates = lrs if _usable(lrs, cnp.NPY_DOUBLE, 1) else \
+            np.require(lrs, np.float64, ["C_CONTIGUOUS", "ALIGNED"])
         cdef cnp.ndarray losses = batch_loss
-        if (rates.ndim != 1 or cnp.PyArray_DIM(rates, 0) != n_batches
-                or not np.all(np.isfinite(rates)) or np.any(rates < 0)):
+        cdef const double* rate = <const double*>cnp.PyArray_DATA(rates)
+        cdef double top = 0
+        cdef Py_ssize_t b
+        if cnp.PyArray_NDIM(rates) != 1 or cnp.PyArray_DIM(rates, 0) != n_batches:
             raise ValueError(f"lrs needs {n_batches} finite, nonnegative learning rates")
-        if not (_usable(losses, cnp.NPY_DOUBLE, 1) and losses.flags.writeable
+        for b in range(n_batches):
+            if not (rate[b] >= 0 and rate[b] <= DBL_MAX):      # NaN fails both
+                raise ValueError(f"lrs needs {n_batches} finite, nonnegative learning rates")
+            top = max(top, rate[b])
+        if not (_usable(losses, cnp.NPY_DOUBLE, 1) and cnp.PyArray_ISWRITEABLE(losses)
                 and cnp.PyArray_DIM(losses, 0) == n_batches):
             raise ValueError(f"batch_loss must be a writable float64 array of {n_batches}")
         cdef Opt o
-        self._rule(&o, rule, float(rates.max()))
+        self._rule(&o, rule, top)
         cdef int64_t epoch = rule.opt.counters[COUNT_EPOCH]
         if epoch < 0:
             raise ValueError(f"the optimizer's epoch count is negative ({epoch})")
