@@ -97,6 +97,9 @@ EXTRA_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 _NO_CHANGE_LR = 1e-6          # scikit-learn's adaptive rate stops below this
 _NETWORK_OPTIMIZER = "network.optimizer"    # a pickled estimator's optimizer: its network's
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))   # what prediction takes as it is
+# targets that check_classification_targets accepts (~150 µs a call, as type_of_target,
+# which it calls: it runs only for other targets, to raise its error)
+_CLASSIFICATION_TARGETS = ("binary", "multiclass", "multilabel-indicator")
 
 
 # --- parameters -----------------------------------------------------------------------
@@ -242,16 +245,18 @@ class _Epochs(Callback):
         self.n_train, self.n_batches, self.validation = n_train, n_batches, validation
         self.converged = False
         self.start_penalty = 0.0
+        # fixed for the fit, and read after every one of its epochs
+        self.scale, self.mean_over_outputs = est._scale, est._mean_over_outputs
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
-        if self.est._mean_over_outputs:
+        if self.mean_over_outputs:
             self.start_penalty = self.est._penalty()
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         est, settings = self.est, self.settings
         est.n_iter_ += 1
-        est.loss_ = logs["loss"] / est._scale
-        if est._mean_over_outputs:
+        est.loss_ = logs["loss"] / self.scale
+        if self.mean_over_outputs:
             # the epoch's loss is the mean of its batches' losses, each with the
             # penalty at that batch's weights: interpolated between the epoch's
             # ends (exact for one batch an epoch)
@@ -885,8 +890,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y = _dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        y_type = type_of_target(y)
+        y_type = type_of_target(y, input_name="y")
+        if y_type not in _CLASSIFICATION_TARGETS:
+            check_classification_targets(y)     # scikit-learn's error for other targets
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._set_classes(y, y_type)
         else:
