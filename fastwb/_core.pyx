@@ -22,7 +22,7 @@ cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, NAN, exp, fabs, isfinite, log, pow, sqrt
+from libc.math cimport INFINITY, NAN, exp, fabs, floor, isfinite, log, pow, sqrt
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint64_t
@@ -2067,25 +2067,20 @@ cdef class Engine:
     cdef object _targets(self, object y, Py_ssize_t n, bint single):
         """y as float targets (n x n_out) or integer labels (n,), checked; see check_y."""
         cdef cnp.ndarray t
-        cdef Py_ssize_t i, size, m = self.n_out
-        cdef const Py_ssize_t* lab
-        cdef bint ok = False
-        if self.net.loss == SOFTMAX_CROSS_ENTROPY and _usable(y, cnp.NPY_INTP, 1):
+        cdef Py_ssize_t size, m = self.n_out
+        cdef object labels
+        if self.net.loss == SOFTMAX_CROSS_ENTROPY and type(y) is cnp.ndarray:
             t = <cnp.ndarray>y
-            if cnp.PyArray_DIM(t, 0) == n:
-                lab = <const Py_ssize_t*>cnp.PyArray_DATA(t)
-                ok = True
-                for i in range(n):
-                    if lab[i] < 0 or lab[i] >= m:
-                        ok = False
-                        break
-        elif _usable(y, self.typenum, 2) or (m == 1 and _usable(y, self.typenum, 1)):
+            # one label per sample (a one-sample row of n_out >= 2 targets is another length)
+            if cnp.PyArray_NDIM(t) == 1 and cnp.PyArray_DIM(t, 0) == n:
+                labels = _labels(t, m)
+                if labels is not None:
+                    return labels
+        if _usable(y, self.typenum, 2) or (m == 1 and _usable(y, self.typenum, 1)):
             t = <cnp.ndarray>y
             size = cnp.PyArray_SIZE(t)
-            if cnp.PyArray_DIM(t, 0) == n and size == n * m:
-                ok = self._values_ok(t, TARGET_VALUES)
-        if ok:
-            return t
+            if cnp.PyArray_DIM(t, 0) == n and size == n * m and self._values_ok(t, TARGET_VALUES):
+                return t
         return _validation.check_y(y, n, self.n_out, self.loss_name, self.dtype, single)
 
     cdef cnp.ndarray _weights(self, object sample_weight, Py_ssize_t n):
@@ -2478,16 +2473,25 @@ cdef class Engine:
         cdef cnp.ndarray t = self._targets(y, n, single)
         cdef cnp.ndarray sw = self._weights(sample_weight, n)
         x, t, sw = self._unaliased(x, t, sw)
-        cdef cnp.ndarray rates = np.require(lrs, np.float64, ["C_CONTIGUOUS", "ALIGNED"])
+        # C-level checks of the rates and the loss buffer: a small fit runs hundreds
+        # of epochs of a few batches, where NumPy's calls would cost more than a batch
+        cdef cnp.ndarray rates = lrs if _usable(lrs, cnp.NPY_DOUBLE, 1) else \
+            np.require(lrs, np.float64, ["C_CONTIGUOUS", "ALIGNED"])
         cdef cnp.ndarray losses = batch_loss
-        if (rates.ndim != 1 or cnp.PyArray_DIM(rates, 0) != n_batches
-                or not np.all(np.isfinite(rates)) or np.any(rates < 0)):
+        cdef const double* rate = <const double*>cnp.PyArray_DATA(rates)
+        cdef double top = 0
+        cdef Py_ssize_t b
+        if cnp.PyArray_NDIM(rates) != 1 or cnp.PyArray_DIM(rates, 0) != n_batches:
             raise ValueError(f"lrs needs {n_batches} finite, nonnegative learning rates")
-        if not (_usable(losses, cnp.NPY_DOUBLE, 1) and losses.flags.writeable
+        for b in range(n_batches):
+            if not (rate[b] >= 0 and rate[b] <= DBL_MAX):      # NaN fails both
+                raise ValueError(f"lrs needs {n_batches} finite, nonnegative learning rates")
+            top = max(top, rate[b])
+        if not (_usable(losses, cnp.NPY_DOUBLE, 1) and cnp.PyArray_ISWRITEABLE(losses)
                 and cnp.PyArray_DIM(losses, 0) == n_batches):
             raise ValueError(f"batch_loss must be a writable float64 array of {n_batches}")
         cdef Opt o
-        self._rule(&o, rule, float(rates.max()))
+        self._rule(&o, rule, top)
         cdef int64_t epoch = rule.opt.counters[COUNT_EPOCH]
         if epoch < 0:
             raise ValueError(f"the optimizer's epoch count is negative ({epoch})")
@@ -2568,6 +2572,84 @@ cdef bint _overlaps(cnp.ndarray a, cnp.ndarray b):
     cdef char* a0 = <char*>cnp.PyArray_DATA(a)
     cdef char* b0 = <char*>cnp.PyArray_DATA(b)
     return a0 < b0 + cnp.PyArray_NBYTES(b) and b0 < a0 + cnp.PyArray_NBYTES(a)
+
+
+ctypedef fused label_t:
+    signed char
+    unsigned char
+    short
+    unsigned short
+    int
+    unsigned int
+    long
+    unsigned long
+    long long
+    unsigned long long
+    Py_ssize_t
+    float
+    double
+
+
+cdef object _labels(cnp.ndarray y, Py_ssize_t m):
+    """The fast acceptance test for class labels (a C-contiguous, aligned 1-D array
+    of native byte order; bool, any integer type, float32 or float64): y itself
+    when it is intp, else a new intp copy, when every label is a whole number in
+    [0, m); None otherwise, for check_y to convert or explain."""
+    if not (cnp.PyArray_ISBEHAVED_RO(y) and cnp.PyArray_IS_C_CONTIGUOUS(y)):
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(y)
+    cdef const void* data = cnp.PyArray_DATA(y)
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(y, 0)
+    if typenum == cnp.NPY_INTP:
+        return y if _to_labels(<const Py_ssize_t*>data, NULL, n, m) else None
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INTP, 0)
+    cdef Py_ssize_t* lab = <Py_ssize_t*>cnp.PyArray_DATA(out)
+    cdef bint ok
+    # by C type, not by NumPy name: int64 is long here and long long elsewhere
+    if typenum == cnp.NPY_BOOL or typenum == cnp.NPY_UBYTE:
+        ok = _to_labels(<const unsigned char*>data, lab, n, m)
+    elif typenum == cnp.NPY_BYTE:
+        ok = _to_labels(<const signed char*>data, lab, n, m)
+    elif typenum == cnp.NPY_SHORT:
+        ok = _to_labels(<const short*>data, lab, n, m)
+    elif typenum == cnp.NPY_USHORT:
+        ok = _to_labels(<const unsigned short*>data, lab, n, m)
+    elif typenum == cnp.NPY_INT:
+        ok = _to_labels(<const int*>data, lab, n, m)
+    elif typenum == cnp.NPY_UINT:
+        ok = _to_labels(<const unsigned int*>data, lab, n, m)
+    elif typenum == cnp.NPY_LONG:
+        ok = _to_labels(<const long*>data, lab, n, m)
+    elif typenum == cnp.NPY_ULONG:
+        ok = _to_labels(<const unsigned long*>data, lab, n, m)
+    elif typenum == cnp.NPY_LONGLONG:
+        ok = _to_labels(<const long long*>data, lab, n, m)
+    elif typenum == cnp.NPY_ULONGLONG:
+        ok = _to_labels(<const unsigned long long*>data, lab, n, m)
+    elif typenum == cnp.NPY_FLOAT:
+        ok = _to_labels(<const float*>data, lab, n, m)
+    elif typenum == cnp.NPY_DOUBLE:
+        ok = _to_labels(<const double*>data, lab, n, m)
+    else:
+        ok = False
+    return out if ok else None
+
+
+cdef bint _to_labels(const label_t* y, Py_ssize_t* out, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    """Whether each of n labels is a whole number in [0, m); copies them into
+    ``out`` as intp (unless NULL) while it checks. check_y explains any refusal."""
+    cdef Py_ssize_t i
+    cdef double v
+    for i in range(n):
+        if label_t is float or label_t is double:
+            v = y[i]
+            if not (v >= 0 and v < m and v == floor(v)):     # NaN fails every comparison
+                return False
+        elif not (y[i] >= 0 and <unsigned long long>y[i] < <unsigned long long>m):
+            return False
+        if out != NULL:
+            out[i] = <Py_ssize_t>y[i]
+    return True
 
 
 cdef bint _targets_ok(int loss, const floating* t, Py_ssize_t size) noexcept nogil:

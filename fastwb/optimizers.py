@@ -322,9 +322,9 @@ class Optimizer(abc.ABC):
 
     def learning_rates(self, count: int) -> np.ndarray:
         """The learning rates of the next ``count`` steps of the current epoch."""
-        steps = np.arange(self.step, self.step + count, dtype=np.int64)
         if self._constant:
             return np.full(count, self._lr)
+        steps = np.arange(self.step, self.step + count, dtype=np.int64)
         return _schedules.check_rates(
             self._schedule.rates(self._lr, steps, self.epoch, self.samples_seen), count)
 

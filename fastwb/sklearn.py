@@ -96,6 +96,10 @@ LEARNING_RATES = ("constant", "invscaling", "adaptive")
 EXTRA_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 _NO_CHANGE_LR = 1e-6          # scikit-learn's adaptive rate stops below this
 _NETWORK_OPTIMIZER = "network.optimizer"    # a pickled estimator's optimizer: its network's
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))   # what prediction takes as it is
+# targets that check_classification_targets accepts (~150 µs a call, as type_of_target,
+# which it calls: it runs only for other targets, to raise its error)
+_CLASSIFICATION_TARGETS = ("binary", "multiclass", "multilabel-indicator")
 
 
 # --- parameters -----------------------------------------------------------------------
@@ -241,16 +245,18 @@ class _Epochs(Callback):
         self.n_train, self.n_batches, self.validation = n_train, n_batches, validation
         self.converged = False
         self.start_penalty = 0.0
+        # fixed for the fit, and read after every one of its epochs
+        self.scale, self.mean_over_outputs = est._scale, est._mean_over_outputs
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
-        if self.est._mean_over_outputs:
+        if self.mean_over_outputs:
             self.start_penalty = self.est._penalty()
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         est, settings = self.est, self.settings
         est.n_iter_ += 1
-        est.loss_ = logs["loss"] / est._scale
-        if est._mean_over_outputs:
+        est.loss_ = logs["loss"] / self.scale
+        if self.mean_over_outputs:
             # the epoch's loss is the mean of its batches' losses, each with the
             # penalty at that batch's weights: interpolated between the epoch's
             # ends (exact for one batch an epoch)
@@ -663,10 +669,27 @@ class _BaseMLP(BaseEstimator):
 
     def _outputs(self, X) -> np.ndarray:
         """The network's output activations for checked input."""
+        state = self.__dict__
+        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
+                and X.shape[0] > 0 and X.shape[1] == state.get("n_features_in_")
+                and "feature_names_in_" not in state and "_network" in state):
+            # input that validate_data would hand back unchanged (floats of the fitted
+            # width, no feature names to compare) skips its 80-250 µs, most of a
+            # one-row prediction; the engine's finiteness scan stands in for its own
+            network = state["_network"]
+            try:
+                return network.predict(X.astype(network.dtype, copy=False))
+            except ValueError:
+                self._validate_X(X)        # NaN or infinity in X, in scikit-learn's words
+                raise                      # else beyond float32's range, in fastwb's
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
-                          reset=False)
+        X = self._validate_X(X)
         return self._network.predict(_dense(X).astype(self._network.dtype, copy=False))
+
+    def _validate_X(self, X):
+        """scikit-learn's checks of X for prediction."""
+        return validate_data(self, X, accept_sparse=["csr", "csc"],
+                             dtype=(np.float64, np.float32), reset=False)
 
     def _score(self, X, y, sample_weight=None) -> float:
         """The validation score of early stopping (accuracy or R^2) on checked data."""
@@ -867,8 +890,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y = _dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        y_type = type_of_target(y)
+        y_type = type_of_target(y, input_name="y")
+        if y_type not in _CLASSIFICATION_TARGETS:
+            check_classification_targets(y)     # scikit-learn's error for other targets
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._set_classes(y, y_type)
         else:
@@ -943,7 +967,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
         probabilities = self._outputs(X)
         if self._y_type == "binary":
-            return np.hstack([1 - probabilities, probabilities])
+            return np.concatenate((1 - probabilities, probabilities), axis=1)
         return probabilities
 
     def predict_log_proba(self, X) -> np.ndarray:

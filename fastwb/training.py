@@ -109,30 +109,63 @@ def _split(net, data: _Data, validation_split: float) -> tuple[_Data, _Data]:
 
 
 class _Snapshot:
-    """Parameters and optimizer state at an epoch's start, to undo a divergence."""
+    """What an epoch's engine call changes, as it was at the epoch's start, to undo
+    a divergence: the parameters, and the update rule's state buffers and counters
+    (the optimizer's, which the engine advances in place; its schedule changes only
+    between epochs). Made once per fit and refreshed in place: copies of fresh
+    arrays and of the optimizer's whole state cost more than a small epoch's batches."""
 
-    def __init__(self, net, optimizer):
+    def __init__(self, net, rule):
+        self._copy(net, rule)
+
+    def _copy(self, net, rule) -> None:
+        self.rule = rule
         self.parameters = net.parameters.copy()
-        self.optimizer = optimizer.get_state()
+        self.state = {name: values.copy() for name, values in rule.state.items()}
+        self.counters = rule.counters.copy()
 
-    def restore(self, net, optimizer) -> None:
+    def take(self, net, rule) -> None:
+        """Refresh the copies at the start of an epoch of ``rule``."""
+        if rule is not self.rule:       # a callback reset the optimizer: new buffers
+            self._copy(net, rule)
+            return
+        np.copyto(self.parameters, net.parameters)
+        for name, values in rule.state.items():
+            np.copyto(self.state[name], values)
+        np.copyto(self.counters, rule.counters)
+
+    def restore(self, net) -> None:
         net.parameters[...] = self.parameters
-        optimizer.set_state(self.optimizer)
+        for name, values in self.rule.state.items():
+            values[...] = self.state[name]
+        self.rule.counters[...] = self.counters
 
 
-def _run_epoch(engine, net, optimizer, data: _Data, batch_size: int, shuffle: bool) -> tuple:
+class _Batches:
+    """The minibatches of every epoch of one fit: their count and rows, and the
+    buffer their losses go to (made once: small fits run hundreds of short epochs)."""
+
+    def __init__(self, n: int, batch_size: int):
+        self.n = n
+        self.size = min(batch_size, n)
+        self.count = -(-n // self.size)
+        self.rows = np.full(self.count, self.size, dtype=np.float64)
+        self.rows[-1] = n - self.size * (self.count - 1)
+        self.loss = np.zeros(self.count)    # each epoch writes a batch's loss before reading it
+
+
+def _run_epoch(engine, net, optimizer, data: _Data, batches: _Batches, start: _Snapshot,
+               shuffle: bool) -> tuple:
     """One epoch; returns (mean loss, last learning rate). Raises
     FloatingPointError after going back to the last finite state, and raises
     KeyboardInterrupt (through Python's SIGINT handler) at the first batch
     boundary after a Ctrl-C, the parameters and the optimizer's state and
     counters then being those of the updates applied."""
     rule = optimizer.rule_for(net)          # again: a callback may have reset it
-    n = len(data)
-    batch_size = min(batch_size, n)
-    n_batches = -(-n // batch_size)
+    n, batch_size, n_batches, batch_loss = batches.n, batches.size, batches.count, batches.loss
     lrs = optimizer.learning_rates(n_batches)
-    batch_loss = np.zeros(n_batches)
-    epoch = _Epoch(engine, net, optimizer, data, batch_size, shuffle, lrs)
+    start.take(net, rule)
+    epoch = _Epoch(engine, net, optimizer, data, batch_size, shuffle, lrs, start)
     applied = 0
     while True:
         status, done, arrived = epoch.run(rule, batch_loss, applied, n_batches, _catch_sigint())
@@ -157,9 +190,7 @@ def _run_epoch(engine, net, optimizer, data: _Data, batch_size: int, shuffle: bo
             f"optimizer state are those after the last update that left every parameter "
             f"finite ({kept} updates into the epoch). Try a smaller learning rate, clip_norm, "
             "or scaling the inputs.")
-    rows = np.full(n_batches, batch_size, dtype=np.float64)
-    rows[-1] = n - batch_size * (n_batches - 1)
-    return float(np.dot(batch_loss, rows) / n), float(lrs[-1])
+    return float(np.dot(batch_loss, batches.rows) / n), float(lrs[-1])
 
 
 def _finite(values: np.ndarray) -> bool:
@@ -168,13 +199,13 @@ def _finite(values: np.ndarray) -> bool:
 
 class _Epoch:
     """One epoch's batches, from the parameters and optimizer state at its start,
-    which it keeps to undo a divergence."""
+    which ``start`` holds to undo a divergence."""
 
-    def __init__(self, engine, net, optimizer, data, batch_size, shuffle, lrs):
-        self.engine, self.net, self.optimizer, self.data = engine, net, optimizer, data
+    def __init__(self, engine, net, optimizer, data, batch_size, shuffle, lrs, start):
+        self.engine, self.net, self.data = engine, net, data
         self.batch_size, self.shuffle, self.lrs = batch_size, shuffle, lrs
         self.epoch = optimizer.epoch
-        self.start = _Snapshot(net, optimizer)
+        self.start = start
 
     def run(self, rule, batch_loss, first: int, last: int, catch_interrupt: bool = False) -> tuple:
         """Batches first..last-1 in one engine call, which advances the optimizer's
@@ -200,7 +231,7 @@ class _Epoch:
         scratch = np.zeros(len(self.lrs))
 
         def finite_after(k: int) -> bool:
-            self.start.restore(self.net, self.optimizer)
+            self.start.restore(self.net)
             if k:
                 self.run(rule, scratch, 0, k)
             return _finite(self.net.parameters)
@@ -273,7 +304,7 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
         data, val = _split(net, data, validation_split)
     if class_weight is not None:        # training only: val_loss stays the plain loss
         data.weigh_classes(net, class_weight)
-    optimizer.rule_for(net)
+    snapshot = _Snapshot(net, optimizer.rule_for(net))
     if not _finite(net.parameters):
         raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
                          "train_step, or assigned so); set finite ones before fit")
@@ -282,6 +313,7 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
     if early_stopping:
         callbacks.insert(0, EarlyStopping(monitor, patience, min_delta, restore_best_weights))
     history = History()
+    batches = _Batches(len(data), batch_size)
     net.stop_training = False
     for callback in callbacks:
         callback.network = net
@@ -294,7 +326,7 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
             for callback in callbacks:
                 callback.on_epoch_begin(epoch, {})
             start = time.perf_counter()
-            loss, lr = _run_epoch(engine, net, optimizer, data, batch_size, shuffle)
+            loss, lr = _run_epoch(engine, net, optimizer, data, batches, snapshot, shuffle)
             elapsed = time.perf_counter() - start
             logs = {"loss": loss, "lr": lr, "time": elapsed,
                     "samples_per_second": len(data) / max(elapsed, 1e-12)}

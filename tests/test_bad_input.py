@@ -66,6 +66,38 @@ def test_bad_labels(classifier, y, match):
         classifier.train_step(X_OK, y, fastwb.SGD(0.1))
 
 
+BAD_LABELS = [(3, r"\[0, 3\); y\[2\] is 3"), (100, r"\[0, 3\); y\[2\] is 100"),
+              (-1, r"y\[2\] is -1"), (1.5, "whole numbers"), (np.nan, "NaN or infinite"),
+              (np.inf, "NaN or infinite")]
+
+
+@pytest.mark.parametrize("dtype,value,match", [
+    (dtype, value, match)
+    for dtype in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+                  np.uint64, np.float32, np.float64)
+    for value, match in BAD_LABELS
+    if np.dtype(dtype).kind == "f" or (float(value).is_integer()
+                                       and (value >= 0 or np.dtype(dtype).kind == "i"))])
+def test_bad_labels_of_every_dtype(classifier, dtype, value, match):
+    y = np.array([0, 1, value, 1, 0], dtype=dtype)
+    before = classifier.parameters.copy()
+    for call in (lambda: classifier.train_step(X_OK, y, fastwb.SGD(0.1)),
+                 lambda: classifier.loss(X_OK, y), lambda: classifier.gradients(X_OK, y),
+                 lambda: classifier.fit(X_OK, y, epochs=1)):
+        with pytest.raises(ValueError, match=match):
+            call()
+    np.testing.assert_array_equal(classifier.parameters, before)
+
+
+@pytest.mark.parametrize("y", [np.array([0, 1, 2, 1, 0], ">i4"),
+                               np.array([0, 1, 2, 1, 0], np.float16),
+                               (np.arange(10, dtype=np.int32) % 3)[::2]])
+def test_labels_the_fast_path_leaves_to_python_are_right(classifier, y):
+    # byte-swapped, half-precision and strided labels: the same as int64
+    expected = classifier.loss(X_OK, np.asarray(y).astype(np.int64))
+    assert classifier.loss(X_OK, y) == expected
+
+
 @pytest.mark.parametrize("y,error,match", [
     (np.zeros((5, 3)), ValueError, r"expected \(5, 2\)"),
     (np.zeros(5), ValueError, r"expected \(5, 2\)"),

@@ -1338,3 +1338,25 @@ def test_fit_takes_an_optimizer_by_name(name, kind):
     net = fastwb.Network([4, 6, 2], dtype="float64", seed=0)
     net.fit(X, y, name, epochs=1)
     assert type(net.optimizer) is kind and net.optimizer.step > 0
+
+
+@pytest.mark.parametrize("lrs", [[0.1, np.nan], [0.1, np.inf], [0.1, -0.1], [0.1],
+                                 np.full((2, 1), 0.1)])
+def test_compiled_fit_epoch_refuses_bad_rates_before_any_batch(lrs):
+    net = fastwb.Network([3, 2], loss="mse", dtype="float64", seed=0)
+    opt = fastwb.SGD(0.1)
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match="lrs needs 2 finite, nonnegative learning rates"):
+        net._engine.fit_epoch(np.ones((4, 3)), np.zeros((4, 2)), None, 2, True,
+                              opt.rule_for(net), lrs, np.zeros(2))
+    np.testing.assert_array_equal(net.parameters, before)
+    assert opt.step == 0
+
+
+def test_compiled_fit_epoch_takes_rates_of_any_real_dtype():
+    nets = [fastwb.Network([3, 2], loss="mse", dtype="float64", seed=0) for _ in range(2)]
+    for net, lrs in zip(nets, ([0.5, 0.25], np.array([0.5, 0.25], np.float32))):
+        net._engine.fit_epoch(np.ones((4, 3)), np.zeros((4, 2)), None, 2, True,
+                              fastwb.SGD(0.1).rule_for(net), lrs, np.zeros(2))
+    np.testing.assert_array_equal(nets[0].parameters, nets[1].parameters)
+    assert np.all(nets[0].parameters != fastwb.Network([3, 2], dtype="float64", seed=0).parameters)

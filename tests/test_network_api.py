@@ -166,3 +166,48 @@ def test_one_sample_given_as_a_list_takes_a_scalar_label(backend):
     net = fastwb.Network([3, 4, 2], loss="softmax_cross_entropy", dtype="float64", seed=0,
                          backend=backend)
     assert net.loss([0.5, 1, 2], 1) == net.loss(np.array([0.5, 1.0, 2.0]), 1)
+
+
+LABEL_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.longlong, np.uint8, np.uint16,
+                np.uint32, np.uint64, np.ulonglong, np.bool_, np.float32, np.float64]
+
+
+@pytest.mark.parametrize("net_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
+def test_labels_of_any_real_dtype_train_as_int64_labels(net_dtype, label_dtype):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 5)).astype(net_dtype)
+    labels = rng.integers(0, 2 if label_dtype is np.bool_ else 3, 40)
+    y = labels.astype(label_dtype)
+
+    def trained(targets):
+        net = fastwb.Network([5, 8, 3], loss="softmax_cross_entropy", dtype=net_dtype, seed=1)
+        opt = fastwb.Adam(0.01)
+        losses = [net.train_step(X, targets, opt), net.train_step(X[:1], targets[:1], opt),
+                  net.loss(X, targets)]
+        gradients = np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db
+                                    in net.gradients(X, targets)])
+        net.fit(X, targets, optimizer=opt, epochs=2, batch_size=16)
+        return losses, gradients, net.parameters
+
+    losses, gradients, parameters = trained(y)
+    expected_losses, expected_gradients, expected_parameters = trained(labels)
+    assert losses == expected_losses
+    np.testing.assert_array_equal(gradients, expected_gradients)
+    np.testing.assert_array_equal(parameters, expected_parameters)
+
+
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
+def test_label_arrays_are_checked_without_the_python_fallback(label_dtype, monkeypatch):
+    # the compiled engine's own test accepts them; _validation.check_y is for what it refuses
+    net = fastwb.Network([4, 6, 3], loss="softmax_cross_entropy", seed=0)
+    X = np.ones((5, 4), np.float32)
+    y = np.array([0, 1, 1, 0, 1 if label_dtype is np.bool_ else 2], dtype=label_dtype)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("check_y was called")
+
+    monkeypatch.setattr(fastwb._validation, "check_y", refuse)
+    assert np.isfinite(net.train_step(X, y, fastwb.Adam()))
+    assert np.isfinite(net.loss(X, y))
+

@@ -638,6 +638,56 @@ def test_dataframe_sets_feature_names():
     assert not hasattr(quietly(clf.fit, X, y), "feature_names_in_")
 
 
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "reg1", "reg3"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float_arrays_skip_validate_data_with_the_same_results(kind, dtype, monkeypatch):
+    X, y = data(kind)
+    Estimator = MLPRegressor if kind.startswith("reg") else MLPClassifier
+    est = quietly(Estimator(hidden_layer_sizes=(5,), max_iter=3, random_state=0,
+                            dtype=dtype).fit, X, y)
+    methods = [est.predict] + ([est.predict_proba] if Estimator is MLPClassifier else [])
+    inputs = [part for whole in (X, X.astype(np.float32), np.asfortranarray(X))
+              for part in (whole, whole[1:2])]
+    # the same values as lists, which go through validate_data
+    expected = [[method(part.tolist()) for method in methods] for part in inputs]
+    monkeypatch.setattr(fastwb.sklearn, "validate_data", None)
+    for part, values in zip(inputs, expected):
+        for method, value in zip(methods, values):
+            np.testing.assert_array_equal(method(part), value)
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_float_arrays_get_sklearns_errors_and_warnings(Estimator):
+    X, y = data("binary")
+    with pytest.raises(ValueError, match="not fitted"):
+        Estimator().predict(X[:1])
+    est = quietly(Estimator(hidden_layer_sizes=(3,), max_iter=1).fit, X, y)
+    for value, match in ((np.nan, "Input X contains NaN"),
+                         (np.inf, "Input X contains infinity")):
+        row = X[:1].copy()
+        row[0, 2] = value
+        for bad in (row, row.astype(np.float32)):
+            with pytest.raises(ValueError, match=match):
+                est.predict(bad)
+    with pytest.raises(ValueError, match="X has 3 features, but .* is expecting 4"):
+        est.predict(X[:1, :3])
+    with pytest.raises(ValueError, match="0 sample"):
+        est.predict(X[:0])
+    huge = X[:1] * 1e300            # finite, but not in the float32 network
+    with pytest.raises(ValueError, match="NaN or infinite") as fast, \
+            pytest.warns(RuntimeWarning, match="overflow"):
+        est.predict(huge)
+    with pytest.raises(ValueError, match="NaN or infinite") as checked, \
+            pytest.warns(RuntimeWarning, match="overflow"):
+        est.predict(huge.tolist())
+    assert str(fast.value) == str(checked.value)
+    pd = pytest.importorskip("pandas")
+    named = quietly(Estimator(hidden_layer_sizes=(3,), max_iter=1).fit,
+                    pd.DataFrame(X, columns=list("abcd")), y)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        named.predict(X[:1])
+
+
 @pytest.mark.parametrize("Estimator, kind", [(MLPClassifier, "multiclass"),
                                              (MLPRegressor, "reg1")])
 def test_sparse_input_is_dense_input(Estimator, kind):
