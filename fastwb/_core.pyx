@@ -200,6 +200,13 @@ cdef int MAX_PANELS = 8
 # passes (update, its check, penalties) on the pool, in up to PASS_TASKS tasks
 cdef Py_ssize_t PASS_MIN_ELEMENTS = 1 << 16
 cdef Py_ssize_t PASS_TASKS = 64
+# Segment passes that ran on the pool (by the calling thread only): for tests
+cdef Py_ssize_t POOL_PASSES = 0
+
+
+def pool_passes():
+    """How many segment passes have run on the pool: for tests that a path is taken."""
+    return POOL_PASSES
 cdef Py_ssize_t CHUNK_MAX_PARAMS = 1 << 16
 cdef int MAX_CHUNKS = 8
 
@@ -616,10 +623,12 @@ cdef void _gemm_panels(char* ta, char* tb, int m, int n, int k, floating alpha,
     if team == 0 or <Py_ssize_t>m * n * k < PANEL_PRODUCT_MIN or size < 2 * PANEL_MIN:
         _gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
+    cdef Py_ssize_t width
     panels = <int>min(<Py_ssize_t>MAX_PANELS, size // PANEL_MIN)
-    job.width = (size + panels - 1) // panels
-    job.width = (job.width + 15) // 16 * 16     # whole SIMD tiles
-    panels = (size + job.width - 1) // job.width
+    width = (<Py_ssize_t>size + panels - 1) // panels
+    width = (width + 15) // 16 * 16             # whole SIMD tiles
+    panels = <int>((size + width - 1) // width)
+    job.width = <int>width
     job.ta, job.tb, job.m, job.n, job.k = ta, tb, m, n, k
     job.lda, job.ldb, job.ldc, job.alpha, job.beta = lda, ldb, ldc, alpha, beta
     job.a, job.b, job.c, job.rows, job.size = a, b, c, rows, size
@@ -1151,7 +1160,9 @@ cdef double segment_pass(int what, const Opt* o, const Segment* seg, floating* p
     job.a = s1 + seg.start if s1 != NULL else NULL
     job.b = s2 + seg.start if s2 != NULL else NULL
     job.n_blocks = (seg.length + BLOCK - 1) // BLOCK
+    global POOL_PASSES
     if team > 1 and job.n_blocks > 1 and seg.length >= PASS_MIN_ELEMENTS:
+        POOL_PASSES += 1
         tasks = <int>min(job.n_blocks, PASS_TASKS)      # several per thread: a busy core
         job.per_task = (job.n_blocks + tasks - 1) // tasks    # hands its share on
         tasks = <int>((job.n_blocks + job.per_task - 1) // job.per_task)
@@ -1470,6 +1481,7 @@ cdef struct ChunkJob:
     unsigned char* keep
     int64_t step
     double weight
+    int panels           # 1: BLAS is serial, cut products run on this thread; 0: whole
 
 
 cdef double run_chunks(const Net* net, floating* params, floating* grads, const Batch* batch,
@@ -1494,6 +1506,7 @@ cdef double run_chunks(const Net* net, floating* params, floating* grads, const 
     job.step = o.step if train else 0
     job.weight = batch_weight(<const floating*>batch.SW, batch.n)
     cdef int blas_threads = blas_serial_begin()
+    job.panels = blas_threads > 0
     if blas_threads > 0:                # BLAS calls can run side by side, serially each
         team = w.team
     if floating is float:
@@ -1554,14 +1567,14 @@ cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, int c) no
     cdef floating* spare = <floating*>w.spare + r0 * w.width_max
     cdef double value
     forward(net, params, X, nc, acts, w.capacity, <floating*>NULL, net.loss != MSE,
-            j.keep, j.step, r0, 1, 1)
+            j.keep, j.step, r0, 1, j.panels)
     value = loss_and_delta(net.loss, net.acts[L - 1], out + r0 * n_out,
                            T + r0 * n_out if T != NULL else NULL,
                            b.labels + r0 if b.labels != NULL else NULL,
                            SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
                            j.weight, 1)
     backward(net, params, grads, X, nc, acts, delta, spare, j.keep, w.capacity, r0,
-             GRADIENT_ONLY, NULL, w.partials, 1, 1)
+             GRADIENT_ONLY, NULL, w.partials, 1, j.panels)
     w.row_loss[r0] = value
 
 
@@ -2124,7 +2137,7 @@ cdef class Engine:
         w.team = self._team()
         if c.op == OP_UPDATE or c.op == OP_PENALTY:     # no product: the pool is free
             w.panels = w.team
-        elif self._panels(min(c.batch.n, w.capacity) if c.batch.n > 0 else w.capacity):
+        elif self._panels(c.fit.batch if c.op == OP_FIT else min(c.batch.n, w.capacity)):
             # one serial BLAS for the whole call (setting it costs ~0.5 us); the
             # pool runs panels and passes, with no more threads than BLAS's own
             # setting allows (which threadpoolctl governs)
@@ -2606,7 +2619,14 @@ cdef object _labels(cnp.ndarray y, Py_ssize_t m):
     cdef Py_ssize_t* lab = <Py_ssize_t*>cnp.PyArray_DATA(out)
     cdef bint ok
     # by C type, not by NumPy name: int64 is long here and long long elsewhere
-    if typenum == cnp.NPY_BOOL or typenum == cnp.NPY_UBYTE:
+    cdef Py_ssize_t i
+    if typenum == cnp.NPY_BOOL:     # any nonzero byte is True (a view of other bytes)
+        ok = _to_labels(<const unsigned char*>data, lab, n, 256)
+        if ok:
+            for i in range(n):
+                lab[i] = lab[i] != 0
+            ok = m >= 2 or not any_true(lab, n)
+    elif typenum == cnp.NPY_UBYTE:
         ok = _to_labels(<const unsigned char*>data, lab, n, m)
     elif typenum == cnp.NPY_BYTE:
         ok = _to_labels(<const signed char*>data, lab, n, m)
@@ -2633,6 +2653,14 @@ cdef object _labels(cnp.ndarray y, Py_ssize_t m):
     else:
         ok = False
     return out if ok else None
+
+
+cdef bint any_true(const Py_ssize_t* labels, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if labels[i]:
+            return True
+    return False
 
 
 cdef bint _to_labels(const label_t* y, Py_ssize_t* out, Py_ssize_t n, Py_ssize_t m) noexcept nogil:

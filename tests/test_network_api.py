@@ -197,6 +197,14 @@ def test_labels_of_any_real_dtype_train_as_int64_labels(net_dtype, label_dtype):
     np.testing.assert_array_equal(parameters, expected_parameters)
 
 
+def test_a_boolean_view_of_other_bytes_labels_as_its_truth():
+    """NumPy reads any nonzero byte of a bool array as True: so does the engine."""
+    net = fastwb.Network([4, 6, 3], loss="softmax_cross_entropy", dtype="float64", seed=0)
+    X = np.random.default_rng(0).normal(size=(3, 4))
+    y = np.array([2, 0, 7], np.uint8).view(np.bool_)
+    assert net.loss(X, y) == net.loss(X, np.array([1, 0, 1]))
+
+
 @pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
 def test_label_arrays_are_checked_without_the_python_fallback(label_dtype, monkeypatch):
     # the compiled engine's own test accepts them; _validation.check_y is for what it refuses

@@ -219,8 +219,10 @@ def test_adam_with_dropout_and_clipping_on_every_kernel_path(dtype, n_threads, k
 @pytest.fixture
 def passes_on_the_pool():
     """Every segment of more than one block updates, checks and sums its
-    penalty on fastwb's pool."""
-    previous = _core.tuning(pass_min_elements=0)
+    penalty on fastwb's pool: they do in calls that cut products into panels."""
+    if fastwb.blas_source() != "numpy" or not _core.openmp_enabled():
+        pytest.skip("panels need NumPy's OpenBLAS, whose threads fastwb can set")
+    previous = _core.tuning(pass_min_elements=0, panel_product_min=0)
     yield
     _core.tuning(**previous)
 
@@ -238,6 +240,7 @@ def test_passes_on_the_pool_match_the_reference_and_one_thread(optimizer, dtype,
     X, y, _ = make_data("labels", rng, batch=5)
     X = X[:, :4]
     params, losses = [], []
+    before = _core.pool_passes()
     for n_threads in (1, 2):
         compiled, reference = make_pair("tanh", "softmax_cross_entropy", dtype,
                                         n_threads=n_threads, sizes=sizes,
@@ -249,6 +252,7 @@ def test_passes_on_the_pool_match_the_reference_and_one_thread(optimizer, dtype,
         losses.append(compiled.loss(X, y))
     assert np.array_equal(params[0], params[1])
     assert losses[0] == losses[1]
+    assert _core.pool_passes() > before, "no pass ran on the pool"
 
 
 def test_an_overflowing_update_on_the_pool_leaves_every_parameter_alone(passes_on_the_pool):
@@ -258,8 +262,10 @@ def test_an_overflowing_update_on_the_pool_leaves_every_parameter_alone(passes_o
     net = fastwb.Network([4, 6145, 2], dtype="float32", seed=0, n_threads=2)
     opt = fastwb.SGD(lr=1e36)
     parameters = net.parameters.copy()
+    before = _core.pool_passes()
     with pytest.raises(FloatingPointError, match="update would have left parameters"):
         net.train_step(X, y, opt)
+    assert _core.pool_passes() > before, "the check did not run on the pool"
     np.testing.assert_array_equal(net.parameters, parameters)
     assert opt.step == 0
 
