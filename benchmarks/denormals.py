@@ -6,8 +6,10 @@ Intel CPUs each operation on a subnormal float costs about a hundred cycles.
 This trains a network on sparse data, each input feature nonzero in a share
 of the samples between 1 in 10,000 and all (as the pixels near the border of
 handwritten digits are rarely inked), so that the moments of rarely active
-features' weights spend long runs decaying, then times ``train_step`` with ``fastwb.set_flush_denormals`` on and off, side
-by side in interleaved rounds, and reports the share of subnormal moments.
+features' weights spend long runs decaying, then times ``train_step`` with ``fastwb.set_flush_denormals`` on and off (two
+copies of the network, one trained in each mode all along, for a flushed
+moment stays 0), side by side in interleaved rounds, and reports the share of
+the unflushed copy's first moments that are subnormal.
 
 Usage::
 
@@ -29,49 +31,49 @@ from fastwb.bench.timing import fmt_time, interleaved
 CASES = (([16, 32, 4], 1), ([64, 100, 10], 200))
 
 
-def trained(sizes: list[int], batch: int, dtype: str, steps: int, seed: int = 0):
-    """A network, its Adam and one batch, after ``steps`` steps on sparse data
-    (feature j nonzero with a probability log-uniform in [1e-4, 1])."""
-    rng = np.random.default_rng(seed)
-    rows = max(batch, 20_000)
-    active = 10.0 ** rng.uniform(-4, 0, sizes[0])
-    X = (rng.standard_normal((rows, sizes[0])) * (rng.random((rows, sizes[0])) < active))
-    X = X.astype(dtype)
-    y = rng.integers(0, sizes[-1], rows)
-    net = fastwb.Network(sizes, loss="softmax_cross_entropy", dtype=dtype, seed=seed)
-    optimizer = fastwb.Adam()
-    for step in range(steps):
-        first = (step * batch) % (rows - batch + 1)
-        net.train_step(X[first:first + batch], y[first:first + batch], optimizer)
-    first = (steps * batch) % (rows - batch + 1)
-    return net, optimizer, X[first:first + batch], y[first:first + batch]
+class Trainer:
+    """A network and its Adam stepping through sparse data (feature j nonzero with
+    a probability log-uniform in [1e-4, 1]) one batch per call, always with
+    flushing on or always off."""
 
+    def __init__(self, sizes: list[int], batch: int, dtype: str, flush: bool, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.rows = max(batch, 20_000)
+        active = 10.0 ** rng.uniform(-4, 0, sizes[0])
+        X = rng.standard_normal((self.rows, sizes[0])) * (rng.random((self.rows, sizes[0]))
+                                                          < active)
+        self.X, self.y = X.astype(dtype), rng.integers(0, sizes[-1], self.rows)
+        self.net = fastwb.Network(sizes, loss="softmax_cross_entropy", dtype=dtype, seed=seed)
+        self.optimizer = fastwb.Adam()
+        self.batch, self.flush, self.first = batch, flush, 0
 
-def subnormal_share(optimizer: fastwb.Optimizer, dtype: str) -> float:
-    """The share of the first moments that are subnormal (nonzero, below the
-    smallest normal number)."""
-    m = optimizer.get_state()["buffers"]["exp_avg"]
-    tiny = np.finfo(dtype).tiny
-    return float(np.mean((m != 0) & (np.abs(m) < tiny)))
+    def step(self) -> None:
+        """One train_step on the next batch, in this trainer's mode."""
+        stop = self.first + self.batch
+        with fastwb.flush_denormals(self.flush):
+            self.net.train_step(self.X[self.first:stop], self.y[self.first:stop],
+                                self.optimizer)
+        self.first = stop if stop + self.batch <= self.rows else 0
+
+    def subnormal_share(self) -> float:
+        """The share of the first moments that are subnormal (nonzero, below the
+        smallest normal number)."""
+        m = self.optimizer.get_state()["buffers"]["exp_avg"]
+        return float(np.mean((m != 0) & (np.abs(m) < np.finfo(m.dtype).tiny)))
 
 
 def measure(sizes, batch, dtype, steps, repeats, min_time) -> dict:
-    """train_step with flushing on and off, on one network trained without
-    flushing (so that its moments hold subnormals to begin with)."""
-    with fastwb.flush_denormals(False):
-        net, optimizer, X, y = trained(sizes, batch, dtype, steps)
-    share = subnormal_share(optimizer, dtype)
-
-    def step(enabled: bool):
-        def run():
-            with fastwb.flush_denormals(enabled):
-                net.train_step(X, y, optimizer)
-        return run
-
-    times = interleaved({"flush": step(True), "keep": step(False)}, repeats, min_time)
+    """Two trainers of one network from one start, flushing and not, ``steps``
+    steps each, then timed side by side as they go on."""
+    trainers = {flush: Trainer(sizes, batch, dtype, flush) for flush in (True, False)}
+    for trainer in trainers.values():
+        for _ in range(steps):
+            trainer.step()
+    times = interleaved({"flush": trainers[True].step, "keep": trainers[False].step},
+                        repeats, min_time)
     return {"shape": "-".join(map(str, sizes)), "batch": batch, "dtype": dtype,
-            "subnormal_share": share, "flush_s": times["flush"]["min_s"],
-            "keep_s": times["keep"]["min_s"]}
+            "subnormal_share": trainers[False].subnormal_share(),
+            "flush_s": times["flush"]["min_s"], "keep_s": times["keep"]["min_s"]}
 
 
 def markdown(rows: list[dict]) -> str:
@@ -87,7 +89,7 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3000,
-                        help="Adam steps before timing, flushing off (default: 3000)")
+                        help="Adam steps of each trainer before timing (default: 3000)")
     add_timing(parser, repeats=7, min_time=0.2)
     args = parser.parse_args(argv)
     check_timing(parser, args.repeats, args.min_time)
