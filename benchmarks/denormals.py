@@ -6,10 +6,11 @@ Intel CPUs each operation on a subnormal float costs about a hundred cycles.
 This trains a network on sparse data, each input feature nonzero in a share
 of the samples between 1 in 10,000 and all (as the pixels near the border of
 handwritten digits are rarely inked), so that the moments of rarely active
-features' weights spend long runs decaying, then times ``train_step`` with ``fastwb.set_flush_denormals`` on and off (two
-copies of the network, one trained in each mode all along, for a flushed
-moment stays 0), side by side in interleaved rounds, and reports the share of
-the unflushed copy's first moments that are subnormal.
+features' weights spend long runs decaying, then times ``train_step`` with
+``fastwb.set_flush_denormals`` on and off (two copies of the network, one
+trained in each mode all along, for a flushed moment stays 0), side by side in
+interleaved rounds, and reports the share of the unflushed copy's first
+moments that are subnormal.
 
 Usage::
 

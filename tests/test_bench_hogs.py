@@ -76,13 +76,14 @@ def test_no_hogs():
 
 @pytest.mark.parametrize("how, phase", [(signal.SIGTERM, "busy"), (signal.SIGHUP, "paused"),
                                         (signal.SIGKILL, "paused"), (signal.SIGKILL, "busy")])
-def test_no_hog_outlives_its_benchmark(how, phase):
+def test_no_hog_outlives_its_benchmark(how, phase, tmp_path):
     # SIGTERM and SIGHUP end the benchmark through its cleanup; SIGKILL leaves no
     # cleanup, and the hog's parent-death signal ends it, paused or not
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastwb.__file__)))
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # not in the checkout, whose fastwb folder would hide the installed package
     child = subprocess.Popen([sys.executable, "-c", CHILD, phase], stdout=subprocess.PIPE,
-                             text=True, env=env)
+                             text=True, env=env, cwd=tmp_path)
     try:
         hog = int(child.stdout.readline())
         running = "R" if phase == "busy" else "T"
