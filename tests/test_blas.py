@@ -64,7 +64,7 @@ def test_products_in_panels_match_the_reference_and_any_team(dtype, panels):
     two threads or with BLAS limited to one thread: the reference's answers, and
     the same bits each way."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    if fastwb.blas_source() != "numpy":
+    if fastwb.blas_source() != "numpy" or not _core.openmp_enabled():
         pytest.skip("panels need NumPy's OpenBLAS, whose threads fastwb can set")
     rng = np.random.default_rng(0)
     sizes = [150, 300, 140, 130]        # products wider than tall and taller than wide
