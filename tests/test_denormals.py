@@ -213,7 +213,9 @@ def test_the_environment_variable(value, expected, warns, tmp_path):
     code = ("import warnings; warnings.simplefilter('always'); import fastwb; "
             "print(fastwb.get_flush_denormals())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "FASTWB_FLUSH_DENORMALS": value}, timeout=120,
+                          env={**os.environ, "FASTWB_FLUSH_DENORMALS": value,
+                               "PYTHONPATH": os.path.dirname(os.path.dirname(fastwb.__file__))},
+                          timeout=120,
                           cwd=tmp_path)     # the checkout's fastwb folder hides the installed one
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(expected)
