@@ -655,18 +655,23 @@ cdef inline void _gemv(char* trans, int m, int n, const floating* a, int lda,
             dgemv(trans, &m, &n, &one, <double*>a, &lda, <double*>x, &inc, &zero, y, &inc)
 
 
-cdef inline void _product_nn_row(const floating* a, Py_ssize_t k, const floating* W,
-                                 Py_ssize_t m, floating* z) noexcept nogil:
-    cdef Py_ssize_t p, j
-    cdef floating ap
-    cdef const floating* w
-    for j in range(m):
-        z[j] = 0
-    for p in range(k):
-        ap = a[p]
-        w = W + p * m
-        for j in range(m):
-            z[j] += ap * w[j]
+cdef inline void _small_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* W,
+                           Py_ssize_t m, floating* Z) noexcept nogil:
+    """The SIMD kernel of Z (n x m) = A (n x k) @ W (k x m), by dtype."""
+    if floating is float:
+        fwb_simd.small_nn_f(A, n, k, W, m, Z)
+    else:
+        fwb_simd.small_nn_d(A, n, k, W, m, Z)
+
+
+cdef inline void _small_tn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* D,
+                           Py_ssize_t m, floating* G, Py_ssize_t p0, Py_ssize_t p1,
+                           floating alpha, floating beta) noexcept nogil:
+    """The SIMD kernel of rows p0 .. p1 - 1 of G = alpha A^T D + beta G, by dtype."""
+    if floating is float:
+        fwb_simd.small_tn_f(A, n, k, D, m, G, p0, p1, alpha, beta)
+    else:
+        fwb_simd.small_tn_d(A, n, k, D, m, G, p0, p1, alpha, beta)
 
 
 cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* W,
@@ -676,11 +681,9 @@ cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floati
     if _plain_loops(n, k, m):
         if n > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
             for i in prange(n, schedule="static", num_threads=n_threads):
-                _product_nn_row(A + i * k, k, W, m, Z + i * m)
-        elif floating is float:
-            fwb_simd.small_nn_f(A, n, k, W, m, Z)
+                _small_nn(A + i * k, 1, k, W, m, Z + i * m)
         else:
-            fwb_simd.small_nn_d(A, n, k, W, m, Z)
+            _small_nn(A, n, k, W, m, Z)
     elif n == 1:
         _gemv(b"N", <int>m, <int>k, W, <int>m, A, Z)
     else:
@@ -688,43 +691,21 @@ cdef void product_nn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floati
                      <floating>0, Z, <int>m, team)
 
 
-cdef inline void _product_tn_row(const floating* A, Py_ssize_t n, Py_ssize_t k,
-                                 const floating* D, Py_ssize_t m, floating* G, Py_ssize_t p,
-                                 floating alpha, floating beta) noexcept nogil:
-    """Row p of G = alpha A^T D + beta G, adding the batch rows in order."""
-    cdef Py_ssize_t i, j
-    cdef floating a
-    cdef floating* g = G + p * m
-    if beta == 0:
-        for j in range(m):
-            g[j] = 0
-    elif beta != 1:
-        for j in range(m):
-            g[j] = beta * g[j]
-    for i in range(n):
-        a = alpha * A[i * k + p]
-        for j in range(m):
-            g[j] += a * D[i * m + j]
-
-
 cdef void product_tn(const floating* A, Py_ssize_t n, Py_ssize_t k, const floating* D,
                      Py_ssize_t m, floating* G, floating alpha, floating beta,
                      int n_threads, int team) noexcept nogil:
     """G (k x m) = alpha A^T (k x n) @ D (n x m) + beta G.
 
-    alpha = 1, beta = 0 is the weight gradient; alpha = -lr, beta = 1 on the
-    weights themselves is the whole SGD update, done inside the product.
-    One row of G per task, so the result does not depend on the thread count.
+    alpha = 1, beta = 0 is the weight gradient. One row of G per task, so the
+    result does not depend on the thread count.
     """
     cdef Py_ssize_t p
     if n == 1 or _plain_loops(n, k, m):
         if k > 1 and n_threads > 1 and n * k * m >= PARALLEL_MIN_ELEMENTS:
             for p in prange(k, schedule="static", num_threads=n_threads):
-                _product_tn_row(A, n, k, D, m, G, p, alpha, beta)
-        elif floating is float:
-            fwb_simd.small_tn_f(A, n, k, D, m, G, 0, k, alpha, beta)
+                _small_tn(A, n, k, D, m, G, p, p + 1, alpha, beta)
         else:
-            fwb_simd.small_tn_d(A, n, k, D, m, G, 0, k, alpha, beta)
+            _small_tn(A, n, k, D, m, G, 0, k, alpha, beta)
     else:
         _gemm_panels(b"N", b"T", <int>m, <int>k, <int>n, alpha, D, <int>m, A, <int>k, beta, G,
                      <int>m, team)
@@ -2622,10 +2603,9 @@ cdef object _labels(cnp.ndarray y, Py_ssize_t m):
     cdef Py_ssize_t i
     if typenum == cnp.NPY_BOOL:     # any nonzero byte is True (a view of other bytes)
         ok = _to_labels(<const unsigned char*>data, lab, n, 256)
-        if ok:
-            for i in range(n):
-                lab[i] = lab[i] != 0
-            ok = m >= 2 or not any_true(lab, n)
+        for i in range(n):
+            lab[i] = lab[i] != 0
+            ok = ok and lab[i] < m
     elif typenum == cnp.NPY_UBYTE:
         ok = _to_labels(<const unsigned char*>data, lab, n, m)
     elif typenum == cnp.NPY_BYTE:
@@ -2653,14 +2633,6 @@ cdef object _labels(cnp.ndarray y, Py_ssize_t m):
     else:
         ok = False
     return out if ok else None
-
-
-cdef bint any_true(const Py_ssize_t* labels, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if labels[i]:
-            return True
-    return False
 
 
 cdef bint _to_labels(const label_t* y, Py_ssize_t* out, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
