@@ -96,29 +96,74 @@ class LambdaCallback(Callback):
         self._on_epoch_end(epoch, logs)
 
 
+# Substrings of a metric's name (lower-cased, without a "val_" prefix) that mark it
+# higher-is-better for EarlyStopping(mode="auto"); see higher_is_better.
+HIGHER_IS_BETTER = ("acc", "auc", "f1", "fbeta", "precision", "recall", "r2", "score",
+                    "jaccard", "iou", "dice", "ndcg", "kappa", "matthews", "mcc")
+MODES = ("auto", "min", "max")
+
+
+def higher_is_better(monitor: str) -> bool:
+    """Whether ``EarlyStopping(mode="auto")`` maximises the metric ``monitor``.
+
+    After lower-casing and removing a "val_" prefix, a name is maximised when it
+    starts with "neg_" (scikit-learn's negated errors, such as
+    "neg_mean_squared_error") or contains one of ``HIGHER_IS_BETTER``: acc
+    (accuracy, balanced_accuracy), auc (roc_auc), f1, fbeta, precision
+    (average_precision), recall, r2, score, jaccard, iou, dice, ndcg, kappa,
+    matthews, mcc. Every other name (loss, mse, mae, error, ...) is minimised;
+    give ``mode`` where a name misleads.
+    """
+    name = monitor.lower()
+    name = name[4:] if name.startswith("val_") else name
+    return name.startswith("neg_") or any(marker in name for marker in HIGHER_IS_BETTER)
+
+
 class EarlyStopping(Callback):
     """Stop when the monitored metric has not improved for ``patience`` epochs.
 
     Parameters
     ----------
     monitor : str
-        A key of the epoch logs, e.g. "val_loss" or "loss"; lower is better
-        except for accuracies.
+        A key of the epoch logs, e.g. "val_loss", "loss", "val_accuracy", or a
+        metric that a callback listed before this one adds to the logs.
     patience : int
         Epochs without an improvement of more than ``min_delta`` before stopping.
     min_delta : float
         Smallest change that counts as an improvement.
     restore_best_weights : bool
         Put back the parameters of the best epoch when training stops.
+    mode : {"auto", "min", "max"}
+        Whether lower ("min") or higher ("max") values are better. "auto"
+        decides from the name, by ``higher_is_better``: accuracies, AUCs, F1,
+        precision, recall, R², scores and "neg_" scorer names are maximised,
+        losses and errors minimised.
+
+    A NaN value never improves on the best (a diverged epoch counts as one
+    without improvement).
+
+    Examples
+    --------
+    >>> from fastwb import EarlyStopping
+    >>> EarlyStopping("val_f1").mode_, EarlyStopping("val_loss").mode_
+    ('max', 'min')
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 1e-4,
-                 restore_best_weights: bool = True):
+                 restore_best_weights: bool = True, mode: str = "auto"):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a metric, got {monitor!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.monitor = monitor
         self.patience = patience
         self.min_delta = min_delta
         self.restore_best_weights = restore_best_weights
-        self._sign = -1.0 if "accuracy" in monitor else 1.0
+        self.mode = mode
+        #: the direction in use: "min" or "max" ("auto" resolved from the name)
+        self.mode_ = mode if mode != "auto" else (
+            "max" if higher_is_better(monitor) else "min")
+        self._sign = -1.0 if self.mode_ == "max" else 1.0
         self.best = math.inf
         self.best_epoch: int | None = None
         self.wait = 0
@@ -132,7 +177,8 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.monitor not in logs:
             raise ValueError(f"early stopping monitors {self.monitor!r}, which this fit does not "
-                             f"record; it records {', '.join(logs)}")
+                             f"record; it records {', '.join(logs)} (a callback that adds "
+                             f"a metric must come before the EarlyStopping that monitors it)")
         value = self._sign * logs[self.monitor]
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -141,8 +187,18 @@ class EarlyStopping(Callback):
             return
         self.wait += 1
         if self.wait >= self.patience:
-            self.stopped = True
-            self._require_network().stop_training = True
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop training now, as when patience runs out (``fit`` calls it when an
+        epoch diverges): ``on_train_end`` then restores the best weights."""
+        self.stopped = True
+        self._require_network().stop_training = True
+
+    @property
+    def best_value(self) -> float | None:
+        """The best value of the monitored metric so far (None before the first epoch)."""
+        return None if self.best_epoch is None else self._sign * self.best
 
     def on_train_end(self, logs: dict) -> None:
         if self.stopped and self._best_parameters is not None:

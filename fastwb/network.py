@@ -306,7 +306,8 @@ class Network:
             batch_size: int = 32, shuffle: bool = True, validation_data=None,
             validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
             min_delta: float = 1e-4, restore_best_weights: bool = True, sample_weight=None,
-            class_weight=None, callbacks=(), verbose: int = 0) -> History:
+            class_weight=None, callbacks=(), verbose: int = 0, monitor: str | None = None,
+            mode: str = "auto") -> History:
         """Train for ``epochs`` passes over (X, y) in minibatches; returns a ``History``.
 
         Each epoch runs in one compiled call without the GIL: shuffle (by the
@@ -334,9 +335,18 @@ class Network:
         validation_split : float in [0, 1)
             Hold out this fraction of (X, y), chosen at random by the seed.
         early_stopping : bool
-            Stop when ``val_loss`` (or ``loss`` without validation) has not
-            improved by more than ``min_delta`` for ``patience`` epochs, then
-            with ``restore_best_weights`` go back to the best epoch's parameters.
+            Stop when ``monitor`` has not improved by more than ``min_delta``
+            for ``patience`` epochs, then with ``restore_best_weights`` go back
+            to the best epoch's parameters (``fastwb.EarlyStopping``, run after
+            ``callbacks``). An epoch that diverges also ends the fit there,
+            with a ``RuntimeWarning``, once an epoch has completed.
+        monitor : str or None
+            The metric early stopping watches: ``val_loss`` (``loss`` without
+            validation) by default, or any key of the logs, including one that
+            a callback adds (such as "val_f1").
+        mode : {"auto", "min", "max"}
+            Its direction; "auto" as ``fastwb.EarlyStopping`` decides it from
+            the name.
         sample_weight : array (n,)
             Weight of each sample in the loss.
         class_weight : "balanced", dict or None
@@ -350,8 +360,9 @@ class Network:
         Raises
         ------
         FloatingPointError
-            When a loss is NaN or infinite; the parameters and optimizer state
-            are then those of the last update that left every parameter finite.
+            When a loss is NaN or infinite (without early stopping, or in its
+            first epoch); the parameters and optimizer state are then those of
+            the last update that left every parameter finite.
         KeyboardInterrupt
             On Ctrl-C, after the batch that was running: the network is consistent.
 
@@ -370,7 +381,7 @@ class Network:
         return training.fit(self, self._engine, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
                             validation_split, early_stopping, patience, min_delta,
                             restore_best_weights, sample_weight, class_weight, callbacks,
-                            verbose)
+                            verbose, monitor, mode)
 
     def partial_fit(self, X, y, optimizer: Optimizer | str | None = None, batch_size: int = 32,
                     shuffle: bool = True, sample_weight=None, class_weight=None) -> float:

@@ -37,17 +37,50 @@ Where the two differ, and why:
 * ``sample_weight`` must be nonnegative and not all zero.
 * ``MLPRegressor(loss="poisson")`` is refused: fastwb has no Poisson loss.
 
+* With ``early_stopping=True`` a diverging loss ends training as in
+  scikit-learn (NaN losses and validation scores recorded up to
+  ``n_iter_no_change`` or ``max_iter``, then the best weights kept), but the
+  epochs after the divergence are recorded without being trained (they could
+  change nothing) and with one ``RuntimeWarning`` in place of NumPy's overflow
+  warnings; fastwb callbacks and scikit-learn's epoch tasks do not see them.
+
 Extras beyond scikit-learn: ``dtype``, ``dropout`` (a rate for all hidden
 layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
 ("adamw" with its decoupled weight decay of 0.01 on top of ``alpha``,
 "rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``),
-``n_threads`` and ``callbacks`` (fastwb callbacks, called after every epoch).
+``n_threads``, and:
+
+* ``scoring``: the validation score of early stopping, as the ``scoring`` of
+  scikit-learn's HistGradientBoosting estimators: a scorer name
+  ("f1_macro", "neg_log_loss", ...) or a callable ``scorer(estimator, X, y)``;
+  None (the default) keeps the MLP's own (accuracy, or R² for the regressor).
+  ``validation_scores_`` and ``best_validation_score_`` hold its values. A
+  callable is not saved by ``fastwb.save`` (a loaded estimator has None).
+* a validation set: ``fit(X, y, sample_weight=None, *, X_val=None,
+  y_val=None, sample_weight_val=None)``, as HistGradientBoosting's ``fit``
+  takes it (with its checks and errors; it needs ``early_stopping=True``):
+  early stopping scores it instead of holding out ``validation_fraction``
+  of X, which then all trains. Not for "lbfgs" (which does not stop early).
+* ``callbacks``: fastwb callbacks (``fastwb.Callback``, or functions
+  ``f(epoch, logs)``), called after every epoch of the stochastic solvers,
+  after the estimator's records of the epoch (``loss_curve_``,
+  ``validation_scores_``, with the validation score in the logs as
+  "val_score") and before its decision to stop, which so sees what they did
+  (a metric they add to the logs, ``network.stop_training``).
+* With scikit-learn 1.9 or later, scikit-learn's callback protocol
+  (``sklearn.callback``): ``set_callbacks(ProgressBar(), ScoringMonitor(...))``
+  makes each ``fit`` or ``partial_fit`` a task whose subtasks are its epochs
+  ("epoch"; "lbfgs-iter" for lbfgs, as scikit-learn's LogisticRegression),
+  passed the training part of the data; a callback returning True from
+  ``on_fit_task_end`` stops training after that epoch (or iteration).
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import operator
+import typing
 import warnings
 import zlib
 from itertools import pairwise
@@ -62,14 +95,15 @@ from fastwb._optional import SKLEARN_REQUIREMENT, check_sklearn_version
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.metrics import accuracy_score, check_scoring, r2_score
     from sklearn.model_selection import train_test_split
-    from sklearn.utils import check_random_state, column_or_1d
+    from sklearn.utils import check_array, check_random_state, column_or_1d
     from sklearn.utils.class_weight import compute_sample_weight
     from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import (check_classification_targets, type_of_target,
                                           unique_labels)
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+    from sklearn.utils.validation import (_check_sample_weight, check_consistent_length,
+                                          check_is_fitted, validate_data)
 except ImportError as error:        # pragma: no cover - depends on the installation
     if (error.name or "").split(".")[0] != "sklearn":
         raise                       # scikit-learn is there, but broken: its own error says how
@@ -81,6 +115,15 @@ except ImportError:         # pragma: no cover - a private module that may move
     class _InvalidParameterError(ValueError, TypeError):
         """A constructor parameter of the wrong type or value."""
     InvalidParameterError = _InvalidParameterError
+
+try:        # scikit-learn's callback protocol (1.9 and later)
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:         # scikit-learn 1.7 and 1.8: fastwb's own callbacks only
+    class CallbackSupportMixin:         # type: ignore[no-redef]
+        """No ``set_callbacks``: this scikit-learn has no callback protocol."""
+
+    def with_callbacks(method):
+        return method
 
 from fastwb import initializers, optimizers
 from fastwb.callbacks import Callback
@@ -232,31 +275,41 @@ class _Settings:
             raise _invalid(est, "callbacks", "None, a fastwb Callback, a function "
                            "f(epoch, logs), or a list of them", est.callbacks)
         self.callbacks = list(callbacks)
+        if not (est.scoring is None or isinstance(est.scoring, str) or callable(est.scoring)):
+            raise _invalid(est, "scoring", "an instance of 'str', a callable or None",
+                           est.scoring)
+        self.scoring = est.scoring
 
 
 # --- the per-epoch bookkeeping of scikit-learn ------------------------------------------
 
 class _Epochs(Callback):
-    """After each epoch: scikit-learn's loss curve, convergence test, adaptive rate
-    and early stopping on the validation score."""
+    """After each epoch, before the user's callbacks: scikit-learn's records (loss
+    curve, ``n_iter_``, ``t_``, validation score and best weights, the count of
+    epochs without improvement). The validation score also goes into the logs
+    as "val_score". The decision to stop is ``stopper``'s, which runs after the
+    user's callbacks (so that it follows what they see and do)."""
 
-    def __init__(self, est, settings: _Settings, n_train: int, n_batches: int, validation):
+    def __init__(self, est, settings: _Settings, n_train: int, n_batches: int, validation,
+                 scorer=None):
         self.est, self.settings = est, settings
         self.n_train, self.n_batches, self.validation = n_train, n_batches, validation
+        self.scorer = scorer
         self.converged = False
         self.start_penalty = 0.0
         # fixed for the fit, and read after every one of its epochs
         self.scale, self.mean_over_outputs = est._scale, est._mean_over_outputs
+        self.stopper = _Stopper(self)
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         if self.mean_over_outputs:
             self.start_penalty = self.est._penalty()
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        est, settings = self.est, self.settings
+        est = self.est
         est.n_iter_ += 1
         est.loss_ = logs["loss"] / self.scale
-        if self.mean_over_outputs:
+        if self.mean_over_outputs and math.isfinite(est.loss_):
             # the epoch's loss is the mean of its batches' losses, each with the
             # penalty at that batch's weights: interpolated between the epoch's
             # ends (exact for one batch an epoch)
@@ -267,21 +320,50 @@ class _Epochs(Callback):
         if est.verbose:
             print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
         self._count_no_improvement()
-        if est._no_improvement_count > settings.n_iter_no_change:
-            what = "Validation score" if self.validation else "Training loss"
-            message = (f"{what} did not improve more than tol={settings.tol:f} for "
-                       f"{settings.n_iter_no_change} consecutive epochs.")
-            if self._stop(message):
-                self.converged = True
-                self._require_network().stop_training = True
-            else:
-                est._no_improvement_count = 0
+        if self.validation:
+            logs["val_score"] = est.validation_scores_[-1]
+
+    def should_stop(self) -> bool:
+        """scikit-learn's test after each epoch: stop, or (adaptive sgd) go on at a
+        fifth of the rate, once ``n_iter_no_change`` epochs have not improved."""
+        est, settings = self.est, self.settings
+        if est._no_improvement_count <= settings.n_iter_no_change:
+            return False
+        what = "Validation score" if self.validation else "Training loss"
+        message = (f"{what} did not improve more than tol={settings.tol:f} for "
+                   f"{settings.n_iter_no_change} consecutive epochs.")
+        if self._stop(message):
+            self.converged = True
+            return True
+        est._no_improvement_count = 0
+        return False
+
+    def after_divergence(self, error: FloatingPointError) -> None:
+        """What scikit-learn does when early stopping meets a diverging loss: its
+        weights turn NaN and it goes on, recording NaN losses and the scores of NaN
+        outputs (NaN, or for a classifier those of predicting ``classes_[0]``),
+        until ``n_iter_no_change`` or ``max_iter`` ends it; fit then keeps the
+        best weights. Those epochs change nothing, so they are recorded without
+        being trained."""
+        est, network = self.est, self.est._network
+        warnings.warn(f"{error} With early_stopping=True, as in scikit-learn, the "
+                      f"remaining epochs record a NaN loss and fit keeps the weights of "
+                      f"the best validation score.", RuntimeWarning, stacklevel=5)
+        finite = network.parameters.copy()
+        network.parameters[...] = np.nan
+        try:
+            while est.n_iter_ < self.settings.max_iter:
+                self.on_epoch_end(est.n_iter_, {"loss": math.nan})
+                if self.should_stop():
+                    break
+        finally:
+            network.parameters[...] = finite
 
     def _count_no_improvement(self) -> None:
         est, tol = self.est, self.settings.tol
         if self.validation:
             X_val, y_val, sw_val = self.validation
-            score = est._score(X_val, y_val, sw_val)
+            score = est._score(X_val, y_val, sw_val, self.scorer)
             est.validation_scores_.append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")
@@ -313,9 +395,125 @@ class _Epochs(Callback):
         return False
 
 
+class _Stopper(Callback):
+    """scikit-learn's stopping rule, run after the user's callbacks."""
+
+    def __init__(self, epochs: _Epochs):
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self.epochs.should_stop():
+            self._require_network().stop_training = True
+
+
+# --- scikit-learn's callback protocol ----------------------------------------------
+
+class _Tasks:
+    """A fit or partial_fit as a task of scikit-learn's callback protocol
+    (``sklearn.callback``, scikit-learn 1.9 and later), each epoch or lbfgs
+    iteration one subtask. Inert without the protocol or without callbacks set
+    by ``set_callbacks`` (or propagated by a meta-estimator)."""
+
+    def __init__(self, est, name: str, max_subtasks: int, X, y, sample_weight):
+        self.est, self.X, self.y = est, X, y
+        self.metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        self.context: typing.Any = None       # sklearn.callback.CallbackContext
+        if hasattr(est, "_skl_callbacks") or hasattr(est, "_parent_callback_ctx"):
+            self.context = est._init_callback_context(task_name=name,
+                                                      max_subtasks=max_subtasks)
+            self.context.call_on_fit_task_begin(estimator=est, X=X, y=y,
+                                                metadata=self.metadata)
+
+    def epochs(self, X, targets, sample_weight) -> list:
+        """The fastwb callback that makes each epoch a subtask (none if inert)."""
+        if self.context is None:
+            return []
+        return [_EpochTasks(self, X, self.est._truth(targets), sample_weight)]
+
+    def lbfgs(self, X, targets, sample_weight, parameters: np.ndarray):
+        """scipy's lbfgs callback that makes each iteration a subtask (None if inert)."""
+        if self.context is None:
+            return None
+        return _LbfgsTasks(self, X, self.est._truth(targets), sample_weight, parameters)
+
+    def end(self) -> None:
+        """The end of the fit's task, the estimator fitted."""
+        if self.context is not None:
+            self.context.call_on_fit_task_end(estimator=self.est, X=self.X, y=self.y,
+                                              metadata=self.metadata,
+                                              reconstruction_attributes={})
+
+
+class _EpochTasks(Callback):
+    """Each epoch of the stochastic solvers one task; a callback's request to stop
+    ends training after that epoch."""
+
+    def __init__(self, tasks: _Tasks, X, y, sample_weight):
+        self.tasks, self.X, self.y = tasks, X, y
+        self.metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        self.task: typing.Any = None        # the running epoch's CallbackContext
+
+    def _call(self, hook) -> bool:
+        est = self.tasks.est
+        return hook(estimator=est, X=self.X, y=self.y, metadata=self.metadata,
+                    reconstruction_attributes=est._fitted_attributes)
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        assert self.tasks.context is not None, "made only with a context"
+        self.task = self.tasks.context.subcontext(task_name="epoch")
+        self._call(self.task.call_on_fit_task_begin)
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        assert self.task is not None, "after on_epoch_begin"
+        task, self.task = self.task, None
+        if self._call(task.call_on_fit_task_end):
+            self._require_network().stop_training = True
+
+    def on_train_end(self, logs: dict) -> None:
+        if self.task is not None:       # an epoch that diverged or was interrupted
+            self.task.call_on_fit_task_end(estimator=self.tasks.est)
+            self.task = None
+
+
+class _LbfgsTasks:
+    """Each lbfgs iteration one task (scikit-learn's LogisticRegression does the
+    same); a callback's request to stop ends the minimisation."""
+
+    def __init__(self, tasks: _Tasks, X, y, sample_weight, parameters: np.ndarray):
+        self.tasks, self.X, self.y = tasks, X, y
+        self.metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        self.stopped = False
+        self.task = self._begin(parameters)
+
+    def _attributes(self, parameters: np.ndarray):
+        return lambda: self.tasks.est._fitted_attributes(parameters)
+
+    def _begin(self, parameters: np.ndarray):
+        assert self.tasks.context is not None, "made only with a context"
+        task = self.tasks.context.subcontext(task_name="lbfgs-iter")
+        task.call_on_fit_task_begin(estimator=self.tasks.est, X=self.X, y=self.y,
+                                    metadata=self.metadata,
+                                    reconstruction_attributes=self._attributes(parameters))
+        return task
+
+    def __call__(self, xk: np.ndarray) -> None:
+        xk = xk.copy()
+        stop = self.task.call_on_fit_task_end(
+            estimator=self.tasks.est, X=self.X, y=self.y, metadata=self.metadata,
+            reconstruction_attributes=self._attributes(xk))
+        self.task = self._begin(xk)
+        if stop:
+            self.stopped = True
+            raise StopIteration
+
+    def close(self) -> None:
+        """End the task begun for an iteration that did not run."""
+        self.task.call_on_fit_task_end(estimator=self.tasks.est)
+
+
 # --- the estimators -----------------------------------------------------------------
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     """What the classifier and regressor share: parameters, training, saving."""
 
     @property
@@ -329,7 +527,7 @@ class _BaseMLP(BaseEstimator):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype="float32", dropout=0.0, optimizer=None, n_threads=None,
-                 callbacks=None):
+                 callbacks=None, scoring=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -358,10 +556,12 @@ class _BaseMLP(BaseEstimator):
         self.optimizer = optimizer
         self.n_threads = n_threads
         self.callbacks = callbacks
+        self.scoring = scoring
 
     # --- public API -------------------------------------------------------------
 
-    def fit(self, X, y, sample_weight=None):
+    @with_callbacks
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -372,13 +572,29 @@ class _BaseMLP(BaseEstimator):
             Class labels (classification) or real targets (regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample in the loss.
+        X_val : array-like or sparse matrix of shape (n_val, n_features), default=None
+            Validation data for early stopping (a fastwb extra, as in
+            scikit-learn's ``HistGradientBoostingClassifier.fit``): scored after
+            every epoch instead of a ``validation_fraction`` held out of X,
+            which then all trains. Needs ``y_val`` and ``early_stopping=True``.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Its targets (classes seen in y).
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples in the score.
 
         Returns
         -------
         self : object
             The trained estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        validation = None
+        if X_val is not None or y_val is not None:
+            if y_val is None:
+                raise ValueError("X_val is provided, but y_val was not provided.")
+            if X_val is None:
+                raise ValueError("y_val is provided, but X_val was not provided.")
+            validation = (X_val, y_val, sample_weight_val)
+        return self._fit(X, y, sample_weight, incremental=False, validation=validation)
 
     @property
     def network(self) -> Network:
@@ -403,12 +619,23 @@ class _BaseMLP(BaseEstimator):
                                  f"{self.solver} is not stochastic.")
         return True
 
-    def _fit(self, X, y, sample_weight, incremental: bool):
+    def _fit(self, X, y, sample_weight, incremental: bool, validation=None):
         settings = _Settings(self)
+        if validation is not None and not settings.early_stopping:
+            raise ValueError("X_val and y_val are passed to fit while at the same time "
+                             "early_stopping is False. When passing X_val and y_val to fit, "
+                             "early_stopping should be set to True.")
+        if validation is not None and settings.rule == "lbfgs":
+            raise ValueError("X_val and y_val are for early stopping, which lbfgs does not "
+                             "do: use solver='adam' or 'sgd'")
         first_pass = not hasattr(self, "_network") or (not settings.warm_start
                                                        and not incremental)
         X, targets, labels = self._validate_input(X, y, incremental, reset=first_pass)
         dtype = settings.dtype if settings.dtype is not None else X.dtype
+        if validation is not None:
+            X_val, y_val, sample_weight_val = validation
+            validation = self._validation_set(X_val, y_val, sample_weight_val,
+                                              targets.shape[1] if targets.ndim == 2 else 1)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         sample_weight = self._weigh_classes(sample_weight, labels)
@@ -427,19 +654,43 @@ class _BaseMLP(BaseEstimator):
         else:
             self._check_same_network(settings, sizes)
         X = X.astype(self._network.dtype, copy=False)
+        tasks = _Tasks(self, "partial_fit" if incremental else "fit",
+                       settings.max_iter + 1 if settings.rule == "lbfgs"
+                       else 1 if incremental else settings.max_iter, X, y, sample_weight)
         try:
             if settings.rule == "lbfgs":
-                self._fit_lbfgs(settings, X, targets, sample_weight)
+                self._fit_lbfgs(settings, X, targets, sample_weight, tasks)
             else:
                 self._fit_stochastic(settings, X, targets, labels, sample_weight,
-                                     incremental, random_state)
+                                     incremental, random_state, validation, tasks)
         except FloatingPointError as error:
             raise ValueError("Solver produced non-finite parameter weights. The input data "
                              "may contain large values and need to be preprocessed.") from error
         if not np.isfinite(self._network.parameters).all():
             raise ValueError("Solver produced non-finite parameter weights. The input data "
                              "may contain large values and need to be preprocessed.")
+        tasks.end()
         return self
+
+    def _fitted_attributes(self, parameters: np.ndarray | None = None) -> dict:
+        """The fitted attributes that make a copy of this estimator predict as it
+        does now (or with ``parameters``), for scikit-learn's callbacks."""
+        network = copy.deepcopy(self._network)
+        if parameters is not None:
+            network.parameters[...] = parameters
+        return {"_network": network, "coefs_": [layer.weights for layer in network.layers],
+                "intercepts_": [layer.bias for layer in network.layers], "n_iter_": self.n_iter_}
+
+    def _validation_set(self, X_val, y_val, sample_weight_val, n_outputs: int) -> tuple:
+        """The user's validation data, checked as scikit-learn's
+        HistGradientBoosting estimators check it: (X, targets as the score takes
+        them, weights)."""
+        X_val = _dense(self._validate_X(X_val))
+        y_val = self._validation_truth(y_val, n_outputs)
+        check_consistent_length(X_val, y_val)
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val, dtype=np.float64)
+        return X_val, y_val, sample_weight_val
 
     def _initialize(self, settings: _Settings, sizes: list, dtype, random_state) -> None:
         """A new network with scikit-learn's initial weights and biases: uniform in
@@ -571,14 +822,18 @@ class _BaseMLP(BaseEstimator):
 
         return loss_and_gradient
 
-    def _fit_lbfgs(self, settings: _Settings, X, targets, sample_weight) -> None:
+    def _fit_lbfgs(self, settings: _Settings, X, targets, sample_weight, tasks) -> None:
         parameters = self._network.parameters
+        start = parameters.astype(np.float64)
+        iterations = tasks.lbfgs(X, targets, sample_weight, start)
         result = scipy.optimize.minimize(
             self._lbfgs_objective(settings.alpha, X, targets, sample_weight),
-            parameters.astype(np.float64), method="L-BFGS-B", jac=True,
+            start, method="L-BFGS-B", jac=True, callback=iterations,
             options={"maxfun": settings.max_fun, "maxiter": settings.max_iter,
                      "gtol": settings.tol})
-        if result.status != 0:
+        if iterations is not None:
+            iterations.close()
+        if result.status != 0 and not (iterations is not None and iterations.stopped):
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
                           f"(status={result.status}): {result.message}. Increase the number "
                           f"of iterations (max_iter) or scale the data.", ConvergenceWarning)
@@ -609,16 +864,18 @@ class _BaseMLP(BaseEstimator):
         return optimizers.Adagrad(lr, eps=eps)
 
     def _fit_stochastic(self, settings: _Settings, X, targets, labels, sample_weight,
-                        incremental: bool, random_state) -> None:
+                        incremental: bool, random_state, validation, tasks) -> None:
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._new_optimizer(settings)
         if settings.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         self._stochastic_records(settings)
-        validation = None
-        if settings.early_stopping:
+        if settings.early_stopping and validation is None:
             X, targets, labels, sample_weight, validation = self._split(
                 settings, X, targets, labels, sample_weight, random_state)
+        if validation is not None:
+            X_val, y_val, sw_val = validation
+            validation = (X_val.astype(self._network.dtype, copy=False), y_val, sw_val)
         n = X.shape[0]
         if settings.batch_size is None:
             batch_size = min(200, n)
@@ -629,15 +886,23 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(settings.batch_size, n)
         mean_weight = 1.0 if sample_weight is None else float(sample_weight.mean())
         self._set_alpha(settings.alpha, batch_size * mean_weight)
-        epochs = _Epochs(self, settings, n, -(-n // batch_size), validation)
+        scorer = None if settings.scoring is None or validation is None else \
+            check_scoring(self, settings.scoring)
+        epochs = _Epochs(self, settings, n, -(-n // batch_size), validation, scorer)
         self.n_iter_ = 0
+        callbacks = [epochs, *settings.callbacks, *tasks.epochs(X, targets, sample_weight),
+                     epochs.stopper]
         try:
             self._network.fit(X, targets, self._optimizer, epochs=1 if incremental
                               else settings.max_iter, batch_size=batch_size,
                               shuffle=settings.shuffle, sample_weight=sample_weight,
-                              callbacks=[epochs, *settings.callbacks])
+                              callbacks=callbacks)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        except FloatingPointError as error:
+            if validation is None:
+                raise
+            epochs.after_divergence(error)
         if not incremental and not epochs.converged and self.n_iter_ == settings.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({settings.max_iter}) "
                           f"reached and the optimization hasn't converged yet.",
@@ -670,6 +935,8 @@ class _BaseMLP(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         """The network's output activations for checked input."""
         state = self.__dict__
+        if X is state.get("_checked_input"):    # fit's validation data, for a scorer
+            return state["_network"].predict(X)
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
                 and X.shape[0] > 0 and X.shape[1] == state.get("n_features_in_")
                 and "feature_names_in_" not in state and "_network" in state):
@@ -691,9 +958,21 @@ class _BaseMLP(BaseEstimator):
         return validate_data(self, X, accept_sparse=["csr", "csc"],
                              dtype=(np.float64, np.float32), reset=False)
 
-    def _score(self, X, y, sample_weight=None) -> float:
-        """The validation score of early stopping (accuracy or R^2) on checked data."""
-        predicted = self._from_outputs(self._network.predict(X))
+    def _score(self, X, y, sample_weight=None, scorer=None) -> float:
+        """The validation score of early stopping on checked data: ``scoring``'s,
+        or accuracy (classifier) or R^2 (regressor). A prediction that is NaN or
+        infinite scores NaN (as in scikit-learn; a scorer is not called on it)."""
+        outputs = self._network.predict(X)
+        if scorer is not None:
+            if not np.isfinite(outputs).all():
+                return np.nan
+            self._checked_input = X         # what the scorer predicts on is checked
+            try:
+                kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+                return float(scorer(self, X, y, **kwargs))
+            finally:
+                del self._checked_input
+        predicted = self._from_outputs(outputs)
         if np.issubdtype(predicted.dtype, np.floating) and not np.isfinite(predicted).all():
             return np.nan
         return self._score_function(y, predicted, sample_weight=sample_weight)
@@ -859,7 +1138,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype="float32", dropout=0.0, class_weight=None, optimizer=None,
-                 n_threads=None, callbacks=None):
+                 n_threads=None, callbacks=None, scoring=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -868,7 +1147,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            dropout=dropout, optimizer=optimizer, n_threads=n_threads, callbacks=callbacks)
+            dropout=dropout, optimizer=optimizer, n_threads=n_threads, callbacks=callbacks,
+            scoring=scoring)
         self.class_weight = class_weight
 
     _score_function = staticmethod(accuracy_score)
@@ -943,6 +1223,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         weights = compute_sample_weight(self.class_weight, self.classes_[labels])
         return weights if sample_weight is None else sample_weight * weights
 
+    def _validation_truth(self, y_val, n_outputs: int) -> np.ndarray:
+        """``y_val`` checked against the classes of y, in the user's terms."""
+        y = _dense(check_array(y_val, ensure_2d=False, dtype=None, accept_sparse=["csr", "csc"],
+                               ensure_all_finite=False, input_name="y_val"))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self._y_type == "multilabel-indicator":
+            if y.ndim != 2 or y.shape[1] != len(self.classes_) or \
+                    type_of_target(y) != "multilabel-indicator":
+                raise ValueError(f"y_val must be a label indicator matrix of "
+                                 f"{len(self.classes_)} labels, as y was")
+            return y.astype(int)
+        if y.ndim != 1:
+            raise ValueError(f"y_val must be one label per sample, as y was; it has shape "
+                             f"{y.shape}")
+        known = set(self.classes_.tolist())
+        unseen = [label for label in unique_labels(y).tolist() if label not in known]
+        if unseen:
+            raise ValueError(f"y_val contains previously unseen labels: {unseen}")
+        return y
+
     def _truth(self, targets: np.ndarray) -> np.ndarray:
         """Targets back in the user's terms (for the validation score)."""
         if self._y_type == "multilabel-indicator":
@@ -976,6 +1277,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return np.log(probabilities, out=probabilities)
 
     @available_if(lambda est: est._check_solver())
+    @with_callbacks
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the previous training.
 
@@ -1025,7 +1327,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype="float32", dropout=0.0, optimizer=None, n_threads=None,
-                 callbacks=None):
+                 callbacks=None, scoring=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -1034,7 +1336,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            dropout=dropout, optimizer=optimizer, n_threads=n_threads, callbacks=callbacks)
+            dropout=dropout, optimizer=optimizer, n_threads=n_threads, callbacks=callbacks,
+            scoring=scoring)
         self.loss = loss
 
     _score_function = staticmethod(r2_score)
@@ -1058,6 +1361,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         targets = np.asarray(y, dtype=np.float64)
         return X, targets.reshape(-1, 1) if targets.ndim == 1 else targets, None
 
+    def _validation_truth(self, y_val, n_outputs: int) -> np.ndarray:
+        """``y_val`` checked: real targets, as many as y has."""
+        y = _dense(check_array(y_val, ensure_2d=False, dtype=np.float64,
+                               accept_sparse=["csr", "csc"], input_name="y_val"))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (y.shape[1] if y.ndim == 2 else 1) != n_outputs:
+            raise ValueError(f"y_val has {y.shape[1] if y.ndim == 2 else 1} target(s) per "
+                             f"sample; y has {n_outputs}")
+        return y
+
     def _truth(self, targets: np.ndarray) -> np.ndarray:
         return targets[:, 0] if targets.shape[1] == 1 else targets
 
@@ -1069,6 +1383,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._from_outputs(self._outputs(X))
 
     @available_if(lambda est: est._check_solver())
+    @with_callbacks
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the previous training."""
         return self._fit(X, y, sample_weight, incremental=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -261,7 +262,9 @@ def _validation_logs(engine, net, val: _Data) -> dict:
     return logs
 
 
-def _callbacks(callbacks, verbose, epochs) -> list:
+def _callbacks(callbacks, verbose, epochs, stopper: EarlyStopping | None) -> list:
+    """The user's callbacks, then the built-in early stopping (which so sees the
+    metrics they add to the logs), then the progress bar."""
     if callbacks is None:
         callbacks = ()
     elif isinstance(callbacks, Callback) or callable(callbacks):
@@ -271,6 +274,8 @@ def _callbacks(callbacks, verbose, epochs) -> list:
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0 (silent), 1 (progress bar) or 2 (a line per "
                          f"epoch), got {verbose}")
+    if stopper is not None:
+        result.append(stopper)
     if verbose:
         result.append(ProgressBar(epochs, per_epoch=verbose == 2))
     return result
@@ -279,7 +284,8 @@ def _callbacks(callbacks, verbose, epochs) -> list:
 def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
         validation_data=None, validation_split: float = 0.0, early_stopping: bool = False,
         patience: int = 10, min_delta: float = 1e-4, restore_best_weights: bool = True,
-        sample_weight=None, class_weight=None, callbacks=(), verbose: int = 0) -> History:
+        sample_weight=None, class_weight=None, callbacks=(), verbose: int = 0,
+        monitor: str | None = None, mode: str = "auto") -> History:
     """The body of ``Network.fit``; see there. ``engine`` is the network's."""
     epochs = _validation.check_count(epochs, "epochs")
     batch_size = _validation.check_count(batch_size, "batch_size")
@@ -289,7 +295,11 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
                                               high_open=True)
     patience = _validation.check_count(patience, "patience", 0)
     min_delta = _validation.check_real(min_delta, "min_delta", 0.0)
-    callbacks = _callbacks(callbacks, verbose, epochs)
+    if not isinstance(early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be a bool, got {early_stopping!r}")
+    if monitor is not None and not early_stopping:
+        raise ValueError(f"monitor={monitor!r} is the metric of early stopping; it needs "
+                         "early_stopping=True")
 
     data = _Data(net, X, y, sample_weight)
     val = None
@@ -309,9 +319,10 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
         raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
                          "train_step, or assigned so); set finite ones before fit")
 
-    monitor = "val_loss" if val is not None else "loss"
-    if early_stopping:
-        callbacks.insert(0, EarlyStopping(monitor, patience, min_delta, restore_best_weights))
+    loss_key = "val_loss" if val is not None else "loss"
+    stopper = EarlyStopping(monitor or loss_key, patience, min_delta, restore_best_weights,
+                            mode) if early_stopping else None
+    callbacks = _callbacks(callbacks, verbose, epochs, stopper)
     history = History()
     batches = _Batches(len(data), batch_size)
     net.stop_training = False
@@ -326,13 +337,24 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
             for callback in callbacks:
                 callback.on_epoch_begin(epoch, {})
             start = time.perf_counter()
-            loss, lr = _run_epoch(engine, net, optimizer, data, batches, snapshot, shuffle)
+            try:
+                loss, lr = _run_epoch(engine, net, optimizer, data, batches, snapshot, shuffle)
+            except FloatingPointError as error:
+                if stopper is None or stopper.best_epoch is None:
+                    raise
+                # as patience running out: keep the best epoch's weights
+                warnings.warn(f"{error} Early stopping ends the fit here, at epoch {epoch}; "
+                              f"the best epoch was {stopper.best_epoch}"
+                              + (", whose weights are restored." if restore_best_weights
+                                 else "."), RuntimeWarning, stacklevel=3)
+                stopper.stop()
+                break
             elapsed = time.perf_counter() - start
             logs = {"loss": loss, "lr": lr, "time": elapsed,
                     "samples_per_second": len(data) / max(elapsed, 1e-12)}
             if val is not None:
                 logs.update(_validation_logs(engine, net, val))
-            optimizer.schedule.on_epoch_end(epoch, logs[monitor])
+            optimizer.schedule.on_epoch_end(epoch, logs[loss_key])
             history.append(epoch, logs)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
@@ -341,8 +363,7 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
     finally:
         for callback in callbacks:
             callback.on_train_end({})
-    if early_stopping:
-        stopper = callbacks[0]
+    if stopper is not None:
         history.stopped_early = stopper.stopped
         history.best_epoch = stopper.best_epoch
     return history

@@ -29,8 +29,8 @@ import fastwb.sklearn
 from fastwb.sklearn import MLPClassifier, MLPRegressor
 
 EXTRAS = {MLPClassifier: {"dtype", "dropout", "class_weight", "optimizer", "n_threads",
-                          "callbacks"},
-          MLPRegressor: {"dtype", "dropout", "optimizer", "n_threads", "callbacks"}}
+                          "callbacks", "scoring"},
+          MLPRegressor: {"dtype", "dropout", "optimizer", "n_threads", "callbacks", "scoring"}}
 SKLEARN = {MLPClassifier: sk.MLPClassifier, MLPRegressor: sk.MLPRegressor}
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
