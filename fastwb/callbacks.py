@@ -25,8 +25,8 @@ class History:
     by their rows; with sample weights a batch's loss is its weighted mean), ``lr`` (the
     learning rate of the epoch's last step), ``time`` (seconds),
     ``samples_per_second``, and with validation data ``val_loss`` and, for
-    classification losses, ``val_accuracy``. ``epoch`` lists the optimizer's
-    epoch numbers.
+    classification losses, ``val_accuracy``, and the metrics that callbacks add
+    to the epoch's logs. ``epoch`` lists the optimizer's epoch numbers.
     """
 
     def __init__(self):

@@ -295,6 +295,8 @@ class _Epochs(Callback):
         self.est, self.settings = est, settings
         self.n_train, self.n_batches, self.validation = n_train, n_batches, validation
         self.scorer = scorer
+        self.diverged = False       # the weights are NaN from here on (after_divergence)
+        self.diverged_best = -math.inf      # the best score of NaN weights
         self.converged = False
         self.start_penalty = 0.0
         # fixed for the fit, and read after every one of its epochs
@@ -343,12 +345,16 @@ class _Epochs(Callback):
         weights turn NaN and it goes on, recording NaN losses and the scores of NaN
         outputs (NaN, or for a classifier those of predicting ``classes_[0]``),
         until ``n_iter_no_change`` or ``max_iter`` ends it; fit then keeps the
-        best weights. Those epochs change nothing, so they are recorded without
-        being trained."""
+        best finite weights. Those epochs change nothing, so they are recorded
+        without being trained."""
         est, network = self.est, self.est._network
-        warnings.warn(f"{error} With early_stopping=True, as in scikit-learn, the "
-                      f"remaining epochs record a NaN loss and fit keeps the weights of "
-                      f"the best validation score.", RuntimeWarning, stacklevel=5)
+        warnings.warn(f"Training diverged in iteration {est.n_iter_ + 1}: the loss or the "
+                      f"weights became NaN or infinite. As scikit-learn does with "
+                      f"early_stopping=True, the remaining iterations record a NaN loss "
+                      f"and fit keeps the weights of the best validation score. A smaller "
+                      f"learning_rate_init or scaled inputs may help.", RuntimeWarning,
+                      stacklevel=5)
+        self.diverged = True
         finite = network.parameters.copy()
         network.parameters[...] = np.nan
         try:
@@ -367,13 +373,19 @@ class _Epochs(Callback):
             est.validation_scores_.append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")
-            if score < est.best_validation_score_ + tol:
+            best = max(est.best_validation_score_, self.diverged_best)
+            if score < best + tol:
                 est._no_improvement_count += 1
             else:
                 est._no_improvement_count = 0
-            if score > est.best_validation_score_:
-                est.best_validation_score_ = score
-                est._best_parameters = est._network.parameters.copy()
+            if score > best:
+                if self.diverged:
+                    # NaN weights count as scikit-learn counts them, but never become
+                    # the kept ones (scikit-learn would keep them, then fail on them)
+                    self.diverged_best = score
+                else:
+                    est.best_validation_score_ = score
+                    est._best_parameters = est._network.parameters.copy()
         else:
             if est.loss_curve_[-1] > est.best_loss_ - tol:
                 est._no_improvement_count += 1
@@ -1004,8 +1016,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _fastwb_state(self) -> tuple[str, dict, dict]:
         """What ``fastwb.save`` writes: (kind, JSON-able config, arrays)."""
-        # callbacks are code, not model: a loaded estimator has none
-        params = _encode({**self.get_params(deep=False), "callbacks": None})
+        # callbacks and a scoring function are code, not model: a loaded estimator
+        # has none (a scorer's name is kept)
+        scoring = self.scoring if isinstance(self.scoring, str) else None
+        params = _encode({**self.get_params(deep=False), "callbacks": None, "scoring": scoring})
         config = {"params": params, "fitted": hasattr(self, "_network")}
         arrays = {}
         if hasattr(self, "_network"):

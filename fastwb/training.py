@@ -355,9 +355,9 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
             if val is not None:
                 logs.update(_validation_logs(engine, net, val))
             optimizer.schedule.on_epoch_end(epoch, logs[loss_key])
-            history.append(epoch, logs)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
+            history.append(epoch, logs)         # with the metrics callbacks added
             if net.stop_training:
                 break
     finally:
