@@ -1,8 +1,11 @@
 """What ``Network.fit`` reports and who it reports to: ``History`` and callbacks.
 
 ``fit`` runs each epoch in one compiled call and comes back to Python between
-epochs only; callbacks run there. A callback may stop training by setting
-``network.stop_training = True``.
+epochs only; callbacks run there, in the order given, then ``fit``'s own early
+stopping (so it can monitor a metric a callback adds to the logs), then its
+progress bar. A callback may stop training by setting
+``network.stop_training = True``; ``EarlyStopping`` does so when its metric
+stops improving, in the direction its ``mode`` gives.
 """
 from __future__ import annotations
 

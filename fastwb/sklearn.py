@@ -1120,9 +1120,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Threads of the compiled kernels (None: OpenMP's setting).
     callbacks : fastwb Callback, function ``f(epoch, logs)``, or a list of them
         Called after every epoch of the stochastic solvers, after the
-        estimator has updated ``loss_curve_`` and its other records; a
-        callback may stop training with ``self.network.stop_training = True``.
-        Not saved by ``fastwb.save``.
+        estimator has updated ``loss_curve_`` and its other records (with
+        early stopping, the logs hold the epoch's "val_score") and before it
+        decides whether to stop; a callback may stop training with
+        ``self.network.stop_training = True``. Not saved by ``fastwb.save``.
+    scoring : str, callable or None, default None
+        The validation score of early stopping, as in scikit-learn's
+        HistGradientBoosting estimators: a scorer name or a callable
+        ``scorer(estimator, X, y)``; None is the estimator's ``score``
+        (accuracy, or R² for the regressor). Used only with
+        ``early_stopping=True``. ``fit`` also takes the validation set itself
+        (``X_val``, ``y_val``, ``sample_weight_val``).
+
+    With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's
+    callbacks (``sklearn.callback``): each epoch (or lbfgs iteration) is one
+    task of the fit.
 
     Attributes
     ----------
