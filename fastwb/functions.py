@@ -124,9 +124,10 @@ def check_huber_delta(loss: str, huber_delta) -> float | None:
         return HUBER_DELTA
     if isinstance(huber_delta, (bool, np.bool_)) or not isinstance(huber_delta, numbers.Real):
         raise TypeError(f"huber_delta must be a number, got {huber_delta!r}")
-    if not (math.isfinite(huber_delta) and huber_delta > 0):
+    delta = float(huber_delta)
+    if not (math.isfinite(delta) and delta > 0):
         raise ValueError(f"huber_delta must be finite and > 0, got {huber_delta!r}")
-    return float(huber_delta)
+    return delta
 
 
 def check_output_activation(loss: str, activation: str, n_out: int) -> None:
