@@ -453,15 +453,13 @@ class Network:
         """
         layers = []
         for i, (layer, (weight_init, bias_init)) in enumerate(zip(self._layers, self._inits)):
-            layer_config = layer.get_config()
-            layer_config.update(weight_init=_init_config(weight_init),
-                                bias_init=_init_config(bias_init), dropout=self.dropout[i],
-                                l1=self.l1[i], l2=self.l2[i])
-            layers.append(layer_config)
-        config: dict[str, Any] = {
-            "layers": layers, "loss": self.loss_name, "dtype": self.dtype.name,
-            "seed": self.seed, "n_threads": self._n_threads_asked, "backend": self.backend,
-            "regularize_biases": self.regularize_biases}
+            config = layer.get_config()
+            config.update(weight_init=_init_config(weight_init), bias_init=_init_config(bias_init),
+                          dropout=self.dropout[i], l1=self.l1[i], l2=self.l2[i])
+            layers.append(config)
+        config = {"layers": layers, "loss": self.loss_name, "dtype": self.dtype.name,
+                  "seed": self.seed, "n_threads": self._n_threads_asked, "backend": self.backend,
+                  "regularize_biases": self.regularize_biases}
         if self.huber_delta is not None:        # only huber has one; older files lack it
             config["huber_delta"] = self.huber_delta
         return config
