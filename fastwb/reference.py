@@ -62,7 +62,8 @@ def activate(name: str, z: np.ndarray) -> np.ndarray:
     if name == "softmax":
         return softmax(z)
     if name == "exp":
-        return np.exp(z)
+        with np.errstate(over="ignore"):    # inf beyond the dtype's range, as compiled
+            return np.exp(z)
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -127,8 +128,9 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
     elif loss == "poisson":
         z, t = out.astype(np.float64), y.astype(np.float64)
         log_t = np.log(t, out=np.zeros_like(t), where=t > 0)      # y log y = 0 at y = 0
-        rows = np.sum(np.exp(z) - t + t * (log_t - z), axis=1)
-        grad = np.exp(out) - y
+        with np.errstate(over="ignore"):    # inf beyond the dtype's range: divergence
+            rows = np.sum(np.exp(z) - t + t * (log_t - z), axis=1)
+            grad = np.exp(out) - y
     elif loss == "huber":
         diff = out - y
         r = np.abs(diff.astype(np.float64))

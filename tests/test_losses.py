@@ -257,3 +257,31 @@ def test_regression_losses_report_no_accuracy():
     net = fastwb.Network([3, 4, 1], loss="huber", seed=0)
     history = net.fit(X, y, fastwb.SGD(0.01), epochs=1, validation_split=0.25, verbose=0)
     assert "val_loss" in history.history and "val_accuracy" not in history.history
+
+
+@pytest.mark.parametrize("loss", ["poisson", "huber", "mae"])
+def test_reference_losses_match_pytorch(loss):
+    """PyTorch's HuberLoss(delta), L1Loss (with its subgradient 0 at an exact fit)
+    and PoissonNLLLoss(log_input=True) plus the deviance's constant y log y - y."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    out = rng.normal(scale=2, size=(8, 3))
+    y = rng.poisson(2.0, size=(8, 3)).astype(float) if loss == "poisson" else \
+        rng.normal(size=(8, 3))
+    out[0, 0] = y[0, 0]
+    w = rng.uniform(0, 2, size=8)
+    z, target = torch.tensor(out, requires_grad=True), torch.tensor(y)
+    if loss == "poisson":
+        per = torch.nn.PoissonNLLLoss(log_input=True, reduction="none")(z, target) \
+            + torch.special.xlogy(target, target) - target
+    elif loss == "huber":
+        per = torch.nn.HuberLoss(delta=0.7, reduction="none")(z, target)
+    else:
+        per = torch.nn.L1Loss(reduction="none")(z, target)
+    total = (torch.tensor(w) * per.sum(dim=1)).sum() / (w.sum() * 3)
+    total.backward()
+    value, delta = reference.loss_and_delta(
+        loss, "exp" if loss == "poisson" else "identity", out, y, w,
+        **({"huber_delta": 0.7} if loss == "huber" else {}))
+    assert value == pytest.approx(total.item(), rel=1e-13)
+    np.testing.assert_allclose(delta, z.grad.numpy(), rtol=1e-12, atol=1e-17)
