@@ -544,13 +544,11 @@ class _BaseMLP(BaseEstimator):
     @property
     def _scale(self) -> float:
         """fastwb's loss over scikit-learn's (for the same network and data)."""
-        if self._loss_name() == "binary_cross_entropy":
-            return 1.0 / self._network.sizes[-1]
-        if self._loss_name() == "mse":
-            return 2.0 / self._network.sizes[-1]
-        if self._loss_name() in ("poisson", "huber", "mae"):
-            return 1.0 / self._network.sizes[-1]
-        return 1.0
+        # fastwb averages over outputs what scikit-learn sums (softmax's sum is both),
+        # and its squared error is not halved
+        if self._loss_name() == "softmax_cross_entropy":
+            return 1.0
+        return (2.0 if self._loss_name() == "mse" else 1.0) / self._network.sizes[-1]
 
     @property
     def _mean_over_outputs(self) -> bool:
@@ -1094,7 +1092,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         if not isinstance(self.loss, str) or self.loss not in REGRESSION_LOSSES:
-            raise _invalid(self, "loss", f"a str among {set(REGRESSION_LOSSES)}", self.loss)
+            names = ", ".join(repr(name) for name in sorted(REGRESSION_LOSSES))
+            raise _invalid(self, "loss", f"a str among {{{names}}}", self.loss)
         _real(self, "huber_delta", 0.0, low_open=True)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)

@@ -285,3 +285,14 @@ def test_reference_losses_match_pytorch(loss):
         **({"huber_delta": 0.7} if loss == "huber" else {}))
     assert value == pytest.approx(total.item(), rel=1e-13)
     np.testing.assert_allclose(delta, z.grad.numpy(), rtol=1e-12, atol=1e-17)
+
+
+def test_the_engine_refuses_what_network_would():
+    """The compiled engine's own checks (Network refuses these first)."""
+    from fastwb import _core
+    params = np.zeros(3 * 2 + 2 + 2 * 1 + 1, dtype=np.float32)
+    with pytest.raises(ValueError, match="only supported on the output layer"):
+        _core.Engine([3, 2, 1], ["exp", "exp"], "poisson", params)
+    for delta in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="huber_delta"):
+            _core.Engine([3, 2, 1], ["relu", "identity"], "huber", params, huber_delta=delta)

@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 import pytest
 from sklearn import neural_network as sk
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import (check_sample_weight_equivalence_on_dense_data,
+                                            parametrize_with_checks)
 
 import fastwb
 from fastwb.sklearn import InvalidParameterError, MLPRegressor
@@ -210,3 +211,9 @@ def test_save_and_load_keep_the_loss(loss, tmp_path):
 def test_sklearn_checks_on_the_extra_losses(estimator, check):
     check(estimator)
 
+
+
+@pytest.mark.parametrize("loss", ["huber", "absolute_error"])
+def test_sample_weight_equivalence_float64(loss):
+    check_sample_weight_equivalence_on_dense_data(
+        "MLPRegressor", MLPRegressor(loss=loss, max_iter=100, dtype="float64"))
