@@ -55,6 +55,7 @@ cdef extern from "fastwb_simd.h" nogil:
         SIGMOID "FWB_ACT_SIGMOID"
         TANH "FWB_ACT_TANH"
         SOFTMAX "FWB_ACT_SOFTMAX"
+        EXP "FWB_ACT_EXP"
     enum:
         OPT_SGD "FWB_OPT_SGD"
         OPT_RMSPROP "FWB_OPT_RMSPROP"
@@ -138,11 +139,15 @@ cdef enum:
     MSE = 0
     BINARY_CROSS_ENTROPY = 1
     SOFTMAX_CROSS_ENTROPY = 2
+    POISSON = 3
+    HUBER = 4
+    MAE = 5
 
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
-               "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
+               "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX, "exp": EXP}
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
-          "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY}
+          "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY, "poisson": POISSON, "huber": HUBER,
+          "mae": MAE}
 # Update rules by name (functions.OPTIMIZERS); AdamW is Adam with a decoupled weight decay.
 OPTIMIZERS = {"sgd": OPT_SGD, "rmsprop": OPT_RMSPROP, "adagrad": OPT_ADAGRAD, "adam": OPT_ADAM}
 
@@ -399,25 +404,64 @@ cdef inline void _derivative(floating* d, const floating* a, const unsigned char
         fwb_simd.derivative_d(d, a, keep, size, act, a_scale, inv, _LEAKY)
 
 
-cdef inline double _loss_row(int loss, int out_act, const floating* out, const floating* t,
-                             Py_ssize_t label, Py_ssize_t m, floating* d,
+cdef inline bint _fused(int loss) noexcept nogil:
+    """Whether the loss takes the output layer's z, its activation fused in."""
+    return loss == BINARY_CROSS_ENTROPY or loss == SOFTMAX_CROSS_ENTROPY or loss == POISSON
+
+
+cdef inline double _loss_row(int loss, int out_act, double huber_delta, const floating* out,
+                             const floating* t, Py_ssize_t label, Py_ssize_t m, floating* d,
                              floating scale) noexcept nogil:
     """One sample's summed loss; with d != NULL also d = scale * dL/dz.
 
-    ``out`` holds the logits z for the cross-entropies (the sigmoid or softmax is
-    fused in here) and the activations a = f(z) for MSE.
+    ``out`` holds z for the fused losses (the cross-entropies' sigmoid or
+    softmax, Poisson's exp is fused in here) and the activations a = f(z) for
+    MSE, Huber and MAE.
     """
     cdef Py_ssize_t j
-    cdef double s = 0, total = 0, t_sum = 0, lse
-    cdef floating diff, top, e, inv
+    cdef double s = 0, total = 0, t_sum = 0, lse, mu, r
+    cdef floating diff, top, e, inv, delta
     if loss == MSE:
         for j in range(m):
             diff = out[j] - t[j]
             s += <double>diff * diff
             if d != NULL:
                 d[j] = (2 * scale) * diff
+    elif loss == HUBER:
+        # 0.5 x^2 for |x| <= delta, delta (|x| - delta / 2) beyond: PyTorch's HuberLoss
+        delta = <floating>huber_delta
+        for j in range(m):
+            diff = out[j] - t[j]
+            r = fabs(<double>diff)
+            if r <= huber_delta:
+                s += 0.5 * r * r
+                if d != NULL:
+                    d[j] = scale * diff
+            else:
+                s += huber_delta * (r - 0.5 * huber_delta)
+                if d != NULL:
+                    d[j] = scale * delta if diff > 0 else -scale * delta
+    elif loss == MAE:
+        for j in range(m):
+            diff = out[j] - t[j]
+            s += fabs(<double>diff)
+            if d != NULL:           # the subgradient 0 at 0, as PyTorch's L1Loss
+                d[j] = scale if diff > 0 else (-scale if diff < 0 else 0)
+    if loss == MSE or loss == HUBER or loss == MAE:
         if d != NULL:
             _derivative(d, out, NULL, m, out_act, 1, 1)
+        return s
+    if loss == POISSON:
+        # half the Poisson deviance with a log link, mu = e^z:
+        # t log(t / mu) - t + mu, written t (log t - z) + (mu - t), which has no
+        # division and no log of mu (finite wherever e^z is)
+        for j in range(m):
+            mu = exp(<double>out[j])
+            s += mu - t[j]
+            if t[j] > 0:
+                s += <double>t[j] * (log(<double>t[j]) - <double>out[j])
+            if d != NULL:
+                d[j] = scale * (<floating>mu - t[j])
         return s
     if loss == BINARY_CROSS_ENTROPY:
         # log(1 + e^z) - z t  ==  -t log(sigmoid z) - (1 - t) log(1 - sigmoid z)
@@ -806,7 +850,8 @@ cdef double batch_weight(const floating* SW, Py_ssize_t n) noexcept nogil:
     return total
 
 
-cdef double loss_and_delta(int loss, int out_act, const floating* out, const floating* T,
+cdef double loss_and_delta(int loss, int out_act, double huber_delta, const floating* out,
+                           const floating* T,
                            const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
                            Py_ssize_t m, floating* D, double* row_loss, double weight_total,
                            int n_threads) noexcept nogil:
@@ -827,24 +872,26 @@ cdef double loss_and_delta(int loss, int out_act, const floating* out, const flo
     cdef double denominator = weight_total if loss == SOFTMAX_CROSS_ENTROPY else weight_total * m
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            row_loss[i] = _weighted_loss_row(loss, out_act, out, T, labels, SW, i, m, D,
-                                             denominator)
+            row_loss[i] = _weighted_loss_row(loss, out_act, huber_delta, out, T, labels, SW, i,
+                                             m, D, denominator)
     else:
         for i in range(n):
-            row_loss[i] = _weighted_loss_row(loss, out_act, out, T, labels, SW, i, m, D,
-                                             denominator)
+            row_loss[i] = _weighted_loss_row(loss, out_act, huber_delta, out, T, labels, SW, i,
+                                             m, D, denominator)
     for i in range(n):
         total += row_loss[i]
     return total / denominator
 
 
-cdef inline double _weighted_loss_row(int loss, int out_act, const floating* out,
-                                      const floating* T, const Py_ssize_t* labels,
+cdef inline double _weighted_loss_row(int loss, int out_act, double huber_delta,
+                                      const floating* out, const floating* T,
+                                      const Py_ssize_t* labels,
                                       const floating* SW, Py_ssize_t i, Py_ssize_t m,
                                       floating* D, double denominator) noexcept nogil:
     """Row i's loss times its weight; D's row scaled by weight / denominator."""
     cdef double w = SW[i] if SW != NULL else 1.0
-    return w * _loss_row(loss, out_act, out + i * m, T + i * m if T != NULL else NULL,
+    return w * _loss_row(loss, out_act, huber_delta, out + i * m,
+                         T + i * m if T != NULL else NULL,
                          labels[i] if labels != NULL else 0, m,
                          D + i * m if D != NULL else NULL, <floating>(w / denominator))
 
@@ -1237,6 +1284,7 @@ cdef inline void _segment(const Net* net, const Opt* o, int l, int part, Segment
 cdef struct Net:
     int n_layers
     int loss
+    double huber_delta           # the huber loss's delta
     const Py_ssize_t* sizes      # n_layers + 1 widths, input first
     const int* acts              # activation of each layer
     const Py_ssize_t* w_offset   # where each W starts in the flat buffer
@@ -1384,7 +1432,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     cdef Py_ssize_t n = batch.n
     cdef const floating* X = <const floating*>batch.X
     cdef bint train = mode == TRAIN
-    cdef bint logits = net.loss != MSE
+    cdef bint logits = _fused(net.loss)
     cdef floating* acts = <floating*>w.acts
     cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
     cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
@@ -1396,7 +1444,8 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
         return run_chunks(net, params, grads, batch, w, mode, o, chunks, n_threads)
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
             o.step if train else 0, 0, n_threads, w.panels)
-    value = loss_and_delta(net.loss, net.acts[L - 1], out, <const floating*>batch.T,
+    value = loss_and_delta(net.loss, net.acts[L - 1], net.huber_delta, out,
+                           <const floating*>batch.T,
                            batch.labels, <const floating*>batch.SW, n, net.sizes[L],
                            <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
                            w.row_loss, batch_weight(<const floating*>batch.SW, n), n_threads)
@@ -1547,9 +1596,9 @@ cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, int c) no
     cdef floating* delta = <floating*>w.delta + r0 * w.width_max
     cdef floating* spare = <floating*>w.spare + r0 * w.width_max
     cdef double value
-    forward(net, params, X, nc, acts, w.capacity, <floating*>NULL, net.loss != MSE,
+    forward(net, params, X, nc, acts, w.capacity, <floating*>NULL, _fused(net.loss),
             j.keep, j.step, r0, 1, j.panels)
-    value = loss_and_delta(net.loss, net.acts[L - 1], out + r0 * n_out,
+    value = loss_and_delta(net.loss, net.acts[L - 1], net.huber_delta, out + r0 * n_out,
                            T + r0 * n_out if T != NULL else NULL,
                            b.labels + r0 if b.labels != NULL else NULL,
                            SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
@@ -1891,6 +1940,9 @@ cdef class Engine:
         Dropout rate on each layer's output during training (the last must be 0).
     seed : int
         Seed of the dropout masks and of ``fit_epoch``'s shuffles.
+    huber_delta : float
+        Where the huber loss turns from square to linear (finite, > 0; other
+        losses ignore it).
     """
     cdef Net net
     cdef readonly object dtype
@@ -1909,7 +1961,7 @@ cdef class Engine:
 
     def __cinit__(self, sizes, activations, loss, cnp.ndarray params not None, int n_threads=0,
                   l1=None, l2=None, bint regularize_biases=False, dropout=None,
-                  uint64_t seed=0):
+                  uint64_t seed=0, double huber_delta=1.0):
         cdef Py_ssize_t L = len(sizes) - 1
         if L < 1 or len(activations) != L:
             raise ValueError("need at least two sizes and one activation per layer")
@@ -1922,8 +1974,10 @@ cdef class Engine:
             raise ValueError("n_threads must be >= 0 (0 follows OpenMP's setting)")
         self._sizes = np.asarray(sizes, dtype=np.intp)
         self._acts = np.array([ACTIVATIONS[a] for a in activations], dtype=np.intc)
-        if np.any(self._acts[:-1] == SOFTMAX):
-            raise ValueError("softmax is only supported on the output layer")
+        if np.any(self._acts[:-1] == SOFTMAX) or np.any(self._acts[:-1] == EXP):
+            raise ValueError("softmax and exp are only supported on the output layer")
+        if not (huber_delta > 0 and isfinite(huber_delta)):
+            raise ValueError(f"huber_delta must be finite and > 0, got {huber_delta}")
         widths = self._sizes[1:]
         w_offset, b_offset = _layout.offsets(list(sizes))
         self._w_offset = np.asarray(w_offset, dtype=np.intp)
@@ -1945,6 +1999,7 @@ cdef class Engine:
         self.max_layer = max(int(k) * int(m) for k, m in zip(sizes[:-1], sizes[1:]))
         self.net.n_layers = <int>L
         self.net.loss = LOSSES[loss]
+        self.net.huber_delta = huber_delta
         self.net.sizes = <const Py_ssize_t*>cnp.PyArray_DATA(self._sizes)
         self.net.acts = <const int*>cnp.PyArray_DATA(self._acts)
         self.net.w_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._w_offset)
@@ -2666,8 +2721,8 @@ cdef bint _targets_ok(int loss, const floating* t, Py_ssize_t size) noexcept nog
     else:
         if not fwb_simd.all_finite_d(t, size):
             return False
-    if loss == SOFTMAX_CROSS_ENTROPY:
+    if loss == SOFTMAX_CROSS_ENTROPY or loss == POISSON:
         for i in range(size):
-            if t[i] < 0:                           # class weights are nonnegative
+            if t[i] < 0:            # class weights, Poisson counts: nonnegative
                 return False
     return True

@@ -119,6 +119,9 @@ def check_y(y, n: int, n_out: int, loss: str, dtype, single: bool = False) -> np
         raise ValueError(
             f"binary cross-entropy targets must lie in [0, 1]; y ranges from {targets.min()} "
             f"to {targets.max()}")
+    if loss == "poisson" and not (targets >= 0).all():
+        raise ValueError(f"poisson targets must be nonnegative counts or rates; y has minimum "
+                         f"{targets.min()}")
     if loss == "softmax_cross_entropy" and (targets < 0).any():
         raise ValueError("softmax cross-entropy targets must be nonnegative (one-hot rows or "
                          f"class probabilities); y has minimum {targets.min()}")

@@ -8,22 +8,44 @@ The math itself is in ``fastwb.reference`` (NumPy) and ``fastwb._core``
 from __future__ import annotations
 
 import enum
+import math
+import numbers
+
+import numpy as np
 
 #: Slope of ``leaky_relu`` for negative inputs.
 LEAKY_SLOPE = 0.01
 
-#: Activations, by the name a layer takes. ``softmax`` is for the output layer only.
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+#: Activations, by the name a layer takes. ``softmax`` and ``exp`` are for the
+#: output layer only.
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "exp")
+
+#: Activations only an output layer takes (each goes with the loss that fuses it).
+OUTPUT_ONLY_ACTIVATIONS = ("softmax", "exp")
 
 #: Losses, by the name a network takes.
-LOSSES = ("mse", "binary_cross_entropy", "softmax_cross_entropy")
+LOSSES = ("mse", "binary_cross_entropy", "softmax_cross_entropy", "poisson", "huber", "mae")
+
+#: The losses of classification: their outputs are probabilities.
+CLASSIFICATION_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
 
 #: The output activation each loss implies when none is given.
 OUTPUT_ACTIVATION = {
     "mse": "identity",
     "binary_cross_entropy": "sigmoid",
     "softmax_cross_entropy": "softmax",
+    "poisson": "exp",
+    "huber": "identity",
+    "mae": "identity",
 }
+
+#: The losses computed from the output layer's z, with its activation fused in
+#: (the others take the activation's output).
+FUSED_LOSSES = {"binary_cross_entropy": "sigmoid", "softmax_cross_entropy": "softmax",
+                "poisson": "exp"}
+
+#: Huber's default delta, where its square turns linear (PyTorch's HuberLoss default).
+HUBER_DELTA = 1.0
 
 #: Optimizer update rules (AdamW is "adam" with a decoupled weight decay).
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
@@ -60,6 +82,11 @@ _LOSS_ALIASES = {
     "binary_crossentropy": "binary_cross_entropy",
     "cross_entropy": "softmax_cross_entropy",
     "categorical_crossentropy": "softmax_cross_entropy",
+    "poisson_deviance": "poisson",
+    "huber_loss": "huber",
+    "l1": "mae",
+    "mean_absolute_error": "mae",
+    "absolute_error": "mae",
 }
 
 
@@ -70,9 +97,9 @@ def resolve_activation(name: str, *, output: bool = False) -> str:
     canonical = _ACTIVATION_ALIASES.get(name.lower(), name.lower())
     if canonical not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
-    if canonical == "softmax" and not output:
-        raise ValueError("softmax is an output activation; hidden layers take "
-                         + ", ".join(ACTIVATIONS[:-1]))
+    if canonical in OUTPUT_ONLY_ACTIVATIONS and not output:
+        raise ValueError(f"{canonical} is an output activation; hidden layers take "
+                         + ", ".join(a for a in ACTIVATIONS if a not in OUTPUT_ONLY_ACTIVATIONS))
     return canonical
 
 
@@ -86,18 +113,39 @@ def resolve_loss(name: str) -> str:
     return canonical
 
 
+def check_huber_delta(loss: str, huber_delta) -> float | None:
+    """Huber's delta for ``loss``: ``HUBER_DELTA`` when None, a finite number
+    > 0 when given; None for the other losses, which refuse one."""
+    if loss != "huber":
+        if huber_delta is not None:
+            raise ValueError(f"huber_delta is a setting of the huber loss, not of {loss}")
+        return None
+    if huber_delta is None:
+        return HUBER_DELTA
+    if isinstance(huber_delta, (bool, np.bool_)) or not isinstance(huber_delta, numbers.Real):
+        raise TypeError(f"huber_delta must be a number, got {huber_delta!r}")
+    delta = float(huber_delta)
+    if not (math.isfinite(delta) and delta > 0):
+        raise ValueError(f"huber_delta must be finite and > 0, got {huber_delta!r}")
+    return delta
+
+
 def check_output_activation(loss: str, activation: str, n_out: int) -> None:
     """Refuse pairings the fused loss kernels do not compute.
 
-    Binary cross-entropy is computed on logits with the sigmoid fused in, and
-    softmax cross-entropy with the softmax fused in, so each needs its own
-    output activation; MSE takes any activation but softmax.
+    Binary cross-entropy is computed on logits with the sigmoid fused in,
+    softmax cross-entropy with the softmax fused in and the Poisson loss on
+    the log of its mean with the exp fused in, so each needs its own output
+    activation; MSE, Huber and MAE take any activation but those.
     """
-    needed = {"binary_cross_entropy": "sigmoid", "softmax_cross_entropy": "softmax"}.get(loss)
+    needed = FUSED_LOSSES.get(loss)
     if needed is not None and activation != needed:
-        raise ValueError(f"{loss} needs a {needed} output layer, got {activation!r}")
-    if loss == "mse" and activation == "softmax":
-        raise ValueError("a softmax output layer goes with softmax_cross_entropy, not mse")
+        raise ValueError(f"{loss} needs a{'n' if needed == 'exp' else ''} {needed} output "
+                         f"layer, got {activation!r}")
+    owner = {fused: name for name, fused in FUSED_LOSSES.items()}.get(activation)
+    if needed is None and activation in OUTPUT_ONLY_ACTIVATIONS:
+        raise ValueError(f"a{'n' if activation == 'exp' else ''} {activation} output layer "
+                         f"goes with {owner}, not {loss}")
     if loss == "softmax_cross_entropy" and n_out < 2:
         raise ValueError("softmax_cross_entropy needs at least 2 outputs; for one output "
                          "use binary_cross_entropy")

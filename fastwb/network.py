@@ -9,15 +9,16 @@ from fastwb import _validation, initializers, inspection, optimizers, training
 from fastwb._core import Engine
 from fastwb._layout import flat_from_layers, layer_views, n_parameters
 from fastwb.callbacks import History
-from fastwb.functions import (OUTPUT_ACTIVATION, FitStatus, check_output_activation,
-                              resolve_activation, resolve_loss)
+from fastwb.functions import (OUTPUT_ACTIVATION, FitStatus, check_huber_delta,
+                              check_output_activation, resolve_activation, resolve_loss)
 from fastwb.inspection import Summary
 from fastwb.layers import Dense, _dropout, _init_config, _penalty
 from fastwb.optimizers import Adam, Optimizer
 from fastwb.reference import ReferenceEngine
 
 BACKENDS = ("compiled", "reference")
-_CONFIG_KEYS = ("layers", "loss", "dtype", "seed", "n_threads", "backend", "regularize_biases")
+_CONFIG_KEYS = ("layers", "loss", "dtype", "seed", "n_threads", "backend", "regularize_biases",
+                "huber_delta")
 _STATE_KEYS = ("network", "optimizer")
 _OPTIMIZER_KEYS = ("config", "bound", "step", "epoch", "samples_seen", "schedule_state")
 
@@ -45,9 +46,17 @@ class Network:
     output_activation : str or None
         Activation of the output layer; by default the one the loss implies:
         softmax for softmax cross-entropy, sigmoid for binary cross-entropy,
-        identity for MSE.
-    loss : {"mse", "binary_cross_entropy", "softmax_cross_entropy"}
-        Minimised by ``train_step``; ``loss(X, y)`` reports its batch mean.
+        exp for Poisson, identity for MSE, Huber and MAE.
+    loss : {"mse", "binary_cross_entropy", "softmax_cross_entropy", "poisson", "huber", "mae"}
+        Minimised by ``train_step``; ``loss(X, y)`` reports its batch mean (over
+        samples, weighted by ``sample_weight``, and outputs; softmax
+        cross-entropy sums over its outputs). "poisson" is half the Poisson
+        deviance ``y log(y / mu) - y + mu`` of the mean ``mu = exp(z)`` (log
+        link; targets must be nonnegative), "huber" is PyTorch's ``HuberLoss``
+        (``0.5 x**2`` for ``|x| <= huber_delta``, ``huber_delta * (|x| -
+        huber_delta / 2)`` beyond, ``x = a - y``), "mae" the absolute error
+        ``|a - y|`` (its gradient is 0 where ``a == y``, as PyTorch's).
+        Aliases: "l1", "absolute_error" and "mean_absolute_error" for "mae".
     dtype : {"float32", "float64"}
         Dtype of parameters, computation and outputs. Input of other real
         dtypes is converted.
@@ -77,6 +86,9 @@ class Network:
         Initializers of layers that do not set their own
         (``fastwb.initializers``); None: He-normal for the ReLU family,
         Glorot-uniform otherwise, and zero biases.
+    huber_delta : float or None
+        Where the huber loss turns from square to linear: finite and > 0, 1.0
+        when None. Only the huber loss takes one.
 
     Examples
     --------
@@ -95,8 +107,10 @@ class Network:
                  dtype="float32", seed: int | None = None, n_threads: int | None = None,
                  backend: str = "compiled", l1: float = 0.0, l2: float = 0.0,
                  regularize_biases: bool = False, dropout=0.0, weight_init=None,
-                 bias_init=None):
+                 bias_init=None, huber_delta: float | None = None):
         self.loss_name = resolve_loss(loss)
+        #: Huber's delta (None for the other losses)
+        self.huber_delta = check_huber_delta(self.loss_name, huber_delta)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         activation = resolve_activation(activation)     # checked even with no hidden layer
@@ -146,6 +160,8 @@ class Network:
         self._layers = tuple(layers)
         options = dict(l1=self.l1, l2=self.l2, regularize_biases=self.regularize_biases,
                        dropout=self.dropout, seed=self.seed)
+        if self.huber_delta is not None:
+            options["huber_delta"] = self.huber_delta
         if backend == "compiled":
             self._engine = Engine(widths, activations, self.loss_name, self._parameters,
                                   self._n_threads, **options)
@@ -452,9 +468,12 @@ class Network:
             config.update(weight_init=_init_config(weight_init), bias_init=_init_config(bias_init),
                           dropout=self.dropout[i], l1=self.l1[i], l2=self.l2[i])
             layers.append(config)
-        return {"layers": layers, "loss": self.loss_name, "dtype": self.dtype.name,
-                "seed": self.seed, "n_threads": self._n_threads_asked, "backend": self.backend,
-                "regularize_biases": self.regularize_biases}
+        config = {"layers": layers, "loss": self.loss_name, "dtype": self.dtype.name,
+                  "seed": self.seed, "n_threads": self._n_threads_asked, "backend": self.backend,
+                  "regularize_biases": self.regularize_biases}
+        if self.huber_delta is not None:        # only huber has one; older files lack it
+            config["huber_delta"] = self.huber_delta
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Network:
@@ -576,7 +595,9 @@ class Network:
 
     def __repr__(self) -> str:
         return (f"Network({list(self.sizes)}, activations={list(self.activations)}, "
-                f"loss={self.loss_name!r}, dtype={self.dtype.name!r}, backend={self.backend!r})")
+                f"loss={self.loss_name!r}, "
+                + (f"huber_delta={self.huber_delta!r}, " if self.huber_delta is not None else "")
+                + f"dtype={self.dtype.name!r}, backend={self.backend!r})")
 
 
 def _step_error(status: int, loss: float) -> FloatingPointError:

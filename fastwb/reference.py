@@ -20,7 +20,7 @@ import numpy as np
 
 from fastwb import _random, _validation
 from fastwb._layout import layer_views, n_parameters, offsets
-from fastwb.functions import LEAKY_SLOPE, FitStatus
+from fastwb.functions import FUSED_LOSSES, HUBER_DELTA, LEAKY_SLOPE, FitStatus
 
 
 # --- activations ------------------------------------------------------------
@@ -61,11 +61,15 @@ def activate(name: str, z: np.ndarray) -> np.ndarray:
         return np.tanh(z)
     if name == "softmax":
         return softmax(z)
+    if name == "exp":
+        with np.errstate(over="ignore"):    # inf beyond the dtype's range, as compiled
+            return np.exp(z)
     raise ValueError(f"unknown activation {name!r}")
 
 
 def derivative(name: str, a: np.ndarray) -> np.ndarray:
-    """f'(z) written through the activation a = f(z) (softmax is handled by its loss)."""
+    """f'(z) written through the activation a = f(z) (softmax and exp are handled
+    by their losses)."""
     if name == "identity":
         return np.ones_like(a)
     if name == "relu":
@@ -82,17 +86,22 @@ def derivative(name: str, a: np.ndarray) -> np.ndarray:
 # --- losses -------------------------------------------------------------------
 
 def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.ndarray,
-                   sample_weight: np.ndarray | None = None):
+                   sample_weight: np.ndarray | None = None, huber_delta: float = HUBER_DELTA):
     """Mean loss over the batch and D = dL/dZ of the output layer.
 
-    ``out`` holds the logits Z for the two cross-entropies and the activations
-    A = f(Z) for MSE. ``y`` holds float targets (n x m), or integer class labels
-    (n,) for softmax cross-entropy.
+    ``out`` holds Z for the fused losses (the two cross-entropies and Poisson)
+    and the activations A = f(Z) for MSE, Huber and MAE. ``y`` holds float
+    targets (n x m), or integer class labels (n,) for softmax cross-entropy.
 
     * mse: mean over samples and outputs of (a - y)^2;
     * binary_cross_entropy: mean of log(1 + e^z) - z y, the logit form of
       -y log(sigmoid z) - (1 - y) log(1 - sigmoid z);
-    * softmax_cross_entropy: mean over samples of sum_j y_j (logsumexp(z) - z_j).
+    * softmax_cross_entropy: mean over samples of sum_j y_j (logsumexp(z) - z_j);
+    * poisson: mean of half the Poisson deviance of the mean mu = e^z (log link),
+      y log(y / mu) - y + mu (0 at mu = y), as y (log y - z) + (e^z - y);
+    * huber: mean of 0.5 x^2 for |x| <= huber_delta and
+      huber_delta (|x| - huber_delta / 2) beyond, x = a - y (PyTorch's HuberLoss);
+    * mae: mean of |a - y|, with the subgradient 0 at a = y.
 
     With ``sample_weight`` w the mean over samples is sum_i w_i l_i / sum_i w_i
     (0, with no gradient, when every weight is 0).
@@ -116,6 +125,24 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
         lse = logsumexp(out)
         rows = np.sum(y * (lse[:, None] - out), axis=1, dtype=np.float64)
         grad = softmax(out) * y.sum(axis=1, keepdims=True) - y
+    elif loss == "poisson":
+        z, t = out.astype(np.float64), y.astype(np.float64)
+        log_t = np.log(t, out=np.zeros_like(t), where=t > 0)      # y log y = 0 at y = 0
+        with np.errstate(over="ignore"):    # inf beyond the dtype's range: divergence
+            rows = np.sum(np.exp(z) - t + t * (log_t - z), axis=1)
+            grad = np.exp(out) - y
+    elif loss == "huber":
+        diff = out - y
+        r = np.abs(diff.astype(np.float64))
+        inside = r <= huber_delta
+        rows = np.sum(np.where(inside, 0.5 * r * r, huber_delta * (r - 0.5 * huber_delta)),
+                      axis=1)
+        linear = out.dtype.type(huber_delta) * np.sign(diff)
+        grad = np.where(inside, diff, linear) * derivative(output_activation, out)
+    elif loss == "mae":
+        diff = out - y
+        rows = np.sum(np.abs(diff), axis=1, dtype=np.float64)
+        grad = np.sign(diff) * derivative(output_activation, out)
     else:
         raise ValueError(f"unknown loss {loss!r}")
     if w is None:
@@ -130,7 +157,7 @@ def forward(layers, activations, X, logits_out=False, dropout=()):
     """Every layer's output A[1..L] for the input X.
 
     With ``logits_out`` the last entry is the output layer's Z instead of its
-    activation (the cross-entropy losses take logits). ``dropout`` pairs each
+    activation (the fused losses take Z). ``dropout`` pairs each
     layer with (rate, keep mask) or None: kept units are scaled by 1 / (1 - rate)
     (inverted dropout), dropped ones are 0.
     """
@@ -278,10 +305,11 @@ class ReferenceEngine:
     """Runs a network on NumPy; the same calls as ``fastwb._core.Engine``."""
 
     def __init__(self, sizes, activations, loss, params, l1=None, l2=None,
-                 regularize_biases=False, dropout=None, seed=0):
+                 regularize_biases=False, dropout=None, seed=0, huber_delta=HUBER_DELTA):
         self.sizes = list(sizes)
         self.activations = list(activations)
         self.loss_name = loss
+        self.huber_delta = huber_delta
         self.params = params
         self.grads = np.zeros_like(params)
         self._holds_training_gradient = False
@@ -322,10 +350,10 @@ class ReferenceEngine:
             dropout = [None if rate == 0 else
                        (rate, _random.dropout_keep(self.seed, l, step, (x.shape[0], m), rate))
                        for l, (rate, m) in enumerate(zip(self.dropout, self.sizes[1:]))]
-        logits = self.loss_name != "mse"
+        logits = self.loss_name in FUSED_LOSSES
         outputs = forward(self._layers, self.activations, x, logits, dropout)
         value, delta = loss_and_delta(self.loss_name, self.activations[-1], outputs[-1], y,
-                                      sample_weight)
+                                      sample_weight, self.huber_delta)
         if self._regularized:
             value += penalty(self.params, self._c1, self._c2)
         if want_gradients:

@@ -35,7 +35,8 @@ Where the two differ, and why:
 * ``partial_fit`` is absent for "lbfgs" in both estimators (scikit-learn's
   ``MLPRegressor`` has one, which runs a whole lbfgs fit).
 * ``sample_weight`` must be nonnegative and not all zero.
-* ``MLPRegressor(loss="poisson")`` is refused: fastwb has no Poisson loss.
+* ``MLPRegressor(loss="poisson")`` refuses negative targets with a ValueError;
+  scikit-learn trains on them and reports a NaN loss.
 
 * With ``early_stopping=True`` a diverging loss ends training as in
   scikit-learn (NaN losses and validation scores recorded up to
@@ -49,6 +50,12 @@ layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
 ("adamw" with its decoupled weight decay of 0.01 on top of ``alpha``,
 "rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``),
 ``n_threads``, and:
+
+* ``MLPRegressor`` also takes ``loss="huber"`` (PyTorch's ``HuberLoss``:
+  ``0.5 x**2`` for ``|x| <= huber_delta``, ``huber_delta * (|x| - huber_delta / 2)``
+  beyond, with ``huber_delta``, default 1.0) and ``loss="absolute_error"``
+  (``|x|``, its gradient 0 at ``x = 0``), both on an identity output, summed over
+  outputs and averaged over samples in ``loss_`` as scikit-learn's Poisson loss is.
 
 * ``scoring``: the validation score of early stopping, as the ``scoring`` of
   scikit-learn's HistGradientBoosting estimators: a scorer name
@@ -137,6 +144,9 @@ ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "r
 SOLVERS = ("lbfgs", "sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 EXTRA_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
+#: MLPRegressor's losses (scikit-learn's, then fastwb's extras) by fastwb's names
+REGRESSION_LOSSES = {"squared_error": "mse", "poisson": "poisson", "huber": "huber",
+                     "absolute_error": "mae"}
 _NO_CHANGE_LR = 1e-6          # scikit-learn's adaptive rate stops below this
 _NETWORK_OPTIMIZER = "network.optimizer"    # a pickled estimator's optimizer: its network's
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))   # what prediction takes as it is
@@ -532,6 +542,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _out_activation(self) -> str:
         return "identity"
 
+    def _huber_delta(self) -> float | None:
+        """The network's huber_delta: None but for the huber loss."""
+        return None
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
@@ -722,7 +736,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             dropout = [float(rate) for rate in dropout]
         network = Network(layers, activation=ACTIVATIONS[settings.activation],
                           loss=self._loss_name(), dtype=dtype, seed=_seed(random_state),
-                          n_threads=settings.n_threads, dropout=dropout)
+                          n_threads=settings.n_threads, dropout=dropout,
+                          huber_delta=self._huber_delta())
         for layer, (weights, bias) in zip(network.layers, values):
             layer.weights[...] = weights
             layer.bias[...] = bias
@@ -764,6 +779,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             changed.append(f"dropout {list(network.dropout[:-1])} -> {rates}")
         if settings.n_threads != network._n_threads_asked:
             changed.append(f"n_threads {network._n_threads_asked} -> {settings.n_threads}")
+        if network.loss_name != self._loss_name():
+            changed.append(f"loss -> {getattr(self, 'loss', None)!r}")
+        elif network.huber_delta != self._huber_delta():
+            changed.append(f"huber_delta {network.huber_delta} -> {self._huber_delta()}")
         if changed:
             raise ValueError(f"warm_start and partial_fit continue the network of the first "
                              f"fit, but {'; '.join(changed)}. Call fit with "
@@ -789,11 +808,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     @property
     def _scale(self) -> float:
         """fastwb's loss over scikit-learn's (for the same network and data)."""
-        if self._loss_name() == "binary_cross_entropy":
-            return 1.0 / self._network.sizes[-1]
-        if self._loss_name() == "mse":
-            return 2.0 / self._network.sizes[-1]
-        return 1.0
+        # fastwb averages over outputs what scikit-learn sums (softmax's sum is both),
+        # and its squared error is not halved
+        if self._loss_name() == "softmax_cross_entropy":
+            return 1.0
+        return (2.0 if self._loss_name() == "mse" else 1.0) / self._network.sizes[-1]
 
     @property
     def _mean_over_outputs(self) -> bool:
@@ -1331,10 +1350,28 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` on fastwb.
 
     The parameters, their defaults and the fitted attributes are those of
-    ``sklearn.neural_network.MLPRegressor``, minimising the squared error
-    (``loss="squared_error"``; the Poisson loss is not available); the extra
-    parameters are the classifier's except ``class_weight``. Several targets,
-    ``y`` of shape (n_samples, n_outputs), train one network with several outputs.
+    ``sklearn.neural_network.MLPRegressor``, minimising half the squared error
+    (``loss="squared_error"``) or half the Poisson deviance with a log link
+    (``loss="poisson"``: an exp output, nonnegative targets); the extra
+    parameters are the classifier's except ``class_weight``, and two more
+    losses: ``loss="huber"`` (with ``huber_delta``) and ``"absolute_error"``.
+    Several targets, ``y`` of shape (n_samples, n_outputs), train one network
+    with several outputs.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson", "huber", "absolute_error"}
+        The loss, of the residual ``x = prediction - y``: ``x**2 / 2``;
+        ``y log(y / mu) - y + mu`` with the prediction ``mu = exp(z)``;
+        ``x**2 / 2`` for ``|x| <= huber_delta`` and ``huber_delta * (|x| -
+        huber_delta / 2)`` beyond; ``|x|``. ``loss_`` averages it over samples
+        (weighted by ``sample_weight``) and sums it over outputs, but averages
+        the squared error over outputs as scikit-learn does.
+    huber_delta : float, default 1.0
+        Where the huber loss turns from square to linear (a fastwb extra, > 0;
+        the other losses ignore it).
+
+    The other parameters are scikit-learn's and the classifier's extras.
 
     Examples
     --------
@@ -1353,7 +1390,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype="float32", dropout=0.0, optimizer=None, n_threads=None,
-                 callbacks=None, scoring=None):
+                 callbacks=None, scoring=None, huber_delta=1.0):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -1365,26 +1402,38 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             dropout=dropout, optimizer=optimizer, n_threads=n_threads, callbacks=callbacks,
             scoring=scoring)
         self.loss = loss
+        self.huber_delta = huber_delta
 
     _score_function = staticmethod(r2_score)
 
     def _loss_name(self) -> str:
-        return "mse"
+        return REGRESSION_LOSSES[self.loss]
+
+    def _huber_delta(self) -> float | None:
+        return float(self.huber_delta) if self.loss == "huber" else None
+
+    @property
+    def _out_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
 
     @property
     def _mean_over_outputs(self) -> bool:
-        return self.n_outputs_ > 1
+        return self.loss == "squared_error" and self.n_outputs_ > 1
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
-        if self.loss != "squared_error":
-            raise _invalid(self, "loss", "'squared_error' (fastwb has no Poisson loss)",
-                           self.loss)
+        if not isinstance(self.loss, str) or self.loss not in REGRESSION_LOSSES:
+            names = ", ".join(repr(name) for name in sorted(REGRESSION_LOSSES))
+            raise _invalid(self, "loss", f"a str among {{{names}}}", self.loss)
+        _real(self, "huber_delta", 0.0, low_open=True)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         X, y = _dense(X), _dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         targets = np.asarray(y, dtype=np.float64)
+        if self.loss == "poisson" and (targets < 0).any():
+            raise ValueError(f"loss='poisson' requires non-negative y; the minimum of y is "
+                             f"{targets.min()}.")
         return X, targets.reshape(-1, 1) if targets.ndim == 1 else targets, None
 
     def _validation_truth(self, y_val, n_outputs: int) -> np.ndarray:

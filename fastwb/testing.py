@@ -15,7 +15,8 @@ ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
 
 #: (loss, target kind): softmax cross-entropy takes labels and one-hot rows.
 LOSS_CASES = (("mse", "float"), ("binary_cross_entropy", "probability"),
-              ("softmax_cross_entropy", "labels"), ("softmax_cross_entropy", "one_hot"))
+              ("softmax_cross_entropy", "labels"), ("softmax_cross_entropy", "one_hot"),
+              ("poisson", "count"), ("huber", "float"), ("mae", "float"))
 
 #: Dispatch settings that send every product of a small test network down one path.
 PATHS = {
@@ -40,6 +41,8 @@ def make_targets(kind: str, n: int, n_out: int, rng: np.random.Generator):
         return rng.normal(size=(n, n_out))
     if kind == "probability":
         return rng.uniform(size=(n, n_out))
+    if kind == "count":         # Poisson counts, zeros among them
+        return rng.poisson(1.5, size=(n, n_out)).astype(np.float64)
     labels = rng.integers(0, n_out, size=n)
     if kind == "labels":
         return labels

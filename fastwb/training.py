@@ -17,7 +17,7 @@ import numpy as np
 
 from fastwb import _validation
 from fastwb.callbacks import Callback, EarlyStopping, History, LambdaCallback, ProgressBar
-from fastwb.functions import FitStatus
+from fastwb.functions import CLASSIFICATION_LOSSES, FitStatus
 
 
 def class_weights(class_weight, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -257,7 +257,7 @@ def _catch_sigint() -> bool:
 
 def _validation_logs(engine, net, val: _Data) -> dict:
     logs = {"val_loss": engine.loss(val.X, val.y, val.sample_weight)}
-    if net.loss_name != "mse":
+    if net.loss_name in CLASSIFICATION_LOSSES:
         logs["val_accuracy"] = accuracy(net.loss_name, engine.predict(val.X), val.y)
     return logs
 

@@ -5,7 +5,7 @@
  *   FWB_T       float or double
  *   FWB_FN(x)   x with the level's and the type's suffix, e.g. bias_act_f_avx2
  *   FWB_ATTR    the level's target attribute (empty for the baseline)
- *   FWB_EXP0, FWB_SIGMOID, FWB_TANH, FWB_SQRT, FWB_FABS   the type's math
+ *   FWB_EXP0, FWB_EXP, FWB_SIGMOID, FWB_TANH, FWB_SQRT, FWB_FABS   the type's math
  *   FWB_BITS, FWB_EXP_MASK   an unsigned integer as wide as FWB_T, and the
  *               mask of its exponent field
  *
@@ -41,6 +41,9 @@ FWB_ATTR static void FWB_FN(bias_act)(FWB_T *FWB_RESTRICT z, const FWB_T *FWB_RE
             break;
         case FWB_ACT_TANH:
             for (ptrdiff_t j = 0; j < m; j++) z[j] = FWB_TANH(z[j] + b[j]);
+            break;
+        case FWB_ACT_EXP:                   /* the Poisson loss's mean (log link) */
+            for (ptrdiff_t j = 0; j < m; j++) z[j] = FWB_EXP(z[j] + b[j]);
             break;
         default: {                                       /* FWB_ACT_SOFTMAX */
             FWB_T top;

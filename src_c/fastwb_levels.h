@@ -26,6 +26,7 @@
 #undef FWB_T
 #undef FWB_TAG
 #undef FWB_EXP0
+#undef FWB_EXP
 #undef FWB_SIGMOID
 #undef FWB_TANH
 #undef FWB_SQRT

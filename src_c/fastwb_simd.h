@@ -26,7 +26,7 @@ enum { FWB_SIMD_BASELINE = 0, FWB_SIMD_AVX2 = 1, FWB_SIMD_AVX512 = 2, FWB_SIMD_L
 /* Activation and optimizer codes: the values of _core's enums (checked there). */
 enum {
     FWB_ACT_IDENTITY = 0, FWB_ACT_RELU = 1, FWB_ACT_LEAKY_RELU = 2, FWB_ACT_SIGMOID = 3,
-    FWB_ACT_TANH = 4, FWB_ACT_SOFTMAX = 5
+    FWB_ACT_TANH = 4, FWB_ACT_SOFTMAX = 5, FWB_ACT_EXP = 6
 };
 enum { FWB_OPT_SGD = 0, FWB_OPT_RMSPROP = 1, FWB_OPT_ADAGRAD = 2, FWB_OPT_ADAM = 3 };
 
@@ -86,10 +86,12 @@ typedef struct {
 #define FWB_ATTR_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
 #endif
 
-/* float: fastwb_math.h's branch-free exp/sigmoid/tanh, which vectorise */
+/* float: fastwb_math.h's branch-free exp/sigmoid/tanh, which vectorise (and libm's
+ * expf for the exp output of the Poisson loss, which needs the whole range) */
 #define FWB_T float
 #define FWB_TAG f
 #define FWB_EXP0 fwb_exp_nonpositive_f
+#define FWB_EXP expf
 #define FWB_SIGMOID fwb_sigmoid_f
 #define FWB_TANH fwb_tanh_f
 #define FWB_SQRT sqrtf
@@ -102,6 +104,7 @@ typedef struct {
 #define FWB_T double
 #define FWB_TAG d
 #define FWB_EXP0 exp
+#define FWB_EXP exp
 #define FWB_SIGMOID fwb_sigmoid_d
 #define FWB_TANH tanh
 #define FWB_SQRT sqrt

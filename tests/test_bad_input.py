@@ -117,6 +117,23 @@ def test_bce_targets_must_be_probabilities(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_poisson_targets_must_be_nonnegative(backend):
+    net = fastwb.Network([4, 2], loss="poisson", backend=backend, seed=0)
+    y = np.ones((5, 2))
+    y[3, 1] = -0.5
+    calls = [lambda: net.loss(X_OK, y), lambda: net.gradients(X_OK, y),
+             lambda: net.train_step(X_OK, y, fastwb.SGD(0.1)),
+             lambda: net.fit(X_OK, y, epochs=1, batch_size=2)]
+    before = net.parameters.copy()
+    for call in calls:
+        with pytest.raises(ValueError, match="poisson targets must be nonnegative.*-0.5"):
+            call()
+    np.testing.assert_array_equal(net.parameters, before)
+    y[3, 1] = 0.0            # zeros are counts too
+    assert np.isfinite(net.loss(X_OK, y))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_awkward_but_valid_input_is_handled(backend):
     net = fastwb.Network([4, 6, 3], loss="softmax_cross_entropy", seed=0, backend=backend)
     wide = np.random.default_rng(1).normal(size=(5, 8))
@@ -151,6 +168,18 @@ def test_awkward_but_valid_input_is_handled(backend):
      ValueError, "sigmoid output"),
     (dict(sizes=[4, 2], loss="mse", output_activation="softmax"), ValueError, "softmax"),
     (dict(sizes=[4, 1], loss="softmax_cross_entropy"), ValueError, "at least 2 outputs"),
+    (dict(sizes=[4, 2], loss="poisson", output_activation="identity"), ValueError,
+     "poisson needs an exp output"),
+    (dict(sizes=[4, 2], loss="mse", output_activation="exp"), ValueError,
+     "exp output layer goes with poisson"),
+    (dict(sizes=[4, 3, 2], activation="exp", loss="poisson"), ValueError, "output activation"),
+    (dict(sizes=[4, 2], loss="huber", huber_delta=0), ValueError, "huber_delta"),
+    (dict(sizes=[4, 2], loss="huber", huber_delta=-1.0), ValueError, "huber_delta"),
+    (dict(sizes=[4, 2], loss="huber", huber_delta=float("inf")), ValueError, "huber_delta"),
+    (dict(sizes=[4, 2], loss="huber", huber_delta=float("nan")), ValueError, "huber_delta"),
+    (dict(sizes=[4, 2], loss="huber", huber_delta="1"), TypeError, "huber_delta"),
+    (dict(sizes=[4, 2], loss="huber", huber_delta=True), TypeError, "huber_delta"),
+    (dict(sizes=[4, 2], loss="mse", huber_delta=1.0), ValueError, "huber_delta"),
     (dict(sizes=[4, 2], dtype="int32"), ValueError, "float32 or float64"),
     (dict(sizes=[4, 2], dtype="float16"), ValueError, "float32 or float64"),
     (dict(sizes=[4, 2], n_threads=0), ValueError, "n_threads=0"),

@@ -21,10 +21,10 @@ import pytest
 
 import fastwb
 from fastwb import initializers, optimizers, saving, schedules
-from fastwb.functions import ACTIVATIONS, LOSSES
+from fastwb.functions import ACTIVATIONS, LOSSES, OUTPUT_ONLY_ACTIVATIONS
 from fastwb.saving import ModelFileError
 
-HIDDEN_ACTIVATIONS = [a for a in ACTIVATIONS if a != "softmax"]
+HIDDEN_ACTIVATIONS = [a for a in ACTIVATIONS if a not in OUTPUT_ONLY_ACTIVATIONS]
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -36,6 +36,8 @@ def dataset(loss: str, n_out: int, n: int = 48, n_in: int = 4, seed: int = 0):
         return X, rng.integers(0, n_out, size=n)
     if loss == "binary_cross_entropy":
         return X, rng.integers(0, 2, size=(n, n_out)).astype(float)
+    if loss == "poisson":
+        return X, rng.poisson(2.0, size=(n, n_out)).astype(float)
     return X, rng.normal(size=(n, n_out))
 
 
@@ -213,6 +215,28 @@ def test_round_trip_every_activation_loss_dtype_backend(activation, loss, dtype,
     assert loaded.backend == backend and loaded.optimizer is None
     np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
     assert loaded.loss(X, y) == net.loss(X, y)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_round_trip_keeps_huber_delta(backend, tmp_path):
+    net = fastwb.Network([4, 5, 3], loss="huber", huber_delta=0.25, seed=1, backend=backend)
+    X, y = dataset("huber", 3, n=8)
+    net.train_step(X, y, fastwb.SGD(lr=0.1))
+    loaded = round_trip(net, tmp_path)
+    assert loaded.huber_delta == 0.25 and loaded.get_config()["huber_delta"] == 0.25
+    assert loaded.loss(X, y) == net.loss(X, y)
+    # the delta is part of the loss: another one gives another value
+    assert fastwb.Network.from_config({**net.get_config(), "huber_delta": 1.0}).loss(X, y) != \
+        fastwb.Network.from_config(net.get_config()).loss(X, y)
+
+
+def test_configs_without_huber_delta_still_load():
+    """Files written before the huber loss have no huber_delta in their config."""
+    net = fastwb.Network([3, 2], seed=2)
+    assert "huber_delta" not in net.get_config()
+    assert fastwb.Network.from_config(net.get_config()).huber_delta is None
+    huber = fastwb.Network.from_config({**net.get_config(), "loss": "huber"})
+    assert huber.huber_delta == 1.0
 
 
 @pytest.mark.parametrize("output_activation", HIDDEN_ACTIVATIONS)

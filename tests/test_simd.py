@@ -117,8 +117,11 @@ def test_every_level_matches_the_reference(level, activation, loss, target_kind,
     for (dW, db), (rW, rb) in zip(compiled.gradients(X, y), reference.gradients(X, y)):
         close(dW, rW, "weight gradient")
         close(db, rb, "bias gradient")
-    for make in (lambda: fastwb.Adam(lr=0.01, clip_value=0.5), lambda: fastwb.RMSprop(lr=0.01),
-                 lambda: fastwb.SGD(lr=0.05, momentum=0.9)):
+    # the exp output of the Poisson loss turns RMSprop's first step (about 10 lr on every
+    # parameter of this linear-enough network) into an overflow: smaller steps there
+    lr = 0.001 if loss == "poisson" else 0.01
+    for make in (lambda: fastwb.Adam(lr=lr, clip_value=0.5), lambda: fastwb.RMSprop(lr=lr),
+                 lambda: fastwb.SGD(lr=5 * lr, momentum=0.9)):
         mine, theirs = make(), make()
         for step in range(2):
             close(compiled.train_step(X, y, mine), reference.train_step(X, y, theirs),

@@ -30,7 +30,8 @@ from fastwb.sklearn import MLPClassifier, MLPRegressor
 
 EXTRAS = {MLPClassifier: {"dtype", "dropout", "class_weight", "optimizer", "n_threads",
                           "callbacks", "scoring"},
-          MLPRegressor: {"dtype", "dropout", "optimizer", "n_threads", "callbacks", "scoring"}}
+          MLPRegressor: {"dtype", "dropout", "optimizer", "n_threads", "callbacks", "scoring",
+                         "huber_delta"}}
 SKLEARN = {MLPClassifier: sk.MLPClassifier, MLPRegressor: sk.MLPRegressor}
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -726,7 +727,7 @@ def test_bad_parameters_are_named(name, value):
 def test_bad_loss_and_sgd_momentum_of_one():
     X, y = data("reg1")
     with pytest.raises(ValueError, match="'loss'"):
-        MLPRegressor(loss="poisson").fit(X, y)
+        MLPRegressor(loss="hinge").fit(X, y)
     with pytest.raises(ValueError, match="momentum"):
         MLPRegressor(solver="sgd", momentum=1.0).fit(X, y)
     quietly(MLPRegressor(solver="adam", momentum=1.0, max_iter=1).fit, X, y)
