@@ -82,7 +82,7 @@ except ImportError:         # pragma: no cover - a private module that may move
         """A constructor parameter of the wrong type or value."""
     InvalidParameterError = _InvalidParameterError
 
-from fastwb import initializers, optimizers
+from fastwb import _sparse, _validation, initializers, optimizers
 from fastwb.callbacks import Callback
 from fastwb.layers import Dense
 from fastwb.network import Network
@@ -367,7 +367,7 @@ class _BaseMLP(BaseEstimator):
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
-            The input data (a sparse matrix is made dense).
+            The input data. A sparse matrix stays sparse (see ``fastwb._sparse``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (classification) or real targets (regression).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -426,7 +426,7 @@ class _BaseMLP(BaseEstimator):
             self._initialize(settings, sizes, dtype, random_state)
         else:
             self._check_same_network(settings, sizes)
-        X = X.astype(self._network.dtype, copy=False)
+        X = _rows(X, self._network.dtype)
         try:
             if settings.rule == "lbfgs":
                 self._fit_lbfgs(settings, X, targets, sample_weight)
@@ -684,7 +684,7 @@ class _BaseMLP(BaseEstimator):
                 raise                      # else beyond float32's range, in fastwb's
         check_is_fitted(self)
         X = self._validate_X(X)
-        return self._network.predict(_dense(X).astype(self._network.dtype, copy=False))
+        return self._network.predict(_rows(X, self._network.dtype))
 
     def _validate_X(self, X):
         """scikit-learn's checks of X for prediction."""
@@ -789,8 +789,17 @@ def _seed(random_state: np.random.RandomState) -> int:
     return zlib.crc32(position.to_bytes(4, "little"), zlib.crc32(keys.tobytes())) & 0x7fffffff
 
 
-def _dense(X):
-    return X.toarray() if hasattr(X, "toarray") else X
+def _dense(y):
+    return y.toarray() if hasattr(y, "toarray") else y
+
+
+def _rows(X, dtype):
+    """Checked X in the network's dtype: an array, or for sparse X fastwb's checked
+    CSR rows (made once, so that every epoch, lbfgs evaluation and hold-out split
+    uses them without checking or converting again; never dense)."""
+    if _sparse.is_sparse(X):
+        return _validation.check_X(X, X.shape[1], dtype)[0]
+    return X.astype(dtype, copy=False)
 
 
 def _storable(values: np.ndarray, name: str) -> np.ndarray:
@@ -882,11 +891,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._y_type == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
-        """Checked X (dense), the network's targets, and class indices (None for
+        """Checked X (sparse stays sparse), the network's targets, and class indices (None for
         multi-label)."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
         y = _dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -1052,7 +1060,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                            self.loss)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
-        X, y = _dense(X), _dense(y)
+        y = _dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         targets = np.asarray(y, dtype=np.float64)
