@@ -1243,8 +1243,11 @@ cdef struct Csr:
 
 
 cdef inline Csr csr_rows(const Csr* s, Py_ssize_t r0) noexcept nogil:
-    """The rows r0.. of ``s``, without copying: a chunk's or an in-order batch's."""
+    """The rows r0.. of ``s``, without copying: a chunk's or an in-order batch's
+    (``s`` itself when it holds no rows: dense input)."""
     cdef Csr part = s[0]
+    if s.indptr == NULL:
+        return part
     if s.rows != NULL:
         part.rows = s.rows + r0
     else:
