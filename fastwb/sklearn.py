@@ -42,6 +42,11 @@ layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
 ("adamw" with its decoupled weight decay of 0.01 on top of ``alpha``,
 "rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``),
 ``n_threads`` and ``callbacks`` (fastwb callbacks, called after every epoch).
+
+Sparse ``X`` (as scikit-learn, CSR or CSC, and the other scipy.sparse formats,
+which scikit-learn's checks convert to CSR) is never made dense: it is checked
+once per ``fit`` into CSR rows with 64-bit indices (``fastwb._sparse``), and the
+first layer multiplies those rows.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import scipy.sparse
 
 import fastwb as fw
 from fastwb._sparse import SparseRows
+from fastwb.testing import PATHS
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
 
@@ -252,3 +253,22 @@ def test_fit_peak_memory_stays_sparse():
     finally:
         tracemalloc.stop()
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("kernel_path", list(PATHS), indirect=True)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_kernel_paths_and_thread_counts(kernel_path, dtype):
+    """The threaded row loop of X W (forced on by "parallel_loops"), BLAS or plain
+    loops for the other layers: the reference's values, and the same bits on
+    one thread and two."""
+    X, y = sparse_data(n=300)
+    runs = []
+    for threads in (1, 2):
+        n = net(dtype=dtype, sizes=(40, 24, 12, 3), n_threads=threads, dropout=0.1)
+        n.fit(X, y, optimizer=fw.Adam(lr=1e-2), epochs=2, batch_size=100)
+        runs.append((n.parameters.copy(), n.predict(X)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    ref = net("reference", dtype, sizes=(40, 24, 12, 3), dropout=0.1)
+    ref.fit(X, y, optimizer=fw.Adam(lr=1e-2), epochs=2, batch_size=100)
+    close(runs[0][0], ref.parameters, dtype)
