@@ -237,6 +237,7 @@ def test_monitor_samples_sparse_training_rows():
                                net("reference").activation_statistics(rows)[1])
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_peak_memory_stays_sparse():
     """A 2000 x 5000 CSR matrix of 10,000 entries (80 MB dense in float64; fitting it
     dense peaked at 121 MB) trains and predicts in a few MB."""
@@ -272,3 +273,29 @@ def test_kernel_paths_and_thread_counts(kernel_path, dtype):
     ref = net("reference", dtype, sizes=(40, 24, 12, 3), dropout=0.1)
     ref.fit(X, y, optimizer=fw.Adam(lr=1e-2), epochs=2, batch_size=100)
     close(runs[0][0], ref.parameters, dtype)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("estimator", ["MLPClassifier", "MLPRegressor"])
+def test_estimators_early_stopping_and_partial_fit(estimator):
+    """The hold-out split, validation scores and partial_fit of sparse X follow
+    the same values dense (float64: to rounding)."""
+    from fastwb import sklearn as fsk
+    X, y = sparse_data(n=300)
+    if estimator == "MLPRegressor":
+        y = np.asarray(X.sum(axis=1)).ravel()
+    Estimator = getattr(fsk, estimator)
+    params = dict(hidden_layer_sizes=(8,), max_iter=15, random_state=0, dtype="float64",
+                  early_stopping=True, n_iter_no_change=3)
+    a = Estimator(**params).fit(X, y)
+    b = Estimator(**params).fit(X.toarray(), y)
+    assert a.n_iter_ == b.n_iter_
+    close(a.validation_scores_, b.validation_scores_, "float64")
+    close(a.score(X, y), b.score(X.toarray(), y), "float64")
+    params["early_stopping"] = False
+    c, d = Estimator(**params), Estimator(**params)
+    extra = {"classes": np.arange(3)} if estimator == "MLPClassifier" else {}
+    for _ in range(3):
+        c.partial_fit(scipy.sparse.csc_matrix(X), y, **extra)
+        d.partial_fit(X.toarray(), y, **extra)
+    close(c.network.parameters, d.network.parameters, "float64")
