@@ -1967,15 +1967,15 @@ cdef inline Py_ssize_t _n_rows(object x):
 
 
 cdef void _batch(Batch* b, object x, cnp.ndarray t, cnp.ndarray sw, Py_ssize_t n):
-    """Point ``b`` at checked input: x an ndarray or SparseRows, t float targets,
-    intp labels or (prediction) None."""
-    cdef bint is_labels = t is not None and cnp.PyArray_TYPE(t) == cnp.NPY_INTP
+    """Point ``b`` at checked input: x an ndarray or SparseRows, t float targets or
+    intp labels."""
+    cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
     memset(&b.sparse, 0, sizeof(Csr))
     if type(x) is cnp.ndarray:
         b.X = cnp.PyArray_DATA(<cnp.ndarray>x)
     else:
         _sparse_batch(b, x)
-    b.T = NULL if is_labels else _data(t)
+    b.T = NULL if is_labels else cnp.PyArray_DATA(t)
     b.labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
     b.SW = _data(sw)
     b.n = n
@@ -2358,7 +2358,11 @@ cdef class Engine:
         else:
             out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
         cdef Call c = _call(OP_PREDICT)
-        _batch(&c.batch, x, None, None, n)
+        if type(x) is cnp.ndarray:
+            c.batch.X = cnp.PyArray_DATA(<cnp.ndarray>x)
+        else:
+            _sparse_batch(&c.batch, x)
+        c.batch.n = n
         c.out = cnp.PyArray_DATA(out)
         cdef Workspace ws = self._claim(min(n, PREDICT_BLOCK_ROWS), False)
         c.work = &ws.work
@@ -2393,7 +2397,11 @@ cdef class Engine:
         cdef double total
         cdef int l
         cdef Call c = _call(OP_ACTIVITY)
-        _batch(&c.batch, x, None, None, n)
+        if type(x) is cnp.ndarray:
+            c.batch.X = cnp.PyArray_DATA(<cnp.ndarray>x)
+        else:
+            _sparse_batch(&c.batch, x)
+        c.batch.n = n
         c.alive = flags
         c.sums = column
         c.n_threads = 1
