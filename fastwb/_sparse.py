@@ -46,10 +46,12 @@ class SparseRows:
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of the stored values."""
         return self.data.dtype
 
     @property
     def nnz(self) -> int:
+        """How many values are stored (duplicates count apart)."""
         return int(self.indptr[-1])
 
     def __len__(self) -> int:
@@ -82,6 +84,7 @@ class SparseRows:
         return SparseRows(_cast(self.data, dtype), self.indices, self.indptr, self.shape)
 
     def copy(self) -> "SparseRows":
+        """The same rows with their own copy of the values (the indices are read-only)."""
         return SparseRows(self.data.copy(), self.indices, self.indptr, self.shape)
 
     def __repr__(self) -> str:
