@@ -1278,6 +1278,85 @@ cdef inline void _segment(const Net* net, const Opt* o, int l, int part, Segment
 
 
 # ---------------------------------------------------------------------------
+# Sparse input: the first layer's products with X in CSR form (fastwb._sparse)
+# ---------------------------------------------------------------------------
+
+cdef struct Csr:
+    # Rows of a checked CSR matrix (SparseRows), typed per call
+    const void* data             # stored values, of the network's dtype
+    const Py_ssize_t* indices    # column of each stored value
+    const Py_ssize_t* indptr     # matrix row i holds entries indptr[i] .. indptr[i + 1] - 1
+    const Py_ssize_t* rows       # row r of the batch is matrix row rows[r]; NULL: row r
+
+
+cdef inline Csr csr_rows(const Csr* s, Py_ssize_t r0) noexcept nogil:
+    """The rows r0.. of ``s``, without copying: a chunk's or an in-order batch's
+    (``s`` itself when it holds no rows: dense input)."""
+    cdef Csr part = s[0]
+    if s.indptr == NULL:
+        return part
+    if s.rows != NULL:
+        part.rows = s.rows + r0
+    else:
+        part.indptr = s.indptr + r0
+    return part
+
+
+cdef inline void _sparse_row(const Csr* s, Py_ssize_t r, const floating* W, Py_ssize_t m,
+                             floating* z) noexcept nogil:
+    """z (m) = row r of X @ W: W's rows scaled and added in stored order (duplicates add)."""
+    cdef Py_ssize_t i = s.rows[r] if s.rows != NULL else r
+    cdef Py_ssize_t p, j
+    cdef const floating* data = <const floating*>s.data
+    cdef const floating* w
+    cdef floating v
+    memset(z, 0, m * sizeof(floating))
+    for p in range(s.indptr[i], s.indptr[i + 1]):
+        v = data[p]
+        w = W + s.indices[p] * m
+        for j in range(m):
+            z[j] += v * w[j]
+
+
+cdef void sparse_nn(const Csr* s, Py_ssize_t n, const floating* W, Py_ssize_t m, floating* Z,
+                    int n_threads) noexcept nogil:
+    """Z (n x m) = X (n x k, CSR) @ W (k x m). Rows are independent, so threads
+    split them without changing any sum. The work is taken as 64 stored values
+    a row (text-like rows hold tens to hundreds), the rows of a shuffled batch
+    being scattered over the matrix."""
+    cdef Py_ssize_t r
+    if n > 1 and n_threads > 1 and n * m * 64 >= PARALLEL_MIN_ELEMENTS:
+        for r in prange(n, schedule="static", num_threads=n_threads):
+            _sparse_row(s, r, W, m, Z + r * m)
+    else:
+        for r in range(n):
+            _sparse_row(s, r, W, m, Z + r * m)
+
+
+cdef void sparse_tn(const Csr* s, Py_ssize_t n, Py_ssize_t k, const floating* D, Py_ssize_t m,
+                    floating* G) noexcept nogil:
+    """G (k x m) = X^T (k x n, X in CSR) @ D (n x m): the first layer's weight gradient.
+
+    Each stored value adds its row of D to its column's row of G, rows in batch
+    order, serially: the same sums whatever the thread count (a threaded scatter
+    would need per-thread copies of G, as large as the layer)."""
+    cdef Py_ssize_t r, i, p, j
+    cdef const floating* data = <const floating*>s.data
+    cdef const floating* d
+    cdef floating* g
+    cdef floating v
+    memset(G, 0, k * m * sizeof(floating))
+    for r in range(n):
+        i = s.rows[r] if s.rows != NULL else r
+        d = D + r * m
+        for p in range(s.indptr[i], s.indptr[i + 1]):
+            v = data[p]
+            g = G + s.indices[p] * m
+            for j in range(m):
+                g[j] += v * d[j]
+
+
+# ---------------------------------------------------------------------------
 # Whole-network passes
 # ---------------------------------------------------------------------------
 
@@ -1320,8 +1399,8 @@ cdef struct Work:
 cdef void forward(const Net* net, const floating* params, const floating* X, Py_ssize_t n,
                   floating* acts, Py_ssize_t capacity, floating* out, bint logits_out,
                   unsigned char* keep, int64_t step, Py_ssize_t row0,
-                  int n_threads, int team) noexcept nogil:
-    """Run every layer on n rows of X, which are rows row0.. of the batch.
+                  int n_threads, int team, const Csr* sx) noexcept nogil:
+    """Run every layer on n rows of X (or of ``sx``, sparse), which are rows row0.. of the batch.
 
     Layer l writes to rows row0.. of ``acts + capacity * a_offset[l]``; the last
     layer writes to ``out`` instead when it is not NULL. With ``logits_out`` the
@@ -1341,7 +1420,10 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
             a = out
         else:
             a = acts + capacity * net.a_offset[l] + row0 * m
-        product_nn(prev, n, k, params + net.w_offset[l], m, a, n_threads, team)
+        if l == 0 and sx != NULL:
+            sparse_nn(sx, n, params + net.w_offset[l], m, a, n_threads)
+        else:
+            product_nn(prev, n, k, params + net.w_offset[l], m, a, n_threads, team)
         act = net.acts[l]
         if l == net.n_layers - 1 and logits_out:
             act = IDENTITY
@@ -1361,9 +1443,11 @@ cdef enum Backward:
 cdef double backward(const Net* net, floating* params, floating* grads, const floating* X,
                      Py_ssize_t n, floating* acts, floating* delta, floating* spare,
                      const unsigned char* keep, Py_ssize_t capacity, Py_ssize_t row0,
-                     int how, Opt* o, double* partials, int team, int n_threads) noexcept nogil:
+                     int how, Opt* o, double* partials, int team, int n_threads,
+                     const Csr* sx) noexcept nogil:
     """Backpropagate D of the output layer (in ``delta``) to every weight and bias,
-    for n rows that are rows row0.. of the batch in ``acts`` and ``keep``.
+    for n rows that are rows row0.. of the batch in ``acts`` and ``keep``, the
+    input being X or (when not NULL) ``sx``.
 
     Writes the gradient to ``grads``. With LAYER_UPDATE it applies ``o``'s
     step to each layer as soon as the layer's gradient is complete, while it is
@@ -1391,7 +1475,10 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
             else:
                 multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
         column_sums(delta, n, m, grads + net.b_offset[l], n_threads)                # db = 1^T D
-        product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads, team)  # dW
+        if l == 0 and sx != NULL:
+            sparse_tn(sx, n, k, delta, m, grads + net.w_offset[l])
+        else:
+            product_tn(prev, n, k, delta, m, grads + net.w_offset[l], 1, 0, n_threads, team)  # dW
         if how == LAYER_UPDATE:
             penalty += layer_pass(UPDATE, net, o, l, params, grads, <floating*>o.s1,
                                   <floating*>o.s2, 1, partials, team)
@@ -1412,6 +1499,7 @@ cdef struct Batch:
     const Py_ssize_t* labels     # class labels, or NULL
     const void* SW               # sample weights, or NULL
     Py_ssize_t n
+    Csr sparse                   # X's rows when X is sparse (indptr not NULL; X is NULL)
 
 
 cdef double run(const Net* net, floating* params, floating* grads, const Batch* batch,
@@ -1439,11 +1527,12 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     cdef double value
     cdef int how = GRADIENT_ONLY
     cdef int chunks = chunk_count(n, net.n_params) if (train or mode == GRADIENT) else 1
+    cdef const Csr* sx = &batch.sparse if batch.sparse.indptr != NULL else NULL
 
     if chunks > 1 and chunks <= w.max_chunks:
         return run_chunks(net, params, grads, batch, w, mode, o, chunks, n_threads)
     forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
-            o.step if train else 0, 0, n_threads, w.panels)
+            o.step if train else 0, 0, n_threads, w.panels, sx)
     value = loss_and_delta(net.loss, net.acts[L - 1], net.huber_delta, out,
                            <const floating*>batch.T,
                            batch.labels, <const floating*>batch.SW, n, net.sizes[L],
@@ -1463,7 +1552,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
         o.checked = o.verify
         prepare_update(o)
     value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
-                      keep, w.capacity, 0, how, o, w.partials, w.panels, n_threads)
+                      keep, w.capacity, 0, how, o, w.partials, w.panels, n_threads, sx)
     return value + finish_gradient(net, params, grads, w, mode, o, how == LAYER_UPDATE)
 
 
@@ -1588,7 +1677,9 @@ cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, int c) no
     cdef Py_ssize_t r0 = c * j.rows
     cdef Py_ssize_t nc = min(j.rows, b.n - r0)
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[L]
-    cdef const floating* X = <const floating*>b.X + r0 * n_in
+    cdef const floating* X = <const floating*>b.X + r0 * n_in if b.X != NULL else NULL
+    cdef Csr rows = csr_rows(&b.sparse, r0)
+    cdef const Csr* sx = &rows if b.sparse.indptr != NULL else NULL
     cdef const floating* T = <const floating*>b.T
     cdef const floating* SW = <const floating*>b.SW
     cdef floating* acts = <floating*>w.acts
@@ -1597,14 +1688,14 @@ cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, int c) no
     cdef floating* spare = <floating*>w.spare + r0 * w.width_max
     cdef double value
     forward(net, params, X, nc, acts, w.capacity, <floating*>NULL, _fused(net.loss),
-            j.keep, j.step, r0, 1, j.panels)
+            j.keep, j.step, r0, 1, j.panels, sx)
     value = loss_and_delta(net.loss, net.acts[L - 1], net.huber_delta, out + r0 * n_out,
                            T + r0 * n_out if T != NULL else NULL,
                            b.labels + r0 if b.labels != NULL else NULL,
                            SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
                            j.weight, 1)
     backward(net, params, grads, X, nc, acts, delta, spare, j.keep, w.capacity, r0,
-             GRADIENT_ONLY, NULL, w.partials, 1, j.panels)
+             GRADIENT_ONLY, NULL, w.partials, 1, j.panels, sx)
     w.row_loss[r0] = value
 
 
@@ -1665,10 +1756,13 @@ cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, co
             return FIT_INTERRUPTED
         first = b * f.batch
         part.n = min(f.batch, f.data.n - first)
+        part.sparse = f.data.sparse     # rows picked from X's CSR rows, never copied
         if f.order != NULL:
+            part.sparse.rows = f.order + first
             for r in range(part.n):
                 i = f.order[first + r]
-                memcpy(xb + r * k, X + i * k, k * sizeof(floating))
+                if X != NULL:
+                    memcpy(xb + r * k, X + i * k, k * sizeof(floating))
                 if T != NULL:
                     memcpy(tb + r * m, T + i * m, m * sizeof(floating))
                 if labels != NULL:
@@ -1677,8 +1771,11 @@ cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, co
                     wb[r] = SW[i]
             part.X, part.T, part.labels, part.SW = xb, tb, f.lb, wb
         else:
+            part.sparse = csr_rows(&f.data.sparse, first)
             part.X, part.T = X + first * k, T + first * m
             part.labels, part.SW = labels + first, SW + first
+        if X == NULL:
+            part.X = NULL
         if T == NULL:
             part.T = NULL
         if labels == NULL:
@@ -1875,9 +1972,11 @@ cdef inline Call _call(int op) noexcept nogil:
 cdef void _enter(floating* params, floating* grads, const Net* net, Call* c) noexcept nogil:
     """Run one Call with the parameters and gradients typed; the Engine's one
     place where the dtype picks the kernels."""
-    cdef Py_ssize_t start = 0, rows
+    cdef Py_ssize_t start = 0, count
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
     cdef const Work* w = c.work
+    cdef const floating* X = <const floating*>c.batch.X
+    cdef Csr rows
     if c.op == OP_CHECK:
         c.status = _values_ok(<const floating*>c.batch.X, c.batch.n, c.mode, net.loss)
     elif c.op == OP_RUN:
@@ -1895,25 +1994,50 @@ cdef void _enter(floating* params, floating* grads, const Net* net, Call* c) noe
                                  w.panels)
     else:
         while start < c.batch.n:
-            rows = min(w.capacity, c.batch.n - start)
+            count = min(w.capacity, c.batch.n - start)
+            rows = csr_rows(&c.batch.sparse, start)
             if c.op == OP_PREDICT:
-                forward(net, params, <const floating*>c.batch.X + start * n_in, rows,
+                forward(net, params, X + start * n_in if X != NULL else NULL, count,
                         <floating*>w.acts, w.capacity, <floating*>c.out + start * n_out, False,
-                        NULL, 0, 0, c.n_threads, w.panels)
+                        NULL, 0, 0, c.n_threads, w.panels,
+                        &rows if c.batch.sparse.indptr != NULL else NULL)
             else:
-                block_activity(net, params, <const floating*>c.batch.X + start * n_in, rows,
-                               <floating*>w.acts, w.capacity, c.alive, c.sums, c.n_threads)
-            start += rows
+                block_activity(net, params, X + start * n_in if X != NULL else NULL, count,
+                               <floating*>w.acts, w.capacity, c.alive, c.sums, c.n_threads,
+                               &rows if c.batch.sparse.indptr != NULL else NULL)
+            start += count
 
 
-cdef void _batch(Batch* b, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw, Py_ssize_t n):
-    """Point ``b`` at checked input: t holds float targets or intp labels."""
+cdef inline Py_ssize_t _n_rows(object x):
+    """The rows of checked input: an ndarray (1-D: one row) or SparseRows."""
+    if type(x) is cnp.ndarray:
+        return cnp.PyArray_DIM(<cnp.ndarray>x, 0) if cnp.PyArray_NDIM(<cnp.ndarray>x) == 2 else 1
+    return x.shape[0]
+
+
+cdef void _batch(Batch* b, object x, cnp.ndarray t, cnp.ndarray sw, Py_ssize_t n):
+    """Point ``b`` at checked input: x an ndarray or SparseRows, t float targets or
+    intp labels."""
     cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
-    b.X = cnp.PyArray_DATA(x)
+    memset(&b.sparse, 0, sizeof(Csr))
+    if type(x) is cnp.ndarray:
+        b.X = cnp.PyArray_DATA(<cnp.ndarray>x)
+    else:
+        _sparse_batch(b, x)
     b.T = NULL if is_labels else cnp.PyArray_DATA(t)
     b.labels = <const Py_ssize_t*>cnp.PyArray_DATA(t) if is_labels else NULL
     b.SW = _data(sw)
     b.n = n
+
+
+cdef void _sparse_batch(Batch* b, object x):
+    """Point ``b`` at the CSR arrays of SparseRows ``x``, which they keep alive."""
+    cdef cnp.ndarray data = x.data, indices = x.indices, indptr = x.indptr
+    b.X = NULL
+    b.sparse.data = cnp.PyArray_DATA(data)
+    b.sparse.indices = <const Py_ssize_t*>cnp.PyArray_DATA(indices)
+    b.sparse.indptr = <const Py_ssize_t*>cnp.PyArray_DATA(indptr)
+    b.sparse.rows = NULL
 
 
 cdef class Engine:
@@ -2096,8 +2220,9 @@ cdef class Engine:
         if ws is self.ws:
             self.busy = False
 
-    cdef cnp.ndarray _input(self, object X, bint* single):
-        """X as a C-contiguous 2-D array of the engine's dtype, checked finite."""
+    cdef object _input(self, object X, bint* single):
+        """X as a C-contiguous 2-D array of the engine's dtype, checked finite, or,
+        when X is sparse, as fastwb._sparse.SparseRows of the engine's dtype."""
         cdef cnp.ndarray x
         cdef int ndim
         if type(X) is cnp.ndarray:
@@ -2109,9 +2234,9 @@ cdef class Engine:
                     if self._values_ok(x, FINITE_VALUES):
                         single[0] = ndim == 1
                         return x
-        x, is_single = _validation.check_X(X, self.n_in, self.dtype)
+        checked, is_single = _validation.check_X(X, self.n_in, self.dtype)
         single[0] = is_single
-        return x
+        return checked
 
     cdef object _targets(self, object y, Py_ssize_t n, bint single):
         """y as float targets (n x n_out) or integer labels (n,), checked; see check_y."""
@@ -2224,8 +2349,8 @@ cdef class Engine:
     cdef tuple _checked(self, object X, object y, object sample_weight):
         """(X, y, sample_weight) as arrays a kernel takes: see _input, _targets, _weights."""
         cdef bint single
-        cdef cnp.ndarray x = self._input(X, &single)
-        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef object x = self._input(X, &single)
+        cdef Py_ssize_t n = _n_rows(x)
         if n > MAX_ROWS:
             raise ValueError(f"X has {n} rows; a batch holds at most {MAX_ROWS} "
                              "(BLAS counts rows in 32 bits): split it")
@@ -2237,11 +2362,11 @@ cdef class Engine:
         x, t, sw = self._checked(X, y, sample_weight)
         return self._execute(x, t, sw, mode, o, grad_out)
 
-    cdef double _execute(self, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw, int mode, Opt* o,
+    cdef double _execute(self, object x, cnp.ndarray t, cnp.ndarray sw, int mode, Opt* o,
                          cnp.ndarray grad_out=None) except? -1.0:
         """Claim a workspace and run the kernels once on checked input; with
         ``grad_out`` also copy the gradient there before another call can overwrite it."""
-        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef Py_ssize_t n = _n_rows(x)
         if mode == TRAIN:
             x, t, sw = self._unaliased(x, t, sw)
         cdef Call c = _call(OP_RUN)
@@ -2261,9 +2386,12 @@ cdef class Engine:
             self._release(ws)
         return c.value
 
-    cdef tuple _unaliased(self, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw):
+    cdef tuple _unaliased(self, object x, cnp.ndarray t, cnp.ndarray sw):
         """Copies of inputs that share memory with the parameters, which an update writes."""
-        if _overlaps(x, self.params):
+        if type(x) is cnp.ndarray:
+            if _overlaps(<cnp.ndarray>x, self.params):
+                x = x.copy()
+        elif _overlaps(x.data, self.params):
             x = x.copy()
         if _overlaps(t, self.params):
             t = t.copy()
@@ -2274,8 +2402,8 @@ cdef class Engine:
     def predict(self, X):
         """Output-layer activations for X of shape (n, n_in), or (n_in,) for one sample."""
         cdef bint single
-        cdef cnp.ndarray x = self._input(X, &single)
-        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef object x = self._input(X, &single)
+        cdef Py_ssize_t n = _n_rows(x)
         cdef cnp.npy_intp dims[2]
         dims[0] = n
         dims[1] = self.n_out
@@ -2285,7 +2413,10 @@ cdef class Engine:
         else:
             out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
         cdef Call c = _call(OP_PREDICT)
-        c.batch.X = cnp.PyArray_DATA(x)
+        if type(x) is cnp.ndarray:
+            c.batch.X = cnp.PyArray_DATA(<cnp.ndarray>x)
+        else:
+            _sparse_batch(&c.batch, x)
         c.batch.n = n
         c.out = cnp.PyArray_DATA(out)
         cdef Workspace ws = self._claim(min(n, PREDICT_BLOCK_ROWS), False)
@@ -2307,8 +2438,8 @@ cdef class Engine:
         other cores, and a threaded product then waits for them (a 256-row pass
         of a 64-100-10 network measured 7x slower)."""
         cdef bint single
-        cdef cnp.ndarray x = self._input(X, &single)
-        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef object x = self._input(X, &single)
+        cdef Py_ssize_t n = _n_rows(x)
         cdef cnp.ndarray alive = np.zeros(self.width_sum, dtype=np.uint8)
         cdef cnp.ndarray sums = np.zeros(self.width_sum, dtype=np.float64)
         cdef cnp.ndarray dead = np.empty(self.net.n_layers, dtype=np.float64)
@@ -2321,7 +2452,10 @@ cdef class Engine:
         cdef double total
         cdef int l
         cdef Call c = _call(OP_ACTIVITY)
-        c.batch.X = cnp.PyArray_DATA(x)
+        if type(x) is cnp.ndarray:
+            c.batch.X = cnp.PyArray_DATA(<cnp.ndarray>x)
+        else:
+            _sparse_batch(&c.batch, x)
         c.batch.n = n
         c.alive = flags
         c.sums = column
@@ -2354,9 +2488,10 @@ cdef class Engine:
         """
         cdef Opt o
         memset(&o, 0, sizeof(Opt))
-        cdef cnp.ndarray x, t, sw
+        cdef object x
+        cdef cnp.ndarray t, sw
         x, t, sw = self._checked(X, y, sample_weight)
-        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef Py_ssize_t n = _n_rows(x)
         if n <= PREDICT_BLOCK_ROWS:
             return self._execute(x, t, sw, LOSS_ONLY, &o)
         cdef double total = 0, weight = 0, block_weight
@@ -2454,14 +2589,15 @@ cdef class Engine:
             self._release(ws)
         return FIT_OVERFLOW if o.overflow else FIT_DONE
 
-    cdef int _fit_batches(self, Call* c, cnp.ndarray x, cnp.ndarray t, cnp.ndarray sw,
+    cdef int _fit_batches(self, Call* c, object x, cnp.ndarray t, cnp.ndarray sw,
                           Py_ssize_t batch_size, Py_ssize_t n_batches, bint shuffle,
                           uint64_t key, cnp.ndarray rates, cnp.ndarray losses) except -1:
         """fit_epoch's batches: the gather buffers, the shuffle, the kernels."""
-        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef Py_ssize_t n = _n_rows(x)
         cdef bint is_labels = cnp.PyArray_TYPE(t) == cnp.NPY_INTP
         cdef cnp.ndarray order = np.empty(n if shuffle else 0, dtype=np.intp)
-        cdef cnp.ndarray xb = np.empty(batch_size * self.n_in if shuffle else 0, dtype=self.dtype)
+        cdef cnp.ndarray xb = np.empty(batch_size * self.n_in if shuffle and type(x) is cnp.ndarray
+                                       else 0, dtype=self.dtype)
         cdef cnp.ndarray tb = np.empty(batch_size * self.n_out if shuffle and not is_labels else 0,
                                        dtype=self.dtype)
         cdef cnp.ndarray lb = np.empty(batch_size if shuffle and is_labels else 0, dtype=np.intp)
@@ -2508,8 +2644,8 @@ cdef class Engine:
         divergence or after the loop: then the status is done or diverged.
         """
         cdef bint single
-        cdef cnp.ndarray x = self._input(X, &single)
-        cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) == 2 else 1
+        cdef object x = self._input(X, &single)
+        cdef Py_ssize_t n = _n_rows(x)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         batch_size = min(batch_size, n)
@@ -2569,7 +2705,8 @@ cdef class Engine:
 
 cdef void block_activity(const Net* net, const floating* params, const floating* X,
                          Py_ssize_t n, floating* acts, Py_ssize_t capacity,
-                         unsigned char* alive, double* sums, int n_threads) noexcept nogil:
+                         unsigned char* alive, double* sums, int n_threads,
+                         const Csr* sx) noexcept nogil:
     """Forward n rows of X, then add each unit's outputs to ``sums`` and mark in
     ``alive`` the units with a positive output (both laid out like a workspace
     row: one entry per unit, layer after layer). Per-unit sums keep the row loop
@@ -2579,7 +2716,7 @@ cdef void block_activity(const Net* net, const floating* params, const floating*
     cdef const floating* a
     cdef unsigned char* flags
     cdef double* column
-    forward(net, params, X, n, acts, capacity, NULL, False, NULL, 0, 0, n_threads, 1)
+    forward(net, params, X, n, acts, capacity, NULL, False, NULL, 0, 0, n_threads, 1, sx)
     for l in range(net.n_layers):
         m = net.sizes[l + 1]
         a = acts + capacity * net.a_offset[l]

@@ -17,6 +17,8 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from fastwb import _sparse
+
 
 def _as_real_array(value, name: str) -> np.ndarray:
     if hasattr(value, "toarray") and not isinstance(value, np.ndarray):
@@ -65,13 +67,16 @@ def check_assignment(value, shape: tuple, dtype, name: str) -> np.ndarray:
     return _convert(arr, name, dtype)
 
 
-def check_X(X, n_in: int, dtype) -> tuple[np.ndarray, bool]:
+def check_X(X, n_in: int, dtype) -> tuple[Any, bool]:
     """Return X as an (n, n_in) array of ``dtype`` and whether it was one sample.
 
     A 1-D X of length ``n_in`` is one sample. Integer, bool and other float
     dtypes are converted; non-contiguous and read-only arrays are accepted
-    (copied only when the layout requires it).
+    (copied only when the layout requires it). A scipy.sparse X (or checked
+    ``SparseRows``) comes back as ``fastwb._sparse.SparseRows``, never dense.
     """
+    if isinstance(X, _sparse.SparseRows) or _sparse.is_sparse(X):
+        return _sparse.check(X, n_in, dtype)
     arr = _as_real_array(X, "X")
     single = arr.ndim == 1
     if arr.ndim == 1:

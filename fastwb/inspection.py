@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastwb import _validation, reference
+from fastwb._sparse import SparseRows
 from fastwb._stats import STATISTICS, layer_statistics
 
 __all__ = ["STATISTICS", "Summary", "activation_statistics", "parameter_statistics", "summary"]
@@ -30,9 +31,11 @@ def activation_statistics(network, X) -> tuple[np.ndarray, np.ndarray]:
     return network.activation_statistics(X)
 
 
-def checked_rows(network, X) -> np.ndarray:
-    """X as rows ``(n, n_in)`` of the network's dtype, checked (one sample becomes one row)."""
-    return np.atleast_2d(_validation.check_X(X, network.sizes[0], network.dtype)[0])
+def checked_rows(network, X) -> np.ndarray | SparseRows:
+    """X as rows ``(n, n_in)`` of the network's dtype, checked (one sample becomes one
+    row; sparse X stays sparse, as ``SparseRows``)."""
+    rows = _validation.check_X(X, network.sizes[0], network.dtype)[0]
+    return rows if isinstance(rows, SparseRows) else np.atleast_2d(rows)
 
 
 def layer_records(network, stats: np.ndarray, correlation: np.ndarray, dead=None,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastwb import _validation
+from fastwb._sparse import SparseRows
 from fastwb.callbacks import Callback
 from fastwb.inspection import STATISTICS, checked_rows, parameter_statistics
 
@@ -146,7 +147,7 @@ class Monitor(Callback):
         self.initial: dict = {}
         self.warnings: list[tuple] = []
         self._network: Network | None = None
-        self._rows: np.ndarray | None = None
+        self._rows: np.ndarray | SparseRows | None = None
         self._activation_stride = 1
         # (index, val_loss, loss) of the best val_loss
         self._best: tuple[int, float, float] | None = None
@@ -205,7 +206,8 @@ class Monitor(Callback):
                 chosen = np.random.default_rng(net.seed).choice(n, self.sample_size,
                                                                 replace=False)
                 X = X[np.sort(chosen)]
-            self._rows = np.ascontiguousarray(X, dtype=net.dtype)
+            self._rows = checked_rows(net, X) if isinstance(X, SparseRows) else \
+                np.ascontiguousarray(X, dtype=net.dtype)
         if self.activations_every is not None:
             self._activation_stride = self.activations_every
         elif self._rows is not None and self.training_data is not None:

@@ -235,6 +235,9 @@ class Network:
     def predict(self, X) -> np.ndarray:
         """Output-layer activations for a batch ``(n, n_in)`` or one sample ``(n_in,)``.
 
+        Every call that takes ``X`` also takes a scipy.sparse matrix or array,
+        which is never made dense (see README, "Sparse input").
+
         Returns shape ``(n, n_out)``, or ``(n_out,)`` for one sample: class
         probabilities for softmax cross-entropy, sigmoid probabilities for binary
         cross-entropy, the regression outputs for MSE.
@@ -336,7 +339,8 @@ class Network:
         Parameters
         ----------
         X, y : array-like
-            As for ``loss``.
+            As for ``loss``. X may be a scipy.sparse matrix or array: it stays
+            sparse, each minibatch's rows picked from it by index.
         optimizer : Optimizer, str or None
             An optimizer, or the name of one with its defaults ("sgd",
             "rmsprop", "adagrad", "adam", "adamw"). None continues with the

@@ -4,6 +4,8 @@ This module is the specification the compiled core is tested against, and the
 engine behind ``Network(..., backend="reference")``. It favours the plainest
 NumPy over speed. Notation: layer l maps ``A[l-1]`` (n x k) to
 ``A[l] = f(Z[l])`` with ``Z[l] = A[l-1] @ W[l] + b[l]``; ``D[l] = dL/dZ[l]``.
+A sparse input ``X`` stays a scipy.sparse CSR matrix: ``X @ W`` and
+``X.T @ D`` are scipy's sparse-times-dense products.
 
 Subnormal numbers: the reference keeps them, as NumPy does. The compiled core
 by default flushes them to zero (``fastwb.set_flush_denormals``), so the two
@@ -20,6 +22,7 @@ import numpy as np
 
 from fastwb import _random, _validation
 from fastwb._layout import layer_views, n_parameters, offsets
+from fastwb._sparse import SparseRows
 from fastwb.functions import FUSED_LOSSES, HUBER_DELTA, LEAKY_SLOPE, FitStatus
 
 
@@ -329,14 +332,20 @@ class ReferenceEngine:
             self.sizes, l1, l2, self._regularize_biases)
         self._regularized = bool(self._c1.any() or self._c2.any())
 
+    def _input(self, X):
+        """X checked, as an array or (sparse X) a scipy.sparse CSR matrix, and
+        whether it was one sample."""
+        x, single = _validation.check_X(X, self.sizes[0], self.dtype)
+        return (x.matrix if isinstance(x, SparseRows) else x), single
+
     def predict(self, X):
         """Output-layer activations; 1-D for a single 1-D sample."""
-        x, single = _validation.check_X(X, self.sizes[0], self.dtype)
+        x, single = self._input(X)
         out = forward(self._layers, self.activations, x)[-1]
         return out[0] if single else out
 
     def _checked(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        x, single = _validation.check_X(X, self.sizes[0], self.dtype)
+        x, single = self._input(X)
         y = _validation.check_y(y, x.shape[0], self.sizes[-1], self.loss_name, self.dtype, single)
         if sample_weight is not None:
             sample_weight = _validation.check_sample_weight(sample_weight, x.shape[0], self.dtype)
@@ -369,8 +378,9 @@ class ReferenceEngine:
 
     def activation_statistics(self, X):
         """As ``Engine.activation_statistics``."""
-        x, _ = _validation.check_X(X, self.sizes[0], self.dtype)
-        return activation_statistics(self._layers, self.activations, np.atleast_2d(x))
+        x, _ = self._input(X)
+        return activation_statistics(self._layers, self.activations,
+                                     x if x.ndim == 2 else x.reshape(1, -1))
 
     def loss(self, X, y, sample_weight=None):
         """Mean loss on (X, y) plus the penalty."""

@@ -80,6 +80,11 @@ layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
   ("epoch"; "lbfgs-iter" for lbfgs, as scikit-learn's LogisticRegression),
   passed the training part of the data; a callback returning True from
   ``on_fit_task_end`` stops training after that epoch (or iteration).
+
+Sparse ``X`` (as scikit-learn, CSR or CSC, and the other scipy.sparse formats,
+which scikit-learn's checks convert to CSR) is never made dense: it is checked
+once per ``fit`` into CSR rows with 64-bit indices (``fastwb._sparse``), and the
+first layer multiplies those rows.
 """
 from __future__ import annotations
 
@@ -132,7 +137,7 @@ except ImportError:         # scikit-learn 1.7 and 1.8: fastwb's own callbacks o
     def with_callbacks(method):
         return method
 
-from fastwb import initializers, optimizers
+from fastwb import _sparse, _validation, initializers, optimizers
 from fastwb.callbacks import Callback
 from fastwb.layers import Dense
 from fastwb.network import Network
@@ -593,7 +598,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
-            The input data (a sparse matrix is made dense).
+            The input data. A sparse matrix stays sparse (see ``fastwb._sparse``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (classification) or real targets (regression).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -679,7 +684,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._initialize(settings, sizes, dtype, random_state)
         else:
             self._check_same_network(settings, sizes)
-        X = X.astype(self._network.dtype, copy=False)
+        X = _rows(X, self._network.dtype)
         tasks = _Tasks(self, "partial_fit" if incremental else "fit",
                        settings.max_iter + 1 if settings.rule == "lbfgs"
                        else 1 if incremental else settings.max_iter, X, y, sample_weight)
@@ -711,7 +716,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         """The user's validation data, checked as scikit-learn's
         HistGradientBoosting estimators check it: (X, targets as the score takes
         them, weights)."""
-        X_val = _dense(self._validate_X(X_val))
+        X_val = self._validate_X(X_val)
         y_val = self._validation_truth(y_val, n_outputs)
         check_consistent_length(X_val, y_val)
         if sample_weight_val is not None:
@@ -906,7 +911,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 settings, X, targets, labels, sample_weight, random_state)
         if validation is not None:
             X_val, y_val, sw_val = validation
-            validation = (X_val.astype(self._network.dtype, copy=False), y_val, sw_val)
+            validation = (_rows(X_val, self._network.dtype), y_val, sw_val)
         n = X.shape[0]
         if settings.batch_size is None:
             batch_size = min(200, n)
@@ -982,7 +987,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 raise                      # else beyond float32's range, in fastwb's
         check_is_fitted(self)
         X = self._validate_X(X)
-        return self._network.predict(_dense(X).astype(self._network.dtype, copy=False))
+        return self._network.predict(_rows(X, self._network.dtype))
 
     def _validate_X(self, X):
         """scikit-learn's checks of X for prediction."""
@@ -1101,8 +1106,19 @@ def _seed(random_state: np.random.RandomState) -> int:
     return zlib.crc32(position.to_bytes(4, "little"), zlib.crc32(keys.tobytes())) & 0x7fffffff
 
 
-def _dense(X):
-    return X.toarray() if hasattr(X, "toarray") else X
+def _dense(y):
+    return y.toarray() if hasattr(y, "toarray") else y
+
+
+def _rows(X, dtype):
+    """Checked X in the network's dtype: an array, or for sparse X fastwb's checked
+    CSR rows (made once, so that every epoch, lbfgs evaluation and hold-out split
+    uses them without checking or converting again; never dense)."""
+    if isinstance(X, _sparse.SparseRows):
+        return X.with_dtype(dtype)
+    if _sparse.is_sparse(X):
+        return _validation.check_X(X, X.shape[1], dtype)[0]
+    return X.astype(dtype, copy=False)
 
 
 def _storable(values: np.ndarray, name: str) -> np.ndarray:
@@ -1207,11 +1223,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._y_type == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
-        """Checked X (dense), the network's targets, and class indices (None for
+        """Checked X (sparse stays sparse), the network's targets, and class indices (None for
         multi-label)."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
         y = _dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -1427,7 +1442,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         _real(self, "huber_delta", 0.0, low_open=True)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
-        X, y = _dense(X), _dense(y)
+        y = _dense(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         targets = np.asarray(y, dtype=np.float64)

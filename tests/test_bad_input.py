@@ -234,11 +234,17 @@ def test_bad_dense_layers():
         fastwb.Network([layer])
 
 
-def test_sparse_input_is_refused_by_name():
+def test_sparse_targets_and_weights_are_refused_by_name():
+    """Sparse X is taken (tests/test_sparse.py); sparse y and weights are not."""
     scipy_sparse = pytest.importorskip("scipy.sparse")
     net = fastwb.Network([4, 2])
-    with pytest.raises(TypeError, match="sparse"):
-        net.predict(scipy_sparse.csr_matrix(X_OK))
+    X = scipy_sparse.csr_matrix(X_OK)
+    np.testing.assert_allclose(net.predict(X), net.predict(X_OK), rtol=1e-6)
+    y = np.zeros((X.shape[0], 2))
+    with pytest.raises(TypeError, match="y is a sparse matrix"):
+        net.loss(X, scipy_sparse.csr_matrix(y))
+    with pytest.raises(TypeError, match="sample_weight is a sparse matrix"):
+        net.loss(X, y, scipy_sparse.csr_matrix(np.ones((1, X.shape[0]))))
 
 
 def test_values_beyond_float32_are_refused():
