@@ -299,3 +299,23 @@ def test_estimators_early_stopping_and_partial_fit(estimator):
         c.partial_fit(scipy.sparse.csc_matrix(X), y, **extra)
         d.partial_fit(X.toarray(), y, **extra)
     close(c.network.parameters, d.network.parameters, "float64")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("estimator", ["MLPClassifier", "MLPRegressor"])
+def test_estimators_take_a_sparse_validation_set(estimator):
+    """fit(X, y, X_val=..., y_val=...) with sparse X and X_val scores as dense."""
+    from fastwb import sklearn as fsk
+    X, y = sparse_data(n=300)
+    if estimator == "MLPRegressor":
+        y = np.asarray(X.sum(axis=1)).ravel()
+    Estimator = getattr(fsk, estimator)
+    params = dict(hidden_layer_sizes=(8,), max_iter=12, random_state=0, dtype="float64",
+                  early_stopping=True, n_iter_no_change=4, scoring="neg_mean_squared_error"
+                  if estimator == "MLPRegressor" else "f1_macro")
+    a = Estimator(**params).fit(X[:200], y[:200], X_val=scipy.sparse.csc_matrix(X[200:]),
+                                y_val=y[200:])
+    b = Estimator(**params).fit(X[:200].toarray(), y[:200], X_val=X[200:].toarray(),
+                                y_val=y[200:])
+    assert a.n_iter_ == b.n_iter_
+    close(a.validation_scores_, b.validation_scores_, "float64")
