@@ -248,6 +248,7 @@ def test_default_weight_initializers(name, expected):
         assert abs(mean[1]) < 0.1
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")    # 5 epochs do not converge
 def test_estimators_take_the_new_names_and_one_per_layer():
     pytest.importorskip("sklearn")
     from fastwb.sklearn import MLPClassifier, MLPRegressor
@@ -281,3 +282,34 @@ def test_saved_new_activations_round_trip(tmp_path):
 def test_compiled_codes_cover_every_activation():
     assert set(_core.ACTIVATIONS) == set(fastwb.functions.ACTIVATIONS)
     assert len(set(_core.ACTIVATIONS.values())) == len(_core.ACTIVATIONS)
+
+
+# --- against PyTorch --------------------------------------------------------------------
+
+TORCH_FUNCTIONS = {"elu": "elu", "selu": "selu", "gelu": "gelu", "softplus": "softplus",
+                   "swish": "silu"}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", NEW)
+def test_values_and_derivatives_match_pytorch(name, dtype):
+    """torch.nn.functional's function and its autograd derivative on the grid,
+    for the reference and the compiled core. PyTorch's softplus returns z above
+    its threshold of 20 (a relative difference below 1e-8 there), and its gelu
+    and elu lose the far left tail to cancellation (1 + erf) and to exp's
+    underflow (hence the absolute tolerance)."""
+    torch = pytest.importorskip("torch")
+    function = getattr(torch.nn.functional, TORCH_FUNCTIONS[name])
+    z = torch.tensor(GRID, dtype=getattr(torch, dtype), requires_grad=True)
+    value = function(z)
+    value.sum().backward()
+    want_f = value.detach().numpy().astype(np.float64)
+    want_d = z.grad.numpy().astype(np.float64)
+    if dtype == "float64":
+        rtol, atol = (1e-8 if name == "softplus" else 1e-12), 1e-14
+    else:
+        rtol, atol = 2e-5, 1e-6
+    for backend in ("compiled", "reference"):
+        a, d = values_and_derivatives(one_layer(name, GRID.astype(dtype), dtype, backend))
+        np.testing.assert_allclose(a, want_f, rtol=rtol, atol=atol, err_msg=f"{backend} f")
+        np.testing.assert_allclose(d, want_d, rtol=rtol, atol=atol, err_msg=f"{backend} f'")
