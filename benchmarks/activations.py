@@ -33,7 +33,8 @@ import numpy as np
 
 import fastwb
 from fastwb.bench.checks import Outcome, assert_close, check_outcome
-from fastwb.bench.contenders import BETA1, BETA2, EPS, LR, Contender, PeerUnavailable, Problem, Task
+from fastwb.bench.contenders import (BETA1, BETA2, EPS, LR, Contender, PeerUnavailable, Problem,
+                                     Task)
 from fastwb.bench.machine import limit_blas, machine
 from fastwb.bench.options import add_json, add_timing, check_timing
 from fastwb.bench.shapes import DTYPES, SHAPES, select

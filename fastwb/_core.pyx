@@ -853,8 +853,9 @@ cdef double loss_and_delta(int loss, int out_act, const floating* out, const flo
 
 
 cdef inline double _weighted_loss_row(int loss, int out_act, const floating* out,
-                                      const floating* Z, const floating* T, const Py_ssize_t* labels,
-                                      const floating* SW, Py_ssize_t i, Py_ssize_t m,
+                                      const floating* Z, const floating* T,
+                                      const Py_ssize_t* labels, const floating* SW,
+                                      Py_ssize_t i, Py_ssize_t m,
                                       floating* D, double denominator) noexcept nogil:
     """Row i's loss times its weight; D's row scaled by weight / denominator."""
     cdef double w = SW[i] if SW != NULL else 1.0

@@ -20,7 +20,8 @@
  * NULL, laid out like z), gelu and swish also keep z + b there for derivative. */
 FWB_ATTR static void FWB_FN(bias_act)(FWB_T *FWB_RESTRICT z, const FWB_T *FWB_RESTRICT b, ptrdiff_t rows,
                                       ptrdiff_t m, int act, FWB_T slope, FWB_T *FWB_RESTRICT pre) {
-    const FWB_T lambda = (FWB_T)FWB_SELU_LAMBDA, lambda_alpha = (FWB_T)(FWB_SELU_LAMBDA * FWB_SELU_ALPHA);
+    const FWB_T lambda = (FWB_T)FWB_SELU_LAMBDA;
+    const FWB_T lambda_alpha = (FWB_T)(FWB_SELU_LAMBDA * FWB_SELU_ALPHA);
     /* the branch outside the loops, so each loop vectorises */
     for (ptrdiff_t i = 0; i < rows; i++, z += m) {
         switch (act) {
@@ -62,7 +63,7 @@ FWB_ATTR static void FWB_FN(bias_act)(FWB_T *FWB_RESTRICT z, const FWB_T *FWB_RE
         case FWB_ACT_SOFTPLUS:
             for (ptrdiff_t j = 0; j < m; j++) z[j] = FWB_SOFTPLUS(z[j] + b[j]);
             break;
-        case FWB_ACT_GELU:                               /* z Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2 */
+        case FWB_ACT_GELU:                      /* z Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2 */
             if (pre != NULL)
                 for (ptrdiff_t j = 0; j < m; j++) {
                     FWB_T v = z[j] + b[j];
@@ -114,7 +115,8 @@ FWB_ATTR static void FWB_FN(derivative)(FWB_T *FWB_RESTRICT d, const FWB_T *FWB_
                                         const FWB_T *FWB_RESTRICT z,
                                         const unsigned char *FWB_RESTRICT keep, ptrdiff_t n, int act,
                                         FWB_T a_scale, FWB_T inv, FWB_T slope) {
-    const FWB_T lambda = (FWB_T)FWB_SELU_LAMBDA, lambda_alpha = (FWB_T)(FWB_SELU_LAMBDA * FWB_SELU_ALPHA);
+    const FWB_T lambda = (FWB_T)FWB_SELU_LAMBDA;
+    const FWB_T lambda_alpha = (FWB_T)(FWB_SELU_LAMBDA * FWB_SELU_ALPHA);
     if (keep != NULL)
         for (ptrdiff_t i = 0; i < n; i++) d[i] = keep[i] ? d[i] * inv : 0;
     switch (act) {
@@ -142,7 +144,7 @@ FWB_ATTR static void FWB_FN(derivative)(FWB_T *FWB_RESTRICT d, const FWB_T *FWB_
             d[i] = f > 0 ? d[i] : d[i] * (f + 1);
         }
         break;
-    case FWB_ACT_SELU:                                   /* f' = lambda alpha e^z = f + lambda alpha */
+    case FWB_ACT_SELU:                          /* f' = lambda alpha e^z = f + lambda alpha */
         for (ptrdiff_t i = 0; i < n; i++) {
             FWB_T f = a[i] * a_scale;
             d[i] = d[i] * (f > 0 ? lambda : f + lambda_alpha);
@@ -159,7 +161,7 @@ FWB_ATTR static void FWB_FN(derivative)(FWB_T *FWB_RESTRICT d, const FWB_T *FWB_
             d[i] = d[i] * (cdf + v * pdf);
         }
         break;
-    case FWB_ACT_SWISH:                                  /* f' = s (1 + z (1 - s)), s = sigmoid(z) */
+    case FWB_ACT_SWISH:                         /* f' = s (1 + z (1 - s)), s = sigmoid(z) */
         for (ptrdiff_t i = 0; i < n; i++) {
             FWB_T v = z[i];
             FWB_T sig = FWB_SIGMOID(v);

@@ -161,7 +161,7 @@ static inline float fwb_erfc_f(float x) {
     float e = fwb_exp_nonpositive_f(-hi) * fwb_exp_nonpositive_f(-lo);
     float large = e * q * (a < 2.0f ? p : r);
     float c = a < 1.0f ? small : large;
-    c = a > 10.5f ? 0.0f : c;          /* erfc underflows beyond, and a^2 may overflow; NaN stays */
+    c = a > 10.5f ? 0.0f : c;       /* erfc underflows beyond, a^2 may overflow; NaN stays */
     return x < 0.0f ? 2.0f - c : c;
 }
 
