@@ -55,6 +55,11 @@ cdef extern from "fastwb_simd.h" nogil:
         SIGMOID "FWB_ACT_SIGMOID"
         TANH "FWB_ACT_TANH"
         SOFTMAX "FWB_ACT_SOFTMAX"
+        ELU "FWB_ACT_ELU"
+        SELU "FWB_ACT_SELU"
+        GELU "FWB_ACT_GELU"
+        SOFTPLUS "FWB_ACT_SOFTPLUS"
+        SWISH "FWB_ACT_SWISH"
         EXP "FWB_ACT_EXP"
     enum:
         OPT_SGD "FWB_OPT_SGD"
@@ -67,13 +72,13 @@ cdef extern from "fastwb_simd.h" nogil:
         double lr, mu, c1, c2, beta2, eps, step_size, bias2, decay_mult, l1, l2x2, clip, scale
     ctypedef struct fwb_kernels:
         void (*bias_act_f)(float*, const float*, Py_ssize_t, Py_ssize_t, int,
-                           float) noexcept nogil
+                           float, float*) noexcept nogil
         void (*bias_act_d)(double*, const double*, Py_ssize_t, Py_ssize_t, int,
-                           double) noexcept nogil
-        void (*derivative_f)(float*, const float*, const unsigned char*, Py_ssize_t, int, float,
-                             float, float) noexcept nogil
-        void (*derivative_d)(double*, const double*, const unsigned char*, Py_ssize_t, int,
-                             double, double, double) noexcept nogil
+                           double, double*) noexcept nogil
+        void (*derivative_f)(float*, const float*, const float*, const unsigned char*, Py_ssize_t,
+                             int, float, float, float) noexcept nogil
+        void (*derivative_d)(double*, const double*, const double*, const unsigned char*,
+                             Py_ssize_t, int, double, double, double) noexcept nogil
         void (*update_f)(const fwb_rule*, float*, const float*, float*, float*,
                          Py_ssize_t) noexcept nogil
         void (*update_d)(const fwb_rule*, double*, const double*, double*, double*,
@@ -144,7 +149,9 @@ cdef enum:
     MAE = 5
 
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
-               "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX, "exp": EXP}
+               "sigmoid": SIGMOID, "tanh": TANH, "elu": ELU, "selu": SELU, "gelu": GELU,
+               "softplus": SOFTPLUS, "swish": SWISH, "softmax": SOFTMAX,
+               "exp": EXP}
 LOSSES = {"mse": MSE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
           "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY, "poisson": POISSON, "huber": HUBER,
           "mae": MAE}
@@ -383,25 +390,27 @@ cdef inline floating _softplus(floating x) noexcept nogil:
 
 
 cdef inline void _bias_act(floating* z, const floating* b, Py_ssize_t rows, Py_ssize_t m,
-                           int act) noexcept nogil:
-    """z = f(z + b) on ``rows`` rows of m (softmax per row)."""
+                           int act, floating* pre) noexcept nogil:
+    """z = f(z + b) on ``rows`` rows of m (softmax per row); gelu and swish also
+    keep z + b in ``pre`` unless it is NULL."""
     if floating is float:
-        fwb_simd.bias_act_f(z, b, rows, m, act, <float>_LEAKY)
+        fwb_simd.bias_act_f(z, b, rows, m, act, <float>_LEAKY, pre)
     else:
-        fwb_simd.bias_act_d(z, b, rows, m, act, _LEAKY)
+        fwb_simd.bias_act_d(z, b, rows, m, act, _LEAKY, pre)
 
 
-cdef inline void _derivative(floating* d, const floating* a, const unsigned char* keep,
-                             Py_ssize_t size, int act, floating a_scale,
-                             floating inv) noexcept nogil:
+cdef inline void _derivative(floating* d, const floating* a, const floating* z,
+                             const unsigned char* keep, Py_ssize_t size, int act,
+                             floating a_scale, floating inv) noexcept nogil:
     """d *= f'(z) over ``size`` elements, written in terms of the activation
     f(z) = a * a_scale (a_scale is 1, or 1 - rate for an output stored after
-    dropout; a positive scale keeps the sign the ReLUs test). With ``keep``
+    dropout; a positive scale keeps the sign the ReLUs test), or for gelu and
+    swish of the pre-activations ``z`` (NULL for the others). With ``keep``
     (dropout masks) first d = keep ? d * inv : 0."""
     if floating is float:
-        fwb_simd.derivative_f(d, a, keep, size, act, a_scale, inv, <float>_LEAKY)
+        fwb_simd.derivative_f(d, a, z, keep, size, act, a_scale, inv, <float>_LEAKY)
     else:
-        fwb_simd.derivative_d(d, a, keep, size, act, a_scale, inv, _LEAKY)
+        fwb_simd.derivative_d(d, a, z, keep, size, act, a_scale, inv, _LEAKY)
 
 
 cdef inline bint _fused(int loss) noexcept nogil:
@@ -410,13 +419,15 @@ cdef inline bint _fused(int loss) noexcept nogil:
 
 
 cdef inline double _loss_row(int loss, int out_act, double huber_delta, const floating* out,
+                             const floating* z,
                              const floating* t, Py_ssize_t label, Py_ssize_t m, floating* d,
                              floating scale) noexcept nogil:
     """One sample's summed loss; with d != NULL also d = scale * dL/dz.
 
     ``out`` holds z for the fused losses (the cross-entropies' sigmoid or
     softmax, Poisson's exp is fused in here) and the activations a = f(z) for
-    MSE, Huber and MAE.
+    MSE, Huber and MAE, with ``z`` the pre-activations where the output
+    activation keeps them (else NULL).
     """
     cdef Py_ssize_t j
     cdef double s = 0, total = 0, t_sum = 0, lse, mu, r
@@ -449,7 +460,7 @@ cdef inline double _loss_row(int loss, int out_act, double huber_delta, const fl
                 d[j] = scale if diff > 0 else (-scale if diff < 0 else 0)
     if loss == MSE or loss == HUBER or loss == MAE:
         if d != NULL:
-            _derivative(d, out, NULL, m, out_act, 1, 1)
+            _derivative(d, out, z, NULL, m, out_act, 1, 1)
         return s
     if loss == POISSON:
         # half the Poisson deviance with a log link, mu = e^z:
@@ -789,27 +800,30 @@ cdef void product_nt(const floating* D, Py_ssize_t n, Py_ssize_t m, const floati
 # ---------------------------------------------------------------------------
 
 cdef void bias_activation(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m, int act,
-                          int n_threads) noexcept nogil:
-    """Z = f(Z + b) in place, one pass."""
+                          floating* pre, int n_threads) noexcept nogil:
+    """Z = f(Z + b) in place, one pass; ``pre`` (n x m, or NULL) keeps Z + b
+    for the activations whose derivative needs it."""
     cdef Py_ssize_t i
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            _bias_act(Z + i * m, b, 1, m, act)
+            _bias_act(Z + i * m, b, 1, m, act, pre + i * m if pre != NULL else NULL)
     else:
-        _bias_act(Z, b, n, m, act)
+        _bias_act(Z, b, n, m, act, pre)
 
 
-cdef void multiply_derivative(floating* D, const floating* A, Py_ssize_t n, Py_ssize_t m,
-                              int act, int n_threads) noexcept nogil:
-    """D *= f'(Z), with f' written through the stored activations A."""
+cdef void multiply_derivative(floating* D, const floating* A, const floating* Z, Py_ssize_t n,
+                              Py_ssize_t m, int act, int n_threads) noexcept nogil:
+    """D *= f'(Z), with f' written through the stored activations A (or, for
+    gelu and swish, the kept pre-activations Z)."""
     cdef Py_ssize_t i
     if act == IDENTITY:
         return
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            _derivative(D + i * m, A + i * m, NULL, m, act, 1, 1)
+            _derivative(D + i * m, A + i * m, Z + i * m if Z != NULL else NULL, NULL, m, act,
+                        1, 1)
     else:
-        _derivative(D, A, NULL, n * m, act, 1, 1)
+        _derivative(D, A, Z, NULL, n * m, act, 1, 1)
 
 
 cdef inline void _column_sums_block(const floating* D, Py_ssize_t n, Py_ssize_t m,
@@ -851,12 +865,14 @@ cdef double batch_weight(const floating* SW, Py_ssize_t n) noexcept nogil:
 
 
 cdef double loss_and_delta(int loss, int out_act, double huber_delta, const floating* out,
+                           const floating* Z,
                            const floating* T,
                            const Py_ssize_t* labels, const floating* SW, Py_ssize_t n,
                            Py_ssize_t m, floating* D, double* row_loss, double weight_total,
                            int n_threads) noexcept nogil:
     """The batch's loss over ``weight_total`` (batch_weight of the whole batch, of
     which these n rows may be a chunk); with D != NULL also D = dL/dZ of the output layer.
+    ``Z`` holds the output layer's pre-activations where its activation keeps them.
 
     With sample weights SW the mean is weighted: sum_i w_i l_i / sum_i w_i (a
     batch whose weights are all zero has loss 0 and no gradient). Per-row
@@ -872,11 +888,11 @@ cdef double loss_and_delta(int loss, int out_act, double huber_delta, const floa
     cdef double denominator = weight_total if loss == SOFTMAX_CROSS_ENTROPY else weight_total * m
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            row_loss[i] = _weighted_loss_row(loss, out_act, huber_delta, out, T, labels, SW, i,
+            row_loss[i] = _weighted_loss_row(loss, out_act, huber_delta, out, Z, T, labels, SW, i,
                                              m, D, denominator)
     else:
         for i in range(n):
-            row_loss[i] = _weighted_loss_row(loss, out_act, huber_delta, out, T, labels, SW, i,
+            row_loss[i] = _weighted_loss_row(loss, out_act, huber_delta, out, Z, T, labels, SW, i,
                                              m, D, denominator)
     for i in range(n):
         total += row_loss[i]
@@ -884,13 +900,15 @@ cdef double loss_and_delta(int loss, int out_act, double huber_delta, const floa
 
 
 cdef inline double _weighted_loss_row(int loss, int out_act, double huber_delta,
-                                      const floating* out, const floating* T,
+                                      const floating* out, const floating* Z,
+                                      const floating* T,
                                       const Py_ssize_t* labels,
                                       const floating* SW, Py_ssize_t i, Py_ssize_t m,
                                       floating* D, double denominator) noexcept nogil:
     """Row i's loss times its weight; D's row scaled by weight / denominator."""
     cdef double w = SW[i] if SW != NULL else 1.0
     return w * _loss_row(loss, out_act, huber_delta, out + i * m,
+                         Z + i * m if Z != NULL else NULL,
                          T + i * m if T != NULL else NULL,
                          labels[i] if labels != NULL else 0, m,
                          D + i * m if D != NULL else NULL, <floating>(w / denominator))
@@ -921,18 +939,19 @@ cdef void dropout(floating* A, unsigned char* keep, Py_ssize_t size, double rate
             A[i] = A[i] * inv if keep[i] else 0
 
 
-cdef void multiply_dropout_derivative(floating* D, const floating* A, const unsigned char* keep,
-                                      Py_ssize_t n, Py_ssize_t m, int act, double rate,
-                                      int n_threads) noexcept nogil:
+cdef void multiply_dropout_derivative(floating* D, const floating* A, const floating* Z,
+                                      const unsigned char* keep, Py_ssize_t n, Py_ssize_t m,
+                                      int act, double rate, int n_threads) noexcept nogil:
     """D *= keep / (1 - rate) * f'(Z): backpropagation through dropout and the activation."""
     cdef Py_ssize_t i
     cdef floating inv = <floating>(1.0 / (1.0 - rate))
     cdef floating keep_rate = <floating>(1.0 - rate)
     if n > 1 and n_threads > 1 and n * m >= PARALLEL_MIN_ELEMENTS:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            _derivative(D + i * m, A + i * m, keep + i * m, m, act, keep_rate, inv)
+            _derivative(D + i * m, A + i * m, Z + i * m if Z != NULL else NULL, keep + i * m, m,
+                        act, keep_rate, inv)
     else:
-        _derivative(D, A, keep, n * m, act, keep_rate, inv)
+        _derivative(D, A, Z, keep, n * m, act, keep_rate, inv)
 
 
 # ---------------------------------------------------------------------------
@@ -1369,6 +1388,8 @@ cdef struct Net:
     const Py_ssize_t* w_offset   # where each W starts in the flat buffer
     const Py_ssize_t* b_offset   # where each b starts in the flat buffer
     const Py_ssize_t* a_offset   # where each layer's activations start in a workspace row block
+    const Py_ssize_t* z_offset   # where a gelu or swish layer's pre-activations start in a row
+                                 # block of Work.pre (their derivative needs z); -1: not kept
     Py_ssize_t n_params
     const double* l1             # penalty coefficients of each layer
     const double* l2
@@ -1382,6 +1403,8 @@ cdef struct Net:
 cdef struct Work:
     # One batch's scratch, owned by a Workspace (see there); typed per call.
     void* acts
+    void* pre                    # the pre-activations of the layers that keep them (see
+                                 # Net.z_offset), laid out like acts; NULL when none do
     void* delta
     void* spare
     unsigned char* keep          # dropout masks, laid out like acts (NULL: no dropout)
@@ -1397,13 +1420,16 @@ cdef struct Work:
 
 
 cdef void forward(const Net* net, const floating* params, const floating* X, Py_ssize_t n,
-                  floating* acts, Py_ssize_t capacity, floating* out, bint logits_out,
-                  unsigned char* keep, int64_t step, Py_ssize_t row0,
+                  floating* acts, floating* pre, Py_ssize_t capacity, floating* out,
+                  bint logits_out, unsigned char* keep, int64_t step, Py_ssize_t row0,
                   int n_threads, int team, const Csr* sx) noexcept nogil:
     """Run every layer on n rows of X (or of ``sx``, sparse), which are rows row0.. of the batch.
 
     Layer l writes to rows row0.. of ``acts + capacity * a_offset[l]``; the last
-    layer writes to ``out`` instead when it is not NULL. With ``logits_out`` the
+    layer writes to ``out`` instead when it is not NULL. With ``pre`` (for
+    backpropagation; NULL to predict) the layers with a z_offset also keep
+    their pre-activations at ``pre + capacity * z_offset[l]``, before dropout
+    changes the output. With ``logits_out`` the
     output layer stops at z (the loss kernel fuses its sigmoid or softmax).
     With ``keep`` (training) hidden layers with a dropout rate drop units,
     recording the masks there; masks are drawn for (seed, layer, step) and
@@ -1412,6 +1438,7 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
     cdef int l, act
     cdef const floating* prev = X
     cdef floating* a
+    cdef floating* z
     cdef Py_ssize_t k, m
     for l in range(net.n_layers):
         k = net.sizes[l]
@@ -1427,7 +1454,10 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
         act = net.acts[l]
         if l == net.n_layers - 1 and logits_out:
             act = IDENTITY
-        bias_activation(a, params + net.b_offset[l], n, m, act, n_threads)
+        z = NULL
+        if pre != NULL and net.z_offset[l] >= 0 and act != IDENTITY:
+            z = pre + capacity * net.z_offset[l] + row0 * m
+        bias_activation(a, params + net.b_offset[l], n, m, act, z, n_threads)
         if keep != NULL and net.dropout[l] > 0:
             dropout(a, keep + capacity * net.a_offset[l] + row0 * m, n * m, net.dropout[l],
                     fwb_key(net.seed, FWB_STREAM_DROPOUT, l, step), row0 * m, n_threads)
@@ -1441,13 +1471,14 @@ cdef enum Backward:
 
 
 cdef double backward(const Net* net, floating* params, floating* grads, const floating* X,
-                     Py_ssize_t n, floating* acts, floating* delta, floating* spare,
+                     Py_ssize_t n, floating* acts, const floating* pre, floating* delta,
+                     floating* spare,
                      const unsigned char* keep, Py_ssize_t capacity, Py_ssize_t row0,
                      int how, Opt* o, double* partials, int team, int n_threads,
                      const Csr* sx) noexcept nogil:
     """Backpropagate D of the output layer (in ``delta``) to every weight and bias,
-    for n rows that are rows row0.. of the batch in ``acts`` and ``keep``, the
-    input being X or (when not NULL) ``sx``.
+    for n rows that are rows row0.. of the batch in ``acts``, ``pre`` and ``keep``,
+    the input being X or (when not NULL) ``sx``.
 
     Writes the gradient to ``grads``. With LAYER_UPDATE it applies ``o``'s
     step to each layer as soon as the layer's gradient is complete, while it is
@@ -1460,6 +1491,7 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
     cdef int l
     cdef Py_ssize_t k, m
     cdef const floating* prev
+    cdef const floating* z
     cdef floating* swap
     cdef double penalty = 0
     for l in range(net.n_layers - 1, -1, -1):
@@ -1468,12 +1500,15 @@ cdef double backward(const Net* net, floating* params, floating* grads, const fl
         prev = X if l == 0 else acts + capacity * net.a_offset[l - 1] + row0 * k
         if l > 0:   # before W changes: D[l-1] = (D W^T) * f'(A[l-1])
             product_nt(delta, n, m, params + net.w_offset[l], k, spare, n_threads, team)
+            z = NULL
+            if pre != NULL and net.z_offset[l - 1] >= 0:
+                z = pre + capacity * net.z_offset[l - 1] + row0 * k
             if keep != NULL and net.dropout[l - 1] > 0:
-                multiply_dropout_derivative(spare, prev,
+                multiply_dropout_derivative(spare, prev, z,
                                             keep + capacity * net.a_offset[l - 1] + row0 * k,
                                             n, k, net.acts[l - 1], net.dropout[l - 1], n_threads)
             else:
-                multiply_derivative(spare, prev, n, k, net.acts[l - 1], n_threads)
+                multiply_derivative(spare, prev, z, n, k, net.acts[l - 1], n_threads)
         column_sums(delta, n, m, grads + net.b_offset[l], n_threads)                # db = 1^T D
         if l == 0 and sx != NULL:
             sparse_tn(sx, n, k, delta, m, grads + net.w_offset[l])
@@ -1523,6 +1558,7 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     cdef bint logits = _fused(net.loss)
     cdef floating* acts = <floating*>w.acts
     cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
+    cdef floating* pre = <floating*>w.pre
     cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
     cdef double value
     cdef int how = GRADIENT_ONLY
@@ -1531,10 +1567,10 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
 
     if chunks > 1 and chunks <= w.max_chunks:
         return run_chunks(net, params, grads, batch, w, mode, o, chunks, n_threads)
-    forward(net, params, X, n, acts, w.capacity, <floating*>NULL, logits, keep,
+    forward(net, params, X, n, acts, pre, w.capacity, <floating*>NULL, logits, keep,
             o.step if train else 0, 0, n_threads, w.panels, sx)
     value = loss_and_delta(net.loss, net.acts[L - 1], net.huber_delta, out,
-                           <const floating*>batch.T,
+                           _kept_output(net, pre, w.capacity, 0), <const floating*>batch.T,
                            batch.labels, <const floating*>batch.SW, n, net.sizes[L],
                            <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
                            w.row_loss, batch_weight(<const floating*>batch.SW, n), n_threads)
@@ -1551,9 +1587,18 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
         how = LAYER_CHECK if o.verify else LAYER_UPDATE
         o.checked = o.verify
         prepare_update(o)
-    value += backward(net, params, grads, X, n, acts, <floating*>w.delta, <floating*>w.spare,
+    value += backward(net, params, grads, X, n, acts, pre, <floating*>w.delta, <floating*>w.spare,
                       keep, w.capacity, 0, how, o, w.partials, w.panels, n_threads, sx)
     return value + finish_gradient(net, params, grads, w, mode, o, how == LAYER_UPDATE)
+
+
+cdef inline const floating* _kept_output(const Net* net, floating* pre, Py_ssize_t capacity,
+                                         Py_ssize_t row0) noexcept nogil:
+    """Rows row0.. of the output layer's kept pre-activations, or NULL."""
+    cdef int L = net.n_layers
+    if pre == NULL or net.z_offset[L - 1] < 0 or _fused(net.loss):
+        return NULL
+    return pre + capacity * net.z_offset[L - 1] + row0 * net.sizes[L]
 
 
 cdef double finish_gradient(const Net* net, floating* params, floating* grads, const Work* w,
@@ -1687,14 +1732,16 @@ cdef void _chunk(const ChunkJob* j, floating* params, floating* grads, int c) no
     cdef floating* delta = <floating*>w.delta + r0 * w.width_max
     cdef floating* spare = <floating*>w.spare + r0 * w.width_max
     cdef double value
-    forward(net, params, X, nc, acts, w.capacity, <floating*>NULL, _fused(net.loss),
+    cdef floating* pre = <floating*>w.pre
+    forward(net, params, X, nc, acts, pre, w.capacity, <floating*>NULL, _fused(net.loss),
             j.keep, j.step, r0, 1, j.panels, sx)
     value = loss_and_delta(net.loss, net.acts[L - 1], net.huber_delta, out + r0 * n_out,
+                           _kept_output(net, pre, w.capacity, r0),
                            T + r0 * n_out if T != NULL else NULL,
                            b.labels + r0 if b.labels != NULL else NULL,
                            SW + r0 if SW != NULL else NULL, nc, n_out, delta, w.row_loss + r0,
                            j.weight, 1)
-    backward(net, params, grads, X, nc, acts, delta, spare, j.keep, w.capacity, r0,
+    backward(net, params, grads, X, nc, acts, pre, delta, spare, j.keep, w.capacity, r0,
              GRADIENT_ONLY, NULL, w.partials, 1, j.panels, sx)
     w.row_loss[r0] = value
 
@@ -1799,24 +1846,28 @@ cdef int fit_epoch(const Net* net, Opt* o, floating* params, floating* grads, co
 # ---------------------------------------------------------------------------
 
 cdef class Workspace:
-    """Scratch for one batch size: activations, two ping-pong gradient buffers,
-    per-row losses, per-block sums, (when the network has dropout) masks, and
-    the gradients of the chunks of a chunked step (see run_chunks)."""
+    """Scratch for one batch size: activations, (for gelu and swish layers)
+    pre-activations, two ping-pong gradient buffers, per-row losses, per-block
+    sums, (when the network has dropout) masks, and the gradients of the chunks
+    of a chunked step (see run_chunks)."""
     cdef readonly Py_ssize_t capacity
     cdef readonly bint has_masks
-    cdef cnp.ndarray acts, deltas, row_loss, partials, keep, chunk_grads
+    cdef cnp.ndarray acts, pre, deltas, row_loss, partials, keep, chunk_grads
     cdef Work work
 
     def __cinit__(self, Py_ssize_t capacity, Py_ssize_t width_sum, Py_ssize_t width_max, dtype,
-                  Py_ssize_t n_blocks, bint masks, Py_ssize_t n_params):
+                  Py_ssize_t n_blocks, bint masks, Py_ssize_t n_params, Py_ssize_t z_width=0):
         cdef Py_ssize_t itemsize = np.dtype(dtype).itemsize
         cdef int chunks = chunk_count(capacity, n_params)
         _validation.check_allocation(
-            capacity * ((width_sum + 2 * width_max) * itemsize + 8 + (width_sum if masks else 0))
+            capacity * ((width_sum + z_width + 2 * width_max) * itemsize + 8
+                        + (width_sum if masks else 0))
             + (chunks - 1) * n_params * itemsize, "the workspace for this batch")
         self.capacity = capacity
         self.has_masks = masks
         self.acts = np.empty(capacity * width_sum, dtype=dtype)
+        self.pre = np.empty(capacity * z_width, dtype=dtype)
+        self.work.pre = cnp.PyArray_DATA(self.pre) if z_width > 0 else NULL
         self.deltas = np.empty(2 * capacity * width_max, dtype=dtype)
         self.row_loss = np.empty(capacity, dtype=np.float64)
         self.partials = np.empty(2 * n_blocks, dtype=np.float64)
@@ -1998,7 +2049,7 @@ cdef void _enter(floating* params, floating* grads, const Net* net, Call* c) noe
             rows = csr_rows(&c.batch.sparse, start)
             if c.op == OP_PREDICT:
                 forward(net, params, X + start * n_in if X != NULL else NULL, count,
-                        <floating*>w.acts, w.capacity, <floating*>c.out + start * n_out, False,
+                        <floating*>w.acts, <floating*>NULL, w.capacity, <floating*>c.out + start * n_out, False,
                         NULL, 0, 0, c.n_threads, w.panels,
                         &rows if c.batch.sparse.indptr != NULL else NULL)
             else:
@@ -2076,8 +2127,9 @@ cdef class Engine:
     cdef readonly cnp.ndarray params
     cdef cnp.ndarray grads
     cdef readonly bint holds_training_gradient
-    cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _l1, _l2, _dropout, _zeros
-    cdef Py_ssize_t n_in, n_out, width_sum, width_max, n_blocks
+    cdef cnp.ndarray _sizes, _acts, _w_offset, _b_offset, _a_offset, _z_offset, _l1, _l2
+    cdef cnp.ndarray _dropout, _zeros
+    cdef Py_ssize_t n_in, n_out, width_sum, width_max, n_blocks, z_width
     cdef Py_ssize_t max_layer        # the most weights of a layer
     cdef Workspace ws
     cdef bint busy
@@ -2110,6 +2162,11 @@ cdef class Engine:
         if params.shape[0] != offset:
             raise ValueError(f"params has {params.shape[0]} elements; the sizes need {offset}")
         self._a_offset = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
+        # gelu and swish layers keep their pre-activations for backpropagation
+        kept = np.isin(self._acts, (GELU, SWISH))
+        self._z_offset = np.where(kept, np.cumsum(np.where(kept, widths, 0)) - widths,
+                                  -1).astype(np.intp)
+        self.z_width = int(widths[kept].sum())
         self.params = params
         self.grads = np.zeros_like(params)
         self.dtype = params.dtype
@@ -2129,6 +2186,7 @@ cdef class Engine:
         self.net.w_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._w_offset)
         self.net.b_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._b_offset)
         self.net.a_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._a_offset)
+        self.net.z_offset = <const Py_ssize_t*>cnp.PyArray_DATA(self._z_offset)
         self.net.n_params = offset
         self.busy = False
         self._zeros = np.zeros(L, dtype=np.float64)
@@ -2214,7 +2272,7 @@ cdef class Engine:
 
     cdef Workspace _workspace(self, Py_ssize_t rows, bint masks):
         return Workspace(rows, self.width_sum, self.width_max, self.dtype, self.n_blocks, masks,
-                         self.net.n_params)
+                         self.net.n_params, self.z_width)
 
     cdef inline void _release(self, Workspace ws) noexcept:
         if ws is self.ws:
@@ -2716,7 +2774,7 @@ cdef void block_activity(const Net* net, const floating* params, const floating*
     cdef const floating* a
     cdef unsigned char* flags
     cdef double* column
-    forward(net, params, X, n, acts, capacity, NULL, False, NULL, 0, 0, n_threads, 1, sx)
+    forward(net, params, X, n, acts, NULL, capacity, NULL, False, NULL, 0, 0, n_threads, 1, sx)
     for l in range(net.n_layers):
         m = net.sizes[l + 1]
         a = acts + capacity * net.a_offset[l]

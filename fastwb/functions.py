@@ -16,9 +16,20 @@ import numpy as np
 #: Slope of ``leaky_relu`` for negative inputs.
 LEAKY_SLOPE = 0.01
 
+#: ``elu``'s alpha: the negative saturation value is -ELU_ALPHA.
+ELU_ALPHA = 1.0
+
+#: ``selu``'s constants (Klambauer et al. 2017, "Self-Normalizing Neural
+#: Networks"; PyTorch's and Keras's): selu(z) = SELU_SCALE * elu(z) with alpha SELU_ALPHA.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
 #: Activations, by the name a layer takes. ``softmax`` and ``exp`` are for the
 #: output layer only.
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "exp")
+#: ``gelu`` is the exact form z * Phi(z) (PyTorch's default, not its tanh
+#: approximation); ``swish`` is z * sigmoid(z), also called ``silu``.
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "selu", "gelu",
+               "softplus", "swish", "softmax", "exp")
 
 #: Activations only an output layer takes (each goes with the loss that fuses it).
 OUTPUT_ONLY_ACTIVATIONS = ("softmax", "exp")
@@ -75,7 +86,7 @@ class FitStatus(enum.IntEnum):
     #                     NaN or infinite; it was not applied
 
 
-_ACTIVATION_ALIASES = {"linear": "identity", "none": "identity"}
+_ACTIVATION_ALIASES = {"linear": "identity", "none": "identity", "silu": "swish"}
 _LOSS_ALIASES = {
     "mean_squared_error": "mse",
     "bce": "binary_cross_entropy",

@@ -1,8 +1,9 @@
 """Initial weights and biases, chosen per layer.
 
 Each layer's weights and biases come from an ``Initializer``: by default
-He-normal for the ReLU family, Glorot-uniform for everything else, and zero
-biases (PyTorch's ``kaiming_normal_`` and Keras' ``Dense`` defaults). Values
+He-normal for the ReLU family (``RELU_FAMILY``), LeCun-normal for selu,
+Glorot-uniform for everything else, and zero biases (PyTorch's
+``kaiming_normal_``, Keras' SELU recommendation and its ``Dense`` defaults). Values
 are drawn in float64 from fastwb's counter-based generator (``fastwb._random``,
 stream ``STREAM_INIT``, a = layer index, b = 0 for weights and 1 for biases),
 so each value depends only on (seed, layer, part, index): not on the thread
@@ -317,12 +318,22 @@ def from_config(config: dict) -> Initializer:
     return cls(**params)
 
 
+#: The ReLU family: He-normal by default. Besides relu and leaky_relu the
+#: smooth ReLU-likes, which are near z for large z and near 0 (elu: near -1)
+#: for very negative z; selu's self-normalisation wants LeCun-normal instead.
+RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu", "softplus", "swish")
+
+
 def default_weight_init(activation: str) -> Initializer:
-    """He-normal for the ReLU family (with the leaky slope), Glorot-uniform otherwise."""
-    if activation == "relu":
-        return HeNormal()
+    """He-normal for the ReLU family (``RELU_FAMILY``; with the leaky slope for
+    leaky_relu), LeCun-normal for selu (as Keras recommends), Glorot-uniform
+    otherwise."""
     if activation == "leaky_relu":
         return HeNormal(negative_slope=LEAKY_SLOPE)
+    if activation in RELU_FAMILY:
+        return HeNormal()
+    if activation == "selu":
+        return LecunNormal()
     return GlorotUniform()
 
 

@@ -53,7 +53,8 @@ class Dense:
         How the network initialises this layer's weights and bias: an
         ``fastwb.initializers.Initializer`` or its name (see
         ``fastwb.initializers.resolve``). ``None`` is the default: He-normal
-        for the ReLU family, Glorot-uniform otherwise; zero biases.
+        for the ReLU family (relu, leaky_relu, elu, gelu, softplus, swish),
+        LeCun-normal for selu, Glorot-uniform otherwise; zero biases.
     dropout : float, default 0.0
         Fraction of this layer's outputs zeroed during training only (inverted
         dropout: the kept ones are scaled by ``1 / (1 - dropout)``, so

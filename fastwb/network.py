@@ -42,7 +42,10 @@ class Network:
         Layer widths ``[n_in, h1, ..., n_out]``, or the layers themselves to
         give each its own activation.
     activation : str, default "relu"
-        Activation of the hidden layers (and of any ``Dense`` whose activation is None).
+        Activation of the hidden layers (and of any ``Dense`` whose activation
+        is None): one of ``fastwb.functions.ACTIVATIONS`` but softmax, that is
+        identity, relu, leaky_relu, sigmoid, tanh, elu, selu, gelu (exact erf
+        form), softplus or swish (alias silu).
     output_activation : str or None
         Activation of the output layer; by default the one the loss implies:
         softmax for softmax cross-entropy, sigmoid for binary cross-entropy,
@@ -84,8 +87,9 @@ class Network:
         nonzero rate keeps it).
     weight_init, bias_init : Initializer, str or None
         Initializers of layers that do not set their own
-        (``fastwb.initializers``); None: He-normal for the ReLU family,
-        Glorot-uniform otherwise, and zero biases.
+        (``fastwb.initializers``); None: He-normal for the ReLU family
+        (relu, leaky_relu, elu, gelu, softplus, swish), LeCun-normal for
+        selu, Glorot-uniform otherwise, and zero biases.
     huber_delta : float or None
         Where the huber loss turns from square to linear: finite and > 0, 1.0
         when None. Only the huber loss takes one.

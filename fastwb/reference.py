@@ -19,11 +19,16 @@ import signal
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import special
 
 from fastwb import _random, _validation
 from fastwb._layout import layer_views, n_parameters, offsets
 from fastwb._sparse import SparseRows
-from fastwb.functions import FUSED_LOSSES, HUBER_DELTA, LEAKY_SLOPE, FitStatus
+from fastwb.functions import (ELU_ALPHA, FUSED_LOSSES, HUBER_DELTA, LEAKY_SLOPE, SELU_ALPHA,
+                              SELU_SCALE, FitStatus)
+
+#: The activations whose derivative needs z, not only a = f(z).
+NEEDS_Z = ("gelu", "swish")
 
 
 # --- activations ------------------------------------------------------------
@@ -50,6 +55,16 @@ def logsumexp(z: np.ndarray) -> np.ndarray:
     return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
 
 
+def gaussian_cdf(z: np.ndarray) -> np.ndarray:
+    """Phi(z) = erfc(-z / sqrt 2) / 2; erfc keeps the left tail's relative accuracy."""
+    return (0.5 * special.erfc(-z / np.sqrt(2))).astype(z.dtype, copy=False)
+
+
+def gaussian_pdf(z: np.ndarray) -> np.ndarray:
+    """phi(z) = exp(-z^2 / 2) / sqrt(2 pi)."""
+    return (np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)).astype(z.dtype, copy=False)
+
+
 def activate(name: str, z: np.ndarray) -> np.ndarray:
     """f(z) for the activation called ``name``."""
     if name == "identity":
@@ -62,6 +77,16 @@ def activate(name: str, z: np.ndarray) -> np.ndarray:
         return sigmoid(z)
     if name == "tanh":
         return np.tanh(z)
+    if name in ("elu", "selu"):      # alpha (e^z - 1) for z <= 0, through expm1
+        alpha, scale = (ELU_ALPHA, 1.0) if name == "elu" else (SELU_ALPHA, SELU_SCALE)
+        negative = alpha * np.expm1(np.minimum(z, 0))
+        return (scale * np.where(z > 0, z, negative)).astype(z.dtype, copy=False)
+    if name == "softplus":
+        return np.logaddexp(0, z)    # log(1 + e^z) without overflow
+    if name == "gelu":
+        return z * gaussian_cdf(z)
+    if name == "swish":
+        return z * sigmoid(z)
     if name == "softmax":
         return softmax(z)
     if name == "exp":
@@ -70,9 +95,11 @@ def activate(name: str, z: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def derivative(name: str, a: np.ndarray) -> np.ndarray:
-    """f'(z) written through the activation a = f(z) (softmax and exp are handled
-    by their losses)."""
+def derivative(name: str, a: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+    """f'(z) written through the activation a = f(z), or for ``NEEDS_Z`` through
+    z itself (softmax and exp are handled by their losses)."""
+    if name in NEEDS_Z and z is None:
+        raise ValueError(f"the derivative of {name} needs the pre-activation z")
     if name == "identity":
         return np.ones_like(a)
     if name == "relu":
@@ -83,18 +110,33 @@ def derivative(name: str, a: np.ndarray) -> np.ndarray:
         return a * (1 - a)
     if name == "tanh":
         return 1 - a * a
+    if name == "elu":               # e^z = a + 1 for z <= 0
+        return np.where(a > 0, 1, a + ELU_ALPHA).astype(a.dtype)
+    if name == "selu":              # scale alpha e^z = a + scale alpha for z <= 0
+        return np.where(a > 0, SELU_SCALE, a + SELU_SCALE * SELU_ALPHA).astype(a.dtype)
+    if name == "softplus":          # sigmoid(z) = 1 - e^-a
+        return -np.expm1(-a)
+    if name == "gelu":              # Phi(z) + z phi(z)
+        assert z is not None
+        return gaussian_cdf(z) + z * gaussian_pdf(z)
+    if name == "swish":             # s + z s (1 - s), s = sigmoid(z)
+        assert z is not None
+        s = sigmoid(z)
+        return s * (1 + z * (1 - s))
     raise ValueError(f"no elementwise derivative for activation {name!r}")
 
 
 # --- losses -------------------------------------------------------------------
 
 def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.ndarray,
-                   sample_weight: np.ndarray | None = None, huber_delta: float = HUBER_DELTA):
+                   sample_weight: np.ndarray | None = None, huber_delta: float = HUBER_DELTA,
+                   z: np.ndarray | None = None):
     """Mean loss over the batch and D = dL/dZ of the output layer.
 
     ``out`` holds Z for the fused losses (the two cross-entropies and Poisson)
-    and the activations A = f(Z) for MSE, Huber and MAE. ``y`` holds float
-    targets (n x m), or integer class labels (n,) for softmax cross-entropy.
+    and the activations A = f(Z) for MSE, Huber and MAE (``z``, the output
+    layer's Z, is needed then for the activations in ``NEEDS_Z``). ``y`` holds
+    float targets (n x m), or integer class labels (n,) for softmax cross-entropy.
 
     * mse: mean over samples and outputs of (a - y)^2;
     * binary_cross_entropy: mean of log(1 + e^z) - z y, the logit form of
@@ -118,7 +160,7 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
     if loss == "mse":
         diff = out - y
         rows = np.sum(np.square(diff, dtype=np.float64), axis=1)
-        grad = 2 * diff * derivative(output_activation, out)
+        grad = 2 * diff * derivative(output_activation, out, z)
     elif loss == "binary_cross_entropy":
         rows = np.sum(np.logaddexp(0, out) - out * y, axis=1, dtype=np.float64)
         grad = sigmoid(out) - y
@@ -129,10 +171,10 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
         rows = np.sum(y * (lse[:, None] - out), axis=1, dtype=np.float64)
         grad = softmax(out) * y.sum(axis=1, keepdims=True) - y
     elif loss == "poisson":
-        z, t = out.astype(np.float64), y.astype(np.float64)
+        log_mu, t = out.astype(np.float64), y.astype(np.float64)
         log_t = np.log(t, out=np.zeros_like(t), where=t > 0)      # y log y = 0 at y = 0
         with np.errstate(over="ignore"):    # inf beyond the dtype's range: divergence
-            rows = np.sum(np.exp(z) - t + t * (log_t - z), axis=1)
+            rows = np.sum(np.exp(log_mu) - t + t * (log_t - log_mu), axis=1)
             grad = np.exp(out) - y
     elif loss == "huber":
         diff = out - y
@@ -141,11 +183,11 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
         rows = np.sum(np.where(inside, 0.5 * r * r, huber_delta * (r - 0.5 * huber_delta)),
                       axis=1)
         linear = out.dtype.type(huber_delta) * np.sign(diff)
-        grad = np.where(inside, diff, linear) * derivative(output_activation, out)
+        grad = np.where(inside, diff, linear) * derivative(output_activation, out, z)
     elif loss == "mae":
         diff = out - y
         rows = np.sum(np.abs(diff), axis=1, dtype=np.float64)
-        grad = np.sign(diff) * derivative(output_activation, out)
+        grad = np.sign(diff) * derivative(output_activation, out, z)
     else:
         raise ValueError(f"unknown loss {loss!r}")
     if w is None:
@@ -156,8 +198,9 @@ def loss_and_delta(loss: str, output_activation: str, out: np.ndarray, y: np.nda
 
 # --- the network ----------------------------------------------------------------
 
-def forward(layers, activations, X, logits_out=False, dropout=()):
-    """Every layer's output A[1..L] for the input X.
+def forward(layers, activations, X, logits_out=False, dropout=(), pre=None):
+    """Every layer's output A[1..L] for the input X; each layer's Z is appended
+    to the list ``pre`` when one is given.
 
     With ``logits_out`` the last entry is the output layer's Z instead of its
     activation (the fused losses take Z). ``dropout`` pairs each
@@ -167,6 +210,8 @@ def forward(layers, activations, X, logits_out=False, dropout=()):
     outputs, a = [], X
     for l, ((W, b), name) in enumerate(zip(layers, activations)):
         z = a @ W + b
+        if pre is not None:
+            pre.append(z)
         last = l == len(layers) - 1
         a = z if (last and logits_out) else activate(name, z)
         if l < len(dropout) and dropout[l] is not None:
@@ -176,23 +221,26 @@ def forward(layers, activations, X, logits_out=False, dropout=()):
     return outputs
 
 
-def backward(layers, activations, X, outputs, delta, dropout=()):
-    """(dW, db) for every layer, given D of the output layer (and forward's dropout)."""
+def backward(layers, activations, X, outputs, delta, dropout=(), pre=None):
+    """(dW, db) for every layer, given D of the output layer (and forward's
+    dropout, and its ``pre``: each layer's Z, needed for ``NEEDS_Z``)."""
     grads: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(layers)
     for l in range(len(layers) - 1, -1, -1):
         a_prev = X if l == 0 else outputs[l - 1]
         W, _ = layers[l]
         grads[l] = (a_prev.T @ delta, delta.sum(axis=0))      # dW = A^T D, db = 1^T D
         if l > 0:
+            z = None if pre is None else pre[l - 1]
             upstream = delta @ W.T
             dropped = dropout[l - 1] if l - 1 < len(dropout) else None
             if dropped is None:
-                delta = upstream * derivative(activations[l - 1], a_prev)
+                delta = upstream * derivative(activations[l - 1], a_prev, z)
             else:           # through the mask, then f' of the activation before dropout
                 rate, keep = dropped
                 scale = a_prev.dtype.type(1 / (1 - rate))
                 before = a_prev * a_prev.dtype.type(1 - rate)
-                delta = np.where(keep, upstream * scale, 0) * derivative(activations[l - 1], before)
+                delta = (np.where(keep, upstream * scale, 0)
+                         * derivative(activations[l - 1], before, z))
     return grads
 
 
@@ -360,13 +408,14 @@ class ReferenceEngine:
                        (rate, _random.dropout_keep(self.seed, l, step, (x.shape[0], m), rate))
                        for l, (rate, m) in enumerate(zip(self.dropout, self.sizes[1:]))]
         logits = self.loss_name in FUSED_LOSSES
-        outputs = forward(self._layers, self.activations, x, logits, dropout)
+        pre: list[np.ndarray] = []
+        outputs = forward(self._layers, self.activations, x, logits, dropout, pre)
         value, delta = loss_and_delta(self.loss_name, self.activations[-1], outputs[-1], y,
-                                      sample_weight, self.huber_delta)
+                                      sample_weight, self.huber_delta, pre[-1])
         if self._regularized:
             value += penalty(self.params, self._c1, self._c2)
         if want_gradients:
-            grads = backward(self._layers, self.activations, x, outputs, delta, dropout)
+            grads = backward(self._layers, self.activations, x, outputs, delta, dropout, pre)
             for (gW, gb), (dW, db) in zip(self._grad_layers, grads):
                 gW[...] = dW
                 gb[...] = db

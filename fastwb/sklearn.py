@@ -45,7 +45,12 @@ Where the two differ, and why:
   change nothing) and with one ``RuntimeWarning`` in place of NumPy's overflow
   warnings; fastwb callbacks and scikit-learn's epoch tasks do not see them.
 
-Extras beyond scikit-learn: ``dtype``, ``dropout`` (a rate for all hidden
+Extras beyond scikit-learn: ``activation`` also takes "leaky_relu", "elu",
+"selu", "gelu", "softplus" and "swish" (or "silu"), and a list or tuple of one
+name per hidden layer. Every choice starts from scikit-learn's initial
+weights (a list takes "logistic"'s narrower bound only when every entry is
+"logistic"); for "selu" their variance 2 / (fan_in + fan_out) is LeCun's
+1 / fan_in where the fans are equal. ``dtype``, ``dropout`` (a rate for all hidden
 layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
 ("adamw" with its decoupled weight decay of 0.01 on top of ``alpha``,
 "rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``),
@@ -145,7 +150,10 @@ from fastwb.schedules import InverseScaling
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+               # fastwb extras
+               "leaky_relu": "leaky_relu", "elu": "elu", "selu": "selu", "gelu": "gelu",
+               "softplus": "softplus", "swish": "swish", "silu": "swish"}
 SOLVERS = ("lbfgs", "sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 EXTRA_OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
@@ -198,6 +206,19 @@ def _flag(est, name: str) -> bool:
     return bool(value)
 
 
+def _activations(est, n_hidden: int) -> list[str]:
+    """The ``activation`` parameter as one scikit-learn name per hidden layer: a
+    name for all, or (a fastwb extra) a list or tuple of one per hidden layer."""
+    value = est.activation
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_hidden or not all(isinstance(v, str) and v in ACTIVATIONS
+                                             for v in value):
+            raise _invalid(est, "activation", f"a str among {set(ACTIVATIONS)} or a list of "
+                           f"{n_hidden} of them, one per hidden layer", value)
+        return list(value)
+    return [_option(est, "activation", ACTIVATIONS)] * n_hidden
+
+
 def _option(est, name: str, options) -> str:
     value = getattr(est, name)
     if not isinstance(value, str) or value not in options:
@@ -219,7 +240,7 @@ class _Settings:
         if any(h <= 0 for h in hidden):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {est.hidden_layer_sizes}.")
         self.hidden = [int(h) for h in hidden]
-        self.activation = _option(est, "activation", ACTIVATIONS)
+        self.activation = _activations(est, len(self.hidden))
         self.solver = _option(est, "solver", SOLVERS)
         self.alpha = _real(est, "alpha", 0.0)
         if est.batch_size == "auto":
@@ -728,19 +749,20 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         +-sqrt(6 / (fan_in + fan_out)) (2 instead of 6 for logistic), drawn from
         ``random_state`` in scikit-learn's order, so the same ``random_state``
         starts from the same ``coefs_`` and ``intercepts_``."""
-        factor = 2.0 if settings.activation == "logistic" else 6.0
+        names = settings.activation
+        factor = 2.0 if names and all(name == "logistic" for name in names) else 6.0
+        hidden = [ACTIVATIONS[name] for name in names] + [None]     # the loss picks the output's
         layers, values = [], []
-        for fan_in, fan_out in pairwise(sizes):
+        for (fan_in, fan_out), activation in zip(pairwise(sizes), hidden):
             bound = math.sqrt(factor / (fan_in + fan_out))
             init = initializers.Uniform(-bound, bound)      # the distribution, for get_config
-            layers.append(Dense(fan_in, fan_out, weight_init=init, bias_init=init))
+            layers.append(Dense(fan_in, fan_out, activation, weight_init=init, bias_init=init))
             values.append((random_state.uniform(-bound, bound, (fan_in, fan_out)),
                            random_state.uniform(-bound, bound, fan_out)))
         dropout = settings.dropout
         if isinstance(dropout, (list, tuple, np.ndarray)):
             dropout = [float(rate) for rate in dropout]
-        network = Network(layers, activation=ACTIVATIONS[settings.activation],
-                          loss=self._loss_name(), dtype=dtype, seed=_seed(random_state),
+        network = Network(layers, loss=self._loss_name(), dtype=dtype, seed=_seed(random_state),
                           n_threads=settings.n_threads, dropout=dropout,
                           huber_delta=self._huber_delta())
         for layer, (weights, bias) in zip(network.layers, values):
@@ -772,8 +794,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         network, changed = self._network, []
         if list(network.sizes) != sizes:
             changed.append(f"layer sizes {list(network.sizes)} -> {sizes}")
-        if len(sizes) > 2 and network.activations[0] != ACTIVATIONS[settings.activation]:
-            changed.append(f"activation -> {settings.activation!r}")
+        if list(network.activations[:-1]) != [ACTIVATIONS[name] for name in settings.activation]:
+            changed.append(f"activation -> {self.activation!r}")
         if settings.dtype is not None and settings.dtype != network.dtype:
             changed.append(f"dtype {network.dtype.name} -> {settings.dtype.name}")
         dropout = settings.dropout

@@ -11,7 +11,9 @@ import numpy as np
 #: Largest norm-relative error allowed between the compiled and reference paths.
 TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
+#: Every elementwise activation (softmax goes with its loss).
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "selu", "gelu",
+               "softplus", "swish")
 
 #: (loss, target kind): softmax cross-entropy takes labels and one-hot rows.
 LOSS_CASES = (("mse", "float"), ("binary_cross_entropy", "probability"),

@@ -5,7 +5,8 @@
  *   FWB_T       float or double
  *   FWB_FN(x)   x with the level's and the type's suffix, e.g. bias_act_f_avx2
  *   FWB_ATTR    the level's target attribute (empty for the baseline)
- *   FWB_EXP0, FWB_EXP, FWB_SIGMOID, FWB_TANH, FWB_SQRT, FWB_FABS   the type's math
+ *   FWB_EXP0, FWB_EXP, FWB_EXPM1, FWB_SIGMOID, FWB_TANH, FWB_SOFTPLUS, FWB_ERFC,
+ *   FWB_SQRT, FWB_FABS   the type's math (FWB_EXP0 and FWB_EXPM1 of x <= 0 only)
  *   FWB_BITS, FWB_EXP_MASK   an unsigned integer as wide as FWB_T, and the
  *               mask of its exponent field
  *
@@ -15,9 +16,12 @@
  * the same order, so every level gives the same bits. Sums stay in source
  * order (the compiler may not reassociate them without -ffast-math). */
 
-/* z = f(z + b) on `rows` rows of m; act is one of FWB_ACT_*. */
+/* z = f(z + b) on `rows` rows of m; act is one of FWB_ACT_*. With pre (not
+ * NULL, laid out like z), gelu and swish also keep z + b there for derivative. */
 FWB_ATTR static void FWB_FN(bias_act)(FWB_T *FWB_RESTRICT z, const FWB_T *FWB_RESTRICT b, ptrdiff_t rows,
-                                      ptrdiff_t m, int act, FWB_T slope) {
+                                      ptrdiff_t m, int act, FWB_T slope, FWB_T *FWB_RESTRICT pre) {
+    const FWB_T lambda = (FWB_T)FWB_SELU_LAMBDA;
+    const FWB_T lambda_alpha = (FWB_T)(FWB_SELU_LAMBDA * FWB_SELU_ALPHA);
     /* the branch outside the loops, so each loop vectorises */
     for (ptrdiff_t i = 0; i < rows; i++, z += m) {
         switch (act) {
@@ -45,6 +49,49 @@ FWB_ATTR static void FWB_FN(bias_act)(FWB_T *FWB_RESTRICT z, const FWB_T *FWB_RE
         case FWB_ACT_EXP:                   /* the Poisson loss's mean (log link) */
             for (ptrdiff_t j = 0; j < m; j++) z[j] = FWB_EXP(z[j] + b[j]);
             break;
+        case FWB_ACT_ELU:                                /* v <= 0 keeps NaN (not 0 < v) */
+            for (ptrdiff_t j = 0; j < m; j++) {
+                FWB_T v = z[j] + b[j];
+                FWB_T e = FWB_EXPM1(v < 0 ? v : 0);
+                z[j] = v <= 0 ? e : v;
+            }
+            break;
+        case FWB_ACT_SELU:
+            for (ptrdiff_t j = 0; j < m; j++) {
+                FWB_T v = z[j] + b[j];
+                FWB_T e = FWB_EXPM1(v < 0 ? v : 0);
+                z[j] = v <= 0 ? lambda_alpha * e : lambda * v;
+            }
+            break;
+        case FWB_ACT_SOFTPLUS:
+            for (ptrdiff_t j = 0; j < m; j++) z[j] = FWB_SOFTPLUS(z[j] + b[j]);
+            break;
+        case FWB_ACT_GELU:                      /* z Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2 */
+            if (pre != NULL)
+                for (ptrdiff_t j = 0; j < m; j++) {
+                    FWB_T v = z[j] + b[j];
+                    pre[i * m + j] = v;
+                    z[j] = v * ((FWB_T)0.5 * FWB_ERFC(v * -(FWB_T)M_SQRT1_2));
+                }
+            else
+                for (ptrdiff_t j = 0; j < m; j++) {
+                    FWB_T v = z[j] + b[j];
+                    z[j] = v * ((FWB_T)0.5 * FWB_ERFC(v * -(FWB_T)M_SQRT1_2));
+                }
+            break;
+        case FWB_ACT_SWISH:
+            if (pre != NULL)
+                for (ptrdiff_t j = 0; j < m; j++) {
+                    FWB_T v = z[j] + b[j];
+                    pre[i * m + j] = v;
+                    z[j] = v * FWB_SIGMOID(v);
+                }
+            else
+                for (ptrdiff_t j = 0; j < m; j++) {
+                    FWB_T v = z[j] + b[j];
+                    z[j] = v * FWB_SIGMOID(v);
+                }
+            break;
         default: {                                       /* FWB_ACT_SOFTMAX */
             FWB_T top;
             double total = 0;
@@ -61,12 +108,18 @@ FWB_ATTR static void FWB_FN(bias_act)(FWB_T *FWB_RESTRICT z, const FWB_T *FWB_RE
     }
 }
 
-/* d *= f'(z) over n elements, f' written through the activation f(z) = a * a_scale.
- * With keep (dropout masks), first d = keep ? d * inv : 0; then a is the
- * stored output after dropout and a_scale = 1 - rate. */
+/* d *= f'(z) over n elements, f' written through the activation f(z) = a * a_scale,
+ * except for gelu and swish, whose f' needs z itself: the pre-activations
+ * bias_act kept (z is unused, and may be NULL, for the others). With keep
+ * (dropout masks), first d = keep ? d * inv : 0; then a is the stored output
+ * after dropout and a_scale = 1 - rate (a dropped unit's a = 0 gives a finite
+ * f', and its d is 0 already). */
 FWB_ATTR static void FWB_FN(derivative)(FWB_T *FWB_RESTRICT d, const FWB_T *FWB_RESTRICT a,
+                                        const FWB_T *FWB_RESTRICT z,
                                         const unsigned char *FWB_RESTRICT keep, ptrdiff_t n, int act,
                                         FWB_T a_scale, FWB_T inv, FWB_T slope) {
+    const FWB_T lambda = (FWB_T)FWB_SELU_LAMBDA;
+    const FWB_T lambda_alpha = (FWB_T)(FWB_SELU_LAMBDA * FWB_SELU_ALPHA);
     if (keep != NULL)
         for (ptrdiff_t i = 0; i < n; i++) d[i] = keep[i] ? d[i] * inv : 0;
     switch (act) {
@@ -86,6 +139,36 @@ FWB_ATTR static void FWB_FN(derivative)(FWB_T *FWB_RESTRICT d, const FWB_T *FWB_
         for (ptrdiff_t i = 0; i < n; i++) {
             FWB_T f = a[i] * a_scale;
             d[i] = d[i] * (1 - f * f);
+        }
+        break;
+    case FWB_ACT_ELU:                                    /* f' = e^z = f + 1 for z <= 0 */
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FWB_T f = a[i] * a_scale;
+            d[i] = f > 0 ? d[i] : d[i] * (f + 1);
+        }
+        break;
+    case FWB_ACT_SELU:                          /* f' = lambda alpha e^z = f + lambda alpha */
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FWB_T f = a[i] * a_scale;
+            d[i] = d[i] * (f > 0 ? lambda : f + lambda_alpha);
+        }
+        break;
+    case FWB_ACT_SOFTPLUS:                               /* f' = sigmoid(z) = 1 - e^-f, f >= 0 */
+        for (ptrdiff_t i = 0; i < n; i++) d[i] = d[i] * -FWB_EXPM1(-(a[i] * a_scale));
+        break;
+    case FWB_ACT_GELU:                                   /* f' = Phi(z) + z phi(z) */
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FWB_T v = z[i];
+            FWB_T cdf = (FWB_T)0.5 * FWB_ERFC(v * -(FWB_T)M_SQRT1_2);
+            FWB_T pdf = FWB_EXP0((FWB_T)-0.5 * v * v) * (FWB_T)FWB_INV_SQRT_2PI;
+            d[i] = d[i] * (cdf + v * pdf);
+        }
+        break;
+    case FWB_ACT_SWISH:                         /* f' = s (1 + z (1 - s)), s = sigmoid(z) */
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FWB_T v = z[i];
+            FWB_T sig = FWB_SIGMOID(v);
+            d[i] = d[i] * (sig * (1 + v * (1 - sig)));
         }
         break;
     default:                                             /* identity: f' = 1 */

@@ -27,6 +27,9 @@
 #undef FWB_TAG
 #undef FWB_EXP0
 #undef FWB_EXP
+#undef FWB_EXPM1
+#undef FWB_SOFTPLUS
+#undef FWB_ERFC
 #undef FWB_SIGMOID
 #undef FWB_TANH
 #undef FWB_SQRT

@@ -26,8 +26,18 @@ enum { FWB_SIMD_BASELINE = 0, FWB_SIMD_AVX2 = 1, FWB_SIMD_AVX512 = 2, FWB_SIMD_L
 /* Activation and optimizer codes: the values of _core's enums (checked there). */
 enum {
     FWB_ACT_IDENTITY = 0, FWB_ACT_RELU = 1, FWB_ACT_LEAKY_RELU = 2, FWB_ACT_SIGMOID = 3,
-    FWB_ACT_TANH = 4, FWB_ACT_SOFTMAX = 5, FWB_ACT_EXP = 6
+    FWB_ACT_TANH = 4, FWB_ACT_SOFTMAX = 5, FWB_ACT_ELU = 6, FWB_ACT_SELU = 7, FWB_ACT_GELU = 8,
+    FWB_ACT_SOFTPLUS = 9, FWB_ACT_SWISH = 10,
+    FWB_ACT_EXP = 11
 };
+
+/* SELU's constants (Klambauer et al. 2017, as PyTorch and Keras give them) and 1 / sqrt(2 pi) */
+#define FWB_SELU_ALPHA 1.6732632423543772848170429916717
+#define FWB_SELU_LAMBDA 1.0507009873554804934193349852946
+#define FWB_INV_SQRT_2PI 0.39894228040143267793994605993438
+#ifndef M_SQRT1_2
+#define M_SQRT1_2 0.70710678118654752440
+#endif
 enum { FWB_OPT_SGD = 0, FWB_OPT_RMSPROP = 1, FWB_OPT_ADAGRAD = 2, FWB_OPT_ADAM = 3 };
 
 /* One optimizer step's rule and constants, in double; each kernel rounds them
@@ -46,12 +56,12 @@ typedef struct {
 } fwb_rule;
 
 typedef struct {
-    void (*bias_act_f)(float *, const float *, ptrdiff_t, ptrdiff_t, int, float);
-    void (*bias_act_d)(double *, const double *, ptrdiff_t, ptrdiff_t, int, double);
-    void (*derivative_f)(float *, const float *, const unsigned char *, ptrdiff_t, int, float,
-                         float, float);
-    void (*derivative_d)(double *, const double *, const unsigned char *, ptrdiff_t, int, double,
-                         double, double);
+    void (*bias_act_f)(float *, const float *, ptrdiff_t, ptrdiff_t, int, float, float *);
+    void (*bias_act_d)(double *, const double *, ptrdiff_t, ptrdiff_t, int, double, double *);
+    void (*derivative_f)(float *, const float *, const float *, const unsigned char *, ptrdiff_t,
+                         int, float, float, float);
+    void (*derivative_d)(double *, const double *, const double *, const unsigned char *,
+                         ptrdiff_t, int, double, double, double);
     void (*update_f)(const fwb_rule *, float *, const float *, float *, float *, ptrdiff_t);
     void (*update_d)(const fwb_rule *, double *, const double *, double *, double *, ptrdiff_t);
     int (*all_finite_f)(const float *, ptrdiff_t);
@@ -86,27 +96,33 @@ typedef struct {
 #define FWB_ATTR_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
 #endif
 
-/* float: fastwb_math.h's branch-free exp/sigmoid/tanh, which vectorise (and libm's
+/* float: fastwb_math.h's branch-free exp/sigmoid/tanh/..., which vectorise (and libm's
  * expf for the exp output of the Poisson loss, which needs the whole range) */
 #define FWB_T float
 #define FWB_TAG f
 #define FWB_EXP0 fwb_exp_nonpositive_f
 #define FWB_EXP expf
+#define FWB_EXPM1 fwb_expm1_nonpositive_f
 #define FWB_SIGMOID fwb_sigmoid_f
 #define FWB_TANH fwb_tanh_f
+#define FWB_SOFTPLUS fwb_softplus_f
+#define FWB_ERFC fwb_erfc_f
 #define FWB_SQRT sqrtf
 #define FWB_BITS uint32_t
 #define FWB_EXP_MASK 0x7f800000u
 #define FWB_ABS_MASK 0x7fffffffu
 #include "fastwb_levels.h"
 
-/* double: libm's exp and tanh (scalar calls, the same function at every level) */
+/* double: libm's exp, tanh, ... (scalar calls, the same function at every level) */
 #define FWB_T double
 #define FWB_TAG d
 #define FWB_EXP0 exp
 #define FWB_EXP exp
+#define FWB_EXPM1 expm1
 #define FWB_SIGMOID fwb_sigmoid_d
 #define FWB_TANH tanh
+#define FWB_SOFTPLUS fwb_softplus_d
+#define FWB_ERFC erfc
 #define FWB_SQRT sqrt
 #define FWB_BITS uint64_t
 #define FWB_EXP_MASK 0x7ff0000000000000ull

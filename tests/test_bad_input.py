@@ -161,7 +161,7 @@ def test_awkward_but_valid_input_is_handled(backend):
     (dict(sizes="42"), TypeError, "list of ints"),
     (dict(sizes=[4, 2**31]), ValueError, "2\\*\\*31"),
     (dict(sizes=[10**6, 10**6, 10**6]), MemoryError, "GiB"),
-    (dict(sizes=[4, 2], activation="swish"), ValueError, "unknown activation"),
+    (dict(sizes=[4, 2], activation="mish"), ValueError, "unknown activation"),
     (dict(sizes=[4, 3, 2], activation="softmax"), ValueError, "output activation"),
     (dict(sizes=[4, 2], loss="hinge"), ValueError, "unknown loss"),
     (dict(sizes=[4, 2], loss="binary_cross_entropy", output_activation="tanh"),

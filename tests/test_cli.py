@@ -201,6 +201,18 @@ def test_train_prints_scores_and_npz_options(capsys, tmp_path):
                                                                                  "right"]
 
 
+def test_train_takes_the_newer_activations(capsys, tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 2))
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, y=X[:, 0] - X[:, 1])
+    model = tmp_path / "m.fwb"
+    status, _, err = _run(capsys, "train", data, "--epochs", "2", "--hidden", "4",
+                          "--activation", "silu", "--out", model)
+    assert status == 0, err
+    assert saving.load(model).network.activations == ("swish", "identity")
+
+
 def test_train_writes_plots_and_the_decision_boundary_of_two_features(capsys, tmp_path):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(80, 2))

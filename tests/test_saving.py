@@ -247,6 +247,17 @@ def test_round_trip_every_output_activation(output_activation, tmp_path):
     assert_same_network(loaded, net)
 
 
+def test_activation_unknown_to_this_fastwb_is_refused_by_name(tmp_path):
+    """A file from a newer fastwb naming an activation this one lacks (the format
+    is the same) fails as a file that describes a model that cannot be built."""
+    fastwb.save(fastwb.Network([2, 3, 1], activation="gelu", seed=0), tmp_path / "n.fwb")
+    header, data = unpack((tmp_path / "n.fwb").read_bytes())
+    header["config"]["network"]["layers"][0]["activation"] = "mish"
+    (tmp_path / "newer.fwb").write_bytes(pack(header, data))
+    with pytest.raises(saving.ModelFileError, match="mish"):
+        fastwb.load(tmp_path / "newer.fwb")
+
+
 @pytest.mark.parametrize("init", sorted(initializers._CLASSES))
 def test_round_trip_every_initializer(init, tmp_path):
     net = fastwb.Network([fastwb.Dense(3, 4, weight_init=init, bias_init=init),

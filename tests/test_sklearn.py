@@ -716,7 +716,8 @@ def test_sparse_input_is_dense_input(Estimator, kind, dtype, rtol, solver):
 
 BAD_PARAMETERS = [
     ("hidden_layer_sizes", 0), ("hidden_layer_sizes", "ten"), ("hidden_layer_sizes", (4, 2.5)),
-    ("activation", "softplus"), ("solver", "newton"), ("alpha", -1.0), ("batch_size", 0),
+    ("activation", "sine"), ("activation", ["relu", "relu"]), ("activation", ["sigmoid"]),
+    ("solver", "newton"), ("alpha", -1.0), ("batch_size", 0),
     ("batch_size", "all"), ("learning_rate", "fast"), ("learning_rate_init", 0.0),
     ("power_t", -0.5), ("max_iter", 0), ("shuffle", "yes"), ("random_state", "seed"),
     ("tol", -1.0), ("verbose", -1), ("warm_start", 1), ("momentum", 1.5),

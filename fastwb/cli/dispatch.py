@@ -134,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "most 20 values, regress the rest")
     train_parser.add_argument("--hidden", type=_hidden, default=(100,), metavar="N[,N...]",
                               help="hidden layer widths, e.g. 128,64 (default 100)")
-    train_parser.add_argument("--activation", choices=("relu", "tanh", "logistic", "identity"),
-                              default="relu", help="of the hidden layers (default relu)")
+    train_parser.add_argument("--activation", default="relu",
+                              choices=("relu", "tanh", "logistic", "identity", "leaky_relu",
+                                       "elu", "selu", "gelu", "softplus", "swish", "silu"),
+                              help="of the hidden layers (default relu)")
     train_parser.add_argument("--epochs", type=_positive_int, default=200,
                               help="most epochs (max_iter; default 200; training stops earlier "
                                    "when the loss stops improving)")
