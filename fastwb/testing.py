@@ -20,6 +20,16 @@ LOSS_CASES = (("mse", "float"), ("binary_cross_entropy", "probability"),
               ("softmax_cross_entropy", "labels"), ("softmax_cross_entropy", "one_hot"),
               ("poisson", "count"), ("huber", "float"), ("mae", "float"))
 
+#: (hidden activation, loss, target kind): each activation with the losses in
+#: turn and each loss with the activations in turn. A hidden activation and the
+#: loss meet only through the delta passed between them, so this covers both
+#: lists in every setting a test varies, without their full product.
+ACTIVATION_LOSS_PAIRS = (
+    tuple((activation, *LOSS_CASES[i % len(LOSS_CASES)])
+          for i, activation in enumerate(ACTIVATIONS))
+    + tuple((ACTIVATIONS[(3 * i + 1) % len(ACTIVATIONS)], *case)
+            for i, case in enumerate(LOSS_CASES)))
+
 #: Dispatch settings that send every product of a small test network down one path.
 PATHS = {
     "default": {},

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from fastwb.testing import ACTIVATIONS, LOSS_CASES, TOLERANCE, make_targets, rel_error
+from fastwb.testing import ACTIVATION_LOSS_PAIRS, TOLERANCE, make_targets, rel_error
 from fastwb import _core
 
 COMPILED, SUPPORTED, DEFAULT = _core.simd_levels()
@@ -80,8 +80,7 @@ def same_bits(a, b) -> bool:
 @needs_wider
 @pytest.mark.parametrize("kernel_path", ["default", "parallel_loops"], indirect=True)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("loss,target_kind", LOSS_CASES)
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation,loss,target_kind", ACTIVATION_LOSS_PAIRS)
 @pytest.mark.parametrize("level", WIDER)
 def test_every_level_gives_the_baseline_bits(level, activation, loss, target_kind, dtype,
                                              kernel_path):
@@ -94,8 +93,7 @@ def test_every_level_gives_the_baseline_bits(level, activation, loss, target_kin
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("loss,target_kind", LOSS_CASES)
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation,loss,target_kind", ACTIVATION_LOSS_PAIRS)
 @pytest.mark.parametrize("level", SUPPORTED)
 def test_every_level_matches_the_reference(level, activation, loss, target_kind, dtype,
                                            simd_level):
