@@ -67,7 +67,8 @@ try:
     from sklearn.utils import check_random_state, column_or_1d
     from sklearn.utils.class_weight import compute_sample_weight
     from sklearn.utils.metaestimators import available_if
-    from sklearn.utils.multiclass import (check_classification_targets, type_of_target,
+    from sklearn.utils.multiclass import (_check_partial_fit_first_call,
+                                          check_classification_targets, type_of_target,
                                           unique_labels)
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as error:        # pragma: no cover - depends on the installation
@@ -82,7 +83,8 @@ except ImportError:         # pragma: no cover - a private module that may move
         """A constructor parameter of the wrong type or value."""
     InvalidParameterError = _InvalidParameterError
 
-from fastwb import initializers, optimizers
+from fastwb import _validation, initializers, optimizers, reference
+from fastwb._layout import n_parameters
 from fastwb.callbacks import Callback
 from fastwb.layers import Dense
 from fastwb.network import Network
@@ -385,6 +387,7 @@ class _BaseMLP(BaseEstimator):
         """The trained ``fastwb.Network`` (its layers' weights and biases are
         ``coefs_`` and ``intercepts_``)."""
         check_is_fitted(self)
+        self._take_parameters()
         return self._network
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -423,8 +426,17 @@ class _BaseMLP(BaseEstimator):
         sizes = [X.shape[1], *settings.hidden, targets.shape[1] if targets.ndim == 2
                  else len(self.classes_)]
         if first_pass:
+            # coefs_ and intercepts_ set on an estimator never fitted: where scikit-learn
+            # would continue from them (partial_fit, warm_start) it fails for want of
+            # its other records; fastwb starts from them
+            given = (self.__dict__.get("coefs_"), self.__dict__.get("intercepts_")) \
+                if "_network" not in self.__dict__ and (incremental or settings.warm_start) \
+                else (None, None)
             self._initialize(settings, sizes, dtype, random_state)
+            if given != (None, None):
+                self._take_parameters(*given)
         else:
+            self._take_parameters()
             self._check_same_network(settings, sizes)
         X = X.astype(self._network.dtype, copy=False)
         try:
@@ -447,22 +459,30 @@ class _BaseMLP(BaseEstimator):
         ``random_state`` in scikit-learn's order, so the same ``random_state``
         starts from the same ``coefs_`` and ``intercepts_``."""
         factor = 2.0 if settings.activation == "logistic" else 6.0
-        layers, values = [], []
+        sizes = _validation.check_sizes(sizes)
+        n = n_parameters(sizes)
+        largest = max(fan_in * fan_out for fan_in, fan_out in pairwise(sizes))
+        # the network's parameters, gradients and spare copy, its own initial draw
+        # (float64 temporaries of one layer) and scikit-learn's (float64, one layer)
+        _validation.check_allocation(
+            3 * n * np.dtype(dtype).itemsize + (initializers._DRAW_BYTES + 8) * largest,
+            f"{type(self).__name__}(hidden_layer_sizes={self.hidden_layer_sizes!r}) on "
+            f"{sizes[0]} features (layer sizes {sizes}, {n:,} parameters)")
+        layers = []
         for fan_in, fan_out in pairwise(sizes):
             bound = math.sqrt(factor / (fan_in + fan_out))
             init = initializers.Uniform(-bound, bound)      # the distribution, for get_config
             layers.append(Dense(fan_in, fan_out, weight_init=init, bias_init=init))
-            values.append((random_state.uniform(-bound, bound, (fan_in, fan_out)),
-                           random_state.uniform(-bound, bound, fan_out)))
         dropout = settings.dropout
         if isinstance(dropout, (list, tuple, np.ndarray)):
             dropout = [float(rate) for rate in dropout]
         network = Network(layers, activation=ACTIVATIONS[settings.activation],
                           loss=self._loss_name(), dtype=dtype, seed=_seed(random_state),
                           n_threads=settings.n_threads, dropout=dropout)
-        for layer, (weights, bias) in zip(network.layers, values):
-            layer.weights[...] = weights
-            layer.bias[...] = bias
+        for layer in network.layers:        # scikit-learn's draws, in its order
+            bound = layer.weight_init.high
+            layer.weights[...] = random_state.uniform(-bound, bound, layer.weights.shape)
+            layer.bias[...] = random_state.uniform(-bound, bound, layer.bias.shape)
         self._set_network(network)
         self.__dict__.pop("_optimizer", None)       # it was the previous network's
         self.n_iter_ = 0
@@ -520,8 +540,49 @@ class _BaseMLP(BaseEstimator):
 
     def _set_network(self, network: Network) -> None:
         self._network = network
-        self.coefs_ = [layer.weights for layer in network.layers]
-        self.intercepts_ = [layer.bias for layer in network.layers]
+        self._hand_out_parameters()
+
+    def _hand_out_parameters(self) -> None:
+        """``coefs_`` and ``intercepts_`` as new lists of views into the network's
+        buffer (so that writing into them changes the network), remembered to
+        see later what the user replaced."""
+        layers = self._network.layers
+        self.coefs_ = [layer.weights for layer in layers]
+        self.intercepts_ = [layer.bias for layer in layers]
+        self._handed_out = (self.coefs_, self.intercepts_, tuple(self.coefs_),
+                            tuple(self.intercepts_))
+
+    def _take_parameters(self, coefs=None, intercepts=None) -> None:
+        """Copy into the network the ``coefs_`` and ``intercepts_`` (or the given
+        ones) that are no longer the views handed out: a list, or an array in
+        it, that the user replaced. The network stays the owner of the
+        parameters; scikit-learn reads its lists afresh at every use."""
+        state = self.__dict__
+        handed_lists, handed_intercept_list, views, intercept_views = state["_handed_out"]
+        if coefs is None and intercepts is None:
+            coefs, intercepts = state.get("coefs_"), state.get("intercepts_")
+            if (coefs is handed_lists and intercepts is handed_intercept_list
+                    and len(coefs) == len(views) and len(intercepts) == len(intercept_views)
+                    and all(map(operator.is_, coefs, views))
+                    and all(map(operator.is_, intercepts, intercept_views))):
+                return
+        layers, checked = self._network.layers, []
+        for name, values, attribute in (("coefs_", coefs, "weights"),
+                                        ("intercepts_", intercepts, "bias")):
+            if values is None:          # deleted (or never set): the network's stand
+                continue
+            if not isinstance(values, (list, tuple)) or len(values) != len(layers):
+                raise ValueError(f"{name} must be a list of {len(layers)} arrays, one per "
+                                 f"layer, got {type(values).__name__}"
+                                 + (f" of {len(values)}" if hasattr(values, "__len__") else ""))
+            for i, (layer, value) in enumerate(zip(layers, values)):
+                view = getattr(layer, attribute)
+                if value is not view:
+                    checked.append((view, _validation.check_assignment(
+                        value, view.shape, view.dtype, f"{name}[{i}]")))
+        for view, value in checked:     # all checked first: a bad one changes nothing
+            view[...] = value
+        self._hand_out_parameters()
 
     @property
     def _scale(self) -> float:
@@ -670,6 +731,8 @@ class _BaseMLP(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         """The network's output activations for checked input."""
         state = self.__dict__
+        if "_network" in state:
+            self._take_parameters()
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
                 and X.shape[0] > 0 and X.shape[1] == state.get("n_features_in_")
                 and "feature_names_in_" not in state and "_network" in state):
@@ -691,6 +754,16 @@ class _BaseMLP(BaseEstimator):
         return validate_data(self, X, accept_sparse=["csr", "csc"],
                              dtype=(np.float64, np.float32), reset=False)
 
+    def _logits(self, X) -> np.ndarray:
+        """The output layer's pre-activations, shape (n_samples, n_outputs), in the
+        network's dtype (NumPy's forward pass: the compiled one returns activations)."""
+        check_is_fitted(self)
+        self._take_parameters()
+        network = self._network
+        X = _dense(self._validate_X(X)).astype(network.dtype, copy=False)
+        layers = [(layer.weights, layer.bias) for layer in network.layers]
+        return reference.forward(layers, network.activations, X, logits_out=True)[-1]
+
     def _score(self, X, y, sample_weight=None) -> float:
         """The validation score of early stopping (accuracy or R^2) on checked data."""
         predicted = self._from_outputs(self._network.predict(X))
@@ -701,18 +774,29 @@ class _BaseMLP(BaseEstimator):
     # --- pickling and saving --------------------------------------------------------
 
     def __getstate__(self) -> dict:
+        if "_network" in self.__dict__:
+            self._take_parameters()
         state = dict(super().__getstate__())
         # the views into the network's buffer are rebuilt, not copied apart from it
         state.pop("coefs_", None)
         state.pop("intercepts_", None)
+        state.pop("_handed_out", None)
         # the optimizer is bound to the network's engine, which does not pickle:
         # it travels as the network's own optimizer (Network pickles with it)
         if "_optimizer" in state:
             ours = state["_optimizer"] is getattr(state.get("_network"), "optimizer", None)
             state["_optimizer"] = _NETWORK_OPTIMIZER if ours else None
+        # the network as its state, a JSON-able config and a dict of arrays (which
+        # skops can walk, where it cannot walk the compiled engine)
+        if "_network" in state:
+            state["_network"] = state["_network"].get_state()
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        if "_network" in state:
+            config, arrays = state["_network"]
+            state["_network"] = Network.from_state(config, arrays)
         super().__setstate__(state)
         if "_network" in state:
             self._set_network(state["_network"])
@@ -730,6 +814,7 @@ class _BaseMLP(BaseEstimator):
         config = {"params": params, "fitted": hasattr(self, "_network")}
         arrays = {}
         if hasattr(self, "_network"):
+            self._take_parameters()
             # the network's state holds its optimizer, which is the estimator's
             network_config, network_arrays = self._network.get_state()
             config["network"] = network_config
@@ -909,23 +994,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self.classes_ = np.arange(y.shape[1])
             self._y_type = y_type
             return
-        classes = unique_labels(y)
-        if len(classes) < 2:
-            raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the data, "
-                             f"but the data contains only one class: {classes[0]!r}")
-        self.classes_ = classes
-        self._y_type = "binary" if len(classes) == 2 else "multiclass"
+        # one class trains one logistic output towards 0 and predicts that class,
+        # as scikit-learn's LabelBinarizer has it
+        self.classes_ = unique_labels(y)
+        self._y_type = "binary" if len(self.classes_) <= 2 else "multiclass"
 
     def _check_classes(self, y, y_type: str) -> None:
         if (y_type == "multilabel-indicator") != (self._y_type == "multilabel-indicator"):
             raise ValueError(f"this classifier was fitted on {self._y_type} targets; "
                              f"y is {y_type}")
-        if self._y_type == "multilabel-indicator":
-            if y.shape[1] != len(self.classes_):
-                raise ValueError(f"y has {y.shape[1]} labels; the classifier has "
-                                 f"{len(self.classes_)}")
-            return
-        classes = unique_labels(y)
+        classes = unique_labels(y)      # a multi-label y's: its column indices
         if self.warm_start:
             if set(classes) != set(self.classes_):
                 raise ValueError(f"warm_start can only be used where `y` has the same classes "
@@ -955,6 +1033,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if self._y_type == "multilabel-indicator":
             return (probabilities > 0.5).astype(int)
         if self._y_type == "binary":
+            if len(self.classes_) == 1:
+                return np.repeat(self.classes_, probabilities.shape[0])
             return self.classes_[(probabilities[:, 0] > 0.5).astype(np.intp)]
         return self.classes_[np.argmax(probabilities, axis=1)]
 
@@ -971,26 +1051,32 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return probabilities
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """Logarithm of ``predict_proba``."""
-        probabilities = self.predict_proba(X)
-        return np.log(probabilities, out=probabilities)
+        """Logarithm of ``predict_proba``, from the output layer's logits: finite
+        where a probability rounds to 0 (or 1 - p to 0), without a warning."""
+        logits = self._logits(X)
+        if self._y_type == "multiclass":
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        # log sigmoid(z) = -log(1 + e^-z); the binary case's columns are classes 0 and 1
+        if self._y_type == "binary":
+            logits = np.concatenate((-logits, logits), axis=1)
+        return -np.logaddexp(logits.dtype.type(0), -logits)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the previous training.
 
-        ``classes`` (all the classes across calls) is required on the first call,
-        unless y is a multi-label indicator matrix.
+        ``classes`` (all the classes across calls; for a multi-label indicator
+        matrix, its column indices) is required on the first call.
         """
-        first = not hasattr(self, "classes_")
-        if first:
-            if classes is None and type_of_target(y) != "multilabel-indicator":
-                raise ValueError("classes must be passed on the first call to partial_fit.")
-            if classes is not None:
-                self._set_classes(np.asarray(classes), type_of_target(np.asarray(classes)))
-        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
-            raise ValueError(f"`classes={classes!r}` is not the same as on the last call to "
-                             f"partial_fit, was: {self.classes_!r}")
+        # scikit-learn's rules: classes_ from ``classes``, required on the first call
+        # (also for multi-label targets, whose labels must be among them) and the same
+        # if given again
+        if _check_partial_fit_first_call(self, classes):
+            if type_of_target(y).startswith("multilabel"):
+                self._y_type = "multilabel-indicator"
+            else:
+                self._y_type = "binary" if len(self.classes_) <= 2 else "multiclass"
         return self._fit(X, y, sample_weight, incremental=True)
 
     def __sklearn_tags__(self):
