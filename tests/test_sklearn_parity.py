@@ -1,0 +1,215 @@
+"""fastwb.sklearn beside scikit-learn's own MLPs: user-set parameters, partial_fit's
+classes, single-class targets, stable log-probabilities, a table of settings and
+calls whose observable results must agree, and skops persistence."""
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn import neural_network as sk
+from sklearn.exceptions import ConvergenceWarning
+
+from fastwb.sklearn import MLPClassifier, MLPRegressor
+
+SKLEARN = {MLPClassifier: sk.MLPClassifier, MLPRegressor: sk.MLPRegressor}
+
+
+def data(kind: str, n: int = 60, n_features: int = 4, seed: int = 0):
+    """(X, y) for: binary, multiclass, multilabel, strings, reg1, reg3."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, n_features)
+    score = X @ rng.randn(n_features, 3)
+    if kind == "binary":
+        return X, (score[:, 0] > 0).astype(int)
+    if kind == "multiclass":
+        return X, np.argmax(score, axis=1)
+    if kind == "multilabel":
+        return X, (score > 0).astype(int)
+    if kind == "strings":
+        return X, np.array(["cat", "dog", "emu"])[np.argmax(score, axis=1)]
+    if kind == "reg1":
+        return X, score[:, 0] + 0.1 * rng.randn(n)
+    return X, score + 0.1 * rng.randn(n, 3)
+
+
+def pair(kind: str, **params):
+    """fastwb's (float64) and scikit-learn's estimator, with sgd without momentum
+    over unshuffled data unless told otherwise: the settings where their steps
+    are the same to rounding."""
+    params = {"hidden_layer_sizes": (5,), "solver": "sgd", "momentum": 0.0, "shuffle": False,
+              "random_state": 0, "max_iter": 5, **params}
+    ours, theirs = (MLPRegressor, sk.MLPRegressor) if kind.startswith("reg") else \
+        (MLPClassifier, sk.MLPClassifier)
+    return ours(dtype="float64", **params), theirs(**params)
+
+
+def record(call):
+    """(result or exception, [(warning category, message)]) of call()."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = call()
+        except Exception as error:          # noqa: BLE001 - compared with scikit-learn's
+            result = error
+    return result, [(w.category, str(w.message)) for w in caught
+                    if not issubclass(w.category, DeprecationWarning)]
+
+
+# --- coefs_ and intercepts_ set by the user ---------------------------------------------
+
+@pytest.mark.parametrize("kind", ["multiclass", "reg1"])
+def test_replaced_parameters_are_used_as_sklearn_uses_them(kind):
+    X, y = data(kind)
+    ours, theirs = pair(kind)
+    rng = np.random.RandomState(1)
+    for model in (ours, theirs):
+        record(lambda: model.fit(X, y))
+    # an array of the list replaced, another written into, then the whole list replaced
+    new_first = rng.randn(*theirs.coefs_[0].shape)
+    for model in (ours, theirs):
+        model.coefs_[0] = new_first.copy()
+        model.intercepts_[-1][...] = 0.5
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-12)
+    coefs = [rng.randn(*c.shape) for c in theirs.coefs_]
+    intercepts = [rng.randn(*b.shape) for b in theirs.intercepts_]
+    for model in (ours, theirs):
+        model.coefs_ = [c.copy() for c in coefs]
+        model.intercepts_ = [b.copy() for b in intercepts]
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-12)
+    assert ours.network.layers[0].weights[0, 0] == coefs[0][0, 0]
+    # training goes on from them: partial_fit, then a warm-started fit
+    for model in (ours, theirs):
+        model.partial_fit(X, y)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-10)
+    for model in (ours, theirs):
+        model.coefs_[1] = coefs[1].copy()
+        model.set_params(warm_start=True, max_iter=3)
+        record(lambda: model.fit(X, y))
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    for mine, its in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(mine, its, rtol=1e-9, atol=1e-12)
+    # views again: an in-place edit after the copy is seen too
+    ours.coefs_[0] *= 0
+    assert not ours.network.layers[0].weights.any()
+
+
+def test_a_plain_refit_draws_new_weights_over_replaced_ones():
+    X, y = data("binary")
+    ours, theirs = pair("binary")
+    for model in (ours, theirs):
+        record(lambda: model.fit(X, y))
+        model.coefs_[0] = np.zeros_like(model.coefs_[0])
+        record(lambda: model.fit(X, y))
+    np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], rtol=1e-9)
+
+
+def test_bad_replaced_parameters_are_named_and_change_nothing():
+    X, y = data("multiclass")
+    clf = record(lambda: MLPClassifier(hidden_layer_sizes=(5,), max_iter=2).fit(X, y))[0]
+    bias, before = clf.intercepts_[0], clf.intercepts_[0].copy()     # a view of the network's
+    clf.intercepts_[0] = np.ones(5)         # good, but its sibling below is bad
+    clf.coefs_[1] = np.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"coefs_\[1\] must have shape \(5, 3\), got \(4, 3\)"):
+        clf.predict(X)
+    np.testing.assert_array_equal(bias, before)
+    clf.coefs_ = clf.coefs_[:1]
+    with pytest.raises(ValueError, match="coefs_ must be a list of 2 arrays"):
+        clf.predict(X)
+    clf.coefs_ = [np.ones((4, 5)), np.full((5, 3), np.nan)]
+    with pytest.raises(ValueError, match=r"coefs_\[1\].*NaN"):
+        clf.partial_fit(X, y)
+    clf.coefs_ = [np.ones((4, 5), np.float64), np.ones((5, 3), int)]   # cast to float32
+    assert clf.predict_proba(X).dtype == np.float32
+    np.testing.assert_array_equal(clf.network.layers[0].bias, 1)
+
+
+def test_parameters_set_before_any_fit_start_partial_fit():
+    """scikit-learn fails there (AttributeError: no n_layers_); fastwb starts from them."""
+    X, y = data("reg1")
+    coefs = [np.full((4, 5), 0.1), np.full((5, 1), 0.2)]
+    intercepts = [np.zeros(5), np.zeros(1)]
+    for Estimator in (sk.MLPRegressor, MLPRegressor):
+        reg = Estimator(hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=1e-9)
+        reg.coefs_, reg.intercepts_ = coefs, intercepts
+        if Estimator is sk.MLPRegressor:
+            with pytest.raises(AttributeError, match="n_layers_"):
+                reg.partial_fit(X, y)
+        else:
+            reg.partial_fit(X, y)
+            np.testing.assert_allclose(reg.coefs_[1], 0.2, rtol=1e-6)
+            assert reg.n_iter_ == 1
+
+
+# --- partial_fit's classes ----------------------------------------------------------------
+
+def test_partial_fit_multilabel_takes_classes_as_sklearn():
+    X, Y = data("multilabel")
+    Y = np.hstack([Y, Y[:, :2]])            # five labels
+    ours, theirs = pair("multilabel")
+    for model in (ours, theirs):
+        model.partial_fit(X, Y, classes=[0, 1, 2, 3, 4])
+        model.partial_fit(X, Y)
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    for classes in (None, [0, 1, 2], ["a", "b", "c", "d", "e"], [0, 1, 2, 3, 4, 5]):
+        ours, theirs = pair("multilabel")
+        results = [record(lambda: model.partial_fit(X, Y, classes=classes))[0]
+                   for model in (ours, theirs)]
+        if isinstance(results[1], Exception):
+            assert type(results[0]) is type(results[1]) and str(results[0]) == str(results[1])
+        else:
+            np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+            np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+# --- one class ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("label", [1, "only"])
+@pytest.mark.parametrize("how", ["fit", "partial_fit", "lbfgs"])
+def test_a_single_class_fits_as_in_sklearn(label, how):
+    X, _ = data("binary")
+    y = np.array([label] * len(X), dtype=object if isinstance(label, str) else int)
+    ours, theirs = pair("binary", solver="lbfgs" if how == "lbfgs" else "sgd")
+    for model in (ours, theirs):
+        if how == "partial_fit":
+            model.partial_fit(X, y, classes=[label])
+        else:
+            record(lambda: model.fit(X, y))
+    for name in ("classes_", "n_outputs_", "out_activation_", "n_iter_"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name))
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-6)
+    assert ours.score(X, y) == theirs.score(X, y) == 1.0
+
+
+# --- log-probabilities --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_float32_log_proba_is_finite_and_silent_where_probabilities_round_to_0(kind):
+    X, y = data(kind)
+    models = {}
+    for dtype in ("float32", "float64"):
+        clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0, dtype=dtype)
+        record(lambda: clf.fit(X, y))
+        clf.coefs_ = [c * 60 for c in clf.coefs_]      # saturated outputs
+        models[dtype] = clf
+    X32 = X.astype(np.float32)
+    probabilities = models["float32"].predict_proba(X32)
+    assert (probabilities == 0).any() and (probabilities == 1).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log32 = models["float32"].predict_log_proba(X32)
+    log64 = models["float64"].predict_log_proba(X)
+    assert log32.dtype == np.float32 and np.isfinite(log32).all()
+    np.testing.assert_allclose(log32, log64, rtol=1e-4, atol=1e-4)
+    # and agrees with log(predict_proba) where that is finite
+    with np.errstate(divide="ignore"):
+        reference = np.log(models["float64"].predict_proba(X))
+    finite = np.isfinite(reference)
+    assert finite.mean() > 0.5
+    np.testing.assert_allclose(log64[finite], reference[finite], rtol=1e-9, atol=1e-12)
