@@ -268,7 +268,7 @@ def check_allocation(nbytes: int, what: str) -> None:
     """
     limit = memory_limit()
     if nbytes > limit:
-        raise MemoryError(f"{what} needs {nbytes / 2**30:.1f} GiB, more than the "
+        raise MemoryError(f"{what} would take {nbytes / 2**30:.1f} GiB, more than the "
                           f"{limit / 2**30:.1f} GiB of memory this process may use")
 
 

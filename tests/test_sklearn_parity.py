@@ -213,3 +213,56 @@ def test_float32_log_proba_is_finite_and_silent_where_probabilities_round_to_0(k
     finite = np.isfinite(reference)
     assert finite.mean() > 0.5
     np.testing.assert_allclose(log64[finite], reference[finite], rtol=1e-9, atol=1e-12)
+
+
+# --- skops ---------------------------------------------------------------------------------
+
+#: What ``skops.io.get_untrusted_types`` lists for fastwb's estimators (documented in
+#: fastwb/sklearn.py and the README): the estimator classes alone.
+SKOPS_TRUSTED = {MLPClassifier: ["fastwb.sklearn.MLPClassifier"],
+                 MLPRegressor: ["fastwb.sklearn.MLPRegressor"]}
+
+
+@pytest.mark.parametrize("kind, params", [("strings", {"early_stopping": True}),
+                                          ("multilabel", {"dtype": "float64"}),
+                                          ("reg3", {"solver": "lbfgs"})])
+def test_skops_round_trip_of_a_fitted_estimator(kind, params, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    X, y = data(kind)
+    Estimator = MLPRegressor if kind.startswith("reg") else MLPClassifier
+    est = record(lambda: Estimator(hidden_layer_sizes=(6,), max_iter=5, random_state=0,
+                                   **params).fit(X, y))[0]
+    path = tmp_path / "model.skops"
+    sio.dump(est, path)
+    assert sio.get_untrusted_types(file=path) == SKOPS_TRUSTED[Estimator]
+    loaded = sio.load(path, trusted=SKOPS_TRUSTED[Estimator])
+    assert type(loaded) is Estimator and loaded.get_params() == est.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    for name in ("n_iter_", "loss_", "loss_curve_", "validation_scores_", "classes_",
+                 "n_features_in_", "out_activation_"):
+        if hasattr(est, name):
+            np.testing.assert_array_equal(getattr(loaded, name), getattr(est, name))
+    # the parameters are the loaded network's again, and training goes on alike
+    assert loaded.coefs_[0] is loaded.network.layers[0].weights
+    if params.get("solver") != "lbfgs" and not params.get("early_stopping"):
+        for model in (est, loaded):
+            model.partial_fit(X, y)
+        np.testing.assert_array_equal(loaded.network.parameters, est.network.parameters)
+
+
+def test_skops_round_trip_of_a_pipeline_and_of_an_unfitted_estimator(tmp_path):
+    sio = pytest.importorskip("skops.io")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    X, y = data("multiclass")
+    pipeline = record(lambda: make_pipeline(StandardScaler(), MLPClassifier(
+        hidden_layer_sizes=(6,), max_iter=5, random_state=0)).fit(X, y))[0]
+    data_bytes = sio.dumps(pipeline)
+    assert sio.get_untrusted_types(data=data_bytes) == SKOPS_TRUSTED[MLPClassifier]
+    loaded = sio.loads(data_bytes, trusted=SKOPS_TRUSTED[MLPClassifier])
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))
+    unfitted = sio.loads(sio.dumps(MLPRegressor(alpha=0.5)),
+                         trusted=SKOPS_TRUSTED[MLPRegressor])
+    assert unfitted.alpha == 0.5 and not hasattr(unfitted, "coefs_")
+    with pytest.raises(sio.exceptions.UntrustedTypesFoundException):
+        sio.loads(data_bytes)
