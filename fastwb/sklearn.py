@@ -32,8 +32,9 @@ Where the two differ, and why:
   ``random_state`` gives the same ones.
 * ``learning_rate="invscaling"`` counts the samples of the current ``fit``; in
   a ``warm_start`` refit scikit-learn counts those of the earlier fits too.
-* ``partial_fit`` is absent for "lbfgs" in both estimators (scikit-learn's
-  ``MLPRegressor`` has one, which runs a whole lbfgs fit).
+* ``MLPClassifier.partial_fit`` is absent for "lbfgs" as in scikit-learn;
+  ``MLPRegressor.partial_fit`` with "lbfgs" runs a whole lbfgs fit from the
+  current weights, as scikit-learn's does.
 * ``sample_weight`` must be nonnegative and not all zero.
 * ``MLPRegressor(loss="poisson")`` is refused: fastwb has no Poisson loss.
 
@@ -76,6 +77,15 @@ except ImportError as error:        # pragma: no cover - depends on the installa
         raise                       # scikit-learn is there, but broken: its own error says how
     raise ImportError(f"fastwb.sklearn needs {SKLEARN_REQUIREMENT}", name="sklearn") from error
 check_sklearn_version()
+try:        # scikit-learn's verdict on an lbfgs result, shared by its estimators
+    from sklearn.utils.optimize import _check_optimize_result
+except ImportError:         # pragma: no cover - a private module that may move
+    def _check_optimize_result(solver, result, max_iter=None, extra_warning_msg=None):
+        n_iter = min(result.nit, max_iter)
+        if result.status != 0:
+            warnings.warn(f"{solver} failed to converge after {n_iter} iteration(s) "
+                          f"(status={result.status}):\n{result.message}\n", ConvergenceWarning)
+        return n_iter
 try:        # scikit-learn's error for a bad parameter: a ValueError and a TypeError
     from sklearn.utils._param_validation import InvalidParameterError
 except ImportError:         # pragma: no cover - a private module that may move
@@ -639,11 +649,8 @@ class _BaseMLP(BaseEstimator):
             parameters.astype(np.float64), method="L-BFGS-B", jac=True,
             options={"maxfun": settings.max_fun, "maxiter": settings.max_iter,
                      "gtol": settings.tol})
-        if result.status != 0:
-            warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
-                          f"(status={result.status}): {result.message}. Increase the number "
-                          f"of iterations (max_iter) or scale the data.", ConvergenceWarning)
-        self.n_iter_ = min(int(result.nit), settings.max_iter)
+        # scikit-learn's n_iter_ and warning (its words change between versions)
+        self.n_iter_ = int(_check_optimize_result("lbfgs", result, settings.max_iter))
         parameters[...] = result.x
         self.loss_ = float(result.fun)
         if self._mean_over_outputs:
@@ -1154,7 +1161,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
         return self._from_outputs(self._outputs(X))
 
-    @available_if(lambda est: est._check_solver())
+    # scikit-learn's regressor has partial_fit for every solver (its availability
+    # test is never false); with "lbfgs" it runs a whole lbfgs fit, continued
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y), continuing the previous training."""
+        """One epoch over (X, y), continuing the previous training ("lbfgs": a
+        whole lbfgs fit from the current weights, as scikit-learn's)."""
         return self._fit(X, y, sample_weight, incremental=True)

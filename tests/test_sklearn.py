@@ -20,9 +20,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_sp
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.estimator_checks import (check_sample_weight_equivalence_on_dense_data,
-                                            check_sample_weight_equivalence_on_sparse_data,
-                                            parametrize_with_checks)
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastwb
 import fastwb.sklearn
@@ -42,24 +40,20 @@ def expected_failed_checks(estimator):
     if estimator.dtype == "float32":
         reason = ("float32 (fastwb's default dtype) rounds weighted sums differently from "
                   "repeated samples by ~1e-7, the check's rtol; the float64 estimators pass it "
-                  "(test_sample_weight_equivalence_float64)")
+                  "(the same checks in float64)")
         return {"check_sample_weight_equivalence_on_dense_data": reason,
                 "check_sample_weight_equivalence_on_sparse_data": reason}
     return {}
 
 
-# The settings scikit-learn's own test suite gives its MLPs for these checks.
-@parametrize_with_checks([MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)],
+# The settings scikit-learn's own test suite gives its MLPs for these checks, in
+# fastwb's default float32 and in scikit-learn's float64.
+@parametrize_with_checks([Estimator(max_iter=100, dtype=dtype)
+                          for dtype in ("float32", "float64")
+                          for Estimator in (MLPClassifier, MLPRegressor)],
                          expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
-
-
-@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
-@pytest.mark.parametrize("check", [check_sample_weight_equivalence_on_dense_data,
-                                   check_sample_weight_equivalence_on_sparse_data])
-def test_sample_weight_equivalence_float64(Estimator, check):
-    check(Estimator.__name__, Estimator(max_iter=100, dtype="float64"))
 
 
 # --- data ----------------------------------------------------------------------------

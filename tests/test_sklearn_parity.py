@@ -266,3 +266,88 @@ def test_skops_round_trip_of_a_pipeline_and_of_an_unfitted_estimator(tmp_path):
     assert unfitted.alpha == 0.5 and not hasattr(unfitted, "coefs_")
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException):
         sio.loads(data_bytes)
+
+
+# --- a table of settings and calls ----------------------------------------------------------
+
+#: Settings beside the defaults of ``pair`` (sgd without momentum, unshuffled: the same
+#: steps to rounding).
+SETTINGS = [{}, {"momentum": 0.9}, {"nesterovs_momentum": False, "momentum": 0.5},
+            {"early_stopping": True, "max_iter": 15}, {"batch_size": 100},
+            {"tol": 10.0, "n_iter_no_change": 2, "max_iter": 20},
+            {"learning_rate": "adaptive", "tol": 10.0, "n_iter_no_change": 1, "max_iter": 30},
+            {"solver": "adam"}, {"solver": "lbfgs"}, {"alpha": 0.5, "activation": "tanh"},
+            {"activation": "logistic", "hidden_layer_sizes": (3, 4)},
+            {"activation": "identity", "hidden_layer_sizes": ()}, {"max_iter": 1}]
+#: Sequences of calls: fit, partial_fit, or a set_params between them.
+CALLS = [("fit",), ("fit", "fit"), ("partial_fit", "partial_fit"), ("fit", "partial_fit"),
+         ("fit", {"warm_start": True, "max_iter": 3}, "fit")]
+
+
+def documented_difference(kind: str, params: dict, calls: tuple) -> str | None:
+    """Why fastwb's results may differ here (fastwb/sklearn.py's list), or None."""
+    multioutput_lbfgs = kind == "reg3" and params.get("solver") == "lbfgs"
+    if multioutput_lbfgs and calls.count("fit") + calls.count("partial_fit") > 1:
+        return "lbfgs minimises the summed squared error of several targets"
+    if params.get("early_stopping") and len(calls) > 2:
+        return "a warm-started refit that never beats the best score keeps the best weights"
+    return None
+
+
+def observe(model, X, y, calls):
+    """Per call: (error type and message, warnings), then the fitted attributes."""
+    seen = []
+    for call in calls:
+        if isinstance(call, dict):
+            model.set_params(**call)
+            continue
+        kwargs = {}
+        if call == "partial_fit" and hasattr(model, "predict_proba"):
+            kwargs["classes"] = np.unique(y) if y.ndim == 1 else np.arange(y.shape[1])
+        result, caught = record(lambda: getattr(model, call)(X, y, **kwargs))
+        seen.append(((type(result).__name__, str(result)) if isinstance(result, Exception)
+                     else None, caught))
+    return seen
+
+
+def public_attributes(model) -> dict:
+    return {name: value for name, value in vars(model).items()
+            if name.endswith("_") and not name.startswith("_")}
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "reg1", "reg3"])
+@pytest.mark.parametrize("params", SETTINGS, ids=lambda p: ",".join(f"{k}={v}" for k, v in
+                                                                     p.items()) or "defaults")
+def test_table_of_settings_and_calls_against_sklearn(kind, params):
+    X, y = data(kind)
+    for calls in CALLS:
+        ours, theirs = pair(kind, **params)
+        what = f"{kind} {params} {calls}"
+        assert observe(ours, X, y, calls) == observe(theirs, X, y, calls), what
+        if not hasattr(theirs, "coefs_"):
+            continue
+        mine, its = public_attributes(ours), public_attributes(theirs)
+        assert sorted(mine) == sorted(its), what
+        if documented_difference(kind, params, calls):
+            continue
+        # Adam adds epsilon to the bias-corrected root (documented): steps of order
+        # epsilon apart
+        tolerance = {"rtol": 1e-3, "atol": 1e-5} if params.get("solver") == "adam" else \
+            {"rtol": 1e-6, "atol": 1e-9}
+        for name, value in its.items():
+            if name in ("coefs_", "intercepts_"):
+                for a, b in zip(mine[name], value, strict=True):
+                    np.testing.assert_allclose(a, b, **tolerance, err_msg=what)
+            elif isinstance(value, (float, list)) or (isinstance(value, np.ndarray)
+                                                      and value.dtype.kind == "f"):
+                np.testing.assert_allclose(mine[name], value, **tolerance,
+                                           err_msg=f"{what}: {name}")
+            elif value is None:
+                assert mine[name] is None, f"{what}: {name}"
+            else:
+                np.testing.assert_array_equal(mine[name], value, err_msg=f"{what}: {name}")
+        predicted, expected = ours.predict(X), theirs.predict(X)
+        if expected.dtype.kind == "f":
+            np.testing.assert_allclose(predicted, expected, **tolerance, err_msg=what)
+        else:
+            np.testing.assert_array_equal(predicted, expected, err_msg=what)
