@@ -36,6 +36,25 @@ Where the two differ, and why:
   ``MLPRegressor.partial_fit`` with "lbfgs" runs a whole lbfgs fit from the
   current weights, as scikit-learn's does.
 * ``sample_weight`` must be nonnegative and not all zero.
+* ``coefs_`` and ``intercepts_`` are views into the network's one parameter
+  buffer, which stays their owner: writing into them changes the network, and
+  a list, or an array in it, that the user replaced is checked (shape, finite
+  values) and copied into the buffer at the next use (``predict``, ``fit``
+  with ``warm_start``, ``partial_fit``, pickling, ``network``), as scikit-learn
+  uses its lists afresh. So a replaced array is rounded to the network's
+  ``dtype`` (scikit-learn computes in the array's), and NaN or a wrong shape is
+  refused with a ``ValueError`` naming ``coefs_[i]``, where scikit-learn
+  predicts NaN or fails inside NumPy. Set on an estimator never fitted, they
+  are the starting point of ``partial_fit`` and of a ``warm_start`` fit, where
+  scikit-learn fails (AttributeError) for want of its other records.
+* ``predict_log_proba`` is computed from the output layer's logits
+  (log-softmax, log-sigmoid), finite where a probability rounds to 0; it
+  equals ``log(predict_proba)`` wherever that is finite and exact.
+* A ``warm_start`` refit with ``early_stopping`` that never beats the best
+  validation score of the earlier fit ends with that fit's best weights; in
+  scikit-learn those arrays are the ones the refit trains in place, so it ends
+  with the last weights. Switching ``early_stopping`` on or off between
+  ``warm_start`` fits works in fastwb (scikit-learn fails: it lacks the records).
 * ``MLPRegressor(loss="poisson")`` is refused: fastwb has no Poisson loss.
 
 Extras beyond scikit-learn: ``dtype``, ``dropout`` (a rate for all hidden
@@ -43,6 +62,20 @@ layers, or one per hidden layer), ``class_weight`` (classifier), ``optimizer``
 ("adamw" with its decoupled weight decay of 0.01 on top of ``alpha``,
 "rmsprop", "adagrad", or "adam"/"sgd" regardless of ``solver``),
 ``n_threads`` and ``callbacks`` (fastwb callbacks, called after every epoch).
+
+Sizes are checked before anything is allocated: a ``hidden_layer_sizes`` whose
+network would not fit in the memory this process may use (the machine's, or a
+lower ``ulimit -v`` or container limit) raises ``MemoryError`` naming it, at once.
+
+skops: ``skops.io.dump`` and ``skops.io.load`` work on the estimators, fitted or
+not, alone or in a ``Pipeline``. The network travels as its state, a JSON-able
+config and plain arrays (as pickle and ``fastwb.save`` have it too), so the
+one type that ``skops.io.get_untrusted_types`` lists is the estimator's class,
+``"fastwb.sklearn.MLPClassifier"`` or ``"fastwb.sklearn.MLPRegressor"``; pass
+it as ``trusted`` after checking the file's origin (``callbacks``, which are
+code, add their own types)::
+
+    skops.io.load("model.skops", trusted=["fastwb.sklearn.MLPClassifier"])
 """
 from __future__ import annotations
 
