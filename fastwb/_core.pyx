@@ -1667,7 +1667,9 @@ cdef class Workspace:
         cdef int chunks = chunk_count(capacity, n_params)
         _validation.check_allocation(
             capacity * ((width_sum + 2 * width_max) * itemsize + 8 + (width_sum if masks else 0))
-            + (chunks - 1) * n_params * itemsize, "the workspace for this batch")
+            + (chunks - 1) * n_params * itemsize,
+            f"the workspace for a batch of {capacity:,} rows (layer widths summing to "
+            f"{width_sum:,})")
         self.capacity = capacity
         self.has_masks = masks
         self.acts = np.empty(capacity * width_sum, dtype=dtype)

@@ -51,6 +51,10 @@ CALLS = {
     # within the machine's memory, beyond the child's cap: the cap is the limit
     "network under the cap": ("fastwb.Network([3, 2 * 10**8, 3])",
                               "network of layer sizes [3, 200000000, 3]"),
+    "batch workspace": ("fastwb.Network([3, 10**5, 2], loss='softmax_cross_entropy').train_step("
+                        "np.zeros((10**5, 3), np.float32), np.zeros(10**5, int), "
+                        "fastwb.SGD(lr=0.1))",
+                        "the workspace for a batch of 100,000 rows"),
     "initializer": ("fastwb.initializers.GlorotNormal().sample(0, (10**5, 10**5), 10**5, 10**5)",
                     "drawing initial values of shape (100000, 100000)"),
     "constant initializer": ("fastwb.initializers.Ones().sample(0, (10**6, 10**6), 1, 1)",
