@@ -55,6 +55,11 @@ Where the two differ, and why:
   scikit-learn those arrays are the ones the refit trains in place, so it ends
   with the last weights. Switching ``early_stopping`` on or off between
   ``warm_start`` fits works in fastwb (scikit-learn fails: it lacks the records).
+* ``warm_start`` and ``partial_fit`` refuse (``ValueError``) parameters that
+  would need another network: other ``hidden_layer_sizes`` or ``activation``
+  (and the extras ``dtype``, ``dropout``, ``n_threads``). scikit-learn accepts
+  them silently: it keeps the earlier layer sizes, and applies a new
+  activation to weights trained for the old one.
 * ``MLPRegressor(loss="poisson")`` is refused: fastwb has no Poisson loss.
 
 Extras beyond scikit-learn: ``dtype``, ``dropout`` (a rate for all hidden

@@ -351,3 +351,20 @@ def test_table_of_settings_and_calls_against_sklearn(kind, params):
             np.testing.assert_allclose(predicted, expected, **tolerance, err_msg=what)
         else:
             np.testing.assert_array_equal(predicted, expected, err_msg=what)
+
+
+@pytest.mark.parametrize("change", [{"activation": "tanh"}, {"hidden_layer_sizes": (6,)}])
+def test_a_warm_start_that_needs_another_network_is_refused(change):
+    """Documented: scikit-learn goes on silently (old sizes kept, new activation
+    applied to the old weights); fastwb refuses."""
+    X, y = data("multiclass")
+    ours, theirs = pair("multiclass")
+    for model in (ours, theirs):
+        record(lambda: model.fit(X, y))
+        model.set_params(warm_start=True, **change)
+    record(lambda: theirs.fit(X, y))
+    assert [c.shape for c in theirs.coefs_] == [(4, 5), (5, 3)]
+    before = ours.network.parameters.copy()
+    with pytest.raises(ValueError, match="continue the network of the first fit"):
+        ours.fit(X, y)
+    np.testing.assert_array_equal(ours.network.parameters, before)
