@@ -99,6 +99,8 @@ from fastwb._estimator_params import encode as _encode
 from fastwb._optional import SKLEARN_REQUIREMENT, check_sklearn_version
 
 try:
+    from sklearn import get_config
+    from sklearn import neural_network as _sklearn_mlp
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
@@ -209,7 +211,7 @@ class _Settings:
             raise _invalid(est, "hidden_layer_sizes", "an int or a sequence of ints",
                            est.hidden_layer_sizes)
         if any(h <= 0 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {est.hidden_layer_sizes}.")
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {list(hidden)}.")
         self.hidden = [int(h) for h in hidden]
         self.activation = _option(est, "activation", ACTIVATIONS)
         self.solver = _option(est, "solver", SOLVERS)
@@ -428,6 +430,7 @@ class _BaseMLP(BaseEstimator):
         self : object
             The trained estimator.
         """
+        self._check_params()
         return self._fit(X, y, sample_weight, incremental=False)
 
     @property
@@ -448,8 +451,14 @@ class _BaseMLP(BaseEstimator):
 
     # --- training ---------------------------------------------------------------
 
+    def _check_params(self) -> None:
+        """scikit-learn's checks of its parameters, in its words, unless its config
+        skips them; ``_Settings`` then checks them all again with fastwb's extras."""
+        if not get_config().get("skip_parameter_validation", False):
+            self._validate_params()
+
     def _check_solver(self) -> bool:
-        if (self.optimizer or self.solver) == "lbfgs":
+        if (self.optimizer or self.solver) not in EXTRA_OPTIMIZERS:    # the stochastic ones
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
         return True
@@ -1002,6 +1011,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
 
     _score_function = staticmethod(accuracy_score)
+    # scikit-learn's constraints (the extras have none: _Settings checks them)
+    _parameter_constraints: dict = dict(_sklearn_mlp.MLPClassifier._parameter_constraints)
 
     def _loss_name(self) -> str:
         return "softmax_cross_entropy" if self._y_type == "multiclass" else \
@@ -1114,6 +1125,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``classes`` (all the classes across calls; for a multi-label indicator
         matrix, its column indices) is required on the first call.
         """
+        self._check_params()
         # scikit-learn's rules: classes_ from ``classes``, required on the first call
         # (also for multi-label targets, whose labels must be among them) and the same
         # if given again
@@ -1169,6 +1181,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     _score_function = staticmethod(r2_score)
+    # scikit-learn's constraints but for ``loss``, which fastwb checks (other losses)
+    _parameter_constraints: dict = {**_sklearn_mlp.MLPRegressor._parameter_constraints,
+                                    "loss": "no_validation"}
 
     def _loss_name(self) -> str:
         return "mse"
@@ -1204,4 +1219,5 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the previous training ("lbfgs": a
         whole lbfgs fit from the current weights, as scikit-learn's)."""
+        self._check_params()
         return self._fit(X, y, sample_weight, incremental=True)

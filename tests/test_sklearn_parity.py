@@ -368,3 +368,29 @@ def test_a_warm_start_that_needs_another_network_is_refused(change):
     with pytest.raises(ValueError, match="continue the network of the first fit"):
         ours.fit(X, y)
     np.testing.assert_array_equal(ours.network.parameters, before)
+
+
+BAD_PARAMETERS = [("hidden_layer_sizes", (0,)), ("hidden_layer_sizes", "a"),
+                  ("hidden_layer_sizes", None), ("activation", "x"), ("solver", 1),
+                  ("alpha", -1), ("alpha", np.inf), ("batch_size", 0), ("batch_size", 1.5),
+                  ("learning_rate", "x"), ("learning_rate_init", 0), ("power_t", -1),
+                  ("max_iter", 0), ("shuffle", 1), ("random_state", -1),
+                  ("random_state", 2**32), ("tol", -1), ("verbose", "x"), ("warm_start", 1),
+                  ("momentum", 1.1), ("nesterovs_momentum", 1), ("early_stopping", "x"),
+                  ("validation_fraction", 1), ("beta_1", 1), ("beta_2", -0.1),
+                  ("epsilon", 0), ("n_iter_no_change", 0), ("n_iter_no_change", 1.5),
+                  ("max_fun", 0)]
+
+
+@pytest.mark.parametrize("name, value", BAD_PARAMETERS)
+@pytest.mark.parametrize("kind", ["binary", "reg1"])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_bad_parameters_raise_sklearns_errors(name, value, kind, method):
+    X, y = data(kind)
+    errors = []
+    for model in pair(kind, **{name: value}):
+        kwargs = {"classes": [0, 1]} if method == "partial_fit" and kind == "binary" else {}
+        with pytest.raises((ValueError, AttributeError)) as error:
+            getattr(model, method)(X, y, **kwargs)
+        errors.append((type(error.value), str(error.value)))
+    assert errors[0] == errors[1]
