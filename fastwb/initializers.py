@@ -24,11 +24,11 @@ from fastwb.functions import LEAKY_SLOPE
 
 #: Bytes of float64 and uint64 temporaries per uniform value drawn (index, bits,
 #: their mixing, the result).
-_DRAW_BYTES = 32
+DRAW_BYTES = 32
 
 
 def _check_draw(shape: tuple, n_uniforms: int) -> None:
-    check_allocation(n_uniforms * _DRAW_BYTES, f"drawing initial values of shape {shape}")
+    check_allocation(n_uniforms * DRAW_BYTES, f"drawing initial values of shape {shape}")
 
 
 def _uniform(stream_key: int, shape: tuple, low: float, high: float) -> np.ndarray:

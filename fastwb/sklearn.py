@@ -522,7 +522,7 @@ class _BaseMLP(BaseEstimator):
         # the network's parameters, gradients and spare copy, its own initial draw
         # (float64 temporaries of one layer) and scikit-learn's (float64, one layer)
         _validation.check_allocation(
-            3 * n * np.dtype(dtype).itemsize + (initializers._DRAW_BYTES + 8) * largest,
+            3 * n * np.dtype(dtype).itemsize + (initializers.DRAW_BYTES + 8) * largest,
             f"{type(self).__name__}(hidden_layer_sizes={self.hidden_layer_sizes!r}) on "
             f"{sizes[0]} features (layer sizes {sizes}, {n:,} parameters)")
         layers = []

@@ -33,8 +33,7 @@ resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP}))
 def _child(code: str, tmp_path, *argv):
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fastwb.__file__)),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *argv, "-c", _PREAMBLE + textwrap.dedent(code)]
-                          if not argv else [sys.executable, "-c", _PREAMBLE + code, *argv],
+    return subprocess.run([sys.executable, "-c", _PREAMBLE + textwrap.dedent(code), *argv],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env=env, check=False)
 
