@@ -99,7 +99,7 @@ def test_cli_refuses_a_huge_hidden_layer_in_one_line(tmp_path):
     assert "Traceback" not in child.stderr and not (tmp_path / "model.fwb").exists()
 
 
-def test_the_limit_is_the_smallest_known(monkeypatch):
+def test_check_allocation_refuses_beyond_the_limit_only():
     limit = _validation.memory_limit()
     assert 0 < limit <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     _validation.check_allocation(int(limit), "exactly the limit")
