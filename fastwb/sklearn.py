@@ -77,8 +77,9 @@ not, alone or in a ``Pipeline``. The network travels as its state, a JSON-able
 config and plain arrays (as pickle and ``fastwb.save`` have it too), so the
 one type that ``skops.io.get_untrusted_types`` lists is the estimator's class,
 ``"fastwb.sklearn.MLPClassifier"`` or ``"fastwb.sklearn.MLPRegressor"``; pass
-it as ``trusted`` after checking the file's origin (``callbacks``, which are
-code, add their own types)::
+it as ``trusted`` after checking the file's origin. ``callbacks``, which are
+code, add their own types (a callback is saved without the network and data
+that ``fit`` lent it)::
 
     skops.io.load("model.skops", trusted=["fastwb.sklearn.MLPClassifier"])
 """

@@ -394,3 +394,23 @@ def test_bad_parameters_raise_sklearns_errors(name, value, kind, method):
             getattr(model, method)(X, y, **kwargs)
         errors.append((type(error.value), str(error.value)))
     assert errors[0] == errors[1]
+
+
+def test_skops_and_pickle_keep_callbacks_without_what_fit_lent_them(tmp_path):
+    import pickle
+    sio = pytest.importorskip("skops.io")
+    from fastwb.callbacks import EarlyStopping
+    X, y = data("binary")
+    clf = record(lambda: MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0,
+                                       callbacks=[EarlyStopping(monitor="loss")]).fit(X, y))[0]
+    assert clf.callbacks[0].network is clf.network
+    data_bytes = sio.dumps(clf)
+    trusted = ["fastwb.callbacks.EarlyStopping", "fastwb.sklearn.MLPClassifier"]
+    assert sorted(sio.get_untrusted_types(data=data_bytes)) == trusted
+    for loaded in (sio.loads(data_bytes, trusted=trusted), pickle.loads(pickle.dumps(clf))):
+        callback = loaded.callbacks[0]
+        assert type(callback) is EarlyStopping and callback.monitor == "loss"
+        assert callback.network is None and callback.training_data is None
+        np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+        record(lambda: loaded.fit(X, y))
+        assert callback.network is loaded.network
