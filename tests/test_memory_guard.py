@@ -54,6 +54,8 @@ CALLS = {
                         "np.zeros((10**5, 3), np.float32), np.zeros(10**5, int), "
                         "fastwb.SGD(lr=0.1))",
                         "the workspace for a batch of 100,000 rows"),
+    "predictions": ("fastwb.Network([1, 4, 10**6]).predict(np.zeros((10**5, 1), np.float32))",
+                    "the predictions of 100,000 rows of 1,000,000 outputs"),
     "initializer": ("fastwb.initializers.GlorotNormal().sample(0, (10**5, 10**5), 10**5, 10**5)",
                     "drawing initial values of shape (100000, 100000)"),
     "constant initializer": ("fastwb.initializers.Ones().sample(0, (10**6, 10**6), 1, 1)",
