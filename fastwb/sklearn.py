@@ -10,10 +10,10 @@ Where the two differ, and why:
 * ``dtype`` (a fastwb extra) defaults to float32, fastwb's precision, which
   trains about twice as fast; ``dtype=None`` follows the input as scikit-learn
   does (float32 input stays float32, anything else becomes float64). In
-  float32 a sample weight of 2 and a repeated sample agree to float32's
-  rounding (~1e-7), finer than scikit-learn's sample-weight equivalence checks
-  allow: the estimators pass all of its estimator checks in float64, and all
-  but those two in float32.
+  float32 a sample weight of 2 and a repeated sample agree only to float32's
+  rounding (~1e-7), beyond the tolerance of scikit-learn's two sample-weight
+  equivalence checks: the estimators pass all of its estimator checks in
+  float64, and all but those two in float32.
 * fastwb's losses average over outputs where scikit-learn's sum (logistic and
   squared error); the estimators rescale the learning rate, ``epsilon`` and
   ``alpha`` so the updates are scikit-learn's, and report scikit-learn's loss.
