@@ -9,11 +9,8 @@ import pytest
 pytest.importorskip("sklearn")
 
 from sklearn import neural_network as sk
-from sklearn.exceptions import ConvergenceWarning
 
 from fastwb.sklearn import MLPClassifier, MLPRegressor
-
-SKLEARN = {MLPClassifier: sk.MLPClassifier, MLPRegressor: sk.MLPRegressor}
 
 
 def data(kind: str, n: int = 60, n_features: int = 4, seed: int = 0):
@@ -51,7 +48,7 @@ def record(call):
         warnings.simplefilter("always")
         try:
             result = call()
-        except Exception as error:          # noqa: BLE001 - compared with scikit-learn's
+        except Exception as error:          # any error: compared with scikit-learn's
             result = error
     return result, [(w.category, str(w.message)) for w in caught
                     if not issubclass(w.category, DeprecationWarning)]
