@@ -609,10 +609,9 @@ class _BaseMLP(BaseEstimator):
         buffer (so that writing into them changes the network), remembered to
         see later what the user replaced."""
         layers = self._network.layers
-        self.coefs_ = [layer.weights for layer in layers]
-        self.intercepts_ = [layer.bias for layer in layers]
-        self._handed_out = (self.coefs_, self.intercepts_, tuple(self.coefs_),
-                            tuple(self.intercepts_))
+        self.coefs_ = _Views(layer.weights for layer in layers)
+        self.intercepts_ = _Views(layer.bias for layer in layers)
+        self._handed_out = (self.coefs_, self.intercepts_)
 
     def _take_parameters(self, coefs=None, intercepts=None) -> None:
         """Copy into the network the ``coefs_`` and ``intercepts_`` (or the given
@@ -620,13 +619,12 @@ class _BaseMLP(BaseEstimator):
         it, that the user replaced. The network stays the owner of the
         parameters; scikit-learn reads its lists afresh at every use."""
         state = self.__dict__
-        handed_lists, handed_intercept_list, views, intercept_views = state["_handed_out"]
         if coefs is None and intercepts is None:
             coefs, intercepts = state.get("coefs_"), state.get("intercepts_")
-            if (coefs is handed_lists and intercepts is handed_intercept_list
-                    and len(coefs) == len(views) and len(intercepts) == len(intercept_views)
-                    and all(map(operator.is_, coefs, views))
-                    and all(map(operator.is_, intercepts, intercept_views))):
+            handed_coefs, handed_intercepts = state["_handed_out"]
+            # a few hundred nanoseconds on every prediction
+            if (coefs is handed_coefs and intercepts is handed_intercepts
+                    and not coefs.changed and not intercepts.changed):
                 return
         layers, checked = self._network.layers, []
         for name, values, attribute in (("coefs_", coefs, "weights"),
@@ -923,6 +921,28 @@ class _BaseMLP(BaseEstimator):
 _SCALARS = ("n_iter_", "t_", "loss_", "best_loss_", "best_validation_score_", "n_layers_",
             "n_outputs_", "out_activation_", "n_features_in_", "_no_improvement_count",
             "_y_type")
+
+
+class _Views(list):
+    """``coefs_`` or ``intercepts_``: the list of views into the network's buffer
+    handed out, which notes any change of its items (``coefs_[0] = W``), so
+    that a prediction learns from one flag whether to copy anything in."""
+
+    changed = False
+
+
+def _noting(method):
+    def changing(self, *args, **kwargs):
+        self.changed = True
+        return method(self, *args, **kwargs)
+    changing.__name__ = method.__name__
+    return changing
+
+
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
+              "insert", "pop", "remove", "clear", "sort", "reverse"):
+    setattr(_Views, _name, _noting(getattr(list, _name)))
+del _name
 
 
 def _seed(random_state: np.random.RandomState) -> int:

@@ -411,3 +411,33 @@ def test_skops_and_pickle_keep_callbacks_without_what_fit_lent_them(tmp_path):
         np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
         record(lambda: loaded.fit(X, y))
         assert callback.network is loaded.network
+
+
+@pytest.mark.parametrize("change", ["setitem", "slice", "append-pop", "sort", "iadd", "attribute"])
+def test_every_change_of_the_lists_is_seen(change):
+    X, y = data("reg1")
+    reg = record(lambda: MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, y))[0]
+    new = [np.full(c.shape, 0.5) for c in reg.coefs_]
+    if change == "setitem":
+        reg.coefs_[0], reg.coefs_[1] = new
+    elif change == "slice":
+        reg.coefs_[:] = new
+    elif change == "append-pop":            # the same list of arrays in the end
+        reg.coefs_.append(reg.coefs_.pop(0))
+        reg.coefs_.append(reg.coefs_.pop(0))
+        new = [c.copy() for c in reg.coefs_]
+    elif change == "sort":
+        reg.coefs_.sort(key=lambda c: c.shape[0])      # (3, 1) first: the wrong shapes
+        with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape \(4, 3\)"):
+            reg.predict(X)
+        return
+    elif change == "iadd":
+        reg.coefs_ += []
+        reg.coefs_[0] = new[0]
+        reg.coefs_[1] = new[1]
+    else:
+        reg.coefs_ = list(new)
+    reg.predict(X)
+    for layer, values in zip(reg.network.layers, new):
+        np.testing.assert_array_equal(layer.weights, values)
+    assert reg.coefs_[0] is reg.network.layers[0].weights
