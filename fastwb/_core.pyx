@@ -199,6 +199,9 @@ cdef Py_ssize_t RELEASE_GIL_MIN_WORK = 1 << 16
 cdef Py_ssize_t MAX_ROWS = 2147483647
 # Rows per block when predicting: bounds the workspace for large batches.
 cdef Py_ssize_t PREDICT_BLOCK_ROWS = 1024
+# outputs (values) beyond which predict checks their size before allocating: below
+# it (32-64 MiB) no allocation can exceed a machine, and the check costs microseconds
+cdef Py_ssize_t PREDICT_CHECK_MIN = 1 << 23
 # Training steps on batches of at least 2 * CHUNK_MIN_ROWS rows of networks up
 # to CHUNK_MAX_PARAMS parameters run as chunks of rows side by side (run_chunks)
 cdef Py_ssize_t CHUNK_MIN_ROWS = 64
@@ -1862,7 +1865,8 @@ cdef class Workspace:
         _validation.check_allocation(
             capacity * ((width_sum + z_width + 2 * width_max) * itemsize + 8
                         + (width_sum if masks else 0))
-            + (chunks - 1) * n_params * itemsize, "the workspace for this batch")
+            + (chunks - 1) * n_params * itemsize, f"the workspace for a batch of {capacity:,} rows (layer widths summing to "
+            f"{width_sum:,})")
         self.capacity = capacity
         self.has_masks = masks
         self.acts = np.empty(capacity * width_sum, dtype=dtype)
@@ -2465,6 +2469,10 @@ cdef class Engine:
         cdef cnp.npy_intp dims[2]
         dims[0] = n
         dims[1] = self.n_out
+        if n * self.n_out > PREDICT_CHECK_MIN:     # many outputs a row: their size is new
+            _validation.check_allocation(
+                n * self.n_out * self.dtype.itemsize,
+                f"the predictions of {n:,} rows of {self.n_out:,} outputs")
         cdef cnp.ndarray out
         if single:
             out = cnp.PyArray_EMPTY(1, &dims[1], self.typenum, 0)

@@ -239,20 +239,45 @@ def check_n_threads(n_threads) -> int:
     return n
 
 
-def _physical_memory() -> float:
+def memory_limit() -> float:
+    """Bytes this process may allocate at most: the machine's memory, lowered by
+    an address-space limit (``ulimit -v``) or a cgroup's memory limit (a
+    container's) where either is set; infinity where none can be read."""
+    limits = [math.inf]
     try:
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        limits.append(float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")))
     except (AttributeError, ValueError, OSError):
-        return float("inf")
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(float(soft))
+    except (ImportError, OSError, ValueError):     # pragma: no cover - not POSIX
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(float(text))
+    return min(limits)
 
 
 def check_allocation(nbytes: int, what: str) -> None:
-    """Refuse an allocation larger than the machine's memory before the OS
-    overcommits it and kills the process on first touch."""
-    limit = _physical_memory()
+    """Refuse an allocation larger than the memory this process may have, before
+    the OS overcommits it and kills the process on first touch.
+
+    The one guard of every size that comes from a user (layer widths, batch
+    sizes, initializer shapes): call it before allocating; ``what`` names the
+    thing and its size, as in "the initial weights of layer sizes [3, 10**9, 3]".
+    """
+    limit = memory_limit()
     if nbytes > limit:
-        raise MemoryError(f"{what} needs {nbytes / 2**30:.1f} GiB, more than this machine's "
-                          f"{limit / 2**30:.1f} GiB of memory")
+        raise MemoryError(f"{what} would take {nbytes / 2**30:.1f} GiB, more than the "
+                          f"{limit / 2**30:.1f} GiB of memory this process may use")
 
 
 def check_sample_weight(sample_weight, n: int, dtype) -> np.ndarray:

@@ -69,6 +69,15 @@ class Callback:
     training_data: tuple[np.ndarray, np.ndarray] | None = None
     validation_data: tuple[np.ndarray, np.ndarray] | None = None
 
+    def __getstate__(self) -> dict:
+        """The callback's own settings and records, without what ``fit`` lent it
+        (the network and the data), which the next ``fit`` lends again: pickle,
+        ``copy`` and skops save the callback, not a copy of the model and its data."""
+        state = dict(self.__dict__)
+        for name in ("network", "training_data", "validation_data"):
+            state.pop(name, None)
+        return state
+
     def on_train_begin(self, logs: dict) -> None:
         """Before the first epoch."""
 

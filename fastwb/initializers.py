@@ -19,17 +19,28 @@ import numpy as np
 
 from fastwb import _random
 from fastwb._layout import layer_views, n_parameters
-from fastwb._validation import as_int, check_real
+from fastwb._validation import as_int, check_allocation, check_real
 from fastwb.functions import LEAKY_SLOPE
 
 
+#: Bytes of float64 and uint64 temporaries per uniform value drawn (index, bits,
+#: their mixing, the result).
+DRAW_BYTES = 32
+
+
+def _check_draw(shape: tuple, n_uniforms: int) -> None:
+    check_allocation(n_uniforms * DRAW_BYTES, f"drawing initial values of shape {shape}")
+
+
 def _uniform(stream_key: int, shape: tuple, low: float, high: float) -> np.ndarray:
+    _check_draw(shape, math.prod(shape))
     u = _random.uniform(stream_key, math.prod(shape))
     return (low + (high - low) * u).reshape(shape)
 
 
 def _normal(stream_key: int, shape: tuple, mean: float, std: float) -> np.ndarray:
     """Box-Muller: value i from uniforms 2i and 2i+1, so it does not depend on the count."""
+    _check_draw(shape, 2 * math.prod(shape))
     u = _random.uniform(stream_key, 2 * math.prod(shape))
     # log(1 - u), with 1 - u in (0, 1], is never log(0)
     radius = np.sqrt(-2.0 * np.log1p(-u[0::2]))
@@ -88,6 +99,7 @@ class Constant(Initializer):
         self.value = check_real(value, "value")
 
     def sample(self, stream_key: int, shape: tuple, fan_in: int, fan_out: int) -> np.ndarray:
+        check_allocation(8 * math.prod(shape), f"initial values of shape {shape}")
         return np.full(shape, self.value, dtype=np.float64)
 
 
@@ -377,6 +389,8 @@ def initial_parameters(sizes, activations, dtype, seed, weight_inits=None,
     """
     seed = resolve_seed(seed)
     n_layers = len(sizes) - 1
+    check_allocation(n_parameters(sizes) * np.dtype(dtype).itemsize,
+                     f"the parameters of layer sizes {list(sizes)}")
     flat = np.empty(n_parameters(sizes), dtype=dtype)
     layers = zip(layer_views(flat, sizes), activations,
                  _per_layer(weight_inits, n_layers, "weight_inits"),

@@ -136,8 +136,10 @@ class Network:
 
         self.dtype = _resolve_dtype(dtype)
         # parameters, gradients and a copy the user may take
-        _validation.check_allocation(3 * n_parameters(widths) * self.dtype.itemsize,
-                                     "the parameters and gradients of this network")
+        _validation.check_allocation(
+            3 * n_parameters(widths) * self.dtype.itemsize,
+            f"the parameters and gradients of a network of layer sizes {widths} "
+            f"({n_parameters(widths):,} {self.dtype.name} parameters)")
         self._n_threads = _validation.check_n_threads(n_threads)
         # saved as asked, not as resolved: -1 means every core of the machine that loads it
         self._n_threads_asked = None if n_threads is None else int(n_threads)

@@ -9,7 +9,11 @@ Where the two differ, and why:
 
 * ``dtype`` (a fastwb extra) defaults to float32, fastwb's precision, which
   trains about twice as fast; ``dtype=None`` follows the input as scikit-learn
-  does (float32 input stays float32, anything else becomes float64).
+  does (float32 input stays float32, anything else becomes float64). In
+  float32 a sample weight of 2 and a repeated sample agree only to float32's
+  rounding (~1e-7), beyond the tolerance of scikit-learn's two sample-weight
+  equivalence checks: the estimators pass all of its estimator checks in
+  float64, and all but those two in float32.
 * fastwb's losses average over outputs where scikit-learn's sum (logistic and
   squared error); the estimators rescale the learning rate, ``epsilon`` and
   ``alpha`` so the updates are scikit-learn's, and report scikit-learn's loss.
@@ -32,9 +36,34 @@ Where the two differ, and why:
   ``random_state`` gives the same ones.
 * ``learning_rate="invscaling"`` counts the samples of the current ``fit``; in
   a ``warm_start`` refit scikit-learn counts those of the earlier fits too.
-* ``partial_fit`` is absent for "lbfgs" in both estimators (scikit-learn's
-  ``MLPRegressor`` has one, which runs a whole lbfgs fit).
+* ``MLPClassifier.partial_fit`` is absent for "lbfgs" as in scikit-learn;
+  ``MLPRegressor.partial_fit`` with "lbfgs" runs a whole lbfgs fit from the
+  current weights, as scikit-learn's does.
 * ``sample_weight`` must be nonnegative and not all zero.
+* ``coefs_`` and ``intercepts_`` are views into the network's one parameter
+  buffer, which stays their owner: writing into them changes the network, and
+  a list, or an array in it, that the user replaced is checked (shape, finite
+  values) and copied into the buffer at the next use (``predict``, ``fit``
+  with ``warm_start``, ``partial_fit``, pickling, ``network``), as scikit-learn
+  uses its lists afresh. So a replaced array is rounded to the network's
+  ``dtype`` (scikit-learn computes in the array's), and NaN or a wrong shape is
+  refused with a ``ValueError`` naming ``coefs_[i]``, where scikit-learn
+  predicts NaN or fails inside NumPy. Set on an estimator never fitted, they
+  are the starting point of ``partial_fit`` and of a ``warm_start`` fit, where
+  scikit-learn fails (AttributeError) for want of its other records.
+* ``predict_log_proba`` is computed from the output layer's logits
+  (log-softmax, log-sigmoid), finite where a probability rounds to 0; it
+  equals ``log(predict_proba)`` wherever that is finite and exact.
+* A ``warm_start`` refit with ``early_stopping`` that never beats the best
+  validation score of the earlier fit ends with that fit's best weights; in
+  scikit-learn those arrays are the ones the refit trains in place, so it ends
+  with the last weights. Switching ``early_stopping`` on or off between
+  ``warm_start`` fits works in fastwb (scikit-learn fails: it lacks the records).
+* ``warm_start`` and ``partial_fit`` refuse (``ValueError``) parameters that
+  would need another network: other ``hidden_layer_sizes`` or ``activation``
+  (and the extras ``dtype``, ``dropout``, ``n_threads``). scikit-learn accepts
+  them silently: it keeps the earlier layer sizes, and applies a new
+  activation to weights trained for the old one.
 * ``MLPRegressor(loss="poisson")`` refuses negative targets with a ValueError;
   scikit-learn trains on them and reports a NaN loss.
 
@@ -90,6 +119,21 @@ Sparse ``X`` (as scikit-learn, CSR or CSC, and the other scipy.sparse formats,
 which scikit-learn's checks convert to CSR) is never made dense: it is checked
 once per ``fit`` into CSR rows with 64-bit indices (``fastwb._sparse``), and the
 first layer multiplies those rows.
+
+Sizes are checked before anything is allocated: a ``hidden_layer_sizes`` whose
+network would not fit in the memory this process may use (the machine's, or a
+lower ``ulimit -v`` or container limit) raises ``MemoryError`` naming it, at once.
+
+skops: ``skops.io.dump`` and ``skops.io.load`` work on the estimators, fitted or
+not, alone or in a ``Pipeline``. The network travels as its state, a JSON-able
+config and plain arrays (as pickle and ``fastwb.save`` have it too), so the
+one type that ``skops.io.get_untrusted_types`` lists is the estimator's class,
+``"fastwb.sklearn.MLPClassifier"`` or ``"fastwb.sklearn.MLPRegressor"``; pass
+it as ``trusted`` after checking the file's origin. ``callbacks``, which are
+code, add their own types (a callback is saved without the network and data
+that ``fit`` lent it)::
+
+    skops.io.load("model.skops", trusted=["fastwb.sklearn.MLPClassifier"])
 """
 from __future__ import annotations
 
@@ -110,6 +154,8 @@ from fastwb._estimator_params import encode as _encode
 from fastwb._optional import SKLEARN_REQUIREMENT, check_sklearn_version
 
 try:
+    from sklearn import get_config
+    from sklearn import neural_network as _sklearn_mlp
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, check_scoring, r2_score
@@ -117,7 +163,8 @@ try:
     from sklearn.utils import check_array, check_random_state, column_or_1d
     from sklearn.utils.class_weight import compute_sample_weight
     from sklearn.utils.metaestimators import available_if
-    from sklearn.utils.multiclass import (check_classification_targets, type_of_target,
+    from sklearn.utils.multiclass import (_check_partial_fit_first_call,
+                                          check_classification_targets, type_of_target,
                                           unique_labels)
     from sklearn.utils.validation import (_check_sample_weight, check_consistent_length,
                                           check_is_fitted, validate_data)
@@ -126,6 +173,15 @@ except ImportError as error:        # pragma: no cover - depends on the installa
         raise                       # scikit-learn is there, but broken: its own error says how
     raise ImportError(f"fastwb.sklearn needs {SKLEARN_REQUIREMENT}", name="sklearn") from error
 check_sklearn_version()
+try:        # scikit-learn's verdict on an lbfgs result, shared by its estimators
+    from sklearn.utils.optimize import _check_optimize_result
+except ImportError:         # pragma: no cover - a private module that may move
+    def _check_optimize_result(solver, result, max_iter=None, extra_warning_msg=None):
+        n_iter = min(result.nit, max_iter)
+        if result.status != 0:
+            warnings.warn(f"{solver} failed to converge after {n_iter} iteration(s) "
+                          f"(status={result.status}):\n{result.message}\n", ConvergenceWarning)
+        return n_iter
 try:        # scikit-learn's error for a bad parameter: a ValueError and a TypeError
     from sklearn.utils._param_validation import InvalidParameterError
 except ImportError:         # pragma: no cover - a private module that may move
@@ -142,7 +198,8 @@ except ImportError:         # scikit-learn 1.7 and 1.8: fastwb's own callbacks o
     def with_callbacks(method):
         return method
 
-from fastwb import _sparse, _validation, initializers, optimizers
+from fastwb import _sparse, _validation, initializers, optimizers, reference
+from fastwb._layout import n_parameters
 from fastwb.callbacks import Callback
 from fastwb.layers import Dense
 from fastwb.network import Network
@@ -238,7 +295,7 @@ class _Settings:
             raise _invalid(est, "hidden_layer_sizes", "an int or a sequence of ints",
                            est.hidden_layer_sizes)
         if any(h <= 0 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {est.hidden_layer_sizes}.")
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {list(hidden)}.")
         self.hidden = [int(h) for h in hidden]
         self.activation = _activations(est, len(self.hidden))
         self.solver = _option(est, "solver", SOLVERS)
@@ -639,6 +696,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         self : object
             The trained estimator.
         """
+        self._check_params()
         validation = None
         if X_val is not None or y_val is not None:
             if y_val is None:
@@ -653,6 +711,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         """The trained ``fastwb.Network`` (its layers' weights and biases are
         ``coefs_`` and ``intercepts_``)."""
         check_is_fitted(self)
+        self._take_parameters()
         return self._network
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -665,8 +724,14 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     # --- training ---------------------------------------------------------------
 
+    def _check_params(self) -> None:
+        """scikit-learn's checks of its parameters, in its words, unless its config
+        skips them; ``_Settings`` then checks them all again with fastwb's extras."""
+        if not get_config().get("skip_parameter_validation", False):
+            self._validate_params()
+
     def _check_solver(self) -> bool:
-        if (self.optimizer or self.solver) == "lbfgs":
+        if (self.optimizer or self.solver) not in EXTRA_OPTIMIZERS:    # the stochastic ones
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
         return True
@@ -702,8 +767,17 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         sizes = [X.shape[1], *settings.hidden, targets.shape[1] if targets.ndim == 2
                  else len(self.classes_)]
         if first_pass:
+            # coefs_ and intercepts_ set on an estimator never fitted: where scikit-learn
+            # would continue from them (partial_fit, warm_start) it fails for want of
+            # its other records; fastwb starts from them
+            given = (self.__dict__.get("coefs_"), self.__dict__.get("intercepts_")) \
+                if "_network" not in self.__dict__ and (incremental or settings.warm_start) \
+                else (None, None)
             self._initialize(settings, sizes, dtype, random_state)
+            if given != (None, None):
+                self._take_parameters(*given)
         else:
+            self._take_parameters()
             self._check_same_network(settings, sizes)
         X = _rows(X, self._network.dtype)
         tasks = _Tasks(self, "partial_fit" if incremental else "fit",
@@ -750,24 +824,33 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         ``random_state`` in scikit-learn's order, so the same ``random_state``
         starts from the same ``coefs_`` and ``intercepts_``."""
         names = settings.activation
-        factor = 2.0 if names and all(name == "logistic" for name in names) else 6.0
+        logistic = [self.activation] if isinstance(self.activation, str) else names
+        factor = 2.0 if logistic and all(name == "logistic" for name in logistic) else 6.0
+        sizes = _validation.check_sizes(sizes)
+        n = n_parameters(sizes)
+        largest = max(fan_in * fan_out for fan_in, fan_out in pairwise(sizes))
+        # the network's parameters, gradients and spare copy, its own initial draw
+        # (float64 temporaries of one layer) and scikit-learn's (float64, one layer)
+        _validation.check_allocation(
+            3 * n * np.dtype(dtype).itemsize + (initializers.DRAW_BYTES + 8) * largest,
+            f"{type(self).__name__}(hidden_layer_sizes={self.hidden_layer_sizes!r}) on "
+            f"{sizes[0]} features (layer sizes {sizes}, {n:,} parameters)")
         hidden = [ACTIVATIONS[name] for name in names] + [None]     # the loss picks the output's
-        layers, values = [], []
+        layers = []
         for (fan_in, fan_out), activation in zip(pairwise(sizes), hidden):
             bound = math.sqrt(factor / (fan_in + fan_out))
             init = initializers.Uniform(-bound, bound)      # the distribution, for get_config
             layers.append(Dense(fan_in, fan_out, activation, weight_init=init, bias_init=init))
-            values.append((random_state.uniform(-bound, bound, (fan_in, fan_out)),
-                           random_state.uniform(-bound, bound, fan_out)))
         dropout = settings.dropout
         if isinstance(dropout, (list, tuple, np.ndarray)):
             dropout = [float(rate) for rate in dropout]
         network = Network(layers, loss=self._loss_name(), dtype=dtype, seed=_seed(random_state),
                           n_threads=settings.n_threads, dropout=dropout,
                           huber_delta=self._huber_delta())
-        for layer, (weights, bias) in zip(network.layers, values):
-            layer.weights[...] = weights
-            layer.bias[...] = bias
+        for layer in network.layers:        # scikit-learn's draws, in its order
+            bound = layer.weight_init.high
+            layer.weights[...] = random_state.uniform(-bound, bound, layer.weights.shape)
+            layer.bias[...] = random_state.uniform(-bound, bound, layer.bias.shape)
         self._set_network(network)
         self.__dict__.pop("_optimizer", None)       # it was the previous network's
         self.n_iter_ = 0
@@ -829,8 +912,47 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _set_network(self, network: Network) -> None:
         self._network = network
-        self.coefs_ = [layer.weights for layer in network.layers]
-        self.intercepts_ = [layer.bias for layer in network.layers]
+        self._hand_out_parameters()
+
+    def _hand_out_parameters(self) -> None:
+        """``coefs_`` and ``intercepts_`` as new lists of views into the network's
+        buffer (so that writing into them changes the network), remembered to
+        see later what the user replaced."""
+        layers = self._network.layers
+        self.coefs_ = _Views(layer.weights for layer in layers)
+        self.intercepts_ = _Views(layer.bias for layer in layers)
+        self._handed_out = (self.coefs_, self.intercepts_)
+
+    def _take_parameters(self, coefs=None, intercepts=None) -> None:
+        """Copy into the network the ``coefs_`` and ``intercepts_`` (or the given
+        ones) that are no longer the views handed out: a list, or an array in
+        it, that the user replaced. The network stays the owner of the
+        parameters; scikit-learn reads its lists afresh at every use."""
+        state = self.__dict__
+        if coefs is None and intercepts is None:
+            coefs, intercepts = state.get("coefs_"), state.get("intercepts_")
+            handed_coefs, handed_intercepts = state["_handed_out"]
+            # a few hundred nanoseconds on every prediction
+            if (coefs is handed_coefs and intercepts is handed_intercepts
+                    and not coefs.changed and not intercepts.changed):
+                return
+        layers, checked = self._network.layers, []
+        for name, values, attribute in (("coefs_", coefs, "weights"),
+                                        ("intercepts_", intercepts, "bias")):
+            if values is None:          # deleted (or never set): the network's stand
+                continue
+            if not isinstance(values, (list, tuple)) or len(values) != len(layers):
+                raise ValueError(f"{name} must be a list of {len(layers)} arrays, one per "
+                                 f"layer, got {type(values).__name__}"
+                                 + (f" of {len(values)}" if hasattr(values, "__len__") else ""))
+            for i, (layer, value) in enumerate(zip(layers, values)):
+                view = getattr(layer, attribute)
+                if value is not view:
+                    checked.append((view, _validation.check_assignment(
+                        value, view.shape, view.dtype, f"{name}[{i}]")))
+        for view, value in checked:     # all checked first: a bad one changes nothing
+            view[...] = value
+        self._hand_out_parameters()
 
     @property
     def _scale(self) -> float:
@@ -891,11 +1013,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                      "gtol": settings.tol})
         if iterations is not None:
             iterations.close()
-        if result.status != 0 and not (iterations is not None and iterations.stopped):
-            warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
-                          f"(status={result.status}): {result.message}. Increase the number "
-                          f"of iterations (max_iter) or scale the data.", ConvergenceWarning)
-        self.n_iter_ = min(int(result.nit), settings.max_iter)
+        if iterations is not None and iterations.stopped:
+            self.n_iter_ = min(int(result.nit), settings.max_iter)
+        else:       # scikit-learn's n_iter_ and warning (its words change between versions)
+            self.n_iter_ = int(_check_optimize_result("lbfgs", result, settings.max_iter))
         parameters[...] = result.x
         self.loss_ = float(result.fun)
         if self._mean_over_outputs:
@@ -993,6 +1114,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         """The network's output activations for checked input."""
         state = self.__dict__
+        if "_network" in state:
+            self._take_parameters()
         if X is state.get("_checked_input"):    # fit's validation data, for a scorer
             return state["_network"].predict(X)
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
@@ -1016,6 +1139,16 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         return validate_data(self, X, accept_sparse=["csr", "csc"],
                              dtype=(np.float64, np.float32), reset=False)
 
+    def _logits(self, X) -> np.ndarray:
+        """The output layer's pre-activations, shape (n_samples, n_outputs), in the
+        network's dtype (NumPy's forward pass: the compiled one returns activations)."""
+        check_is_fitted(self)
+        self._take_parameters()
+        network = self._network
+        X = _dense(self._validate_X(X)).astype(network.dtype, copy=False)
+        layers = [(layer.weights, layer.bias) for layer in network.layers]
+        return reference.forward(layers, network.activations, X, logits_out=True)[-1]
+
     def _score(self, X, y, sample_weight=None, scorer=None) -> float:
         """The validation score of early stopping on checked data: ``scoring``'s,
         or accuracy (classifier) or R^2 (regressor). A prediction that is NaN or
@@ -1038,18 +1171,29 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     # --- pickling and saving --------------------------------------------------------
 
     def __getstate__(self) -> dict:
+        if "_network" in self.__dict__:
+            self._take_parameters()
         state = dict(super().__getstate__())
         # the views into the network's buffer are rebuilt, not copied apart from it
         state.pop("coefs_", None)
         state.pop("intercepts_", None)
+        state.pop("_handed_out", None)
         # the optimizer is bound to the network's engine, which does not pickle:
         # it travels as the network's own optimizer (Network pickles with it)
         if "_optimizer" in state:
             ours = state["_optimizer"] is getattr(state.get("_network"), "optimizer", None)
             state["_optimizer"] = _NETWORK_OPTIMIZER if ours else None
+        # the network as its state, a JSON-able config and a dict of arrays (which
+        # skops can walk, where it cannot walk the compiled engine)
+        if "_network" in state:
+            state["_network"] = state["_network"].get_state()
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        if "_network" in state:
+            config, arrays = state["_network"]
+            state["_network"] = Network.from_state(config, arrays)
         super().__setstate__(state)
         if "_network" in state:
             self._set_network(state["_network"])
@@ -1069,6 +1213,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         config = {"params": params, "fitted": hasattr(self, "_network")}
         arrays = {}
         if hasattr(self, "_network"):
+            self._take_parameters()
             # the network's state holds its optimizer, which is the estimator's
             network_config, network_arrays = self._network.get_state()
             config["network"] = network_config
@@ -1118,6 +1263,28 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 _SCALARS = ("n_iter_", "t_", "loss_", "best_loss_", "best_validation_score_", "n_layers_",
             "n_outputs_", "out_activation_", "n_features_in_", "_no_improvement_count",
             "_y_type")
+
+
+class _Views(list):
+    """``coefs_`` or ``intercepts_``: the list of views into the network's buffer
+    handed out, which notes any change of its items (``coefs_[0] = W``), so
+    that a prediction learns from one flag whether to copy anything in."""
+
+    changed = False
+
+
+def _noting(method):
+    def changing(self, *args, **kwargs):
+        self.changed = True
+        return method(self, *args, **kwargs)
+    changing.__name__ = method.__name__
+    return changing
+
+
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
+              "insert", "pop", "remove", "clear", "sort", "reverse"):
+    setattr(_Views, _name, _noting(getattr(list, _name)))
+del _name
 
 
 def _seed(random_state: np.random.RandomState) -> int:
@@ -1235,6 +1402,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
 
     _score_function = staticmethod(accuracy_score)
+    # scikit-learn's constraints but for ``activation``, which fastwb checks (more
+    # names, one per layer); the extras have none: _Settings checks them
+    _parameter_constraints: dict = {**_sklearn_mlp.MLPClassifier._parameter_constraints,
+                                    "activation": "no_validation"}
 
     def _loss_name(self) -> str:
         return "softmax_cross_entropy" if self._y_type == "multiclass" else \
@@ -1271,23 +1442,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self.classes_ = np.arange(y.shape[1])
             self._y_type = y_type
             return
-        classes = unique_labels(y)
-        if len(classes) < 2:
-            raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the data, "
-                             f"but the data contains only one class: {classes[0]!r}")
-        self.classes_ = classes
-        self._y_type = "binary" if len(classes) == 2 else "multiclass"
+        # one class trains one logistic output towards 0 and predicts that class,
+        # as scikit-learn's LabelBinarizer has it
+        self.classes_ = unique_labels(y)
+        self._y_type = "binary" if len(self.classes_) <= 2 else "multiclass"
 
     def _check_classes(self, y, y_type: str) -> None:
         if (y_type == "multilabel-indicator") != (self._y_type == "multilabel-indicator"):
             raise ValueError(f"this classifier was fitted on {self._y_type} targets; "
                              f"y is {y_type}")
-        if self._y_type == "multilabel-indicator":
-            if y.shape[1] != len(self.classes_):
-                raise ValueError(f"y has {y.shape[1]} labels; the classifier has "
-                                 f"{len(self.classes_)}")
-            return
-        classes = unique_labels(y)
+        classes = unique_labels(y)      # a multi-label y's: its column indices
         if self.warm_start:
             if set(classes) != set(self.classes_):
                 raise ValueError(f"warm_start can only be used where `y` has the same classes "
@@ -1338,6 +1502,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if self._y_type == "multilabel-indicator":
             return (probabilities > 0.5).astype(int)
         if self._y_type == "binary":
+            if len(self.classes_) == 1:
+                return np.repeat(self.classes_, probabilities.shape[0])
             return self.classes_[(probabilities[:, 0] > 0.5).astype(np.intp)]
         return self.classes_[np.argmax(probabilities, axis=1)]
 
@@ -1354,27 +1520,34 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return probabilities
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """Logarithm of ``predict_proba``."""
-        probabilities = self.predict_proba(X)
-        return np.log(probabilities, out=probabilities)
+        """Logarithm of ``predict_proba``, from the output layer's logits: finite
+        where a probability rounds to 0 (or 1 - p to 0), without a warning."""
+        logits = self._logits(X)
+        if self._y_type == "multiclass":
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        # log sigmoid(z) = -log(1 + e^-z); the binary case's columns are classes 0 and 1
+        if self._y_type == "binary":
+            logits = np.concatenate((-logits, logits), axis=1)
+        return -np.logaddexp(logits.dtype.type(0), -logits)
 
     @available_if(lambda est: est._check_solver())
     @with_callbacks
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the previous training.
 
-        ``classes`` (all the classes across calls) is required on the first call,
-        unless y is a multi-label indicator matrix.
+        ``classes`` (all the classes across calls; for a multi-label indicator
+        matrix, its column indices) is required on the first call.
         """
-        first = not hasattr(self, "classes_")
-        if first:
-            if classes is None and type_of_target(y) != "multilabel-indicator":
-                raise ValueError("classes must be passed on the first call to partial_fit.")
-            if classes is not None:
-                self._set_classes(np.asarray(classes), type_of_target(np.asarray(classes)))
-        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
-            raise ValueError(f"`classes={classes!r}` is not the same as on the last call to "
-                             f"partial_fit, was: {self.classes_!r}")
+        self._check_params()
+        # scikit-learn's rules: classes_ from ``classes``, required on the first call
+        # (also for multi-label targets, whose labels must be among them) and the same
+        # if given again
+        if _check_partial_fit_first_call(self, classes):
+            if type_of_target(y).startswith("multilabel"):
+                self._y_type = "multilabel-indicator"
+            else:
+                self._y_type = "binary" if len(self.classes_) <= 2 else "multiclass"
         return self._fit(X, y, sample_weight, incremental=True)
 
     def __sklearn_tags__(self):
@@ -1442,6 +1615,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.huber_delta = huber_delta
 
     _score_function = staticmethod(r2_score)
+    # scikit-learn's constraints but for ``activation`` and ``loss``, which fastwb
+    # checks (more names)
+    _parameter_constraints: dict = {**_sklearn_mlp.MLPRegressor._parameter_constraints,
+                                    "activation": "no_validation", "loss": "no_validation"}
 
     def _loss_name(self) -> str:
         return REGRESSION_LOSSES[self.loss]
@@ -1494,8 +1671,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
         return self._from_outputs(self._outputs(X))
 
-    @available_if(lambda est: est._check_solver())
+    # scikit-learn's regressor has partial_fit for every solver (its availability
+    # test is never false); with "lbfgs" it runs a whole lbfgs fit, continued
     @with_callbacks
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y), continuing the previous training."""
+        """One epoch over (X, y), continuing the previous training ("lbfgs": a
+        whole lbfgs fit from the current weights, as scikit-learn's)."""
+        self._check_params()
         return self._fit(X, y, sample_weight, incremental=True)

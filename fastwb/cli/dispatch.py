@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         run(args)
     except (CommandError, ModelFileError) as error:
         return _fail(error)
+    except MemoryError as error:      # sizes refused before allocating (--hidden 10**9)
+        return _fail(f"out of memory: {error}" if str(error) else "out of memory")
     except KeyboardInterrupt:
         print("\nfastwb: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
