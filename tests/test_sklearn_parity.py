@@ -368,7 +368,7 @@ def test_a_warm_start_that_needs_another_network_is_refused(change):
 
 
 BAD_PARAMETERS = [("hidden_layer_sizes", (0,)), ("hidden_layer_sizes", "a"),
-                  ("hidden_layer_sizes", None), ("activation", "x"), ("solver", 1),
+                  ("hidden_layer_sizes", None), ("solver", 1),
                   ("alpha", -1), ("alpha", np.inf), ("batch_size", 0), ("batch_size", 1.5),
                   ("learning_rate", "x"), ("learning_rate_init", 0), ("power_t", -1),
                   ("max_iter", 0), ("shuffle", 1), ("random_state", -1),
@@ -391,6 +391,21 @@ def test_bad_parameters_raise_sklearns_errors(name, value, kind, method):
             getattr(model, method)(X, y, **kwargs)
         errors.append((type(error.value), str(error.value)))
     assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("kind", ["binary", "reg1"])
+def test_a_bad_activation_raises_sklearns_error_naming_fastwbs_choices(kind):
+    """The same error type and form; fastwb's message lists its extra names."""
+    X, y = data(kind)
+    errors = []
+    for model in pair(kind, activation="x"):
+        with pytest.raises(ValueError) as error:
+            model.fit(X, y)
+        errors.append(error.value)
+    assert type(errors[0]) is type(errors[1])
+    assert str(errors[0]).startswith("The 'activation' parameter of ")
+    assert "'gelu'" in str(errors[0]) and "'logistic'" in str(errors[0])
+    assert str(errors[0]).endswith("Got 'x' instead.")
 
 
 def test_skops_and_pickle_keep_callbacks_without_what_fit_lent_them(tmp_path):
