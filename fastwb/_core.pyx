@@ -2007,6 +2007,7 @@ cdef struct Call:
     Py_ssize_t first_batch, last_batch
     bint watch_interrupt
     void* out                    # OP_PREDICT: n x n_out outputs
+    bint logits                  # OP_PREDICT: the output layer's z, before its activation
     unsigned char* alive         # OP_ACTIVITY
     double* sums
     const Work* work
@@ -2053,8 +2054,8 @@ cdef void _enter(floating* params, floating* grads, const Net* net, Call* c) noe
             rows = csr_rows(&c.batch.sparse, start)
             if c.op == OP_PREDICT:
                 forward(net, params, X + start * n_in if X != NULL else NULL, count,
-                        <floating*>w.acts, <floating*>NULL, w.capacity, <floating*>c.out + start * n_out, False,
-                        NULL, 0, 0, c.n_threads, w.panels,
+                        <floating*>w.acts, <floating*>NULL, w.capacity,
+                        <floating*>c.out + start * n_out, c.logits, NULL, 0, 0, c.n_threads, w.panels,
                         &rows if c.batch.sparse.indptr != NULL else NULL)
             else:
                 block_activity(net, params, X + start * n_in if X != NULL else NULL, count,
@@ -2461,8 +2462,9 @@ cdef class Engine:
             sw = sw.copy()
         return x, t, sw
 
-    def predict(self, X):
-        """Output-layer activations for X of shape (n, n_in), or (n_in,) for one sample."""
+    def predict(self, X, bint logits=False):
+        """Output-layer activations for X of shape (n, n_in), or (n_in,) for one
+        sample; with ``logits`` the output layer's z, before its activation."""
         cdef bint single
         cdef object x = self._input(X, &single)
         cdef Py_ssize_t n = _n_rows(x)
@@ -2479,6 +2481,7 @@ cdef class Engine:
         else:
             out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
         cdef Call c = _call(OP_PREDICT)
+        c.logits = logits
         if type(x) is cnp.ndarray:
             c.batch.X = cnp.PyArray_DATA(<cnp.ndarray>x)
         else:

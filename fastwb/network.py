@@ -238,7 +238,7 @@ class Network:
 
     # --- the calls ----------------------------------------------------------------
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, logits: bool = False) -> np.ndarray:
         """Output-layer activations for a batch ``(n, n_in)`` or one sample ``(n_in,)``.
 
         Every call that takes ``X`` also takes a scipy.sparse matrix or array,
@@ -246,9 +246,12 @@ class Network:
 
         Returns shape ``(n, n_out)``, or ``(n_out,)`` for one sample: class
         probabilities for softmax cross-entropy, sigmoid probabilities for binary
-        cross-entropy, the regression outputs for MSE.
+        cross-entropy, the regression outputs for MSE. With ``logits=True`` the
+        output layer's pre-activations z instead (before its softmax, sigmoid or
+        other activation), from which log-probabilities stay finite where a
+        probability rounds to 0.
         """
-        return self._engine.predict(X)
+        return self._engine.predict(X, logits)
 
     def loss(self, X, y, sample_weight=None) -> float:
         """Mean loss over the batch, plus the weight penalty (``l1``, ``l2``).

@@ -386,10 +386,10 @@ class ReferenceEngine:
         x, single = _validation.check_X(X, self.sizes[0], self.dtype)
         return (x.matrix if isinstance(x, SparseRows) else x), single
 
-    def predict(self, X):
-        """Output-layer activations; 1-D for a single 1-D sample."""
+    def predict(self, X, logits=False):
+        """Output-layer activations (with ``logits``: its z); 1-D for a single 1-D sample."""
         x, single = self._input(X)
-        out = forward(self._layers, self.activations, x)[-1]
+        out = forward(self._layers, self.activations, x, logits_out=logits)[-1]
         return out[0] if single else out
 
     def _checked(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -198,7 +198,7 @@ except ImportError:         # scikit-learn 1.7 and 1.8: fastwb's own callbacks o
     def with_callbacks(method):
         return method
 
-from fastwb import _sparse, _validation, initializers, optimizers, reference
+from fastwb import _sparse, _validation, initializers, optimizers
 from fastwb._layout import n_parameters
 from fastwb.callbacks import Callback
 from fastwb.layers import Dense
@@ -1111,13 +1111,14 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     # --- prediction ---------------------------------------------------------------
 
-    def _outputs(self, X) -> np.ndarray:
-        """The network's output activations for checked input."""
+    def _outputs(self, X, logits: bool = False) -> np.ndarray:
+        """The network's output activations (with ``logits``: the output layer's
+        pre-activations) for X, checked as scikit-learn checks it."""
         state = self.__dict__
         if "_network" in state:
             self._take_parameters()
         if X is state.get("_checked_input"):    # fit's validation data, for a scorer
-            return state["_network"].predict(X)
+            return state["_network"].predict(X, logits=logits)
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
                 and X.shape[0] > 0 and X.shape[1] == state.get("n_features_in_")
                 and "feature_names_in_" not in state and "_network" in state):
@@ -1126,28 +1127,18 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             # one-row prediction; the engine's finiteness scan stands in for its own
             network = state["_network"]
             try:
-                return network.predict(X.astype(network.dtype, copy=False))
+                return network.predict(X.astype(network.dtype, copy=False), logits=logits)
             except ValueError:
                 self._validate_X(X)        # NaN or infinity in X, in scikit-learn's words
                 raise                      # else beyond float32's range, in fastwb's
         check_is_fitted(self)
         X = self._validate_X(X)
-        return self._network.predict(_rows(X, self._network.dtype))
+        return self._network.predict(_rows(X, self._network.dtype), logits=logits)
 
     def _validate_X(self, X):
         """scikit-learn's checks of X for prediction."""
         return validate_data(self, X, accept_sparse=["csr", "csc"],
                              dtype=(np.float64, np.float32), reset=False)
-
-    def _logits(self, X) -> np.ndarray:
-        """The output layer's pre-activations, shape (n_samples, n_outputs), in the
-        network's dtype (NumPy's forward pass: the compiled one returns activations)."""
-        check_is_fitted(self)
-        self._take_parameters()
-        network = self._network
-        X = _dense(self._validate_X(X)).astype(network.dtype, copy=False)
-        layers = [(layer.weights, layer.bias) for layer in network.layers]
-        return reference.forward(layers, network.activations, X, logits_out=True)[-1]
 
     def _score(self, X, y, sample_weight=None, scorer=None) -> float:
         """The validation score of early stopping on checked data: ``scoring``'s,
@@ -1522,7 +1513,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_log_proba(self, X) -> np.ndarray:
         """Logarithm of ``predict_proba``, from the output layer's logits: finite
         where a probability rounds to 0 (or 1 - p to 0), without a warning."""
-        logits = self._logits(X)
+        logits = self._outputs(X, logits=True)
         if self._y_type == "multiclass":
             shifted = logits - logits.max(axis=1, keepdims=True)
             return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

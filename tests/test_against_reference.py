@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fastwb
-from fastwb.testing import (ACTIVATION_LOSS_PAIRS, ACTIVATIONS, PATHS, TOLERANCE, make_targets,
-                            rel_error)
+from fastwb.testing import (ACTIVATION_LOSS_PAIRS, ACTIVATIONS, LOSS_CASES, PATHS, TOLERANCE,
+                            make_targets, rel_error)
 
 WIDTHS = (5, 7, 4, 6)   # input and hidden widths; the output width comes from the case
 
@@ -85,6 +85,26 @@ def test_every_output_activation(loss, output_activation, dtype):
     X = rng.normal(size=(9, WIDTHS[0]))
     y = rng.uniform(size=(9, 2))
     check_pair(compiled, reference, X, y, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss,target_kind", LOSS_CASES)
+def test_logits_are_the_output_layers_z(loss, target_kind, dtype):
+    """predict(logits=True): the output layer before its activation, dense and
+    sparse, a batch and one row; without it the activation of those logits."""
+    import scipy.sparse
+    rng = np.random.default_rng(6)
+    compiled, reference = pair(3, 3, "gelu", loss, dtype, None)
+    X = rng.normal(size=(9, WIDTHS[0])) * (rng.uniform(size=(9, WIDTHS[0])) < 0.5)
+    z = reference.predict(X, logits=True)
+    assert_close(compiled.predict(X, logits=True), z, dtype, "logits")
+    assert_close(compiled.predict(scipy.sparse.csr_matrix(X), logits=True), z, dtype,
+                 "sparse logits")
+    assert_close(compiled.predict(X[0], logits=True), z[0], dtype, "one row's logits")
+    activation = compiled.activations[-1]
+    expected = {"identity": z, "exp": np.exp(z), "sigmoid": 1 / (1 + np.exp(-z)),
+                "softmax": np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)}[activation]
+    assert_close(compiled.predict(X), expected, dtype, f"{activation} of the logits")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
