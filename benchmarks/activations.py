@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ import numpy as np
 import fastwb
 from fastwb.bench.checks import Outcome, assert_close, check_outcome
 from fastwb.bench.contenders import (BETA1, BETA2, EPS, LR, Contender, PeerUnavailable, Problem,
-                                     Task)
+                                     Task, make_pytorch)
 from fastwb.bench.machine import limit_blas, machine
 from fastwb.bench.options import add_json, add_timing, check_timing
 from fastwb.bench.shapes import DTYPES, SHAPES, select
@@ -76,46 +77,9 @@ def fastwb_contender(problem: Problem, activation: str, backend: str = "compiled
 
 
 def pytorch_contender(problem: Problem, activation: str) -> Contender:
-    """PyTorch's CPU step (fused Adam, as ``fastwb.bench.contenders.make_pytorch``)."""
-    try:
-        import torch
-    except ImportError as error:
-        raise PeerUnavailable(f"PyTorch is not installed ({error}); "
-                              'pip install "fastwb[peers]"') from None
-    torch.set_num_threads(problem.task.threads)
-    dtype = getattr(torch, problem.task.dtype)
-    module, options = TORCH_MODULES[activation]
-    layers: list = []
-    for W, b in problem.params:
-        linear = torch.nn.Linear(*W.shape, dtype=dtype)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(W.T.copy()))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear, getattr(torch.nn, module)(**options)]
-    model = torch.nn.Sequential(*layers[:-1])
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=(BETA1, BETA2), eps=EPS,
-                                 fused=True)
-    criterion = torch.nn.CrossEntropyLoss()
-    X, y = torch.from_numpy(problem.X), torch.from_numpy(problem.y)
-    x1 = torch.from_numpy(problem.x1)
-
-    def train_step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = criterion(model(X), y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    def predict_one() -> np.ndarray:
-        with torch.inference_mode():
-            return torch.softmax(model(x1), dim=-1).numpy()
-
-    linears = [layer for layer in model if isinstance(layer, torch.nn.Linear)]
-    return Contender(name=f"pytorch {activation}", version=torch.__version__,
-                     train_step=train_step, predict_one=predict_one,
-                     parameters=lambda: [(l.weight.detach().numpy().T, l.bias.detach().numpy())
-                                         for l in linears],
-                     note=f"CPU, {torch.get_num_threads()} threads, fused Adam")
+    """PyTorch's CPU step (fused Adam) with ``activation``'s module in the hidden layers."""
+    contender = make_pytorch(problem, *TORCH_MODULES[activation])
+    return dataclasses.replace(contender, name=f"pytorch {activation}")
 
 
 def check_fastwb(problem: Problem, activation: str) -> None:

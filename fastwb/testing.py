@@ -59,3 +59,44 @@ def make_targets(kind: str, n: int, n_out: int, rng: np.random.Generator):
     if kind == "labels":
         return labels
     return np.eye(n_out)[labels]
+
+
+def estimator_data(kind: str, n: int = 60, n_features: int = 4, seed: int = 0):
+    """(X, y) for an estimator: "binary", "multiclass", "multilabel", "strings"
+    (three class names), "reg1" (one target) or "reg3" (three)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, n_features)
+    score = X @ rng.randn(n_features, 3)
+    if kind == "binary":
+        return X, (score[:, 0] > 0).astype(int)
+    if kind == "multiclass":
+        return X, np.argmax(score, axis=1)
+    if kind == "multilabel":
+        return X, (score > 0).astype(int)
+    if kind == "strings":
+        return X, np.array(["cat", "dog", "emu"])[np.argmax(score, axis=1)]
+    if kind == "reg1":
+        return X, score[:, 0] + 0.1 * rng.randn(n)
+    return X, score + 0.1 * rng.randn(n, 3)
+
+
+def numerical_gradient(net, X, y, sample_weight=None, h: float = 1e-6) -> np.ndarray:
+    """The gradient of ``net.loss`` by central finite differences, flat like
+    ``net.parameters`` (which it perturbs in place, one at a time, and restores)."""
+    params = net.parameters
+    grad = np.empty_like(params)
+    for i in range(params.size):
+        saved = params[i]
+        params[i] = saved + h
+        up = net.loss(X, y, sample_weight)
+        params[i] = saved - h
+        down = net.loss(X, y, sample_weight)
+        params[i] = saved
+        grad[i] = (up - down) / (2 * h)
+    return grad
+
+
+def flat_gradient(net, X, y, sample_weight=None) -> np.ndarray:
+    """``net.gradients`` flattened in the order of ``net.parameters``."""
+    return np.concatenate([np.concatenate([dW.ravel(), db])
+                           for dW, db in net.gradients(X, y, sample_weight)])

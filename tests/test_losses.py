@@ -11,28 +11,13 @@ from scipy.special import xlogy
 import fastwb
 from fastwb import reference
 from fastwb.functions import resolve_loss
-from fastwb.testing import TOLERANCE, make_targets, rel_error
+from fastwb.testing import TOLERANCE, flat_gradient, make_targets, numerical_gradient, rel_error
 
 NEW_LOSSES = (("poisson", "count"), ("huber", "float"), ("mae", "float"))
 
 
-def numerical_gradient(net, X, y, w=None, h=1e-6):
-    params = net.parameters
-    grad = np.empty_like(params)
-    for i in range(params.size):
-        saved = params[i]
-        params[i] = saved + h
-        up = net.loss(X, y, w)
-        params[i] = saved - h
-        down = net.loss(X, y, w)
-        params[i] = saved
-        grad[i] = (up - down) / (2 * h)
-    return grad
 
 
-def flat_gradient(net, X, y, w=None):
-    return np.concatenate([np.concatenate([dW.ravel(), db])
-                           for dW, db in net.gradients(X, y, w)])
 
 
 # --- the formulas --------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 
 import fastwb
 from fastwb import _core
-from fastwb.testing import LOSS_CASES, PATHS, TOLERANCE, make_targets, rel_error
+from fastwb.testing import LOSS_CASES, PATHS, TOLERANCE, flat_gradient, make_targets, rel_error
 
 SIZES = [5, 7, 6, 3]
 BATCH = 8
@@ -86,8 +86,6 @@ def make_pair(activation, loss, dtype, n_threads=None, seed=7, sizes=SIZES, **ne
             fastwb.Network(sizes, backend="reference", **kwargs))
 
 
-def flat_gradient(net, X, y, w=None):
-    return np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db in net.gradients(X, y, w)])
 
 
 def assert_close(actual, expected, dtype, what):

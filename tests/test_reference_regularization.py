@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastwb
-from fastwb.testing import LOSS_CASES, make_targets, rel_error
+from fastwb.testing import LOSS_CASES, flat_gradient, make_targets, numerical_gradient, rel_error
 
 SIZES = [4, 5, 3, 3]
 
@@ -24,23 +24,8 @@ PENALTIES = {
 }
 
 
-def numerical_gradient(net, X, y, sample_weight=None, h=1e-6):
-    params = net.parameters
-    grad = np.empty_like(params)
-    for i in range(params.size):
-        saved = params[i]
-        params[i] = saved + h
-        up = net.loss(X, y, sample_weight)
-        params[i] = saved - h
-        down = net.loss(X, y, sample_weight)
-        params[i] = saved
-        grad[i] = (up - down) / (2 * h)
-    return grad
 
 
-def analytic_gradient(net, X, y, sample_weight=None):
-    return np.concatenate([np.concatenate([dW.ravel(), db])
-                           for dW, db in net.gradients(X, y, sample_weight)])
 
 
 def away_from_zero(net, rng, low=0.1):
@@ -73,7 +58,7 @@ def test_penalised_gradients_match_finite_differences(loss, target_kind, penalty
     X = rng.normal(size=(6, SIZES[0]))
     y = make_targets(target_kind, 6, SIZES[-1], rng)
     w = rng.uniform(0.1, 3.0, size=6) if weighted else None
-    analytic = analytic_gradient(net, X, y, w)
+    analytic = flat_gradient(net, X, y, w)
     numerical = numerical_gradient(net, X, y, w)
     assert rel_error(analytic, numerical) < 1e-6
     assert np.all(np.abs(analytic - numerical) < 1e-6)
@@ -92,7 +77,7 @@ def test_per_layer_penalties_match_finite_differences(loss, target_kind):
     X = rng.normal(size=(5, 4))
     y = make_targets(target_kind, 5, 3, rng)
     w = rng.uniform(0.5, 2.0, size=5)
-    assert rel_error(analytic_gradient(net, X, y, w), numerical_gradient(net, X, y, w)) < 1e-6
+    assert rel_error(flat_gradient(net, X, y, w), numerical_gradient(net, X, y, w)) < 1e-6
     plain = fastwb.Network([4, 5, 3, 3], activation="sigmoid", loss=loss, dtype="float64",
                            seed=1, backend="reference")
     plain.parameters = net.parameters
@@ -134,8 +119,8 @@ def test_gradient_is_data_gradient_plus_penalty_gradient(loss, target_kind):
     X = rng.normal(size=(6, SIZES[0]))
     y = make_targets(target_kind, 6, SIZES[-1], rng)
     p = net.parameters
-    expected = analytic_gradient(plain, X, y) + l1 * np.sign(p) + 2 * l2 * p
-    assert rel_error(analytic_gradient(net, X, y), expected) < 1e-13
+    expected = flat_gradient(plain, X, y) + l1 * np.sign(p) + 2 * l2 * p
+    assert rel_error(flat_gradient(net, X, y), expected) < 1e-13
 
 
 def test_biases_are_not_penalised_by_default():
@@ -177,8 +162,8 @@ def test_zero_weights_drop_samples(loss, target_kind):
     w = np.array([1.5, 0.0, 2.0, 0.0, 0.5, 0.0])
     kept = w > 0
     assert np.isclose(net.loss(X, y, w), net.loss(X[kept], y[kept], w[kept]), rtol=1e-13)
-    assert rel_error(analytic_gradient(net, X, y, w),
-                     analytic_gradient(net, X[kept], y[kept], w[kept])) < 1e-13
+    assert rel_error(flat_gradient(net, X, y, w),
+                     flat_gradient(net, X[kept], y[kept], w[kept])) < 1e-13
 
 
 def test_all_zero_weights_leave_only_the_penalty():
@@ -188,7 +173,7 @@ def test_all_zero_weights_leave_only_the_penalty():
     X, y = rng.normal(size=(3, SIZES[0])), rng.normal(size=(3, SIZES[-1]))
     w = np.zeros(3)
     assert np.isclose(net.loss(X, y, w), penalty_by_hand(net, 0.1, 0.2, False), rtol=1e-13)
-    assert rel_error(analytic_gradient(net, X, y, w), numerical_gradient(net, X, y, w)) < 1e-6
+    assert rel_error(flat_gradient(net, X, y, w), numerical_gradient(net, X, y, w)) < 1e-6
 
 
 def test_finite_difference_check_catches_a_missing_penalty_gradient():
@@ -199,4 +184,4 @@ def test_finite_difference_check_catches_a_missing_penalty_gradient():
     away_from_zero(net, rng)
     plain.parameters = net.parameters
     X, y = rng.normal(size=(5, SIZES[0])), rng.normal(size=(5, SIZES[-1]))
-    assert rel_error(analytic_gradient(plain, X, y), numerical_gradient(net, X, y)) > 1e-3
+    assert rel_error(flat_gradient(plain, X, y), numerical_gradient(net, X, y)) > 1e-3

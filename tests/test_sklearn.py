@@ -25,6 +25,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import fastwb
 import fastwb.sklearn
 from fastwb.sklearn import MLPClassifier, MLPRegressor
+from fastwb.testing import estimator_data as data
 
 EXTRAS = {MLPClassifier: {"dtype", "dropout", "class_weight", "optimizer", "n_threads",
                           "callbacks", "scoring"},
@@ -58,24 +59,6 @@ def test_sklearn_estimator_checks(estimator, check):
 
 
 # --- data ----------------------------------------------------------------------------
-
-def data(kind: str, n: int = 60, n_features: int = 4, seed: int = 0):
-    """(X, y) for: binary, multiclass, multilabel, strings, reg1 (one target), reg3."""
-    rng = np.random.RandomState(seed)
-    X = rng.randn(n, n_features)
-    score = X @ rng.randn(n_features, 3)
-    if kind == "binary":
-        return X, (score[:, 0] > 0).astype(int)
-    if kind == "multiclass":
-        return X, np.argmax(score, axis=1)
-    if kind == "multilabel":
-        return X, (score > 0).astype(int)
-    if kind == "strings":
-        return X, np.array(["cat", "dog", "emu"])[np.argmax(score, axis=1)]
-    if kind == "reg1":
-        return X, score[:, 0] + 0.1 * rng.randn(n)
-    return X, score + 0.1 * rng.randn(n, 3)
-
 
 def estimators(kind: str, **params):
     """fastwb's (float64) and scikit-learn's estimator for the kind of data."""

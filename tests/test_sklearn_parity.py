@@ -11,24 +11,7 @@ pytest.importorskip("sklearn")
 from sklearn import neural_network as sk
 
 from fastwb.sklearn import MLPClassifier, MLPRegressor
-
-
-def data(kind: str, n: int = 60, n_features: int = 4, seed: int = 0):
-    """(X, y) for: binary, multiclass, multilabel, strings, reg1, reg3."""
-    rng = np.random.RandomState(seed)
-    X = rng.randn(n, n_features)
-    score = X @ rng.randn(n_features, 3)
-    if kind == "binary":
-        return X, (score[:, 0] > 0).astype(int)
-    if kind == "multiclass":
-        return X, np.argmax(score, axis=1)
-    if kind == "multilabel":
-        return X, (score > 0).astype(int)
-    if kind == "strings":
-        return X, np.array(["cat", "dog", "emu"])[np.argmax(score, axis=1)]
-    if kind == "reg1":
-        return X, score[:, 0] + 0.1 * rng.randn(n)
-    return X, score + 0.1 * rng.randn(n, 3)
+from fastwb.testing import estimator_data as data
 
 
 def pair(kind: str, **params):

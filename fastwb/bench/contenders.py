@@ -154,7 +154,9 @@ def make_reference(problem: Problem, eps: float = EPS) -> Contender:
     return _fastwb_network(problem, "reference", eps)
 
 
-def make_pytorch(problem: Problem) -> Contender:
+def make_pytorch(problem: Problem, module: str = "ReLU", options: dict | None = None) -> Contender:
+    """PyTorch's CPU step (fused Adam), ``torch.nn.<module>(**options)`` after each
+    hidden layer."""
     try:
         import torch
     except ImportError as error:
@@ -168,7 +170,7 @@ def make_pytorch(problem: Problem) -> Contender:
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(W.T.copy()))
             linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear, torch.nn.ReLU()]
+        layers += [linear, getattr(torch.nn, module)(**(options or {}))]
     model = torch.nn.Sequential(*layers[:-1])
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=(BETA1, BETA2), eps=EPS,
                                  fused=True)
