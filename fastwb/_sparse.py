@@ -130,23 +130,60 @@ def check(X, n_in: int, dtype) -> tuple[SparseRows, bool]:
                          f"{n_in}")
     if n == 0:
         raise ValueError("X is empty: it has 0 samples")
+    if X.format in ("csr", "csc", "coo", "bsr") and \
+            np.asarray(X.data).ndim != (3 if X.format == "bsr" else 1):
+        raise ValueError(f"X's stored values have shape {np.asarray(X.data).shape}")
+    if X.format in ("csc", "bsr"):
+        # their conversion to CSR scatters entries by index without bounds checks
+        major, minor = (n_features, n) if X.format == "csc" else \
+            (n // X.blocksize[0], n_features // X.blocksize[1])
+        _compressed(X.indptr, X.indices, len(X.data), major, minor, X.format.upper())
+    elif X.format == "coo":
+        _coordinates(X, n, n_features)
     if X.format != "csr":
         X = X.tocsr()      # CSC, COO, ...: one copy of the stored entries
-    if np.asarray(X.indptr).dtype.kind not in "iu" or np.asarray(X.indices).dtype.kind not in "iu":
-        raise TypeError("X's indices and row pointers (indptr) must be integers")
-    indptr = np.array(X.indptr, dtype=np.intp)
-    if indptr.ndim != 1 or indptr.shape[0] != n + 1:
-        raise ValueError(f"X's row pointers (indptr) have shape {indptr.shape}; "
-                         f"{n} rows need {n + 1}")
+    indptr, indices = _compressed(X.indptr, X.indices, len(X.data), n, n_features, "CSR")
+    return SparseRows(_cast(np.asarray(X.data)[:indices.shape[0]], dtype), indices, indptr,
+                      (n, n_features)), single
+
+
+def _compressed(indptr, indices, n_values: int, n_major: int, n_minor: int,
+                layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """The pointers and the used indices of a compressed (CSR, CSC or BSR) matrix
+    as intp arrays, checked: integers, pointers from 0 never decreasing, within
+    the stored entries, indices within [0, n_minor)."""
+    rows = "row" if layout == "CSR" else "column" if layout == "CSC" else "block row"
+    columns = "column" if layout == "CSR" else "row" if layout == "CSC" else "block column"
+    if np.asarray(indptr).dtype.kind not in "iu" or np.asarray(indices).dtype.kind not in "iu":
+        raise TypeError(f"X's indices and {rows} pointers (indptr) must be integers")
+    indptr = np.array(indptr, dtype=np.intp)
+    if indptr.ndim != 1 or indptr.shape[0] != n_major + 1:
+        raise ValueError(f"X's {rows} pointers (indptr) have shape {indptr.shape}; "
+                         f"{n_major} {rows}s need {n_major + 1}")
     nnz = int(indptr[-1])
-    if indptr[0] != 0 or (n and np.any(indptr[1:] < indptr[:-1])):
-        raise ValueError("X's row pointers (indptr) must start at 0 and never decrease")
-    indices, data = np.asarray(X.indices), np.asarray(X.data)
-    if indices.ndim != 1 or data.ndim != 1 or nnz > min(indices.shape[0], data.shape[0]):
-        raise ValueError(f"X's row pointers end at {nnz}, beyond its {indices.shape[0]} "
-                         f"indices and {data.shape[0]} values")
+    if indptr[0] != 0 or (n_major and np.any(indptr[1:] < indptr[:-1])):
+        raise ValueError(f"X's {rows} pointers (indptr) must start at 0 and never decrease")
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or nnz > min(indices.shape[0], n_values):
+        raise ValueError(f"X's {rows} pointers end at {nnz}, beyond its {indices.shape[0]} "
+                         f"indices and {n_values} values")
     indices = np.array(indices[:nnz], dtype=np.intp)
-    if nnz and (indices.min() < 0 or indices.max() >= n_features):
-        raise ValueError(f"X has column indices from {indices.min()} to {indices.max()}, "
-                         f"outside [0, {n_features})")
-    return SparseRows(_cast(data[:nnz], dtype), indices, indptr, (n, n_features)), single
+    if nnz and (indices.min() < 0 or indices.max() >= n_minor):
+        raise ValueError(f"X has {columns} indices from {indices.min()} to {indices.max()}, "
+                         f"outside [0, {n_minor})")
+    return indptr, indices
+
+
+def _coordinates(X, n: int, n_features: int) -> None:
+    """Refuse a COO matrix whose coordinates are not integers within its shape
+    (scipy's conversion would write outside its arrays)."""
+    row, col = np.asarray(X.row), np.asarray(X.col)
+    if row.dtype.kind not in "iu" or col.dtype.kind not in "iu":
+        raise TypeError("X's row and column coordinates must be integers")
+    if row.shape != col.shape or row.ndim != 1 or row.shape[0] != len(X.data):
+        raise ValueError(f"X has {row.shape} row and {col.shape} column coordinates for "
+                         f"{len(X.data)} values")
+    for name, values, size in (("row", row, n), ("column", col, n_features)):
+        if values.size and (values.min() < 0 or values.max() >= size):
+            raise ValueError(f"X has {name} coordinates from {values.min()} to {values.max()}, "
+                             f"outside [0, {size})")

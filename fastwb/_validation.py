@@ -22,7 +22,8 @@ from fastwb import _sparse
 
 def _as_real_array(value, name: str) -> np.ndarray:
     if hasattr(value, "toarray") and not isinstance(value, np.ndarray):
-        raise TypeError(f"{name} is a sparse matrix; fastwb takes dense arrays (call .toarray())")
+        raise TypeError(f"{name} is a sparse matrix; fastwb takes {name} as a dense array "
+                        "(call .toarray()): only X may be sparse")
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
         raise ValueError(f"{name} has masked entries; fill or drop them first")
     try:

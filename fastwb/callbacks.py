@@ -111,7 +111,8 @@ class LambdaCallback(Callback):
 # Substrings of a metric's name (lower-cased, without a "val_" prefix) that mark it
 # higher-is-better for EarlyStopping(mode="auto"); see higher_is_better.
 HIGHER_IS_BETTER = ("acc", "auc", "f1", "fbeta", "precision", "recall", "r2", "score",
-                    "jaccard", "iou", "dice", "ndcg", "kappa", "matthews", "mcc")
+                    "jaccard", "iou", "dice", "ndcg", "kappa", "matthews", "mcc",
+                    "explained_variance")
 MODES = ("auto", "min", "max")
 
 
@@ -123,12 +124,17 @@ def higher_is_better(monitor: str) -> bool:
     "neg_mean_squared_error") or contains one of ``HIGHER_IS_BETTER``: acc
     (accuracy, balanced_accuracy), auc (roc_auc), f1, fbeta, precision
     (average_precision), recall, r2, score, jaccard, iou, dice, ndcg, kappa,
-    matthews, mcc. Every other name (loss, mse, mae, error, ...) is minimised;
-    give ``mode`` where a name misleads.
+    matthews, mcc, explained_variance, unless it ends in "loss", "error" or
+    "deviance" (as "brier_score_loss", "dice_loss"). Every other name (loss,
+    mse, mae, ...) is minimised; give ``mode`` where a name misleads.
     """
     name = monitor.lower()
     name = name[4:] if name.startswith("val_") else name
-    return name.startswith("neg_") or any(marker in name for marker in HIGHER_IS_BETTER)
+    if name.startswith("neg_"):
+        return True
+    if name.endswith(("loss", "error", "deviance")):
+        return False
+    return any(marker in name for marker in HIGHER_IS_BETTER)
 
 
 class EarlyStopping(Callback):

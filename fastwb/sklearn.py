@@ -520,6 +520,7 @@ class _Tasks:
     by ``set_callbacks`` (or propagated by a meta-estimator)."""
 
     def __init__(self, est, name: str, max_subtasks: int, X, y, sample_weight):
+        X = _public(X)
         self.est, self.X, self.y = est, X, y
         self.metadata = None if sample_weight is None else {"sample_weight": sample_weight}
         self.context: typing.Any = None       # sklearn.callback.CallbackContext
@@ -533,13 +534,14 @@ class _Tasks:
         """The fastwb callback that makes each epoch a subtask (none if inert)."""
         if self.context is None:
             return []
-        return [_EpochTasks(self, X, self.est._truth(targets), sample_weight)]
+        return [_EpochTasks(self, _public(X), self.est._truth(targets), sample_weight)]
 
     def lbfgs(self, X, targets, sample_weight, parameters: np.ndarray):
         """scipy's lbfgs callback that makes each iteration a subtask (None if inert)."""
         if self.context is None:
             return None
-        return _LbfgsTasks(self, X, self.est._truth(targets), sample_weight, parameters)
+        return _LbfgsTasks(self, _public(X), self.est._truth(targets), sample_weight,
+                           parameters)
 
     def end(self) -> None:
         """The end of the fit's task, the estimator fitted."""
@@ -1117,8 +1119,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         state = self.__dict__
         if "_network" in state:
             self._take_parameters()
-        if X is state.get("_checked_input"):    # fit's validation data, for a scorer
-            return state["_network"].predict(X, logits=logits)
+        checked = state.get("_checked_input")
+        if checked is not None and X is checked[0]:     # fit's validation data, for a scorer
+            return state["_network"].predict(checked[1], logits=logits)
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOAT_DTYPES
                 and X.shape[0] > 0 and X.shape[1] == state.get("n_features_in_")
                 and "feature_names_in_" not in state and "_network" in state):
@@ -1148,10 +1151,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if scorer is not None:
             if not np.isfinite(outputs).all():
                 return np.nan
-            self._checked_input = X         # what the scorer predicts on is checked
+            shown = _public(X)
+            self._checked_input = (shown, X)     # what the scorer predicts on is checked
             try:
                 kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-                return float(scorer(self, X, y, **kwargs))
+                return float(scorer(self, shown, y, **kwargs))
             finally:
                 del self._checked_input
         predicted = self._from_outputs(outputs)
@@ -1299,6 +1303,12 @@ def _rows(X, dtype):
     if _sparse.is_sparse(X):
         return _validation.check_X(X, X.shape[1], dtype)[0]
     return X.astype(dtype, copy=False)
+
+
+def _public(X):
+    """X as user code (a scorer, scikit-learn's callbacks) receives it: checked
+    sparse rows as a scipy CSR matrix sharing their (read-only) arrays."""
+    return X.matrix if isinstance(X, _sparse.SparseRows) else X
 
 
 def _storable(values: np.ndarray, name: str) -> np.ndarray:
@@ -1569,8 +1579,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         (weighted by ``sample_weight``) and sums it over outputs, but averages
         the squared error over outputs as scikit-learn does.
     huber_delta : float, default 1.0
-        Where the huber loss turns from square to linear (a fastwb extra, > 0;
-        the other losses ignore it).
+        Where the huber loss turns from square to linear (a fastwb extra: a
+        float > 0, checked whatever the loss, which the other losses ignore).
 
     The other parameters are scikit-learn's and the classifier's extras.
 

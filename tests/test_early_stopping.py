@@ -57,7 +57,9 @@ class F1(fastwb.Callback):
     ("f1_macro", True), ("val_AUC", True), ("roc_auc", True), ("precision", True),
     ("val_recall", True), ("r2", True), ("val_score", True), ("neg_mean_squared_error", True),
     ("val_neg_log_loss", True), ("balanced_accuracy", True), ("average_precision", True),
-    ("jaccard", True), ("matthews_corrcoef", True), ("ndcg", True), ("val_iou", True)])
+    ("jaccard", True), ("matthews_corrcoef", True), ("ndcg", True), ("val_iou", True),
+    ("explained_variance", True), ("brier_score_loss", False), ("val_dice_loss", False),
+    ("mean_poisson_deviance", False), ("neg_brier_score_loss", True)])
 def test_auto_mode_decides_by_the_documented_rule(name, higher):
     assert higher_is_better(name) is higher
     assert fastwb.EarlyStopping(name).mode_ == ("max" if higher else "min")

@@ -203,6 +203,22 @@ def test_malformed_matrices_are_refused(backend):
     cases.append((scipy.sparse.csr_matrix((5, 41)), ValueError, "41 features"))
     cases.append((scipy.sparse.csr_matrix((0, 40)), ValueError, "empty"))
     cases.append((X.astype(np.complex128), TypeError, "real numbers"))
+    # other formats, whose conversion to CSR would scatter by an index unchecked
+    csc = X.tocsc()
+    far = csc.copy()
+    far.indices = np.where(csc.indices == csc.indices[0], 10**6, csc.indices)
+    cases.append((far, ValueError, "row indices from .* outside"))
+    backwards = csc.copy()
+    backwards.indptr = csc.indptr[::-1].copy()
+    cases.append((backwards, ValueError, "column pointers"))
+    coo = X.tocoo()
+    for axis in ("row", "col"):
+        bad = coo.copy()
+        getattr(bad, axis)[0] = 10**6
+        cases.append((bad, ValueError, "coordinates from .* outside"))
+    bsr = X.tobsr(blocksize=(1, 2))
+    bsr.indices = np.where(bsr.indices == bsr.indices[0], 10**6, bsr.indices)
+    cases.append((bsr, ValueError, "block column indices from .* outside"))
     for M, error, message in cases:
         with pytest.raises(error, match=message):
             n.predict(M)
@@ -319,3 +335,41 @@ def test_estimators_take_a_sparse_validation_set(estimator):
                                 y_val=y[200:])
     assert a.n_iter_ == b.n_iter_
     close(a.validation_scores_, b.validation_scores_, "float64")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_user_code_sees_sparse_x_as_scipy_matrices(solver):
+    """A callable scorer and scikit-learn's callbacks get scipy CSR matrices, not
+    fastwb's checked rows, and score them as the dense values."""
+    from fastwb import sklearn as fsk
+    X, y = sparse_data(n=200)
+    seen = []
+
+    def scorer(estimator, X, y):
+        seen.append(scipy.sparse.issparse(X))
+        return float(estimator.predict_log_proba(X).max(axis=1).mean())
+
+    params = dict(hidden_layer_sizes=(6,), max_iter=4, random_state=0, solver=solver,
+                  dtype="float64")
+    if solver == "adam":
+        params.update(early_stopping=True, scoring=scorer)
+    logs = []
+    for data in (X, X.toarray()):
+        clf = fsk.MLPClassifier(**params)
+        try:
+            from sklearn.callback import ScoringMonitor
+        except ImportError:     # scikit-learn before 1.9: no callback protocol
+            clf.fit(data, y)
+            continue
+        monitor = ScoringMonitor(scoring="accuracy")
+        clf.set_callbacks(monitor)
+        clf.fit(data, y)
+        logs.append([(row["task_name"], row["task_id"], row["accuracy"])
+                     for row in monitor.get_logs().data])
+    if solver == "adam":
+        assert seen and all(seen[:len(seen) // 2]) and not any(seen[len(seen) // 2:])
+    if logs:
+        assert len(logs[0]) > 1
+        assert [row[:2] for row in logs[0]] == [row[:2] for row in logs[1]]
+        np.testing.assert_allclose([row[2] for row in logs[0]], [row[2] for row in logs[1]])
