@@ -97,7 +97,7 @@ def test_a_call_leaves_the_callers_mode_alone(name, fastwb_flushes, caller_flush
     assert _core.thread_flushes_denormals() == caller_flushes
 
 
-def test_the_mode_comes_back_after_ctrl_c_in_fit(flushing):
+def test_the_mode_comes_back_after_ctrl_c_in_fit(flushing, default_sigint):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((200_000, 32)).astype(np.float32)
     y = rng.integers(0, 4, len(X))

@@ -910,11 +910,6 @@ main_thread_only = pytest.mark.skipif(threading.current_thread() is not threadin
                                       reason="signals go to the main thread")
 
 
-def _need_default_sigint():
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT has a custom handler in this process")
-
-
 @pytest.fixture
 def clear_interrupt():
     """After a Ctrl-C test, a small fit on the main thread, which starts by
@@ -925,8 +920,7 @@ def clear_interrupt():
 
 
 @main_thread_only
-def test_ctrl_c_stops_at_a_batch_boundary(clear_interrupt):
-    _need_default_sigint()
+def test_ctrl_c_stops_at_a_batch_boundary(clear_interrupt, default_sigint):
     X, y = _big_problem()
     sizes = [200, 512, 512, 10]
     net = fastwb.Network(sizes, loss="softmax_cross_entropy", seed=0)
@@ -1023,9 +1017,9 @@ def test_ctrl_c_is_ignored_when_sigint_is_ignored(clear_interrupt):
 
 
 @main_thread_only
-def test_an_old_ctrl_c_does_not_stop_a_later_fit_in_another_thread(clear_interrupt):
+def test_an_old_ctrl_c_does_not_stop_a_later_fit_in_another_thread(clear_interrupt,
+                                                                   default_sigint):
     """The compiled interrupt flag is forgotten once fit has handed the signal on."""
-    _need_default_sigint()
     X, y = _big_problem()
     net = fastwb.Network([200, 512, 512, 10], loss="softmax_cross_entropy", seed=0)
     assert _fit_interrupted(net, fastwb.SGD(0.01), X, y)
@@ -1074,10 +1068,9 @@ def test_fit_in_a_worker_thread_matches_the_main_thread():
 
 @pytest.mark.skipif(not hasattr(os, "pipe") or os.name != "posix", reason="POSIX signals")
 @main_thread_only
-def test_ctrl_c_still_interrupts_blocking_calls_after_fit():
+def test_ctrl_c_still_interrupts_blocking_calls_after_fit(default_sigint):
     """fit gives SIGINT back exactly as it was: Python's handler without
     SA_RESTART, so a blocking read still ends with KeyboardInterrupt."""
-    _need_default_sigint()
     X, y = _regression()
     fastwb.Network([4, 6, 2], seed=0).fit(X, y, epochs=1)
     read_end, write_end = os.pipe()
@@ -1281,7 +1274,7 @@ def test_all_zero_validation_weights_are_named():
         net.fit(X, y, epochs=1, validation_data=(X, y, np.zeros(len(X))))
 
 
-def test_reference_fit_epoch_stops_at_a_batch_boundary_on_ctrl_c():
+def test_reference_fit_epoch_stops_at_a_batch_boundary_on_ctrl_c(default_sigint):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40000, 30)), rng.normal(size=(40000, 5))
     net = fastwb.Network([30, 64, 5], dtype="float64", seed=0, backend="reference")
