@@ -21,7 +21,7 @@ from fastwb import _sparse
 
 
 def _as_real_array(value, name: str) -> np.ndarray:
-    if hasattr(value, "toarray") and not isinstance(value, np.ndarray):
+    if _sparse.is_sparse(value):
         raise TypeError(f"{name} is a sparse matrix; fastwb takes {name} as a dense array "
                         "(call .toarray()): only X may be sparse")
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):

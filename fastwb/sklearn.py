@@ -1291,7 +1291,7 @@ def _seed(random_state: np.random.RandomState) -> int:
 
 
 def _dense(y):
-    return y.toarray() if hasattr(y, "toarray") else y
+    return y.toarray() if _sparse.is_sparse(y) else y
 
 
 def _rows(X, dtype):
