@@ -58,6 +58,8 @@ import math
 import os
 import re
 import secrets
+import stat
+import time
 from typing import Any, Mapping, NamedTuple, TypeGuard
 
 import numpy as np
@@ -79,6 +81,13 @@ _DIGEST_NBYTES = 32
 #: bound on what a corrupted length field can make the reader allocate.
 _MAX_HEADER_NBYTES = 1 << 24
 _MAX_NDIM = 32
+#: Bounds on what a header may describe, checked before anything is built from
+#: it: JSON nesting (real headers nest 7 deep), integers (int64), and one array's
+#: bytes counting each zero-length axis as 1 (NumPy refuses larger shapes even
+#: when empty).
+_MAX_DEPTH = 64
+_MAX_INT = (1 << 63) - 1
+_MAX_ARRAY_NBYTES = 1 << 62
 _MAX_NAME = 256
 _CHUNK = 1 << 20
 #: What each kind of file holds: the class, or the module that defines it when
@@ -93,6 +102,12 @@ _HEADER_KEYS = ("format_version", "fastwb_version", "kind", "config", "arrays")
 _ARRAY_KEYS = ("dtype", "shape", "offset", "nbytes")
 _FLOAT_TAG = "__float__"
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+#: What building a model from a checked header and arrays raises when a crafted
+#: file describes an impossible one (a config of the wrong shapes or types).
+_BUILD_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError,
+                 RecursionError)
 
 
 class ModelFileError(ValueError):
@@ -210,7 +225,11 @@ def _storable(value, name: str) -> np.ndarray:
     if not _allowed_dtype(dtype.str):
         raise TypeError(f"array {name!r} has dtype {value.dtype}; a fastwb file holds float32, "
                         "float64, int32, int64, uint8, bool and fixed-width unicode arrays only")
-    return np.asarray(value).astype(dtype, order="C", copy=False)
+    array = np.asarray(value).astype(dtype, order="C", copy=False)
+    if array.dtype.kind == "U" and not _unicode_ok(array):
+        raise ValueError(f"array {name!r} holds lone surrogates, which are not Unicode "
+                         "characters; a fastwb file cannot hold them")
+    return array
 
 
 def _allowed_dtype(text: str) -> bool:
@@ -252,9 +271,10 @@ def _to_json(value, where: str):
 
 def _write_atomic(path: str, header: bytes, arrays: list[np.ndarray]) -> None:
     directory, name = os.path.split(path)
+    _remove_stale_temporaries(directory, name)
     # not tempfile.mkstemp: its files are private (0600), and the saved model
     # should get the permissions any new file gets (the umask's)
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                  0o666)
     try:
@@ -270,6 +290,60 @@ def _write_atomic(path: str, header: bytes, arrays: list[np.ndarray]) -> None:
             pass
         raise
     _sync_directory(directory)
+
+
+#: How old a temporary file whose writer cannot be asked about (another
+#: system's, or one named before the process id was in the name) must be before
+#: a save removes it as left by an interrupted save.
+_STALE_SECONDS = 3600.0
+
+
+def _remove_stale_temporaries(directory: str, name: str) -> None:
+    """Remove the temporary files that earlier saves to ``name`` left when they
+    were killed mid-write: those named as ``_write_atomic`` names them for this
+    target, whose process has ended (or, where that cannot be known, that are
+    over an hour old). A save still writing in another process keeps its file."""
+    pattern = _temporary_pattern(name)
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry)
+        if match is None:
+            continue
+        temporary = os.path.join(directory, entry)
+        try:
+            info = os.lstat(temporary)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            pid = match.group(1)
+            ended = _process_ended(int(pid)) if pid is not None else None
+            if ended or (ended is None and time.time() - info.st_mtime > _STALE_SECONDS):
+                os.remove(temporary)
+        except (OSError, OverflowError):
+            continue        # gone already, or not ours to remove: the save goes on
+
+
+def _temporary_pattern(name: str) -> re.Pattern:
+    """The names ``_write_atomic`` gives its temporary files for target ``name``
+    (the process id is absent from those of older fastwb versions)."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:([0-9]+)\.)?[0-9a-f]{{16}}\.tmp\Z")
+
+
+def _process_ended(pid: int) -> bool | None:
+    """Whether no process ``pid`` runs here; None where that cannot be told."""
+    if os.name != "posix":      # on Windows os.kill(pid, 0) would end the process
+        return None
+    if pid == os.getpid():
+        return False            # a save of this process's still writing (another thread)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False            # another user's live process
+    return False
 
 
 def _write_contents(f, header: bytes, arrays: list[np.ndarray]) -> None:
@@ -335,8 +409,8 @@ def load(path: str | os.PathLike):
             return Network.from_state(header["config"], arrays)
         estimator = getattr(importlib.import_module(reader), kind)
         return estimator._from_fastwb_state(header["config"], arrays)
-    except (ValueError, TypeError, KeyError) as exc:
-        problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc)
+    except _BUILD_ERRORS as exc:
+        problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc) or repr(exc)
         message = f"{name} describes a {kind} that cannot be built: {problem}"
         raise ModelFileError(message) from exc
 
@@ -375,7 +449,7 @@ class _Entry(NamedTuple):
 
 def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
     """The checked header (arrays as ``_Entry``) and, ``with_data``, the arrays."""
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         preamble, header_nbytes = _read_preamble(f, size, path)
         header_bytes = f.read(header_nbytes)
@@ -393,6 +467,36 @@ def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
                                  "match its contents")
     # the data is kept (not None) exactly when with_data
     return header, _arrays(data, header["arrays"], path) if data is not None else {}
+
+
+def _open_regular(path: str):
+    """``path`` opened for binary reading, refused unless a regular file.
+
+    Opened without blocking and checked through the open descriptor: opening a
+    FIFO for reading waits for a writer, and reading a device such as
+    /dev/zero never ends.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ModelFileError(f"{path} is not a fastwb model file: it is "
+                                 f"{_file_type(mode)}, not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def _read_preamble(f, size: int, path: str) -> tuple[bytes, int]:
@@ -426,6 +530,7 @@ def _parse_header(text: bytes, path: str) -> dict:
         raise ModelFileError(f"{path} is corrupted: its header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is corrupted: its header is not a JSON object")
+    _check_tree(header, path)
     _check_version(header, path)
     missing, unknown = set(_HEADER_KEYS) - set(header), set(header) - set(_HEADER_KEYS)
     if missing or unknown:
@@ -441,6 +546,23 @@ def _parse_header(text: bytes, path: str) -> dict:
     header["arrays"] = {name: _entry(name, entry, path)
                         for name, entry in header["arrays"].items()}
     return header
+
+
+def _check_tree(header: dict, path: str) -> None:
+    """Refuse nesting deeper and integers larger than any fastwb writes, before
+    anything recurses into the header or sizes anything from its numbers."""
+    stack: list[tuple[Any, int]] = [(header, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > _MAX_DEPTH:
+                raise ModelFileError(f"{path} has an invalid header: it nests deeper than "
+                                     f"{_MAX_DEPTH} levels")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+        elif _is_int(value) and not -_MAX_INT - 1 <= value <= _MAX_INT:
+            raise ModelFileError(f"{path} has an invalid header: the integer {value} is outside "
+                                 "the 64-bit range fastwb writes")
 
 
 def _check_version(header: dict, path: str) -> None:
@@ -473,6 +595,8 @@ def _entry(name: str, entry, path: str) -> _Entry:
         raise ModelFileError(f"{problem} has offset {offset!r}; offsets are nonnegative "
                              f"multiples of {_ALIGN}")
     dtype = np.dtype(dtype)
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > _MAX_ARRAY_NBYTES:
+        raise ModelFileError(f"{problem} has shape {shape!r}, larger than any array can be")
     if not _is_int(nbytes) or nbytes != math.prod(shape) * dtype.itemsize:
         raise ModelFileError(f"{problem} has nbytes {nbytes!r}; its dtype and shape take "
                              f"{math.prod(shape) * dtype.itemsize}")
@@ -522,9 +646,16 @@ def _check_values(array: np.ndarray, name: str, path: str) -> None:
     if array.dtype == np.bool_ and (array.view(np.uint8) > 1).any():
         raise ModelFileError(f"{path} is corrupted: array {name!r} holds bytes other than 0 "
                              "and 1 as booleans")
-    if array.dtype.kind == "U" and (array.view(np.uint32) > 0x10FFFF).any():
-        raise ModelFileError(f"{path} is corrupted: array {name!r} holds characters beyond "
-                             "Unicode's range")
+    if array.dtype.kind == "U" and not _unicode_ok(array):
+        raise ModelFileError(f"{path} is corrupted: array {name!r} holds code points that are "
+                             "not Unicode characters (surrogates, or beyond U+10FFFF)")
+
+
+def _unicode_ok(array: np.ndarray) -> bool:
+    """No code point beyond Unicode's range and no lone surrogate, which no
+    encoding can write (printing such a class label fails)."""
+    points = array.view(np.uint32)
+    return not ((points > 0x10FFFF) | ((points >= 0xD800) & (points <= 0xDFFF))).any()
 
 
 def _json_object(pairs: list[tuple[str, Any]]):
