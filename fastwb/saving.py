@@ -35,13 +35,24 @@ infinity, so a non-finite float in ``config`` is written as the object
 
 Every version of the format starts with the magic, H and a JSON header holding
 ``format_version``, so a fastwb that meets a newer file says to upgrade. A
-reader checks, in this order: the magic, H, the header (JSON, then its
-fields), that the file has exactly the length the header implies (shorter:
-truncated), and the checksum; only then does it build anything.
+reader opens only regular files (a FIFO would block it, a device never end)
+and checks, in this order: the magic, H, the header (JSON nested at most 64
+deep with integers in 64-bit range, then its fields, array shapes that NumPy
+could hold), that the file has exactly the length the header implies
+(shorter: truncated), and the checksum; only then does it build anything, and
+whatever the builder refuses (a config of impossible sizes, an estimator whose
+classes disagree with its network's outputs, NaN optimizer moments) is a
+``ModelFileError`` too.
+
+The checksum detects corruption, not tampering: whoever edits a file can
+recompute it. A crafted file is refused as a corrupted one is, and cannot run
+code, exhaust memory or block the reader; its values are its author's.
 
 Writing is atomic: the file is written in full under a temporary name in the
-target's directory, flushed to disk, then renamed over the target, so a crash
-leaves the previous file intact.
+target's directory (``.<name>.<process id>.<16 hex digits>.tmp``), flushed to
+disk, then renamed over the target, so a crash leaves the previous file
+intact. Each save first removes the temporary files for the same target whose
+process has ended (those of a killed save).
 
 This module knows the file format, not the objects: each kind of model gives
 its state as a config and arrays and is rebuilt from them (``_READERS``). For
@@ -82,11 +93,11 @@ _DIGEST_NBYTES = 32
 _MAX_HEADER_NBYTES = 1 << 24
 _MAX_NDIM = 32
 #: Bounds on what a header may describe, checked before anything is built from
-#: it: JSON nesting (real headers nest 7 deep), integers (int64), and one array's
-#: bytes counting each zero-length axis as 1 (NumPy refuses larger shapes even
-#: when empty).
+#: it: JSON nesting (real headers nest 7 deep), integers (int64's or uint64's
+#: range: seeds go up to 2**64 - 1), and one array's bytes counting each
+#: zero-length axis as 1 (NumPy refuses larger shapes even when empty).
 _MAX_DEPTH = 64
-_MAX_INT = (1 << 63) - 1
+_INT_RANGE = (-(1 << 63), (1 << 64) - 1)
 _MAX_ARRAY_NBYTES = 1 << 62
 _MAX_NAME = 256
 _CHUNK = 1 << 20
@@ -208,6 +219,9 @@ def _encode(kind: str, config, arrays) -> tuple[bytes, list[np.ndarray]]:
         offset += _aligned(array.nbytes)
     header = {"format_version": FORMAT_VERSION, "fastwb_version": __version__, "kind": kind,
               "config": _to_json(config, "config"), "arrays": table}
+    problem = _tree_problem(header)
+    if problem is not None:
+        raise ValueError(f"cannot save this config: {problem}")
     text = json.dumps(header, ensure_ascii=True, allow_nan=False,
                       separators=(",", ":")).encode("ascii")
     if len(text) > _MAX_HEADER_NBYTES - _ALIGN:
@@ -394,9 +408,10 @@ def load(path: str | os.PathLike):
     FileNotFoundError
         If there is no file at ``path``.
     ModelFileError (a ValueError)
-        If the file is not a fastwb model file, is truncated, corrupted or
-        modified, comes from a newer format version, or describes a model
-        that cannot be built. The message names the file and the problem.
+        If the file is not a regular file or not a fastwb model file, is
+        truncated, corrupted or modified, comes from a newer format version, or
+        describes a model that cannot be built or whose parts disagree. The
+        message names the file and the problem.
     ImportError
         If the file holds an estimator and scikit-learn is not installed.
     """
@@ -530,7 +545,9 @@ def _parse_header(text: bytes, path: str) -> dict:
         raise ModelFileError(f"{path} is corrupted: its header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is corrupted: its header is not a JSON object")
-    _check_tree(header, path)
+    problem = _tree_problem(header)
+    if problem is not None:
+        raise ModelFileError(f"{path} has an invalid header: {problem}")
     _check_version(header, path)
     missing, unknown = set(_HEADER_KEYS) - set(header), set(header) - set(_HEADER_KEYS)
     if missing or unknown:
@@ -548,21 +565,21 @@ def _parse_header(text: bytes, path: str) -> dict:
     return header
 
 
-def _check_tree(header: dict, path: str) -> None:
-    """Refuse nesting deeper and integers larger than any fastwb writes, before
-    anything recurses into the header or sizes anything from its numbers."""
+def _tree_problem(header: dict) -> str | None:
+    """What in the header nests deeper or is a larger integer than a file may
+    hold (None if nothing): checked before anything recurses into a header read
+    or sizes anything from its numbers, and on saving, so that what is saved loads."""
     stack: list[tuple[Any, int]] = [(header, 1)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, (dict, list)):
             if depth > _MAX_DEPTH:
-                raise ModelFileError(f"{path} has an invalid header: it nests deeper than "
-                                     f"{_MAX_DEPTH} levels")
+                return f"it nests deeper than {_MAX_DEPTH} levels"
             items = value.values() if isinstance(value, dict) else value
             stack.extend((item, depth + 1) for item in items)
-        elif _is_int(value) and not -_MAX_INT - 1 <= value <= _MAX_INT:
-            raise ModelFileError(f"{path} has an invalid header: the integer {value} is outside "
-                                 "the 64-bit range fastwb writes")
+        elif _is_int(value) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            return f"the integer {value} is outside the 64-bit range fastwb files hold"
+    return None
 
 
 def _check_version(header: dict, path: str) -> None:

@@ -124,6 +124,11 @@ Sizes are checked before anything is allocated: a ``hidden_layer_sizes`` whose
 network would not fit in the memory this process may use (the machine's, or a
 lower ``ulimit -v`` or container limit) raises ``MemoryError`` naming it, at once.
 
+``fastwb.load`` checks an estimator's file for consistency: its classes must be
+those its network's outputs stand for, its fitted attributes those its network
+implies, and it may hold no array it does not use; a file that disagrees
+raises ``fastwb.saving.ModelFileError``.
+
 skops: ``skops.io.dump`` and ``skops.io.load`` work on the estimators, fitted or
 not, alone or in a ``Pipeline``. The network travels as its state, a JSON-able
 config and plain arrays (as pickle and ``fastwb.save`` have it too), so the
@@ -1246,6 +1251,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         estimator._set_network(network)
         if network.optimizer is not None:
             estimator._optimizer = network.optimizer
+        if not isinstance(config["attributes"], dict):
+            raise ValueError("the estimator's attributes must be an object")
         for name, value in config["attributes"].items():
             if name not in _SCALARS:
                 raise ValueError(f"unknown estimator attribute {name!r}")
@@ -1274,11 +1281,15 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a nonnegative int, got {value!r}")
         expected = {"n_features_in_": network.sizes[0], "n_outputs_": network.sizes[-1],
-                    "n_layers_": len(network.sizes), "out_activation_": network.activations[-1]}
+                    "n_layers_": len(network.sizes), "out_activation_": self._out_activation}
         for name, value in expected.items():
             if getattr(self, name) != value or isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} is {getattr(self, name)!r}, but the network "
-                                 f"implies {value!r}")
+                raise ValueError(f"{name} is {getattr(self, name)!r}, but the network and "
+                                 f"targets imply {value!r}")
+        output = ACTIVATIONS.get(self._out_activation, self._out_activation)   # fastwb's name
+        if network.activations[-1] != output:
+            raise ValueError(f"the network's output activation is {network.activations[-1]!r}; "
+                             f"this {type(self).__name__} needs {output!r}")
         if network.loss_name != self._loss_name():
             raise ValueError(f"the network's loss is {network.loss_name!r}; this "
                              f"{type(self).__name__} trains with {self._loss_name()!r}")
@@ -1470,13 +1481,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         classes = getattr(self, "classes_", None)
         if classes is None or classes.ndim != 1 or classes.dtype.kind not in "iufbU":
             raise ValueError("a fitted MLPClassifier needs classes_, a 1-D array of labels")
+        if not np.array_equal(classes, np.unique(classes)):
+            raise ValueError("classes_ must be sorted and distinct, as fit sets them")
         n_outputs = network.sizes[-1]
         if y_type == "multilabel-indicator":
             expected = classes.dtype.kind in "iu" and np.array_equal(classes,
                                                                      np.arange(n_outputs))
         else:
-            expected = (len(classes) >= 1 and np.array_equal(classes, np.unique(classes))
-                        and (len(classes) <= 2) == (y_type == "binary")
+            expected = (len(classes) >= 1 and (len(classes) <= 2) == (y_type == "binary")
                         and n_outputs == (1 if y_type == "binary" else len(classes)))
         if not expected:
             raise ValueError(f"classes_ ({len(classes)} labels) disagree with the network's "

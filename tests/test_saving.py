@@ -710,7 +710,8 @@ def test_non_finite_parameters_in_a_file(blob, tmp_path):
 
 @pytest.mark.parametrize("name, value, match", [
     ("mask", np.array([1, 2], np.uint8), "bytes other than 0 and 1"),
-    ("labels", np.array([0x110000], np.uint32), "characters beyond Unicode"),
+    ("labels", np.array([0x110000], np.uint32), "not Unicode characters"),
+    ("labels", np.array([0xD800], np.uint32), "not Unicode characters"),
 ])
 def test_invalid_array_values(estimators, name, value, match, tmp_path):
     like = {"mask": np.zeros(2, bool), "labels": np.array(["a"])}[name]
