@@ -37,12 +37,12 @@ Every version of the format starts with the magic, H and a JSON header holding
 ``format_version``, so a fastwb that meets a newer file says to upgrade. A
 reader opens only regular files (a FIFO would block it, a device never end)
 and checks, in this order: the magic, H, the header (JSON nested at most 64
-deep with integers in 64-bit range, then its fields, array shapes that NumPy
-could hold), that the file has exactly the length the header implies
-(shorter: truncated), and the checksum; only then does it build anything, and
-whatever the builder refuses (a config of impossible sizes, an estimator whose
-classes disagree with its network's outputs, NaN optimizer moments) is a
-``ModelFileError`` too.
+deep with integers in 64-bit range, then its fields, array shapes no larger
+than the file even counting axes of length 0 as 1), that the file has exactly
+the length the header implies (shorter: truncated), and the checksum; only
+then does it build anything, and whatever the builder refuses (a config of
+impossible sizes, an estimator whose classes disagree with its network's
+outputs, NaN optimizer moments) is a ``ModelFileError`` too.
 
 The checksum detects corruption, not tampering: whoever edits a file can
 recompute it. A crafted file is refused as a corrupted one is, and cannot run
@@ -93,12 +93,11 @@ _DIGEST_NBYTES = 32
 _MAX_HEADER_NBYTES = 1 << 24
 _MAX_NDIM = 32
 #: Bounds on what a header may describe, checked before anything is built from
-#: it: JSON nesting (real headers nest 7 deep), integers (int64's or uint64's
-#: range: seeds go up to 2**64 - 1), and one array's bytes counting each
-#: zero-length axis as 1 (NumPy refuses larger shapes even when empty).
+#: it: JSON nesting (real headers nest 7 deep) and integers (int64's or
+#: uint64's range: seeds go up to 2**64 - 1). An array's shape is bounded by
+#: the file's length.
 _MAX_DEPTH = 64
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)
-_MAX_ARRAY_NBYTES = 1 << 62
 _MAX_NAME = 256
 _CHUNK = 1 << 20
 #: What each kind of file holds: the class, or the module that defines it when
@@ -228,6 +227,11 @@ def _encode(kind: str, config, arrays) -> tuple[bytes, list[np.ndarray]]:
         raise ValueError(f"the config takes {len(text)} bytes of JSON, more than a fastwb file's "
                          f"header may ({_MAX_HEADER_NBYTES - _ALIGN}); put bulk data in arrays")
     padding = _aligned(_PREAMBLE_NBYTES + len(text)) - _PREAMBLE_NBYTES - len(text)
+    size = _PREAMBLE_NBYTES + len(text) + padding + offset + _DIGEST_NBYTES
+    for name, array in zip(table, data):
+        if _extent(array.shape, array.dtype) > size:     # as the reader checks
+            raise ValueError(f"array {name!r} is empty but of shape {array.shape}, whose other "
+                             f"axes describe more than the file's {size} bytes")
     return text + b" " * padding, data
 
 
@@ -244,6 +248,13 @@ def _storable(value, name: str) -> np.ndarray:
         raise ValueError(f"array {name!r} holds lone surrogates, which are not Unicode "
                          "characters; a fastwb file cannot hold them")
     return array
+
+
+def _extent(shape, dtype: np.dtype) -> int:
+    """The bytes a shape describes counting axes of length 0 as 1: no array in a
+    file may exceed the file so (an empty one of shape [2**40, 0] holds nothing,
+    yet a reader iterating its rows would never end)."""
+    return math.prod(max(n, 1) for n in shape) * dtype.itemsize
 
 
 def _allowed_dtype(text: str) -> bool:
@@ -468,7 +479,7 @@ def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
         size = os.fstat(f.fileno()).st_size
         preamble, header_nbytes = _read_preamble(f, size, path)
         header_bytes = f.read(header_nbytes)
-        header = _parse_header(header_bytes, path)
+        header = _parse_header(header_bytes, path, size)
         data_nbytes = _data_nbytes(header["arrays"], path)
         expected = _PREAMBLE_NBYTES + len(header_bytes) + data_nbytes + _DIGEST_NBYTES
         if size != expected:
@@ -537,7 +548,8 @@ def _read_preamble(f, size: int, path: str) -> tuple[bytes, int]:
     return preamble, header_nbytes
 
 
-def _parse_header(text: bytes, path: str) -> dict:
+def _parse_header(text: bytes, path: str, size: int) -> dict:
+    """The header, checked; ``size``, the file's length, bounds its arrays' shapes."""
     try:
         header = json.loads(text.decode("utf-8"), object_pairs_hook=_json_object,
                             parse_constant=_refuse_constant, parse_float=_finite_float)
@@ -560,7 +572,7 @@ def _parse_header(text: bytes, path: str) -> dict:
                              f"know (it loads {', '.join(_KINDS)})")
     if not isinstance(header["config"], dict) or not isinstance(header["arrays"], dict):
         raise ModelFileError(f"{path} has an invalid header: config and arrays must be objects")
-    header["arrays"] = {name: _entry(name, entry, path)
+    header["arrays"] = {name: _entry(name, entry, path, size)
                         for name, entry in header["arrays"].items()}
     return header
 
@@ -595,7 +607,7 @@ def _check_version(header: dict, path: str) -> None:
             f"{FORMAT_VERSION}: upgrade fastwb")
 
 
-def _entry(name: str, entry, path: str) -> _Entry:
+def _entry(name: str, entry, path: str, size: int) -> _Entry:
     problem = f"{path} has an invalid header: array {name[:_MAX_NAME]!r}"
     if not 0 < len(name) <= _MAX_NAME:
         raise ModelFileError(f"{problem} has a name of {len(name)} characters")
@@ -612,8 +624,9 @@ def _entry(name: str, entry, path: str) -> _Entry:
         raise ModelFileError(f"{problem} has offset {offset!r}; offsets are nonnegative "
                              f"multiples of {_ALIGN}")
     dtype = np.dtype(dtype)
-    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > _MAX_ARRAY_NBYTES:
-        raise ModelFileError(f"{problem} has shape {shape!r}, larger than any array can be")
+    if _extent(shape, dtype) > size:
+        raise ModelFileError(f"{problem} has shape {shape!r}, larger than the whole file "
+                             "(counting axes of length 0 as 1)")
     if not _is_int(nbytes) or nbytes != math.prod(shape) * dtype.itemsize:
         raise ModelFileError(f"{problem} has nbytes {nbytes!r}; its dtype and shape take "
                              f"{math.prod(shape) * dtype.itemsize}")

@@ -136,10 +136,17 @@ CRAFTED = {
         network_config(h)["layers"][0].update(n_out=2**40)), r"this network needs"),
     "shape [0, 2**62]": Kind("classifier", edit(lambda h:
         h["arrays"]["loss_curve_"].update(shape=[0, 2**62], nbytes=0)),
-        r"larger than any array", header_broken=True),
+        r"larger than the whole file", header_broken=True),
     "shape [2**31, 2**31, 0]": Kind("classifier", edit(lambda h:
         h["arrays"]["loss_curve_"].update(shape=[2**31, 2**31, 0], nbytes=0)),
-        r"larger than any array", header_broken=True),
+        r"larger than the whole file", header_broken=True),
+    "classes_ of shape [2**40, 0]": Kind("classifier", edit(lambda h:
+        h["arrays"]["classes_"].update(shape=[2**40, 0], nbytes=0)),
+        r"larger than the whole file", header_broken=True),
+    "feature names of shape [2**30, 0]": Kind("classifier", lambda h, d: (
+        h["arrays"].update(feature_names_in_={"dtype": "<U1", "shape": [2**30, 0],
+                                              "offset": len(d), "nbytes": 0}) or (h, d)),
+        r"larger than the whole file", header_broken=True),
     "shape 2**62 floats": Kind("network", edit(lambda h:
         h["arrays"]["parameters"].update(shape=[2**62], nbytes=2**64)),
         r"outside the 64-bit range", header_broken=True),
@@ -279,10 +286,13 @@ def test_crafted_kinds_counted():
     assert len(CRAFTED) >= 40
 
 
-def test_info_of_a_small_crafted_file_uses_little_memory(bases, tmp_path):
+@pytest.mark.parametrize("name, message", [
+    ("n_threads 10**5", "n_threads=100000"),
+    ("classes_ of shape [2**40, 0]", "larger than the whole file")])
+def test_info_of_a_small_crafted_file_uses_little_memory(bases, name, message, tmp_path):
     """Header numbers are checked before anything is sized from them: a 2 KB file
     asking for a huge thread count or array is refused by a process held to 1 GB."""
-    path = crafted_file(bases, "n_threads 10**5", tmp_path)
+    path = crafted_file(bases, name, tmp_path)
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
             "from fastwb.cli import main; sys.exit(main(['info', sys.argv[1]]))")
     if sys.platform != "linux":
@@ -291,7 +301,7 @@ def test_info_of_a_small_crafted_file_uses_little_memory(bases, tmp_path):
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert result.returncode == 1, result.stderr
-    assert "n_threads=100000" in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_save_refuses_lone_surrogates(tmp_path):
@@ -312,6 +322,9 @@ def test_save_refuses_what_load_would(tmp_path):
         saving._encode("network", {"big": 2**64}, {})
     with pytest.raises(ValueError, match="nests deeper than 64 levels"):
         saving._encode("network", {"deep": nested(70)}, {})
+    with pytest.raises(ValueError, match="is empty but of shape \\(1000000, 0\\)"):
+        saving._encode("network", {}, {"empty": np.zeros((10**6, 0))})
+    assert saving._encode("network", {}, {"empty": np.zeros((10, 0))})
 
 
 def test_n_threads_bound():
