@@ -224,6 +224,11 @@ def check_sizes(sizes) -> list[int]:
     return widths
 
 
+#: More threads than any machine has cores; the bound keeps a count read from a
+#: file (or a typo) from asking OpenMP for millions of threads or overflowing a C int.
+MAX_THREADS = 1 << 16
+
+
 def check_n_threads(n_threads) -> int:
     """0 for "follow OpenMP's setting" (None), else a positive thread count.
 
@@ -235,6 +240,9 @@ def check_n_threads(n_threads) -> int:
         return 0
     if n == 0:
         raise ValueError("n_threads=0 is not a thread count; use None to follow OMP_NUM_THREADS")
+    if n > MAX_THREADS:
+        raise ValueError(f"n_threads={n} is more threads than fastwb starts; at most "
+                         f"{MAX_THREADS}")
     if n < 0:
         n = max(1, (os.cpu_count() or 1) + 1 + n)
     return n

@@ -71,7 +71,8 @@ class Network:
         Threads of the compiled kernels, and of the chunks of a training step
         on a batch of 128+ rows of a small network (up to 65,536 parameters),
         which run side by side with BLAS serial. None follows
-        ``OMP_NUM_THREADS`` (and threadpoolctl) at each call; -1 is every core.
+        ``OMP_NUM_THREADS`` (and threadpoolctl) at each call; -1 is every core;
+        at most 65,536.
         Other matrix products run in the BLAS library, whose own thread pool is
         set with its own controls (threadpoolctl, ``OPENBLAS_NUM_THREADS``).
     backend : {"compiled", "reference"}

@@ -270,6 +270,9 @@ class Optimizer(abc.ABC):
                 raise ValueError(f"the optimizer state's buffers must share one dtype and "
                                  f"length; {name!r} is {values.dtype} {values.shape}, "
                                  f"{self._slots[0]!r} {first.dtype} {first.shape}")
+            if not np.isfinite(values).all():
+                raise ValueError(f"the optimizer state's buffer {name!r} holds NaN or "
+                                 "infinite values")
             if name in _SQUARES and (values < 0).any():
                 raise ValueError(f"the optimizer state's buffer {name!r} holds negative "
                                  "values; it accumulates squares")

@@ -35,13 +35,24 @@ infinity, so a non-finite float in ``config`` is written as the object
 
 Every version of the format starts with the magic, H and a JSON header holding
 ``format_version``, so a fastwb that meets a newer file says to upgrade. A
-reader checks, in this order: the magic, H, the header (JSON, then its
-fields), that the file has exactly the length the header implies (shorter:
-truncated), and the checksum; only then does it build anything.
+reader opens only regular files (a FIFO would block it, a device never end)
+and checks, in this order: the magic, H, the header (JSON nested at most 64
+deep with integers in 64-bit range, then its fields, array shapes no larger
+than the file even counting axes of length 0 as 1), that the file has exactly
+the length the header implies (shorter: truncated), and the checksum; only
+then does it build anything, and whatever the builder refuses (a config of
+impossible sizes, an estimator whose classes disagree with its network's
+outputs, NaN optimizer moments) is a ``ModelFileError`` too.
+
+The checksum detects corruption, not tampering: whoever edits a file can
+recompute it. A crafted file is refused as a corrupted one is, and cannot run
+code, exhaust memory or block the reader; its values are its author's.
 
 Writing is atomic: the file is written in full under a temporary name in the
-target's directory, flushed to disk, then renamed over the target, so a crash
-leaves the previous file intact.
+target's directory (``.<name>.<process id>.<16 hex digits>.tmp``), flushed to
+disk, then renamed over the target, so a crash leaves the previous file
+intact. Each save first removes the temporary files for the same target whose
+process has ended (those of a killed save).
 
 This module knows the file format, not the objects: each kind of model gives
 its state as a config and arrays and is rebuilt from them (``_READERS``). For
@@ -58,6 +69,8 @@ import math
 import os
 import re
 import secrets
+import stat
+import time
 from typing import Any, Mapping, NamedTuple, TypeGuard
 
 import numpy as np
@@ -79,6 +92,12 @@ _DIGEST_NBYTES = 32
 #: bound on what a corrupted length field can make the reader allocate.
 _MAX_HEADER_NBYTES = 1 << 24
 _MAX_NDIM = 32
+#: Bounds on what a header may describe, checked before anything is built from
+#: it: JSON nesting (real headers nest 7 deep) and integers (int64's or
+#: uint64's range: seeds go up to 2**64 - 1). An array's shape is bounded by
+#: the file's length.
+_MAX_DEPTH = 64
+_INT_RANGE = (-(1 << 63), (1 << 64) - 1)
 _MAX_NAME = 256
 _CHUNK = 1 << 20
 #: What each kind of file holds: the class, or the module that defines it when
@@ -93,6 +112,12 @@ _HEADER_KEYS = ("format_version", "fastwb_version", "kind", "config", "arrays")
 _ARRAY_KEYS = ("dtype", "shape", "offset", "nbytes")
 _FLOAT_TAG = "__float__"
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+#: What building a model from a checked header and arrays raises when a crafted
+#: file describes an impossible one (a config of the wrong shapes or types).
+_BUILD_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError,
+                 RecursionError)
 
 
 class ModelFileError(ValueError):
@@ -193,12 +218,20 @@ def _encode(kind: str, config, arrays) -> tuple[bytes, list[np.ndarray]]:
         offset += _aligned(array.nbytes)
     header = {"format_version": FORMAT_VERSION, "fastwb_version": __version__, "kind": kind,
               "config": _to_json(config, "config"), "arrays": table}
+    problem = _tree_problem(header)
+    if problem is not None:
+        raise ValueError(f"cannot save this config: {problem}")
     text = json.dumps(header, ensure_ascii=True, allow_nan=False,
                       separators=(",", ":")).encode("ascii")
     if len(text) > _MAX_HEADER_NBYTES - _ALIGN:
         raise ValueError(f"the config takes {len(text)} bytes of JSON, more than a fastwb file's "
                          f"header may ({_MAX_HEADER_NBYTES - _ALIGN}); put bulk data in arrays")
     padding = _aligned(_PREAMBLE_NBYTES + len(text)) - _PREAMBLE_NBYTES - len(text)
+    size = _PREAMBLE_NBYTES + len(text) + padding + offset + _DIGEST_NBYTES
+    for name, array in zip(table, data):
+        if _extent(array.shape, array.dtype) > size:     # as the reader checks
+            raise ValueError(f"array {name!r} is empty but of shape {array.shape}, whose other "
+                             f"axes describe more than the file's {size} bytes")
     return text + b" " * padding, data
 
 
@@ -210,7 +243,18 @@ def _storable(value, name: str) -> np.ndarray:
     if not _allowed_dtype(dtype.str):
         raise TypeError(f"array {name!r} has dtype {value.dtype}; a fastwb file holds float32, "
                         "float64, int32, int64, uint8, bool and fixed-width unicode arrays only")
-    return np.asarray(value).astype(dtype, order="C", copy=False)
+    array = np.asarray(value).astype(dtype, order="C", copy=False)
+    if array.dtype.kind == "U" and not _unicode_ok(array):
+        raise ValueError(f"array {name!r} holds lone surrogates, which are not Unicode "
+                         "characters; a fastwb file cannot hold them")
+    return array
+
+
+def _extent(shape, dtype: np.dtype) -> int:
+    """The bytes a shape describes counting axes of length 0 as 1: no array in a
+    file may exceed the file so (an empty one of shape [2**40, 0] holds nothing,
+    yet a reader iterating its rows would never end)."""
+    return math.prod(max(n, 1) for n in shape) * dtype.itemsize
 
 
 def _allowed_dtype(text: str) -> bool:
@@ -252,9 +296,10 @@ def _to_json(value, where: str):
 
 def _write_atomic(path: str, header: bytes, arrays: list[np.ndarray]) -> None:
     directory, name = os.path.split(path)
+    _remove_stale_temporaries(directory, name)
     # not tempfile.mkstemp: its files are private (0600), and the saved model
     # should get the permissions any new file gets (the umask's)
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                  0o666)
     try:
@@ -270,6 +315,60 @@ def _write_atomic(path: str, header: bytes, arrays: list[np.ndarray]) -> None:
             pass
         raise
     _sync_directory(directory)
+
+
+#: How old a temporary file whose writer cannot be asked about (another
+#: system's, or one named before the process id was in the name) must be before
+#: a save removes it as left by an interrupted save.
+_STALE_SECONDS = 3600.0
+
+
+def _remove_stale_temporaries(directory: str, name: str) -> None:
+    """Remove the temporary files that earlier saves to ``name`` left when they
+    were killed mid-write: those named as ``_write_atomic`` names them for this
+    target, whose process has ended (or, where that cannot be known, that are
+    over an hour old). A save still writing in another process keeps its file."""
+    pattern = _temporary_pattern(name)
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry)
+        if match is None:
+            continue
+        temporary = os.path.join(directory, entry)
+        try:
+            info = os.lstat(temporary)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            pid = match.group(1)
+            ended = _process_ended(int(pid)) if pid is not None else None
+            if ended or (ended is None and time.time() - info.st_mtime > _STALE_SECONDS):
+                os.remove(temporary)
+        except (OSError, OverflowError):
+            continue        # gone already, or not ours to remove: the save goes on
+
+
+def _temporary_pattern(name: str) -> re.Pattern:
+    """The names ``_write_atomic`` gives its temporary files for target ``name``
+    (the process id is absent from those of older fastwb versions)."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:([0-9]+)\.)?[0-9a-f]{{16}}\.tmp\Z")
+
+
+def _process_ended(pid: int) -> bool | None:
+    """Whether no process ``pid`` runs here; None where that cannot be told."""
+    if os.name != "posix":      # on Windows os.kill(pid, 0) would end the process
+        return None
+    if pid == os.getpid():
+        return False            # a save of this process's still writing (another thread)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False            # another user's live process
+    return False
 
 
 def _write_contents(f, header: bytes, arrays: list[np.ndarray]) -> None:
@@ -320,9 +419,10 @@ def load(path: str | os.PathLike):
     FileNotFoundError
         If there is no file at ``path``.
     ModelFileError (a ValueError)
-        If the file is not a fastwb model file, is truncated, corrupted or
-        modified, comes from a newer format version, or describes a model
-        that cannot be built. The message names the file and the problem.
+        If the file is not a regular file or not a fastwb model file, is
+        truncated, corrupted or modified, comes from a newer format version, or
+        describes a model that cannot be built or whose parts disagree. The
+        message names the file and the problem.
     ImportError
         If the file holds an estimator and scikit-learn is not installed.
     """
@@ -335,8 +435,8 @@ def load(path: str | os.PathLike):
             return Network.from_state(header["config"], arrays)
         estimator = getattr(importlib.import_module(reader), kind)
         return estimator._from_fastwb_state(header["config"], arrays)
-    except (ValueError, TypeError, KeyError) as exc:
-        problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc)
+    except _BUILD_ERRORS as exc:
+        problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc) or repr(exc)
         message = f"{name} describes a {kind} that cannot be built: {problem}"
         raise ModelFileError(message) from exc
 
@@ -375,11 +475,11 @@ class _Entry(NamedTuple):
 
 def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
     """The checked header (arrays as ``_Entry``) and, ``with_data``, the arrays."""
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         preamble, header_nbytes = _read_preamble(f, size, path)
         header_bytes = f.read(header_nbytes)
-        header = _parse_header(header_bytes, path)
+        header = _parse_header(header_bytes, path, size)
         data_nbytes = _data_nbytes(header["arrays"], path)
         expected = _PREAMBLE_NBYTES + len(header_bytes) + data_nbytes + _DIGEST_NBYTES
         if size != expected:
@@ -393,6 +493,36 @@ def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
                                  "match its contents")
     # the data is kept (not None) exactly when with_data
     return header, _arrays(data, header["arrays"], path) if data is not None else {}
+
+
+def _open_regular(path: str):
+    """``path`` opened for binary reading, refused unless a regular file.
+
+    Opened without blocking and checked through the open descriptor: opening a
+    FIFO for reading waits for a writer, and reading a device such as
+    /dev/zero never ends.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ModelFileError(f"{path} is not a fastwb model file: it is "
+                                 f"{_file_type(mode)}, not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def _read_preamble(f, size: int, path: str) -> tuple[bytes, int]:
@@ -418,7 +548,8 @@ def _read_preamble(f, size: int, path: str) -> tuple[bytes, int]:
     return preamble, header_nbytes
 
 
-def _parse_header(text: bytes, path: str) -> dict:
+def _parse_header(text: bytes, path: str, size: int) -> dict:
+    """The header, checked; ``size``, the file's length, bounds its arrays' shapes."""
     try:
         header = json.loads(text.decode("utf-8"), object_pairs_hook=_json_object,
                             parse_constant=_refuse_constant, parse_float=_finite_float)
@@ -426,6 +557,9 @@ def _parse_header(text: bytes, path: str) -> dict:
         raise ModelFileError(f"{path} is corrupted: its header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is corrupted: its header is not a JSON object")
+    problem = _tree_problem(header)
+    if problem is not None:
+        raise ModelFileError(f"{path} has an invalid header: {problem}")
     _check_version(header, path)
     missing, unknown = set(_HEADER_KEYS) - set(header), set(header) - set(_HEADER_KEYS)
     if missing or unknown:
@@ -438,9 +572,26 @@ def _parse_header(text: bytes, path: str) -> dict:
                              f"know (it loads {', '.join(_KINDS)})")
     if not isinstance(header["config"], dict) or not isinstance(header["arrays"], dict):
         raise ModelFileError(f"{path} has an invalid header: config and arrays must be objects")
-    header["arrays"] = {name: _entry(name, entry, path)
+    header["arrays"] = {name: _entry(name, entry, path, size)
                         for name, entry in header["arrays"].items()}
     return header
+
+
+def _tree_problem(header: dict) -> str | None:
+    """What in the header nests deeper or is a larger integer than a file may
+    hold (None if nothing): checked before anything recurses into a header read
+    or sizes anything from its numbers, and on saving, so that what is saved loads."""
+    stack: list[tuple[Any, int]] = [(header, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > _MAX_DEPTH:
+                return f"it nests deeper than {_MAX_DEPTH} levels"
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+        elif _is_int(value) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            return f"the integer {value} is outside the 64-bit range fastwb files hold"
+    return None
 
 
 def _check_version(header: dict, path: str) -> None:
@@ -456,7 +607,7 @@ def _check_version(header: dict, path: str) -> None:
             f"{FORMAT_VERSION}: upgrade fastwb")
 
 
-def _entry(name: str, entry, path: str) -> _Entry:
+def _entry(name: str, entry, path: str, size: int) -> _Entry:
     problem = f"{path} has an invalid header: array {name[:_MAX_NAME]!r}"
     if not 0 < len(name) <= _MAX_NAME:
         raise ModelFileError(f"{problem} has a name of {len(name)} characters")
@@ -473,6 +624,9 @@ def _entry(name: str, entry, path: str) -> _Entry:
         raise ModelFileError(f"{problem} has offset {offset!r}; offsets are nonnegative "
                              f"multiples of {_ALIGN}")
     dtype = np.dtype(dtype)
+    if _extent(shape, dtype) > size:
+        raise ModelFileError(f"{problem} has shape {shape!r}, larger than the whole file "
+                             "(counting axes of length 0 as 1)")
     if not _is_int(nbytes) or nbytes != math.prod(shape) * dtype.itemsize:
         raise ModelFileError(f"{problem} has nbytes {nbytes!r}; its dtype and shape take "
                              f"{math.prod(shape) * dtype.itemsize}")
@@ -522,9 +676,16 @@ def _check_values(array: np.ndarray, name: str, path: str) -> None:
     if array.dtype == np.bool_ and (array.view(np.uint8) > 1).any():
         raise ModelFileError(f"{path} is corrupted: array {name!r} holds bytes other than 0 "
                              "and 1 as booleans")
-    if array.dtype.kind == "U" and (array.view(np.uint32) > 0x10FFFF).any():
-        raise ModelFileError(f"{path} is corrupted: array {name!r} holds characters beyond "
-                             "Unicode's range")
+    if array.dtype.kind == "U" and not _unicode_ok(array):
+        raise ModelFileError(f"{path} is corrupted: array {name!r} holds code points that are "
+                             "not Unicode characters (surrogates, or beyond U+10FFFF)")
+
+
+def _unicode_ok(array: np.ndarray) -> bool:
+    """No code point beyond Unicode's range and no lone surrogate, which no
+    encoding can write (printing such a class label fails)."""
+    points = array.view(np.uint32)
+    return not ((points > 0x10FFFF) | ((points >= 0xD800) & (points <= 0xDFFF))).any()
 
 
 def _json_object(pairs: list[tuple[str, Any]]):

@@ -124,6 +124,11 @@ Sizes are checked before anything is allocated: a ``hidden_layer_sizes`` whose
 network would not fit in the memory this process may use (the machine's, or a
 lower ``ulimit -v`` or container limit) raises ``MemoryError`` naming it, at once.
 
+``fastwb.load`` checks an estimator's file for consistency: its classes must be
+those its network's outputs stand for, its fitted attributes those its network
+implies, and it may hold no array it does not use; a file that disagrees
+raises ``fastwb.saving.ModelFileError``.
+
 skops: ``skops.io.dump`` and ``skops.io.load`` work on the estimators, fitted or
 not, alone or in a ``Pipeline``. The network travels as its state, a JSON-able
 config and plain arrays (as pickle and ``fastwb.save`` have it too), so the
@@ -1218,8 +1223,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 if hasattr(self, name):
                     scalars[name] = _encode(getattr(self, name))
             config["attributes"] = scalars
-            for name in ("classes_", "feature_names_in_", "loss_curve_", "validation_scores_",
-                         "_best_parameters"):
+            for name in _ARRAYS:
                 value = getattr(self, name, None)
                 if value is not None:
                     arrays[name] = _storable(np.asarray(value), name)
@@ -1229,14 +1233,26 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _from_fastwb_state(cls, config: dict, arrays: dict):
         """The estimator ``_fastwb_state`` described (used by ``fastwb.load``)."""
         estimator = cls(**_decode(config["params"]))
+        if not isinstance(config["fitted"], bool):
+            raise ValueError(f"'fitted' must be true or false, got {config['fitted']!r}")
         if not config["fitted"]:
+            if arrays or set(config) != {"params", "fitted"}:
+                raise ValueError("an estimator saved unfitted has no network, attributes or "
+                                 "arrays")
             return estimator
+        unknown = {name for name in arrays if not name.startswith("network/")} - set(_ARRAYS)
+        if not issubclass(cls, ClassifierMixin):
+            unknown |= {"classes_"} & set(arrays)
+        if unknown:
+            raise ValueError(f"unknown estimator array(s) {sorted(unknown)}")
         network = Network.from_state(
             config["network"], {k[len("network/"):]: v for k, v in arrays.items()
                                 if k.startswith("network/")})
         estimator._set_network(network)
         if network.optimizer is not None:
             estimator._optimizer = network.optimizer
+        if not isinstance(config["attributes"], dict):
+            raise ValueError("the estimator's attributes must be an object")
         for name, value in config["attributes"].items():
             if name not in _SCALARS:
                 raise ValueError(f"unknown estimator attribute {name!r}")
@@ -1251,9 +1267,48 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 if "validation_scores_" in arrays else None
         if "_best_parameters" in arrays:
             estimator._best_parameters = arrays["_best_parameters"].astype(network.dtype)
+        estimator._check_loaded(network)
         return estimator
 
+    def _check_loaded(self, network: Network) -> None:
+        """Refuse a loaded estimator whose parts disagree (a crafted or damaged
+        file): its fitted attributes must be those its network and arrays imply."""
+        missing = [name for name in _REQUIRED_SCALARS if not hasattr(self, name)]
+        if missing:
+            raise ValueError(f"a fitted {type(self).__name__} needs the attribute(s) {missing}")
+        for name in ("n_iter_", "t_", "_no_improvement_count"):
+            value = getattr(self, name, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a nonnegative int, got {value!r}")
+        expected = {"n_features_in_": network.sizes[0], "n_outputs_": network.sizes[-1],
+                    "n_layers_": len(network.sizes), "out_activation_": self._out_activation}
+        for name, value in expected.items():
+            if getattr(self, name) != value or isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} is {getattr(self, name)!r}, but the network and "
+                                 f"targets imply {value!r}")
+        output = ACTIVATIONS.get(self._out_activation, self._out_activation)   # fastwb's name
+        if network.activations[-1] != output:
+            raise ValueError(f"the network's output activation is {network.activations[-1]!r}; "
+                             f"this {type(self).__name__} needs {output!r}")
+        if network.loss_name != self._loss_name():
+            raise ValueError(f"the network's loss is {network.loss_name!r}; this "
+                             f"{type(self).__name__} trains with {self._loss_name()!r}")
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and names.shape != (network.sizes[0],):
+            raise ValueError(f"feature_names_in_ has shape {names.shape}; the network takes "
+                             f"{network.sizes[0]} features")
+        best = getattr(self, "_best_parameters", None)
+        if best is not None and best.shape != network.parameters.shape:
+            raise ValueError(f"_best_parameters has shape {best.shape}; the network has "
+                             f"{network.parameters.shape}")
 
+
+# the arrays saved with a fitted estimator, besides its network's ("network/...")
+_ARRAYS = ("classes_", "feature_names_in_", "loss_curve_", "validation_scores_",
+           "_best_parameters")
+# the fitted scalars every fitted estimator has
+_REQUIRED_SCALARS = ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_",
+                     "n_features_in_")
 # the fitted scalars saved with an estimator
 _SCALARS = ("n_iter_", "t_", "loss_", "best_loss_", "best_validation_score_", "n_layers_",
             "n_outputs_", "out_activation_", "n_features_in_", "_no_improvement_count",
@@ -1415,6 +1470,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @property
     def _out_activation(self) -> str:
         return "softmax" if self._y_type == "multiclass" else "logistic"
+
+    def _check_loaded(self, network: Network) -> None:
+        # the classes must be those the network's outputs stand for
+        y_type = getattr(self, "_y_type", None)
+        if y_type not in _CLASSIFICATION_TARGETS:
+            raise ValueError(f"_y_type is {y_type!r}; a classifier's is one of "
+                             f"{list(_CLASSIFICATION_TARGETS)}")
+        super()._check_loaded(network)
+        classes = getattr(self, "classes_", None)
+        if classes is None or classes.ndim != 1 or classes.dtype.kind not in "iufbU":
+            raise ValueError("a fitted MLPClassifier needs classes_, a 1-D array of labels")
+        if not np.array_equal(classes, np.unique(classes)):
+            raise ValueError("classes_ must be sorted and distinct, as fit sets them")
+        n_outputs = network.sizes[-1]
+        if y_type == "multilabel-indicator":
+            expected = classes.dtype.kind in "iu" and np.array_equal(classes,
+                                                                     np.arange(n_outputs))
+        else:
+            expected = (len(classes) >= 1 and (len(classes) <= 2) == (y_type == "binary")
+                        and n_outputs == (1 if y_type == "binary" else len(classes)))
+        if not expected:
+            raise ValueError(f"classes_ ({len(classes)} labels) disagree with the network's "
+                             f"{n_outputs} output(s) for {y_type} targets")
 
     def _validate_input(self, X, y, incremental: bool, reset: bool):
         """Checked X (sparse stays sparse), the network's targets, and class indices (None for

@@ -626,7 +626,7 @@ def entry(header, name="parameters"):
     (edited(lambda h: entry(h, "optimizer/exp_avg").update(offset=256)), "overlap"),
     (edited(lambda h: entry(h, "optimizer/exp_avg_sq").update(offset=1 << 50)), "truncated"),
     (edited(lambda h: entry(h, "optimizer/exp_avg_sq").update(shape=[1 << 60], nbytes=1 << 62)),
-     "truncated"),
+     "larger than the whole file"),
 ])
 def test_invalid_headers_with_valid_checksums(blob, edit, match, tmp_path):
     with pytest.raises(ModelFileError, match=match):
@@ -710,7 +710,8 @@ def test_non_finite_parameters_in_a_file(blob, tmp_path):
 
 @pytest.mark.parametrize("name, value, match", [
     ("mask", np.array([1, 2], np.uint8), "bytes other than 0 and 1"),
-    ("labels", np.array([0x110000], np.uint32), "characters beyond Unicode"),
+    ("labels", np.array([0x110000], np.uint32), "not Unicode characters"),
+    ("labels", np.array([0xD800], np.uint32), "not Unicode characters"),
 ])
 def test_invalid_array_values(estimators, name, value, match, tmp_path):
     like = {"mask": np.zeros(2, bool), "labels": np.array(["a"])}[name]
@@ -830,6 +831,8 @@ def test_crash_while_writing_leaves_the_previous_file(previous, tmp_path):
     leftovers = sorted(set(os.listdir(tmp_path)) - {"m.fwb"})
     assert len(leftovers) == 1 and leftovers[0].startswith(".m.fwb.")  # the half-written file
     assert (tmp_path / leftovers[0]).stat().st_size > 0
+    fastwb.save(fastwb.Network([3, 2], seed=0), tmp_path / "m.fwb")   # the next save to m.fwb
+    assert os.listdir(tmp_path) == ["m.fwb"]                            # removes it
 
 
 # --- pickle and copies ---------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""``fastwb info``: describe a saved model from its header, without building it.
+"""``fastwb info``: describe a saved model from its header.
 
-The estimator parameters and fitted scalars in the header are read back with
-``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses, which
-needs no scikit-learn.
+The model is built first, as ``fastwb.load`` builds it, so that a crafted or
+inconsistent file is refused with ``ModelFileError`` before its config is
+shown. Where scikit-learn is missing an estimator's file is described from its
+header alone: the estimator parameters and fitted scalars are read back with
+``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses.
 """
 from __future__ import annotations
 
@@ -23,6 +25,12 @@ def run(args: argparse.Namespace) -> None:
     """Print what ``args.model`` holds: kind, versions, layers, parameters, training."""
     check_readable(args.model, "model file")
     header = saving.read_header(args.model)
+    try:
+        # built in full, so that a crafted file is refused as load refuses it, before
+        # anything below trusts its config (the labels and names are arrays, too)
+        model = saving.load(args.model)
+    except ImportError:
+        model = None
     kind, config = header["kind"], header["config"]
     print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
           f"{header['format_version']}, written by fastwb {header['fastwb_version']}")
@@ -67,12 +75,6 @@ def run(args: argparse.Namespace) -> None:
             summary.append(f"best validation score {attributes['best_validation_score_']:.4f}")
         print("trained: " + ", ".join(summary))
     arrays = header["arrays"]
-    model = None
-    if "classes_" in arrays or "feature_names_in_" in arrays:
-        try:
-            model = saving.load(args.model)     # the labels and names are arrays, not header
-        except ImportError:
-            model = None
     if "classes_" in arrays:
         count = arrays["classes_"]["shape"][0] if arrays["classes_"]["shape"] else 0
         labels = f": {shorten(map(str, model.classes_), 10)}" if model is not None else ""

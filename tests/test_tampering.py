@@ -1,0 +1,413 @@
+"""Crafted model files, resealed as an attacker would (the checksum recomputed
+after the edit): every kind is refused with ModelFileError by ``load``,
+``read_header`` (where the format itself is broken) and the command line (one
+line, no traceback); non-regular files are refused without blocking; a save
+removes the temporary files its own interrupted saves left."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pytest
+
+import fastwb
+from fastwb import saving
+from fastwb.cli import main
+from fastwb.saving import ModelFileError
+
+pytest.importorskip("sklearn")
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+from fastwb.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+
+def unpack(blob: bytes) -> tuple[dict, bytes]:
+    n = int.from_bytes(blob[8:16], "little")
+    return json.loads(blob[16:16 + n]), blob[16 + n:-32]
+
+
+def pack(header, data: bytes) -> bytes:
+    """A file of this header (a dict, or raw JSON bytes) and data, resealed."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    text += b" " * (-(16 + len(text)) % 64)
+    body = saving.MAGIC + len(text).to_bytes(8, "little") + text + data
+    return body + hashlib.sha256(body).digest()
+
+
+def nested(depth: int):
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def set_array(header, data: bytes, name: str, values: np.ndarray) -> tuple[dict, bytes]:
+    """The file with array ``name`` replaced by ``values`` (same size), in place."""
+    entry = header["arrays"][name]
+    raw = values.astype(values.dtype.newbyteorder("<")).tobytes()
+    assert len(raw) == entry["nbytes"]
+    entry["dtype"] = values.dtype.newbyteorder("<").str
+    return header, data[:entry["offset"]] + raw + data[entry["offset"] + len(raw):]
+
+
+def edit(change):
+    def crafted(header, data):
+        change(header)
+        return header, data
+    return crafted
+
+
+def network_config(h):
+    return h["config"]["network"] if "params" not in h["config"] \
+        else h["config"]["network"]["network"]
+
+
+def optimizer_state(h):
+    return h["config"]["optimizer"] if "params" not in h["config"] \
+        else h["config"]["network"]["optimizer"]
+
+
+def attributes(h):
+    return h["config"]["attributes"]
+
+
+def rename(name, new):
+    return edit(lambda h: h["arrays"].__setitem__(new, h["arrays"].pop(name)))
+
+
+def moments(value):
+    def crafted(h, d):
+        name = next(n for n in h["arrays"] if n.endswith("optimizer/exp_avg"))
+        size = h["arrays"][name]["shape"][0]
+        values = np.zeros(size, np.float32)
+        values[0] = value
+        return set_array(h, d, name, values)
+    return crafted
+
+
+def labels(values):
+    def crafted(h, d):
+        return set_array(h, d, "classes_", np.array(values))
+    return crafted
+
+
+class Kind(NamedTuple):
+    """A kind of crafted file."""
+
+    base: str               # the saved model it is made from
+    change: Callable        # (header, data) -> the crafted (header, data)
+    match: str              # what the error must say
+    #: whether the header itself is broken, so that read_header (which builds
+    #: nothing and keeps no array values) refuses it too
+    header_broken: bool = False
+
+
+#: The kinds of crafted file tried, by name.
+CRAFTED = {
+    "nested config (5000 levels)": Kind("network", edit(lambda h:
+        network_config(h).update(seed=nested(5000))), r"nests deeper than 64", header_broken=True),
+    "nested estimator parameter (500 levels)": Kind("classifier", edit(lambda h:
+        h["config"]["params"]["dict"][0].__setitem__(1, nested(500))),
+        r"nests deeper than 64", header_broken=True),
+    "n_threads 2**31": Kind("network", edit(lambda h: network_config(h).update(n_threads=2**31)),
+        r"n_threads=2147483648 is more threads"),
+    "n_threads 10**5": Kind("network", edit(lambda h: network_config(h).update(n_threads=10**5)),
+        r"n_threads=100000 is more threads"),
+    "n_threads 2**63": Kind("network", edit(lambda h: network_config(h).update(n_threads=2**63)),
+        r"n_threads=9223372036854775808 is more threads"),
+    "n_threads 2**64": Kind("network", edit(lambda h: network_config(h).update(n_threads=2**64)),
+        r"integer 18446744073709551616 is outside the 64-bit range", header_broken=True),
+    "n_threads -2**64": Kind("network", edit(lambda h:
+        network_config(h).update(n_threads=-2**64)), r"outside the 64-bit range",
+        header_broken=True),
+    "seed 10**30": Kind("network", edit(lambda h: network_config(h).update(seed=10**30)),
+        r"outside the 64-bit range", header_broken=True),
+    "layer width 2**40": Kind("network", edit(lambda h:
+        network_config(h)["layers"][0].update(n_out=2**40)), r"this network needs"),
+    "shape [0, 2**62]": Kind("classifier", edit(lambda h:
+        h["arrays"]["loss_curve_"].update(shape=[0, 2**62], nbytes=0)),
+        r"larger than the whole file", header_broken=True),
+    "shape [2**31, 2**31, 0]": Kind("classifier", edit(lambda h:
+        h["arrays"]["loss_curve_"].update(shape=[2**31, 2**31, 0], nbytes=0)),
+        r"larger than the whole file", header_broken=True),
+    "classes_ of shape [2**40, 0]": Kind("classifier", edit(lambda h:
+        h["arrays"]["classes_"].update(shape=[2**40, 0], nbytes=0)),
+        r"larger than the whole file", header_broken=True),
+    "feature names of shape [2**30, 0]": Kind("classifier", lambda h, d: (
+        h["arrays"].update(feature_names_in_={"dtype": "<U1", "shape": [2**30, 0],
+                                              "offset": len(d), "nbytes": 0}) or (h, d)),
+        r"larger than the whole file", header_broken=True),
+    "shape 2**62 floats": Kind("network", edit(lambda h:
+        h["arrays"]["parameters"].update(shape=[2**62], nbytes=2**64)),
+        r"outside the 64-bit range", header_broken=True),
+    "layers not a list": Kind("network", edit(lambda h: network_config(h).update(layers=7)),
+        r"'layers', a nonempty list"),
+    "layer not an object": Kind("network", edit(lambda h:
+        network_config(h)["layers"].__setitem__(0, "dense")), r"Dense config must be a dict"),
+    "network config a list": Kind("classifier", edit(lambda h:
+        h["config"]["network"].update(network=[1])), r"Network config must be a dict"),
+    "attributes a list": Kind("classifier", edit(lambda h: h["config"].update(attributes=[1])),
+        r"attributes must be an object"),
+    "lone-surrogate class label": Kind("classifier", labels(["a", "b", "c", "\udcff"]),
+        r"not Unicode characters"),
+    "class beyond U+10FFFF": Kind("classifier", lambda h, d: set_array(h, d, "classes_",
+        np.array([0x110000, 0, 0, 0], np.uint32).view("<U1")), r"not Unicode characters"),
+    "classes disagree with outputs": Kind("classifier", lambda h, d:
+        (h["arrays"]["classes_"].update(shape=[3], nbytes=12) or (h, d)),
+        r"3 labels\) disagree with the network's 4 output"),
+    "classes not sorted": Kind("classifier", labels(["d", "c", "b", "a"]), r"sorted and distinct"),
+    "classes repeated": Kind("classifier", labels(["a", "a", "b", "c"]), r"sorted and distinct"),
+    "classes_ renamed": Kind("classifier", rename("classes_", "classes"),
+        r"unknown estimator array\(s\) \['classes'\]"),
+    "classes_ in a regressor": Kind("regressor", rename("loss_curve_", "classes_"),
+        r"unknown estimator array\(s\) \['classes_'\]"),
+    "fitted 'no'": Kind("classifier", edit(lambda h: h["config"].update(fitted="no")),
+        r"'fitted' must be true or false"),
+    "fitted false with a network": Kind("classifier", edit(lambda h:
+        h["config"].update(fitted=False)), r"saved unfitted has no network"),
+    "_y_type unknown": Kind("classifier", edit(lambda h: attributes(h).update(_y_type="ordinal")),
+        r"_y_type is 'ordinal'"),
+    "_y_type binary, 4 outputs": Kind("classifier", edit(lambda h:
+        attributes(h).update(_y_type="binary")), r"out_activation_ is 'softmax'"),
+    "n_features_in_ disagrees": Kind("classifier", edit(lambda h:
+        attributes(h).update(n_features_in_=9)),
+        r"n_features_in_ is 9, but the network and targets imply 3"),
+    "n_outputs_ disagrees": Kind("regressor", edit(lambda h: attributes(h).update(n_outputs_=3)),
+        r"n_outputs_ is 3, but the network and targets imply 1"),
+    "n_layers_ a bool": Kind("regressor", edit(lambda h: attributes(h).update(n_layers_=True)),
+        r"n_layers_ is True"),
+    "out_activation_ disagrees": Kind("regressor", edit(lambda h:
+        attributes(h).update(out_activation_="softmax")), r"out_activation_ is 'softmax'"),
+    "network's output activation changed": Kind("regressor", edit(lambda h:
+        network_config(h)["layers"][-1].update(activation="tanh")),
+        r"the network's output activation is 'tanh'"),
+    "network's loss changed": Kind("regressor", edit(lambda h:
+        network_config(h).update(loss="mae")), r"the network's loss is 'mae'"),
+    "required attribute missing": Kind("regressor", edit(lambda h: attributes(h).pop("n_iter_")),
+        r"needs the attribute\(s\) \['n_iter_'\]"),
+    "negative n_iter_": Kind("regressor", edit(lambda h: attributes(h).update(n_iter_=-1)),
+        r"n_iter_ must be a nonnegative int"),
+    "negative t_": Kind("classifier", edit(lambda h: attributes(h).update(t_=-5)),
+        r"t_ must be a nonnegative int"),
+    "_best_parameters of another size": Kind("classifier", lambda h, d:
+        (h["arrays"]["_best_parameters"].update(shape=[40], nbytes=160) or (h, d)),
+        r"_best_parameters has shape \(40,\)"),
+    "negative optimizer step": Kind("network", edit(lambda h: optimizer_state(h).update(step=-1)),
+        r"step must be at least 0"),
+    "negative estimator optimizer step": Kind("classifier", edit(lambda h:
+        optimizer_state(h).update(step=-7)), r"step must be at least 0"),
+    "negative samples_seen": Kind("network", edit(lambda h:
+        optimizer_state(h).update(samples_seen=-1)), r"samples_seen must be at least 0"),
+    "NaN moment": Kind("network", moments(np.nan), r"'exp_avg' holds NaN or infinite"),
+    "infinite moment": Kind("classifier", moments(np.inf), r"'exp_avg' holds NaN or infinite"),
+    "negative second moment": Kind("network", lambda h, d: set_array(h, d, "optimizer/exp_avg_sq",
+        -np.ones(h["arrays"]["optimizer/exp_avg_sq"]["shape"][0], np.float32)),
+        r"'exp_avg_sq' holds negative"),
+    "NaN parameter": Kind("network", lambda h, d: set_array(h, d, "parameters",
+        np.full(h["arrays"]["parameters"]["shape"][0], np.nan, np.float32)), r"NaN or infinite"),
+}
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory) -> dict[str, bytes]:
+    """Small saved models of each kind, as bytes."""
+    folder = tmp_path_factory.mktemp("bases")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    warnings.simplefilter("ignore", ConvergenceWarning)     # three epochs, on purpose
+    net = fastwb.Network([3, 4, 2], seed=0)
+    net.fit(X, rng.normal(size=(40, 2)), fastwb.Adam(), epochs=2, batch_size=8)
+    models = {"network": net,
+              "classifier": MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                  X, np.array(["a", "b", "c", "d"] * 10)),
+              "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                  X, rng.normal(size=40))}
+    blobs = {}
+    for name, model in models.items():
+        fastwb.save(model, folder / f"{name}.fwb")
+        blobs[name] = (folder / f"{name}.fwb").read_bytes()
+    return blobs
+
+
+def crafted_file(bases, name: str, tmp_path) -> str:
+    base, change, _, _ = CRAFTED[name]
+    path = tmp_path / "crafted.fwb"
+    path.write_bytes(pack(*change(*unpack(bases[base]))))
+    return str(path)
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """``fastwb ...`` in process: (status, stderr); any exception fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(argv)
+    return status, err.getvalue()
+
+
+def test_bases_load(bases, tmp_path):
+    for base, blob in bases.items():
+        (tmp_path / "m.fwb").write_bytes(pack(*unpack(blob)))
+        fastwb.load(tmp_path / "m.fwb")
+        assert run_cli(["info", str(tmp_path / "m.fwb")])[0] == 0
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_crafted_file_is_refused(bases, name, tmp_path):
+    path = crafted_file(bases, name, tmp_path)
+    match, header_broken = CRAFTED[name].match, CRAFTED[name].header_broken
+    with pytest.raises(ModelFileError, match="crafted.fwb") as info:
+        fastwb.load(path)
+    assert re.search(match, str(info.value)), str(info.value)
+    if header_broken:
+        with pytest.raises(ModelFileError, match=match):
+            saving.read_header(path)
+    np.savetxt(tmp_path / "x.csv", np.zeros((2, 3)), delimiter=",", header="a,b,c",
+               comments="")
+    for argv in (["info", path], ["predict", path, str(tmp_path / "x.csv"), "--proba"]):
+        status, err = run_cli(argv)
+        assert status == 1, (argv, err)
+        assert err.startswith("fastwb: error: ") and err.count("\n") == 1, err
+        assert re.search(match, err), err
+        assert "Traceback" not in err
+
+
+def test_crafted_kinds_counted():
+    """The count the issue asks for: every kind above is tried (and must stay so)."""
+    assert len(CRAFTED) >= 40
+
+
+@pytest.mark.parametrize("name, message", [
+    ("n_threads 10**5", "n_threads=100000"),
+    ("classes_ of shape [2**40, 0]", "larger than the whole file")])
+def test_info_of_a_small_crafted_file_uses_little_memory(bases, name, message, tmp_path):
+    """Header numbers are checked before anything is sized from them: a 2 KB file
+    asking for a huge thread count or array is refused by a process held to 1 GB."""
+    path = crafted_file(bases, name, tmp_path)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from fastwb.cli import main; sys.exit(main(['info', sys.argv[1]]))")
+    if sys.platform != "linux":
+        pytest.skip("address-space limits are Linux's")
+    result = subprocess.run([sys.executable, "-c", code, path], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_save_refuses_lone_surrogates(tmp_path):
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    with pytest.warns(Warning):
+        model = MLPClassifier((3,), max_iter=1).fit(X, np.array(["a", "\udcff"] * 4))
+    with pytest.raises(ValueError, match="surrogates"):
+        fastwb.save(model, tmp_path / "m.fwb")
+    assert not os.listdir(tmp_path)
+
+
+def test_save_refuses_what_load_would(tmp_path):
+    """What a file may not hold is refused on saving too, so that every saved file loads."""
+    net = fastwb.Network([2, 1], seed=2**64 - 1)
+    fastwb.save(net, tmp_path / "m.fwb")
+    assert fastwb.load(tmp_path / "m.fwb").seed == 2**64 - 1
+    with pytest.raises(ValueError, match="outside the 64-bit range"):
+        saving._encode("network", {"big": 2**64}, {})
+    with pytest.raises(ValueError, match="nests deeper than 64 levels"):
+        saving._encode("network", {"deep": nested(70)}, {})
+    with pytest.raises(ValueError, match="is empty but of shape \\(1000000, 0\\)"):
+        saving._encode("network", {}, {"empty": np.zeros((10**6, 0))})
+    assert saving._encode("network", {}, {"empty": np.zeros((10, 0))})
+
+
+def test_n_threads_bound():
+    with pytest.raises(ValueError, match="at most 65536"):
+        fastwb.Network([2, 1], n_threads=65537)
+    assert fastwb.Network([2, 1], n_threads=65536).n_threads == 65536
+
+
+# --- files that are not regular ---------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("command", ["load", "read_header", "info", "predict"])
+def test_fifo_is_refused_without_blocking(command, tmp_path):
+    """In a subprocess with a timeout, so that a regression fails instead of hanging."""
+    fifo = tmp_path / "model.fwb"
+    os.mkfifo(fifo)
+    np.savetxt(tmp_path / "x.csv", np.zeros((2, 3)), delimiter=",")
+    code = "import sys, fastwb.saving; from fastwb.cli import main; " + {
+        "load": "fastwb.load(sys.argv[1])",
+        "read_header": "fastwb.saving.read_header(sys.argv[1])",
+        "info": "sys.exit(main(['info', sys.argv[1]]))",
+        "predict": "sys.exit(main(['predict', sys.argv[1], 'x.csv']))"}[command]
+    result = subprocess.run([sys.executable, "-c", code, str(fifo)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 1
+    assert "a FIFO (named pipe), not a regular file" in result.stderr
+    if command in ("info", "predict"):
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_device_is_refused():
+    with pytest.raises(ModelFileError, match="a character device, not a regular file"):
+        fastwb.load("/dev/zero")
+    status, err = run_cli(["info", "/dev/zero"])
+    assert status == 1 and "character device" in err
+
+
+# --- temporary files of interrupted saves -----------------------------------------------
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids are asked on POSIX only")
+def test_save_removes_temporaries_its_interrupted_saves_left(tmp_path):
+    net = fastwb.Network([2, 1], seed=0)
+    pid = dead_pid()
+    left = [tmp_path / f".model.fwb.{pid}.{'ab' * 8}.tmp",
+            tmp_path / f".model.fwb.{'cd' * 8}.tmp"]            # named before the process id
+    live = [tmp_path / f".model.fwb.{os.getppid()}.{'ef' * 8}.tmp",   # a save still writing
+            tmp_path / f".model.fwb.{'01' * 8}.tmp",                 # recent, writer unknown
+            tmp_path / f".other.fwb.{pid}.{'ab' * 8}.tmp",           # another target's
+            tmp_path / f".model.fwb.{pid}.{'ab' * 8}.tmp.keep",      # not the pattern
+            tmp_path / "model.fwb.tmp"]
+    for path in left + live:
+        path.write_bytes(b"partial")
+    old = time.time() - 2 * 3600
+    os.utime(left[1], (old, old))
+    fastwb.save(net, tmp_path / "model.fwb")
+    assert not any(path.exists() for path in left)
+    assert all(path.exists() for path in live)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model.fwb.")) == \
+        sorted(p.name for p in live if p.name.startswith(".model.fwb."))
+    np.testing.assert_array_equal(fastwb.load(tmp_path / "model.fwb").parameters,
+                                  net.parameters)
+
+
+def test_save_names_its_temporary_by_target_and_process(tmp_path, monkeypatch):
+    """The name the cleanup matches is the name a save writes under."""
+    seen = []
+    replace = os.replace
+
+    def spy(source, target):
+        seen.append(os.path.basename(source))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", spy)
+    fastwb.save(fastwb.Network([2, 1], seed=0), tmp_path / "model.fwb")
+    assert len(seen) == 1
+    assert saving._temporary_pattern("model.fwb").match(seen[0])
+    assert seen[0].startswith(f".model.fwb.{os.getpid()}.")
