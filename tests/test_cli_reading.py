@@ -224,7 +224,8 @@ def test_parquet_reads_as_the_same_table_as_csv(tmp_path, monkeypatch):
     labels = np.array(["cat", "dog"])[rng.integers(0, 2, size=40)]
     _write_parquet(tmp_path / "data.parquet", {"x": x, "count": counts, "label": labels})
     (tmp_path / "data.csv").write_text(
-        "x,count,label\n" + "".join(f"{float(a)!r},{b},{c}\n" for a, b, c in zip(x, counts, labels)))
+        "x,count,label\n" + "".join(f"{float(a)!r},{b},{c}\n"
+                                     for a, b, c in zip(x, counts, labels)))
     from_csv = _read(tmp_path / "data.csv", monkeypatch, "python", target="label",
                      target_required=True)
     _same(tables.read_table(str(tmp_path / "data.parquet"), "label", True), from_csv)

@@ -8,7 +8,14 @@ the command prints it as one line.
 
 CSV: a header row of column names, then one row per sample; every feature
 column numeric, the target may hold text labels. ``.tsv`` files are
-tab-separated; ``.gz`` files are decompressed.
+tab-separated, other files comma-separated unless their first lines are
+consistently split by semicolons, tabs or ``|``; ``.gz`` files are
+decompressed. pyarrow or pandas reads a clean file when installed
+(``fastwb.cli.fastread``); anything else is read again by the careful reader
+here, which words the problem, so the result is the same whichever ran.
+
+Parquet (``.parquet``, ``.pq``, or a file starting with ``PAR1``), through
+pyarrow: the same columns and checks as CSV, problems named by row.
 
 ``.npz`` (``numpy.savez``): the features in an array ``X`` of shape
 (n_samples, n_features), the target in ``y`` (or the array that ``--target``
@@ -71,9 +78,9 @@ def check_writable(path: str, what: str = "output file") -> None:
 
 def read_table(path: str, target: str | None = None, target_required: bool = False,
                features: list[str] | None = None) -> Table:
-    """Read a CSV or ``.npz`` file.
+    """Read a CSV, Parquet or ``.npz`` file.
 
-    ``target`` names the target column (CSV) or array (``.npz``, where it
+    ``target`` names the target column (CSV, Parquet) or array (``.npz``, where it
     defaults to "y" when ``target_required``); with ``target_required`` a
     missing target is an error, otherwise the table comes back without one.
     ``features`` (when the file names its columns) picks the feature columns,
