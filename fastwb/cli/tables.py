@@ -89,7 +89,8 @@ def read_table(path: str, target: str | None = None, target_required: bool = Fal
     """
     check_readable(path, "data file")
     if _is_npz(path):
-        table = _read_npz(path, target, target_required)
+        with progress_note(path, "NumPy"):
+            table = _read_npz(path, target, target_required)
     elif _is_parquet(path):
         table = _read_parquet(path, target, target_required, features)
     else:
