@@ -143,6 +143,18 @@ def test_text_and_boolean_words_are_labels_whichever_reader(tmp_path, monkeypatc
     assert list(tables_read[0].target) == ["True", "False", "NA", "null", "1_000"]
 
 
+def test_small_files_go_to_the_careful_reader_unless_one_is_chosen(tmp_path, monkeypatch):
+    path = tmp_path / "small.csv"
+    path.write_text("a,y\n1,2\n")
+    monkeypatch.delenv("FASTWB_CSV_READER", raising=False)
+    assert fastread.csv_reader(str(path)) == "python"
+    monkeypatch.setattr(fastread, "FAST_READ_MIN_BYTES", path.stat().st_size)
+    assert fastread.csv_reader(str(path)) == READERS[0]
+    for reader in READERS:
+        monkeypatch.setenv("FASTWB_CSV_READER", f" {reader.upper()} ")
+        assert fastread.csv_reader(str(path)) == reader
+
+
 def test_an_unknown_reader_is_named(tmp_path, monkeypatch):
     path = tmp_path / "a.csv"
     path.write_text("a,y\n1,2\n")
@@ -247,6 +259,11 @@ def test_parquet_problems_are_named_by_row_and_column(tmp_path):
     _write_parquet(tmp_path / "inf.parquet", {"a": [1.0, 2.0], "y": [1.0, np.inf]})
     with pytest.raises(CommandError, match="row 2: the target column 'y' is not finite"):
         tables.read_table(str(tmp_path / "inf.parquet"), "y", True)
+    pa = pytest.importorskip("pyarrow")
+    _write_parquet(tmp_path / "none.parquet", {"a": pa.array([], pa.float64()),
+                                               "y": pa.array([], pa.int64())})
+    with pytest.raises(CommandError, match="none.parquet has no rows of data"):
+        tables.read_table(str(tmp_path / "none.parquet"), "y", True)
     (tmp_path / "fake.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(CommandError, match="fake.parquet is not a readable Parquet file"):
         tables.read_table(str(tmp_path / "fake.parquet"), "y", True)

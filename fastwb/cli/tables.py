@@ -148,7 +148,7 @@ def _read_csv(path: str, target: str | None, target_required: bool,
               features: list[str] | None) -> Table:
     delimiter, names, header_lines = _read_header(path)
     plan = _plan(path, names, target, target_required, features)
-    reader = csv_reader()
+    reader = csv_reader(path)
     with progress_note(path, reader):
         if reader != "python" and header_lines == 1:
             columns = read_csv_columns(reader, path, delimiter, len(names),
@@ -285,7 +285,8 @@ def _assemble(path: str, names: list[str], columns, lines, plan: _Plan,
     """The table of the planned columns, each checked; ``lines`` numbers the
     rows in messages, as ``unit`` ("line" of a CSV file, "row" of a Parquet one)."""
     if not len(lines):
-        raise CommandError(f"{path} has a header but no rows of data")
+        raise CommandError(f"{path} has a header but no rows of data" if unit == "line"
+                           else f"{path} has no rows of data")
     target_values = None
     if plan.target is not None:
         target_values = _target_column(columns[plan.target], names[plan.target], path, lines,
