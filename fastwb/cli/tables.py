@@ -92,9 +92,12 @@ def read_table(path: str, target: str | None = None, target_required: bool = Fal
         with progress_note(path, "NumPy"):
             table = _read_npz(path, target, target_required)
     elif _is_parquet(path):
-        table = _read_parquet(path, target, target_required, features)
+        with progress_note(path, parquet_reader()):
+            table = _read_parquet(path, target, target_required, features)
     else:
-        table = _read_csv(path, target, target_required, features)
+        reader = csv_reader(path)
+        with progress_note(path, reader):
+            table = _read_csv(path, reader, target, target_required, features)
     if features is not None and table.feature_names is not None and \
             table.feature_names != list(features):
         table = _select(table, features)
@@ -144,22 +147,20 @@ class _Plan:
     ignored: tuple[str, ...]
 
 
-def _read_csv(path: str, target: str | None, target_required: bool,
+def _read_csv(path: str, reader: str, target: str | None, target_required: bool,
               features: list[str] | None) -> Table:
     delimiter, names, header_lines = _read_header(path)
     plan = _plan(path, names, target, target_required, features)
-    reader = csv_reader(path)
-    with progress_note(path, reader):
-        if reader != "python" and header_lines == 1:
-            columns = read_csv_columns(reader, path, delimiter, len(names),
-                                       lambda index: index not in plan.features)
-            if columns is not None:
-                n_rows = len(columns[0])
-                try:
-                    return _assemble(path, names, columns, range(2, n_rows + 2), plan)
-                except CommandError:
-                    pass            # the careful reader words it, with the right line
-        columns, lines = _read_rows(path, delimiter, names)
+    if reader != "python" and header_lines == 1:
+        columns = read_csv_columns(reader, path, delimiter, len(names),
+                                   lambda index: index not in plan.features)
+        if columns is not None:
+            n_rows = len(columns[0])
+            try:
+                return _assemble(path, names, columns, range(2, n_rows + 2), plan)
+            except CommandError:
+                pass            # the careful reader words it, with the right line
+    columns, lines = _read_rows(path, delimiter, names)
     return _assemble(path, names, columns, lines, plan)
 
 
@@ -309,9 +310,7 @@ def _is_parquet(path: str) -> bool:
 
 def _read_parquet(path: str, target: str | None, target_required: bool,
                   features: list[str] | None) -> Table:
-    reader = parquet_reader()
-    with progress_note(path, reader):
-        names, columns = read_parquet_columns(path)
+    names, columns = read_parquet_columns(path)
     names = _column_names(names, path)
     plan = _plan(path, names, target, target_required, features)
     n_rows = len(columns[0]) if columns else 0
