@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+import fastwb
 from fastwb.bench.options import add_json
 from fastwb.cli.fastread import installed_readers
 
@@ -91,11 +92,15 @@ def write_table(folder: Path, megabytes: float, seed: int = 0) -> tuple[Path, Pa
 
 
 def measure(reader: str, path: Path, repeats: int) -> dict:
-    """One reader's best time and peak memory, in a process of its own."""
+    """One reader's best time and peak memory, in a process of its own, which
+    imports the fastwb this process did (run in the data's folder, so that a
+    source tree in the working directory cannot stand in for it)."""
+    home = str(Path(fastwb.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
+        [home] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
     done = subprocess.run([sys.executable, "-c", _CHILD, reader, str(path), str(repeats)],
-                          capture_output=True, text=True, env=env, check=False)
+                          capture_output=True, text=True, env=env, cwd=path.parent,
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{reader} on {path.name} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
