@@ -10,7 +10,9 @@ The modules, each depending only on those listed after it:
     what several subcommands share: scikit-learn's drop-ins, a fit with a
     progress bar, the ``--plots`` directory
 ``tables``
-    CSV and ``.npz`` files in, predictions out
+    CSV, Parquet and ``.npz`` files in, predictions out
+``fastread``
+    pyarrow's or pandas's readers for ``tables``, when installed
 ``errors``
     ``CommandError`` and the exit statuses
 """

@@ -11,11 +11,11 @@ subcommand runs.
     fastwb --version [--verbose]
 
 DATA is a CSV file (a header row; numeric feature columns; the target may
-hold text labels) or a ``.npz`` archive (arrays ``X`` and ``y``, optionally
-``feature_names``); see ``fastwb.cli.tables``. Expected failures (a missing
-file, an unknown column, a bad option) print one line ``fastwb: error: ...`` on
-stderr and exit with status 1 (2 for a bad command line); anything else shows
-its traceback.
+hold text labels), a Parquet file with such columns, or a ``.npz`` archive
+(arrays ``X`` and ``y``, optionally ``feature_names``); see
+``fastwb.cli.tables``. Expected failures (a missing file, an unknown column, a
+bad option) print one line ``fastwb: error: ...`` on stderr and exit with
+status 1 (2 for a bad command line); anything else shows its traceback.
 
 Each subcommand but bench (``fastwb.bench.peers``) is a module of this package
 with a ``run``; they share ``common`` (progress, plots), ``tables`` (reading
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "may hold text labels) or a .npz file with arrays X and y (and "
                     "optionally feature_names).")
     train_parser.add_argument("data", metavar="DATA",
-                              help="a .csv (or .tsv, .csv.gz) or .npz file")
+                              help="a .csv (or .tsv, .csv.gz), .parquet or .npz file")
     train_parser.add_argument("--target", metavar="COL",
                               help="the column to predict (CSV: required; .npz: the target array, "
                                    "default y)")
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("model", metavar="MODEL",
                                 help="a model file from fastwb train or fastwb.save")
     predict_parser.add_argument("data", metavar="DATA",
-                                help="a .csv (or .tsv, .csv.gz) or .npz file")
+                                help="a .csv (or .tsv, .csv.gz), .parquet or .npz file")
     predict_parser.add_argument("--out", metavar="FILE",
                                 help="write the CSV here (default: stdout)")
     predict_parser.add_argument("--proba", action="store_true",

@@ -8,7 +8,14 @@ the command prints it as one line.
 
 CSV: a header row of column names, then one row per sample; every feature
 column numeric, the target may hold text labels. ``.tsv`` files are
-tab-separated; ``.gz`` files are decompressed.
+tab-separated, other files comma-separated unless their first lines are
+consistently split by semicolons, tabs or ``|``; ``.gz`` files are
+decompressed. pyarrow or pandas reads a clean file when installed
+(``fastwb.cli.fastread``); anything else is read again by the careful reader
+here, which words the problem, so the result is the same whichever ran.
+
+Parquet (``.parquet``, ``.pq``, or a file starting with ``PAR1``), through
+pyarrow: the same columns and checks as CSV, problems named by row.
 
 ``.npz`` (``numpy.savez``): the features in an array ``X`` of shape
 (n_samples, n_features), the target in ``y`` (or the array that ``--target``
@@ -17,6 +24,7 @@ names), and optionally the column names in ``feature_names``.
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import math
 import os
@@ -26,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastwb.cli.errors import CommandError
+from fastwb.cli.fastread import (csv_reader, parquet_reader, progress_note, read_csv_columns,
+                                 read_parquet_columns)
 
 #: The auto task calls an integer target with at most this many values classes.
 MAX_AUTO_CLASSES = 20
@@ -68,9 +78,9 @@ def check_writable(path: str, what: str = "output file") -> None:
 
 def read_table(path: str, target: str | None = None, target_required: bool = False,
                features: list[str] | None = None) -> Table:
-    """Read a CSV or ``.npz`` file.
+    """Read a CSV, Parquet or ``.npz`` file.
 
-    ``target`` names the target column (CSV) or array (``.npz``, where it
+    ``target`` names the target column (CSV, Parquet) or array (``.npz``, where it
     defaults to "y" when ``target_required``); with ``target_required`` a
     missing target is an error, otherwise the table comes back without one.
     ``features`` (when the file names its columns) picks the feature columns,
@@ -79,9 +89,15 @@ def read_table(path: str, target: str | None = None, target_required: bool = Fal
     """
     check_readable(path, "data file")
     if _is_npz(path):
-        table = _read_npz(path, target, target_required)
+        with progress_note(path, "NumPy"):
+            table = _read_npz(path, target, target_required)
+    elif _is_parquet(path):
+        with progress_note(path, parquet_reader()):
+            table = _read_parquet(path, target, target_required, features)
     else:
-        table = _read_csv(path, target, target_required, features)
+        reader = csv_reader(path)
+        with progress_note(path, reader):
+            table = _read_csv(path, reader, target, target_required, features)
     if features is not None and table.feature_names is not None and \
             table.feature_names != list(features):
         table = _select(table, features)
@@ -116,64 +132,189 @@ def _open_text(path: str):
     return opener(path, "rt", newline="", encoding="utf-8-sig")
 
 
-def _read_csv(path: str, target: str | None, target_required: bool,
+#: The delimiters a CSV file may use, as messages name them; the first is the default.
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "'|'"}
+_SAMPLE_LINES = 50
+
+
+@dataclass
+class _Plan:
+    """Which columns a table takes: the target's index (None: no target) and
+    the feature columns' indices and names, in the order the table gives them."""
+
+    target: int | None
+    features: list[int]
+    ignored: tuple[str, ...]
+
+
+def _read_csv(path: str, reader: str, target: str | None, target_required: bool,
               features: list[str] | None) -> Table:
+    delimiter, names, header_lines = _read_header(path)
+    plan = _plan(path, names, target, target_required, features)
+    if reader != "python" and header_lines == 1:
+        columns = read_csv_columns(reader, path, delimiter, len(names),
+                                   lambda index: index not in plan.features)
+        if columns is not None:
+            n_rows = len(columns[0])
+            try:
+                return _assemble(path, names, columns, range(2, n_rows + 2), plan)
+            except CommandError:
+                pass            # the careful reader words it, with the right line
+    columns, lines = _read_rows(path, delimiter, names)
+    return _assemble(path, names, columns, lines, plan)
+
+
+def _read_header(path: str) -> tuple[str, list[str], int]:
+    """The delimiter (the extension's, unless the first lines are consistently
+    split by another of DELIMITERS), the checked column names, and how many
+    lines the header row took."""
     name = path.lower().removesuffix(".gz")
-    delimiter = "\t" if name.endswith((".tsv", ".tab")) else ","
+    default = "\t" if name.endswith((".tsv", ".tab")) else ","
+    try:
+        with _open_text(path) as f:
+            sample = [line for line, _ in zip(f, range(_SAMPLE_LINES))]
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} is not a text (CSV) file: it is not UTF-8") from None
+    except (gzip.BadGzipFile, EOFError, OSError) as error:
+        raise CommandError(f"{path} is not a readable CSV file: {error}") from None
+    delimiter = _sniff(sample, default)
+    reader = csv.reader(sample, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise CommandError(f"{path} is not a readable CSV file: {error}") from None
+    if header is None:
+        raise CommandError(f"{path} is empty: a CSV file needs a header row of "
+                           f"column names")
+    return delimiter, _column_names(header, path), reader.line_num
+
+
+def _sniff(sample: list[str], default: str) -> str:
+    """``default`` when it splits the sample's rows into a consistent number of
+    columns, more than one; else the first other delimiter that does; else
+    (ragged rows, which the careful reader reports) the one that splits the
+    header into the most columns."""
+    order = [default] + [d for d in DELIMITERS if d != default]
+    widths = {}
+    for delimiter in order:
+        try:
+            counts = [len(row) for row in csv.reader(sample, delimiter=delimiter)
+                      if row and not (len(row) == 1 and not row[0].strip())]
+        except csv.Error:
+            continue
+        if counts and len(set(counts)) == 1 and counts[0] > 1:
+            return delimiter
+        widths[delimiter] = counts[0] if counts else 0
+    if widths.get(default, 0) > 1 or not widths:
+        return default
+    return max(widths, key=lambda d: widths[d])
+
+
+def _delimiter_hint(row: list[str], delimiter: str, n_columns: int) -> str:
+    """"; they seem separated by semicolons ..." when another delimiter splits
+    ``row`` into ``n_columns`` values, else ""."""
+    text = delimiter.join(row)
+    for other, words in DELIMITERS.items():
+        if other != delimiter and len(next(csv.reader([text], delimiter=other), [])) == \
+                n_columns:
+            return f"; they seem separated by {words}, the header's by {DELIMITERS[delimiter]}"
+    return ""
+
+
+def _read_rows(path: str, delimiter: str, names: list[str]) -> tuple[list, list[int]]:
+    """The careful reader: the columns as text, and each row's line number."""
     try:
         with _open_text(path) as f:
             reader = csv.reader(f, delimiter=delimiter)
-            header = next(reader, None)
-            if header is None:
-                raise CommandError(f"{path} is empty: a CSV file needs a header row of "
-                                   f"column names")
-            names = _column_names(header, path)
+            next(reader)                            # the header, read by _read_header
             rows, lines = [], []
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue                    # blank line
                 if len(row) != len(names):
+                    hint = _delimiter_hint(row, delimiter, len(names))
                     raise CommandError(f"{path}, line {reader.line_num}: {len(row)} values, "
-                                       f"but the header has {len(names)} columns")
+                                       f"but the header has {len(names)} columns{hint}")
                 rows.append(row)
                 lines.append(reader.line_num)
     except UnicodeDecodeError:
         raise CommandError(f"{path} is not a text (CSV) file: it is not UTF-8") from None
     except (csv.Error, gzip.BadGzipFile, EOFError) as error:
         raise CommandError(f"{path} is not a readable CSV file: {error}") from None
-    if not rows:
-        raise CommandError(f"{path} has a header but no rows of data")
+    return list(zip(*rows)) if rows else [() for _ in names], lines
 
+
+def _plan(path: str, names: list[str], target: str | None, target_required: bool,
+          features: list[str] | None) -> _Plan:
+    """The columns to take, checked against the header before the rows are read."""
     if target is None and target_required:
         raise CommandError(f"name the column to predict with --target (the columns of "
                            f"{path}: {shorten(names)})")
-    columns = list(zip(*rows))
-    target_values = None
+    target_index = None
     if target is not None:
-        if target not in names:
-            if target_required:
-                raise CommandError(f"unknown column {target!r}: {path} has the columns "
-                                   f"{shorten(names)}")
-        else:
-            index = names.index(target)
-            target_values = _target_column(columns[index], target, path, lines)
-            del names[index], columns[index]
-    if not names:
+        if target in names:
+            target_index = names.index(target)
+        elif target_required:
+            raise CommandError(f"unknown column {target!r}{closest(target, names)}: {path} "
+                               f"has the columns {shorten(names)}")
+    others = [name for i, name in enumerate(names) if i != target_index]
+    if not others:
         raise CommandError(f"{path} has no feature columns besides the target {target!r}")
-    ignored: tuple[str, ...] = ()
-    if features is not None:        # convert only the columns the model takes
-        missing = [name for name in features if name not in names]
-        if missing:
-            raise CommandError(f"{path} lacks the column(s) {shorten(missing)} that the "
-                               f"model was trained on")
-        ignored = tuple(name for name in names if name not in features)
-        columns = [columns[names.index(name)] for name in features]
-        names = list(features)
-    X = np.empty((len(rows), len(names)), dtype=np.float64)
-    for j, (column_name, column) in enumerate(zip(names, columns)):
-        X[:, j] = _numeric_column(column, column_name, path, lines)
-    return Table(path, X, names, target_values, target if target_values is not None else None,
-                 ignored)
+    if features is None:
+        return _Plan(target_index, [names.index(name) for name in others], ())
+    missing = [name for name in features if name not in others]
+    if missing:
+        suggestions = "".join(closest(name, [n for n in others if n not in features])
+                              for name in missing[:3])
+        raise CommandError(f"{path} lacks the column(s) {shorten(missing)} that the "
+                           f"model was trained on{suggestions}")
+    return _Plan(target_index, [names.index(name) for name in features],
+                 tuple(name for name in others if name not in features))
+
+
+def closest(name: str, names: list[str]) -> str:
+    """" (did you mean 'x'?)" naming the names closest to ``name``, or ""."""
+    by_case = [n for n in names if n.lower() == name.lower()]
+    matches = by_case or difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if not matches:
+        return ""
+    return f" (did you mean {' or '.join(repr(m) for m in matches)}?)"
+
+
+def _assemble(path: str, names: list[str], columns, lines, plan: _Plan,
+              unit: str = "line") -> Table:
+    """The table of the planned columns, each checked; ``lines`` numbers the
+    rows in messages, as ``unit`` ("line" of a CSV file, "row" of a Parquet one)."""
+    if not len(lines):
+        raise CommandError(f"{path} has a header but no rows of data" if unit == "line"
+                           else f"{path} has no rows of data")
+    target_values = None
+    if plan.target is not None:
+        target_values = _target_column(columns[plan.target], names[plan.target], path, lines,
+                                       unit)
+    X = np.empty((len(lines), len(plan.features)), dtype=np.float64)
+    for j, index in enumerate(plan.features):
+        X[:, j] = _numeric_column(columns[index], names[index], path, lines, unit)
+    return Table(path, X, [names[index] for index in plan.features], target_values,
+                 names[plan.target] if plan.target is not None else None, plan.ignored)
+
+
+# --- Parquet ---------------------------------------------------------------------------
+
+def _is_parquet(path: str) -> bool:
+    if path.lower().endswith((".parquet", ".pq")):
+        return True
+    with open(path, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
+def _read_parquet(path: str, target: str | None, target_required: bool,
+                  features: list[str] | None) -> Table:
+    names, columns = read_parquet_columns(path)
+    names = _column_names(names, path)
+    plan = _plan(path, names, target, target_required, features)
+    n_rows = len(columns[0]) if columns else 0
+    return _assemble(path, names, columns, range(1, n_rows + 1), plan, unit="row")
 
 
 def _column_names(header: list[str], path: str) -> list[str]:
@@ -190,7 +331,7 @@ def _column_names(header: list[str], path: str) -> list[str]:
     return names
 
 
-def _numeric_column(values, name: str, path: str, lines: list[int]) -> np.ndarray:
+def _numeric_column(values, name: str, path: str, lines, unit: str = "line") -> np.ndarray:
     try:
         column = np.array(values, dtype=np.float64)
     except ValueError:
@@ -203,31 +344,35 @@ def _numeric_column(values, name: str, path: str, lines: list[int]) -> np.ndarra
         except ValueError:
             number = None
         if not value.strip():
-            raise CommandError(f"{path}, line {line}: column {name!r} is empty (fastwb does "
+            raise CommandError(f"{path}, {unit} {line}: column {name!r} is empty (fastwb does "
                                f"not fill in missing values)")
         if number is None:
-            raise CommandError(f"{path}, line {line}: column {name!r} is not numeric "
+            raise CommandError(f"{path}, {unit} {line}: column {name!r} is not numeric "
                                f"({_quote(value)}); feature columns must hold numbers")
         if not math.isfinite(number):
-            raise CommandError(f"{path}, line {line}: column {name!r} holds {_quote(value)}; "
+            raise CommandError(f"{path}, {unit} {line}: column {name!r} holds {_quote(value)}; "
                                f"features must be finite numbers")
     raise AssertionError("unreachable: some value failed to convert")   # pragma: no cover
 
 
-def _target_column(values, name: str, path: str, lines: list[int]) -> np.ndarray:
+def _target_column(values, name: str, path: str, lines, unit: str = "line") -> np.ndarray:
     """Numbers when every value is one (integers when every number is whole),
     else the labels as text."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        if np.isfinite(values).all():           # a fast reader's clean numbers
+            return _integers_if_whole(values)
+        values = [str(value) for value in values]
     stripped = [value.strip() for value in values]
     for value, line in zip(stripped, lines):
         if not value:
-            raise CommandError(f"{path}, line {line}: the target column {name!r} is empty")
+            raise CommandError(f"{path}, {unit} {line}: the target column {name!r} is empty")
     try:
         numbers = np.array(stripped, dtype=np.float64)
     except ValueError:
         return np.array(stripped, dtype=str)
     if not np.isfinite(numbers).all():
         line = lines[int(np.argmin(np.isfinite(numbers)))]
-        raise CommandError(f"{path}, line {line}: the target column {name!r} is not finite")
+        raise CommandError(f"{path}, {unit} {line}: the target column {name!r} is not finite")
     return _integers_if_whole(numbers)
 
 
