@@ -1,4 +1,5 @@
-"""scikit-learn as an optional dependency of fastwb (its drop-ins and the command line).
+"""scikit-learn as an optional dependency of fastwb (its drop-ins and the command line),
+and what to install for ONNX export.
 
 A missing (or too old) scikit-learn is the user's to fix with one ``pip``
 command; any other ImportError met while importing it is a real fault and
@@ -15,6 +16,8 @@ import re
 SKLEARN_REQUIREMENT = 'scikit-learn >= 1.7: pip install "fastwb[sklearn]"'
 #: The oldest scikit-learn whose API the drop-ins mirror (MLPRegressor's ``loss``).
 SKLEARN_OLDEST = (1, 7)
+#: What to install for ``fastwb.onnx``, as its messages say it.
+ONNX_REQUIREMENT = 'onnx, onnxruntime and skl2onnx: pip install "fastwb[onnx]"'
 
 
 def check_sklearn_version() -> None:

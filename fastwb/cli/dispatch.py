@@ -8,6 +8,7 @@ subcommand runs.
                  [--plots DIR] ...
     fastwb predict MODEL DATA [--out predictions.csv] [--proba] [--target COL]
     fastwb info MODEL
+    fastwb export MODEL --onnx model.onnx [--opset N] [--quantize int8]
     fastwb --version [--verbose]
 
 DATA is a CSV file (a header row; numeric feature columns; the target may
@@ -30,7 +31,7 @@ import sys
 from fastwb import __version__, show_config
 from fastwb.bench import peers
 from fastwb.bench.contenders import NAMES
-from fastwb.cli import demo, info, predict, train
+from fastwb.cli import demo, export, info, predict, train
 from fastwb.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CommandError
 from fastwb.saving import ModelFileError
 
@@ -198,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Describe a saved model: kind, versions, layers, parameter count and "
                     "training summary.")
     info_parser.add_argument("model", metavar="MODEL", help="a model file")
+
+    export.add_arguments(commands.add_parser(
+        "export", help="write a saved model as ONNX",
+        description="Write a saved model (a network, an estimator or a pipeline) as an ONNX "
+                    "file, checked by onnx's checker (needs pip install \"fastwb[onnx]\")."))
     return parser
 
 
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     run = {"demo": _demo, "train": train.run, "predict": predict.run, "info": info.run,
-           "bench": _bench}[args.command] if not args.version else _version
+           "bench": _bench, "export": export.run}[args.command] if not args.version else _version
     try:
         run(args)
     except (CommandError, ModelFileError) as error:
