@@ -39,6 +39,7 @@ import numpy as np
 from fastwb import _onnx_graph
 from fastwb._onnx_graph import OLDEST_OPSET
 from fastwb._optional import ONNX_REQUIREMENT
+from fastwb._version import __version__
 from fastwb.network import Network
 
 #: The opset written unless another is asked for: Gelu is an operator of its
@@ -289,14 +290,10 @@ def _standalone(onnx, model, opset: int, dtype: np.dtype, name: str):
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(
         helper.make_graph(graph.nodes, name, inputs, outputs, graph.initializers),
-        opset_imports=opsets, producer_name="fastwb", producer_version=_version(),
-        ir_version=helper.find_min_ir_version_for(opsets))
+        opset_imports=opsets, producer_name="fastwb", producer_version=__version__,
+        # IR 4 is the first whose initializers need not be graph inputs
+        ir_version=max(4, helper.find_min_ir_version_for(opsets)))
     return proto
-
-
-def _version() -> str:
-    from fastwb._version import __version__
-    return __version__
 
 
 # --- pipelines, through skl2onnx ---------------------------------------------------------

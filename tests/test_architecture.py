@@ -11,8 +11,9 @@ import fastwb
 
 PACKAGE = pathlib.Path(fastwb.__file__).parent
 #: Imported inside functions on purpose: modules that need an optional
-#: dependency (fastwb.sklearn imports scikit-learn) or may be absent.
-LAZY = {"fastwb.sklearn", "fastwb._build_info"}
+#: dependency (fastwb.sklearn imports scikit-learn, fastwb._onnx_skl2onnx
+#: skl2onnx) or may be absent.
+LAZY = {"fastwb.sklearn", "fastwb._onnx_skl2onnx", "fastwb._build_info"}
 #: An optimizer's own state, read and written only in fastwb/optimizers.py.
 OPTIMIZER_PRIVATE = {"_counters", "_buffers", "_rule", "_slots", "_values", "_hyper", "_code",
                      "_s1", "_s2", "_samples_seen"}

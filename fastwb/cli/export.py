@@ -11,6 +11,7 @@ import os
 from fastwb.cli.errors import CommandError
 from fastwb.cli.predict import _load_model
 from fastwb.cli.tables import check_writable
+from fastwb.onnx import DEFAULT_OPSET, to_onnx
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,6 @@ def run(args: argparse.Namespace) -> None:
     check_writable(args.onnx, "ONNX file")
     model = _load_model(args.model)
     try:
-        from fastwb.onnx import DEFAULT_OPSET, to_onnx
         to_onnx(model, args.onnx, opset=args.opset, quantize=args.quantize)
     except ImportError as error:
         raise CommandError(str(error)) from None
