@@ -43,7 +43,7 @@ from fastwb._version import __version__
 from fastwb.network import Network
 
 #: The opset written unless another is asked for: Gelu is an operator of its
-#: own from opset 20, and onnxruntime runs opset 21 from release 1.20 on.
+#: own from opset 20; onnx 1.16 and onnxruntime 1.18 know opset 21.
 DEFAULT_OPSET = 21
 
 #: The ``quantize`` choices: the type of the quantized weights.
