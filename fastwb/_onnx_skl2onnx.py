@@ -78,9 +78,16 @@ def _classifier_shapes(operator) -> None:
     if kind == "multilabel":
         operator.outputs[0].type = Int64TensorType([n, estimator.n_outputs_])
     else:
-        label_type = _LABEL_TYPES[_onnx_graph.label_kind(estimator.classes_)]
-        operator.outputs[0].type = label_type([n])
-    columns = len(estimator.classes_) if kind == "binary" else estimator.n_outputs_
+        kind_of_label = _onnx_graph.label_kind(estimator.classes_)
+        zipmap = operator.scope_inst.get_options(estimator, dict(zipmap=True))["zipmap"]
+        if zipmap and kind_of_label not in ("int64", "string"):
+            raise ValueError(f"ZipMap takes integer or text classes; this classifier's are "
+                             f"{kind_of_label}: convert with zipmap off")
+        if zipmap and len(estimator.classes_) == 1:
+            raise ValueError("ZipMap needs a class per probability column; this classifier "
+                             "was fitted on one class: convert with zipmap off")
+        operator.outputs[0].type = _LABEL_TYPES[kind_of_label]([n])
+    columns = 2 if kind == "binary" else estimator.n_outputs_
     operator.outputs[1].type = _float_type(operator)([n, columns])
 
 

@@ -280,7 +280,7 @@ def _standalone(onnx, model, opset: int, dtype: np.dtype, name: str):
         label_type = helper.np_dtype_to_tensor_dtype(
             np.dtype(np.int64) if kind == "multilabel"
             else _onnx_graph.label_array(model.classes_).dtype)
-        n_columns = len(model.classes_) if kind == "binary" else n_out
+        n_columns = 2 if kind == "binary" else n_out
         outputs = [helper.make_tensor_value_info("label", label_type,
                                                  ["N", n_out] if kind == "multilabel" else ["N"]),
                    helper.make_tensor_value_info("probabilities", tensor, ["N", n_columns])]
@@ -315,6 +315,9 @@ def _final_estimator(model):
     while not _is_estimator(found):
         kind = type(found).__name__
         if kind == "Pipeline" and _is_pipeline(found):
+            for _, step in found.steps[:-1]:
+                if step not in (None, "passthrough"):
+                    check_is_fitted(step)
             found = found.steps[-1][1]
         elif kind == "TransformedTargetRegressor" and _is_pipeline(found):
             check_is_fitted(found)

@@ -319,6 +319,19 @@ def test_zipmap_on_request():
     clf = MLPClassifier((4,), max_iter=5, random_state=0).fit(X, (X[:, 0] > 0).astype(int))
     label, dictionaries = run(to_onnx(clf, zipmap=True), X.astype(np.float32))
     assert sorted(dictionaries[0]) == [0, 1]
+    np.testing.assert_array_equal(label, clf.predict(X))
+
+
+@pytest.mark.parametrize("y, message", [
+    (lambda X: X[:, 0] > 0, "integer or text classes; this classifier's are bool"),
+    (lambda X: np.full(len(X), 3), "fitted on one class")])
+def test_zipmap_refused_where_it_cannot_map_the_classes(y, message):
+    X = data(40)
+    clf = MLPClassifier((4,), max_iter=5, random_state=0).fit(X, y(X))
+    with pytest.raises(ValueError, match=message):
+        to_onnx(clf, zipmap=True)
+    label, _ = run(to_onnx(clf), X.astype(np.float32))     # without ZipMap: as predict
+    np.testing.assert_array_equal(label, clf.predict(X))
 
 
 # --- writing, the command line, quantization -----------------------------------------
@@ -395,6 +408,10 @@ def test_unfitted_estimator_is_refused():
         to_onnx(MLPClassifier())
     with pytest.raises(NotFittedError):
         to_onnx(make_pipeline(StandardScaler(), MLPRegressor()))
+    X = data(30)
+    fitted = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, X[:, 0])
+    with pytest.raises(NotFittedError, match="StandardScaler"):
+        to_onnx(make_pipeline(StandardScaler(), fitted))     # fitted alone, not the scaler
 
 
 @pytest.mark.parametrize("model", ["net.fwb", np.zeros((2, 2)), None])
