@@ -40,7 +40,7 @@ from fastwb import _onnx_graph
 from fastwb._onnx_graph import OLDEST_OPSET
 from fastwb._optional import ONNX_REQUIREMENT
 from fastwb._version import __version__
-from fastwb.network import Network
+from fastwb.network import Network, _resolve_dtype
 
 #: The opset written unless another is asked for: Gelu is an operator of its
 #: own from opset 20; onnx 1.16 and onnxruntime 1.18 know opset 21.
@@ -71,7 +71,9 @@ def to_onnx(model, path: str | os.PathLike | None = None, *, opset: int | None =
         Where to write the model (its folder must exist).
     opset : int, optional
         The ONNX opset, from 7 (gelu needs 9, quantization 11) to the newest
-        the installed onnx knows; default ``DEFAULT_OPSET``.
+        the installed onnx knows (for pipelines: skl2onnx's newest), default
+        ``DEFAULT_OPSET``. skl2onnx stamps a pipeline with the oldest opset
+        its operators need, up to this one.
     dtype : {"float32", "float64"}, optional
         Precision of the graph's input, weights and outputs; default the
         network's (float32 with ``quantize``).
@@ -197,12 +199,7 @@ def _checked_opset(opset, onnx) -> int:
 def _checked_dtype(dtype, quantize: str | None) -> np.dtype | None:
     if dtype is None:
         return np.dtype(np.float32) if quantize is not None else None
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if resolved not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {resolved}")
+    resolved = _resolve_dtype(dtype)        # a network's dtype, checked as Network checks it
     if quantize is not None and resolved != np.float32:
         raise ValueError("quantize writes a float32 model with 8-bit weights; dtype must be "
                          "float32 (or None)")
@@ -300,6 +297,10 @@ def _standalone(onnx, model, opset: int, dtype: np.dtype, name: str):
 
 def _through_skl2onnx(model, opset: int, dtype: np.dtype | None, X, zipmap, name: str):
     skl2onnx = _require("skl2onnx")
+    newest = skl2onnx.get_latest_tested_opset_version()
+    if opset > newest:
+        raise ValueError(f"skl2onnx {skl2onnx.__version__}, which converts pipelines, writes "
+                         f"opsets up to {newest}; opset {opset} was asked for")
     register_skl2onnx()
     final = _final_estimator(model)
     dtype = dtype or final.network.dtype

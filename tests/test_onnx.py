@@ -439,6 +439,19 @@ def test_bad_opset_is_refused(opset, message):
         to_onnx(net, opset=opset)
 
 
+def test_pipeline_opset_beyond_skl2onnx_is_refused():
+    import skl2onnx
+    newest = skl2onnx.get_latest_tested_opset_version()
+    if newest >= onnx.defs.onnx_opset_version():
+        pytest.skip("skl2onnx writes every opset the installed onnx knows")
+    X = data(30)
+    pipe = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(3,), max_iter=2))
+    pipe.fit(X, X[:, 0])
+    with pytest.raises(ValueError, match=f"writes opsets up to {newest}"):
+        to_onnx(pipe, opset=newest + 1)
+    run(to_onnx(pipe, opset=newest), X.astype(np.float32))
+
+
 def test_bad_path_is_refused(tmp_path):
     net = fastwb.Network([3, 4, 2], seed=14)
     with pytest.raises(FileNotFoundError, match="no such folder"):
