@@ -4,8 +4,9 @@ The modules, each depending only on those listed after it:
 
 ``dispatch``
     the options, and which subcommand runs; failures as exit statuses
-``demo``, ``train``, ``predict``, ``info``
-    the subcommands (``fastwb bench`` is ``fastwb.bench.peers``)
+``demo``, ``train``, ``predict``, ``info``, ``export``
+    the subcommands (``fastwb bench`` is ``fastwb.bench.peers``; ``export``
+    loads a model file as ``predict`` does)
 ``common``
     what several subcommands share: scikit-learn's drop-ins, a fit with a
     progress bar, the ``--plots`` directory
