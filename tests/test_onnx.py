@@ -349,7 +349,7 @@ def test_command_line_export(tmp_path, capsys):
     fastwb.save(clf, tmp_path / "model.fwb")
     assert main(["export", str(tmp_path / "model.fwb"), "--onnx", str(tmp_path / "m.onnx"),
                  "--opset", "13"]) == 0
-    assert "wrote" in capsys.readouterr().out
+    assert "(ONNX opset 13, " in capsys.readouterr().out
     model = onnx.load(str(tmp_path / "m.onnx"))
     assert model.opset_import[0].version == 13
     label, proba = run(model, X.astype(np.float32))

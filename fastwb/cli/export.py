@@ -11,7 +11,7 @@ import os
 from fastwb.cli.errors import CommandError
 from fastwb.cli.predict import _load_model
 from fastwb.cli.tables import check_writable
-from fastwb.onnx import DEFAULT_OPSET, to_onnx
+from fastwb.onnx import to_onnx
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,11 +34,13 @@ def run(args: argparse.Namespace) -> None:
     check_writable(args.onnx, "ONNX file")
     model = _load_model(args.model)
     try:
-        to_onnx(model, args.onnx, opset=args.opset, quantize=args.quantize)
+        proto = to_onnx(model, args.onnx, opset=args.opset, quantize=args.quantize)
     except ImportError as error:
         raise CommandError(str(error)) from None
     except (TypeError, ValueError) as error:
         raise CommandError(f"cannot export {args.model}: {error}") from None
     weights = f", {args.quantize} weights" if args.quantize else ""
-    print(f"wrote {args.onnx} (ONNX opset {args.opset or DEFAULT_OPSET}{weights}, "
-          f"{os.path.getsize(args.onnx):,} bytes)")
+    # skl2onnx stamps a pipeline with the oldest opset its operators need
+    opset = max(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+    print(f"wrote {args.onnx} (ONNX opset {opset}{weights}, {os.path.getsize(args.onnx):,} "
+          f"bytes)")
