@@ -48,7 +48,12 @@ class _EstimatorProgress(ProgressBar):
 def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> list[str]:
     """``estimator.fit(X, y)`` with a progress bar on stderr and ``callbacks``
     besides; the warnings it raised come back as messages (and, unless
-    ``quiet``, are printed as ``fastwb: warning: ...`` lines)."""
+    ``quiet``, are printed as ``fastwb: warning: ...`` lines).
+
+    Ctrl-C, which the estimator (as scikit-learn's) turns into a warning and an
+    early return, raises KeyboardInterrupt here: the command stops rather than
+    go on with (and save) a model trained part of the way.
+    """
     bar = _EstimatorProgress(estimator, estimator.max_iter)
     estimator.set_params(callbacks=[bar, *callbacks])
     try:
@@ -57,6 +62,7 @@ def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> lis
             estimator.fit(X, y)
     finally:
         estimator.set_params(callbacks=None)    # the callbacks are this run's, not the model's
+    raise_if_interrupted(caught, estimator, "training")
     messages = []
     for warning in caught:
         if not issubclass(warning.category, UserWarning):
@@ -65,14 +71,20 @@ def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> lis
         if "Maximum iterations" in message:
             message = (f"the loss was still improving at the last epoch, "
                        f"{estimator.max_iter}; more epochs (--epochs) may train a better model")
-        elif "interrupted" in message:
-            message = f"training interrupted (Ctrl-C) after {estimator.n_iter_} epochs"
         if message not in messages:
             messages.append(message)
     if not quiet:
         for message in messages:
             print(f"fastwb: warning: {message}", file=sys.stderr)
     return messages
+
+
+def raise_if_interrupted(caught, estimator, what: str) -> None:
+    """KeyboardInterrupt if ``caught`` (recorded warnings of ``estimator.fit``)
+    says that Ctrl-C ended the fit, which both scikit-learn's MLPs and
+    fastwb's drop-ins turn into this warning and a normal return."""
+    if any(str(warning.message) == "Training interrupted by user." for warning in caught):
+        raise KeyboardInterrupt(f"{what} stopped after {estimator.n_iter_} epochs")
 
 
 # --- plots -------------------------------------------------------------------------------

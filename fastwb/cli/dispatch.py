@@ -202,7 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``fastwb`` command; returns the exit status."""
+    """Run the ``fastwb`` command; returns the exit status.
+
+    Output goes to readers that may leave early (``fastwb predict ... | head``):
+    once stdout's reader has gone the command ends quietly with status 0, as it
+    would have had the reader taken everything, so that the status does not
+    depend on how much was written before the reader left.
+    """
+    try:
+        status = _dispatch(argv)
+    except SystemExit:                  # argparse, after --help or a bad command line
+        _flush_stdout()
+        raise
+    _flush_stdout()
+    return status
+
+
+def _dispatch(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose and not args.version:
@@ -218,12 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error)
     except MemoryError as error:      # sizes refused before allocating (--hidden 10**9)
         return _fail(f"out of memory: {error}" if str(error) else "out of memory")
-    except KeyboardInterrupt:
-        print("\nfastwb: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interruption:
+        detail = f": {interruption}" if str(interruption) else ""
+        print(f"\nfastwb: interrupted{detail}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:           # fastwb predict ... | head: the reader has gone
         _silence_stdout()
-        return EXIT_FAILURE
+        return 0
     except OSError as error:          # a file vanished, a disk filled up: the user's to fix
         if error.filename is None:
             raise
@@ -244,6 +261,16 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     peers.run(args, NAMES if args.peers else NAMES[:2])
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now, not at exit, where a reader that has gone would make
+    Python print "Exception ignored ... BrokenPipeError" and exit with 120."""
+    try:
+        if sys.stdout is not None:      # None where the command ran with stdout closed
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 def _silence_stdout() -> None:
