@@ -89,6 +89,21 @@ def test_predict_piped_to_head_under_pipefail(data, folder):
     _quiet(result.stderr)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell")
+@pytest.mark.parametrize("pipeline", ["| true", "2>&1 | head -n 1"])
+def test_train_outlives_a_reader_of_its_log_that_leaves(pipeline, folder, tmp_path):
+    """train's output is a log, its product the model file: a reader that leaves
+    (before anything was written, or during the progress bar) does not stop it
+    before the save."""
+    command = (f"set -o pipefail; {' '.join(FASTWB)} train {folder / 'train.npz'} "
+               f"--epochs 300 --hidden 64 --out model.fwb {pipeline}")
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=ENV, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    _quiet(result.stderr)
+    assert fastwb.load(tmp_path / "model.fwb").n_iter_ > 0
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
 def test_the_demo_piped_to_a_reader_that_leaves(tmp_path):
     child = subprocess.Popen(FASTWB + ["demo", "--epochs", "2", "--hidden", "8", "--no-compare"],

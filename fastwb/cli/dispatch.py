@@ -15,7 +15,11 @@ hold text labels), a Parquet file with such columns, or a ``.npz`` archive
 (arrays ``X`` and ``y``, optionally ``feature_names``); see
 ``fastwb.cli.tables``. Expected failures (a missing file, an unknown column, a
 bad option) print one line ``fastwb: error: ...`` on stderr and exit with
-status 1 (2 for a bad command line); anything else shows its traceback.
+status 1 (2 for a bad command line); anything else shows its traceback. Ctrl-C
+exits with status 130 (``train`` then saves nothing). A reader of stdout that
+leaves early (``fastwb predict ... | head``) ends the command quietly, with
+status 0 as though it had read everything; ``train``, whose output is a log,
+goes on to save its model.
 
 Each subcommand but bench (``fastwb.bench.peers``) is a module of this package
 with a ``run``; they share ``common`` (progress, plots), ``tables`` (reading
@@ -24,6 +28,7 @@ data) and ``errors``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -210,12 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     depend on how much was written before the reader left.
     """
     try:
-        status = _dispatch(argv)
-    except SystemExit:                  # argparse, after --help or a bad command line
-        _flush_stdout()
-        raise
-    _flush_stdout()
-    return status
+        try:
+            return _dispatch(argv)
+        finally:
+            # now, not at exit, where a reader that has gone would make Python
+            # print "Exception ignored ... BrokenPipeError" and exit with 120
+            # (after argparse's --help too, which raises SystemExit)
+            if sys.stdout is not None:      # None when run with stdout closed
+                sys.stdout.flush()
+    except BrokenPipeError:             # fastwb predict ... | head: the reader has gone
+        _silence_stdout()
+        return 0
 
 
 def _dispatch(argv: list[str] | None) -> int:
@@ -226,7 +236,7 @@ def _dispatch(argv: list[str] | None) -> int:
     if args.command is None and not args.version:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    run = {"demo": _demo, "train": train.run, "predict": predict.run, "info": info.run,
+    run = {"demo": _demo, "train": _train, "predict": predict.run, "info": info.run,
            "bench": _bench}[args.command] if not args.version else _version
     try:
         run(args)
@@ -238,11 +248,8 @@ def _dispatch(argv: list[str] | None) -> int:
         detail = f": {interruption}" if str(interruption) else ""
         print(f"\nfastwb: interrupted{detail}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:           # fastwb predict ... | head: the reader has gone
-        _silence_stdout()
-        return 0
     except OSError as error:          # a file vanished, a disk filled up: the user's to fix
-        if error.filename is None:
+        if error.filename is None:      # a broken pipe among them: main's to handle
             raise
         return _fail(f"{error.strerror or error}: {error.filename}")
     return 0
@@ -259,26 +266,71 @@ def _demo(args: argparse.Namespace) -> None:
              plots=args.plots)
 
 
+def _train(args: argparse.Namespace) -> None:
+    # the model file is what train makes, its output only a log: a reader of the
+    # log that leaves (fastwb train ... | head) must not stop it before the save
+    with _outliving_readers():
+        train.run(args)
+
+
 def _bench(args: argparse.Namespace) -> None:
     peers.run(args, NAMES if args.peers else NAMES[:2])
 
 
-def _flush_stdout() -> None:
-    """Flush stdout now, not at exit, where a reader that has gone would make
-    Python print "Exception ignored ... BrokenPipeError" and exit with 120."""
+class _Outliving:
+    """A text stream whose writes, once its reader has gone, are discarded
+    instead of raising BrokenPipeError."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _silence(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _silence(self._stream)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _outliving_readers():
+    """stdout and stderr as ``_Outliving`` streams, for the duration."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (None if stream is None else _Outliving(stream)
+                              for stream in streams)
     try:
-        if sys.stdout is not None:      # None where the command ran with stdout closed
-            sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    _silence(sys.stdout)
+
+
+def _silence(stream) -> None:
+    """Point ``stream``'s file at /dev/null: what it still holds and what it is
+    given go there, and flushing it (at exit too) raises nothing more."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, stream.fileno())
     except (OSError, ValueError, AttributeError):   # not a real file (captured in a test)
         pass
+    finally:
+        os.close(devnull)
 
 
 def _fail(error) -> int:
