@@ -430,3 +430,39 @@ def test_warn_false_keeps_quiet():
     assert monitor.warnings == []
     assert [r["dead_fraction"] for r in monitor.records() if r["epoch"] == 2] == [1.0, 1.0,
                                                                                 None, None]
+
+
+def test_epochs_are_numbered_from_1_everywhere(tmp_path, capsys):
+    """The callbacks' epoch, History, the records and their exports (0: the
+    initial state), a health warning, the change table, the progress lines and
+    the plots' x axes all give the first epoch trained the number 1."""
+    X, y = problem(64)
+    net = fastwb.Network([5, 16, 3], loss="softmax_cross_entropy", seed=0)
+    net.layers[0].bias[:] = -100.0              # every ReLU dead: a warning at the end
+    monitor = Monitor()
+    seen = []
+    with pytest.warns(HealthWarning) as caught:
+        history = net.fit(X, y, epochs=3, verbose=2,
+                          callbacks=[monitor, lambda epoch, logs: seen.append(epoch)])
+    assert seen == history.epoch == [e["epoch"] for e in monitor.epochs] == [1, 2, 3]
+    # the gradients vanish from the first epoch; the dead units are counted at the last
+    assert [(epoch, kind) for epoch, kind, _ in monitor.warnings] == [(1, "vanishing"),
+                                                                      (3, "dead_relu")]
+    assert [str(w.message).split(":")[0] for w in caught] == ["epoch 1", "epoch 3"]
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1 (1/3)", "epoch 2 (2/3)",
+                                                      "epoch 3 (3/3)"]
+    assert "initial -> after epoch 3" in monitor.format_change_table()
+    records = [(r["stage"], r["epoch"]) for r in monitor.records() if r["param"] == "W"]
+    assert sorted(set(records)) == [("epoch", 1), ("epoch", 2), ("epoch", 3), ("initial", 0)]
+    with open(monitor.to_csv(tmp_path / "records.csv")) as f:
+        assert {row["epoch"] for row in csv.DictReader(f)} == {"0", "1", "2", "3"}
+    with open(monitor.to_jsonl(tmp_path / "records.jsonl")) as f:
+        assert {json.loads(line)["epoch"] for line in f} == {0, 1, 2, 3}
+    pytest.importorskip("matplotlib")
+    from fastwb import plots
+    for source in (monitor, history):
+        np.testing.assert_array_equal(plots.loss_curves(source).axes[0].lines[0].get_xdata(),
+                                      [1, 2, 3])
+    ratios = plots.training_curves(monitor).axes[0].lines[0]
+    np.testing.assert_array_equal(ratios.get_xdata(), [1, 2, 3])

@@ -164,9 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="where to save the model (default model.fwb)")
     train_parser.add_argument("--plots", metavar="DIR",
                               help="also follow the training with fastwb.Monitor and write its "
-                                   "plots as PNG files into DIR: loss, weight histograms, update "
-                                   "ratios and gradient norms, and with 2 features the decision "
-                                   "boundary (needs matplotlib)")
+                                   "plots as PNG files into DIR: loss (with --val-fraction also "
+                                   "the validation loss), weight histograms, update ratios and "
+                                   "gradient norms, and with 2 features the decision boundary "
+                                   "(needs matplotlib)")
 
     predict_parser = commands.add_parser(
         "predict", help="predict with a saved model; writes CSV",
