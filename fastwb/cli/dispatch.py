@@ -28,14 +28,12 @@ data) and ``errors``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 
 from fastwb import __version__, show_config
 from fastwb.bench import peers
 from fastwb.bench.contenders import NAMES
-from fastwb.cli import demo, info, predict, train
+from fastwb.cli import demo, info, predict, streams, train
 from fastwb.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CommandError
 from fastwb.saving import ModelFileError
 
@@ -225,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             if sys.stdout is not None:      # None when run with stdout closed
                 sys.stdout.flush()
     except BrokenPipeError:             # fastwb predict ... | head: the reader has gone
-        _silence_stdout()
+        streams.silence(sys.stdout)
         return 0
 
 
@@ -247,7 +245,7 @@ def _dispatch(argv: list[str] | None) -> int:
         return _fail(f"out of memory: {error}" if str(error) else "out of memory")
     except KeyboardInterrupt as interruption:
         detail = f": {interruption}" if str(interruption) else ""
-        print(f"\nfastwb: interrupted{detail}", file=sys.stderr)
+        streams.tell(f"\nfastwb: interrupted{detail}")
         return EXIT_INTERRUPTED
     except OSError as error:          # a file vanished, a disk filled up: the user's to fix
         if error.filename is None:      # a broken pipe among them: main's to handle
@@ -270,7 +268,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     # the model file is what train makes, its output only a log: a reader of the
     # log that leaves (fastwb train ... | head) must not stop it before the save
-    with _outliving_readers():
+    with streams.outliving_readers():
         train.run(args)
 
 
@@ -278,63 +276,7 @@ def _bench(args: argparse.Namespace) -> None:
     peers.run(args, NAMES if args.peers else NAMES[:2])
 
 
-class _Outliving:
-    """A text stream whose writes, once its reader has gone, are discarded
-    instead of raising BrokenPipeError."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            _silence(self._stream)
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            _silence(self._stream)
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-@contextlib.contextmanager
-def _outliving_readers():
-    """stdout and stderr as ``_Outliving`` streams, for the duration."""
-    streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = (None if stream is None else _Outliving(stream)
-                              for stream in streams)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = streams
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
-    _silence(sys.stdout)
-
-
-def _silence(stream) -> None:
-    """Point ``stream``'s file at /dev/null: what it still holds and what it is
-    given go there, and flushing it (at exit too) raises nothing more."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        return
-    try:
-        os.dup2(devnull, stream.fileno())
-    except (OSError, ValueError, AttributeError):   # not a real file (captured in a test)
-        pass
-    finally:
-        os.close(devnull)
-
-
 def _fail(error) -> int:
     message = " ".join(str(error).split())          # one line, whatever the message was
-    print(f"fastwb: error: {message}", file=sys.stderr)
+    streams.tell(f"fastwb: error: {message}")
     return EXIT_FAILURE
