@@ -76,6 +76,16 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly_with_status_0(
     assert all(lines), "the command wrote its first line before the reader left"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
+@pytest.mark.parametrize("argv, status", [(["nope"], 2), (["predict", "gone.fwb", "small.npz"], 1)],
+                         ids=["bad command line", "missing model"])
+def test_a_failure_keeps_its_status_when_the_reader_of_stderr_has_gone(argv, status, folder):
+    child = subprocess.Popen(FASTWB + argv, cwd=folder, env=ENV, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    child.stderr.close()
+    assert child.wait(timeout=120) == status
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell")
 @pytest.mark.parametrize("data", ["small.npz", "large.npz"])
 def test_predict_piped_to_head_under_pipefail(data, folder):

@@ -46,6 +46,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"fastwb: error: {message} (see '{self.prog} --help')\n")
 
+    def _print_message(self, message: str, file=None) -> None:
+        # the one place argparse writes: a reader that has gone does not change
+        # the status (Python 3.13's argparse ignores the error itself; 3.10 raises)
+        stream = file or sys.stderr
+        try:
+            super()._print_message(message, stream)
+        except BrokenPipeError:
+            streams.silence(stream)
+
 
 def _number(convert, accept, expected: str):
     """An argparse type: ``convert(text)``, refused unless ``accept(value)``."""
