@@ -29,7 +29,8 @@ class History:
     learning rate of the epoch's last step), ``time`` (seconds),
     ``samples_per_second``, and with validation data ``val_loss`` and, for
     classification losses, ``val_accuracy``, and the metrics that callbacks add
-    to the epoch's logs. ``epoch`` lists the optimizer's epoch numbers.
+    to the epoch's logs. ``epoch`` lists the epochs' numbers, counted from 1
+    over the optimizer's life (a second ``fit`` goes on from the first's last).
     """
 
     def __init__(self):
@@ -63,6 +64,11 @@ class Callback:
     to the network's dtype; without the validation split) and
     ``validation_data`` to ``(X_val, y_val)`` or None. ``logs`` is the dict of
     the epoch's metrics (see ``History``).
+
+    ``epoch`` is the epoch's number, counted from 1 over the optimizer's life:
+    the first epoch ever trained is 1 (not 0, as Keras passes), and a further
+    ``fit`` with the same optimizer goes on from where the last one ended.
+    ``on_epoch_begin`` and ``on_epoch_end`` of one epoch get the same number.
     """
 
     network: Network | None = None
@@ -254,7 +260,7 @@ class ProgressBar(Callback):
             self._bar.set_postfix_str(text, refresh=False)
             self._bar.update(1)
         elif self.per_epoch:
-            print(f"epoch {epoch + 1} ({self._done}/{self.epochs}): {text}", file=self.stream)
+            print(f"epoch {epoch} ({self._done}/{self.epochs}): {text}", file=self.stream)
         elif self._done == self.epochs or time.perf_counter() - self._shown > 0.1:
             # redrawn at most ten times a second: fast epochs would flood a log
             self._shown = time.perf_counter()

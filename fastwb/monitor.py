@@ -354,7 +354,8 @@ class Monitor(Callback):
 
     def records(self) -> list[dict]:
         """One flat dict per recorded state and layer and W or b: ``stage``
-        ("initial" or "epoch"), ``epoch`` (None for the initial state), the
+        ("initial" or "epoch"), ``epoch`` (0 for the initial state, then the
+        epoch's number, counted from 1 as ``fit`` numbers them), the
         epoch's logs, ``layer``, ``param``, the ``STATISTICS``, ``update_ratio``
         (``update_norm`` over the norm before the update), ``relative_change``
         (``change_norm`` over the initial norm), and the layer's ``correlation``,
@@ -367,7 +368,7 @@ class Monitor(Callback):
         """The rows of record i (-1: the initial state)."""
         norm = STATISTICS.index("norm")
         if i < 0:
-            head: dict[str, Any] = {"stage": "initial", "epoch": None}
+            head: dict[str, Any] = {"stage": "initial", "epoch": 0}
             state = self.initial
             before = None
         else:

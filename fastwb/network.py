@@ -384,6 +384,8 @@ class Network:
             "balanced" is ``n / (n_classes * count)``, for imbalanced data such
             as fraud. Validation losses are not class-weighted.
         callbacks : Callback, callable ``f(epoch, logs)`` or a sequence of them
+            ``epoch`` is the epoch's number, counted from 1 over the
+            optimizer's life (``History.epoch`` lists the same numbers).
         verbose : {0, 1, 2}
             1: a progress bar with the loss and throughput; 2: a line per epoch.
 

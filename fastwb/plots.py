@@ -7,8 +7,8 @@ figure and, given ``path``, also writes it there (a PNG, or the format the
 suffix names, such as ``.svg`` or ``.pdf``). ``pip install "fastwb[plots]"``
 installs matplotlib.
 
-The x axes count epochs trained: 0 is the initial state, 1 the end of the
-first epoch (which ``fit`` numbers 0).
+The x axes count epochs trained: 0 is the initial state, n the end of epoch
+n (``fit`` numbers epochs from 1, as ``Monitor`` and ``History`` record them).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _recorded_network(monitor):
 
 def _trained(epoch) -> int:
     """Epochs trained at a snapshot labelled "initial" or by its epoch number."""
-    return 0 if epoch == "initial" else epoch + 1
+    return 0 if epoch == "initial" else epoch
 
 
 def _epoch_colors(times):
@@ -110,12 +110,11 @@ def _loss_series(source):
         epochs = source.epochs
         val = ([e.get("val_loss") for e in epochs] if any("val_loss" in e for e in epochs)
                else None)
-        return ([e["epoch"] + 1 for e in epochs], [e["loss"] for e in epochs], val, None)
+        return ([e["epoch"] for e in epochs], [e["loss"] for e in epochs], val, None)
     if isinstance(source, History):
         if not len(source):
             raise ValueError("the History holds no epochs")
-        return ([e + 1 for e in source.epoch], source["loss"], source.history.get("val_loss"),
-                None)
+        return (list(source.epoch), source["loss"], source.history.get("val_loss"), None)
     curve = getattr(source, "loss_curve_", None)
     if curve is None:
         raise TypeError("loss_curves takes a fastwb.Monitor, a fastwb.History or a fitted "
@@ -287,7 +286,7 @@ def training_curves(monitor, path=None):
         color = f"C{l % 10}"
         rows_W = [r for r in rows if r["layer"] == l + 1 and r["param"] == "W"]
         rows_b = [r for r in rows if r["layer"] == l + 1 and r["param"] == "b"]
-        epochs = [r["epoch"] + 1 for r in rows_W]
+        epochs = [r["epoch"] for r in rows_W]
         ratio = _nan_for_none(r["update_ratio"] for r in rows_W)
         ratio_ax.plot(epochs, ratio, color=color, marker=".", label=f"layer {l + 1}")
         for part, part_rows, style in (("W", rows_W, "-"), ("b", rows_b, "--")):

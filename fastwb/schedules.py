@@ -250,9 +250,9 @@ class InverseScaling(Schedule):
     ``lr = base_lr / (samples_seen + 1) ** power_t``, constant within an
     epoch, where ``samples_seen`` counts the samples processed before the
     epoch: scikit-learn updates the rate after each epoch with
-    ``time_step = t_``, its running sample count, so epoch 0 runs at
+    ``time_step = t_``, its running sample count, so epoch 1 runs at
     ``base_lr`` and epoch ``k`` of a data set of ``n`` samples at
-    ``base_lr / (k * n + 1) ** power_t``.
+    ``base_lr / ((k - 1) * n + 1) ** power_t``.
 
     Parameters
     ----------

@@ -1399,7 +1399,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_threads : int or None
         Threads of the compiled kernels (None: OpenMP's setting).
     callbacks : fastwb Callback, function ``f(epoch, logs)``, or a list of them
-        Called after every epoch of the stochastic solvers, after the
+        Called after every epoch of the stochastic solvers (``epoch``
+        counts from 1: ``n_iter_`` of a first fit), after the
         estimator has updated ``loss_curve_`` and its other records (with
         early stopping, the logs hold the epoch's "val_score") and before it
         decides whether to stop; a callback may stop training with

@@ -74,7 +74,8 @@ class WandbCallback(Callback):
     process already has open is neither reused nor finished; the new run is
     then not ``wandb.run``: reach it as ``callback.run``.
 
-    Every ``log_every`` epochs (epoch numbers 0, log_every, 2 * log_every, ...)
+    Every ``log_every`` epochs (epoch numbers log_every, 2 * log_every, ...; fit
+    numbers epochs from 1)
     one row is logged: every numeric value of the epoch's logs (``loss``,
     ``lr``, ``time``, ``samples_per_second``, ``val_loss``,
     ``val_accuracy``), ``epoch``, with ``histograms`` a ``wandb.Histogram``
@@ -84,7 +85,7 @@ class WandbCallback(Callback):
     The W&B step of a row is the epoch number, which continues over fits that
     continue one optimizer. W&B drops rows whose step goes back, so when the
     run is already past the epoch (a run reused for a fit with a fresh
-    optimizer, whose epochs start at 0 again, or rows logged to it by others)
+    optimizer, whose epochs start at 1 again, or rows logged to it by others)
     the row goes to the run's next step instead; its ``epoch`` value stays the
     epoch number.
 

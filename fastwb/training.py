@@ -205,7 +205,7 @@ class _Epoch:
     def __init__(self, engine, net, optimizer, data, batch_size, shuffle, lrs, start):
         self.engine, self.net, self.data = engine, net, data
         self.batch_size, self.shuffle, self.lrs = batch_size, shuffle, lrs
-        self.epoch = optimizer.epoch
+        self.epoch = optimizer.epoch + 1        # its number, counted from 1
         self.start = start
 
     def run(self, rule, batch_loss, first: int, last: int, catch_interrupt: bool = False) -> tuple:
@@ -333,7 +333,9 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
         callback.on_train_begin({})
     try:
         for _ in range(epochs):
-            epoch = optimizer.epoch
+            # numbered from 1 over the optimizer's life: the epoch that ends with
+            # n_iter_ == 1 is epoch 1, and a further fit goes on from the last number
+            epoch = optimizer.epoch + 1
             for callback in callbacks:
                 callback.on_epoch_begin(epoch, {})
             start = time.perf_counter()

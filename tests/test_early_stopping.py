@@ -77,7 +77,7 @@ def test_explicit_modes_override_the_name_and_bad_modes_are_refused():
 @pytest.mark.parametrize("mode", ["auto", "max"])
 def test_a_rising_f1_keeps_training(mode):
     # the bug: "val_f1" was taken as lower-is-better and training stopped after
-    # patience epochs with best epoch 0
+    # patience epochs with best epoch 1
     X, y = _blobs()
     net = fastwb.Network([4, 16, 3], loss="softmax_cross_entropy", dtype="float64", seed=0)
     stopper = fastwb.EarlyStopping("val_f1", patience=3, min_delta=0.0, mode=mode)
@@ -85,7 +85,7 @@ def test_a_rising_f1_keeps_training(mode):
                       callbacks=[F1(), stopper])
     f1 = history["val_f1"]
     assert f1[-1] > f1[0]                        # it rises, so training goes on
-    assert stopper.best_epoch == int(np.argmax(f1)) and stopper.best_epoch > 0
+    assert stopper.best_epoch == int(np.argmax(f1)) + 1 and stopper.best_epoch > 1
     assert stopper.best_value == max(f1)
 
 
@@ -96,8 +96,8 @@ def test_min_mode_on_a_rising_metric_stops_at_patience():
     history = net.fit(X, y, fastwb.SGD(0.002), epochs=20, validation_split=0.25,
                       callbacks=[F1(), stopper])
     f1 = history["val_f1"]
-    assert stopper.stopped and stopper.best_epoch == int(np.argmin(f1))
-    assert len(history) == stopper.best_epoch + 4
+    assert stopper.stopped and stopper.best_epoch == int(np.argmin(f1)) + 1
+    assert len(history) == stopper.best_epoch + 3
 
 
 # --- the built-in stopper runs after the user's callbacks (Network.fit) -----------------
@@ -114,7 +114,7 @@ def test_the_built_in_stopper_sees_a_metric_a_callback_adds():
                       callbacks=[F1(), record])
     f1 = history["val_f1"]
     best = int(np.argmax(f1))
-    assert history.stopped_early and history.best_epoch == best > 0
+    assert history.stopped_early and history.best_epoch == best + 1 > 1
     assert len(history) == best + 5
     np.testing.assert_array_equal(net.parameters, parameters[best])
 
@@ -150,11 +150,11 @@ def test_network_fit_divergence_ends_early_stopping_with_the_best_weights():
     optimizer = fastwb.SGD(0.01)
     kept = []
     callbacks = [lambda e, logs: kept.append(net.parameters.copy()),
-                 _blow_up_after(2, optimizer)]
-    with pytest.warns(RuntimeWarning, match="training diverged.*best epoch was 2"):
+                 _blow_up_after(3, optimizer)]
+    with pytest.warns(RuntimeWarning, match="training diverged.*best epoch was 3"):
         history = net.fit(X, y, optimizer, epochs=10, early_stopping=True, patience=5,
                           validation_split=0.2, callbacks=callbacks)
-    assert len(history) == 3 and history.stopped_early and history.best_epoch == 2
+    assert len(history) == 3 and history.stopped_early and history.best_epoch == 3
     np.testing.assert_array_equal(net.parameters, kept[2])
 
 
@@ -164,7 +164,7 @@ def test_network_fit_divergence_without_restoring_keeps_the_last_finite_state():
     optimizer = fastwb.SGD(0.01)
     with pytest.warns(RuntimeWarning, match="diverged"):
         history = net.fit(X, y, optimizer, epochs=10, early_stopping=True,
-                          restore_best_weights=False, callbacks=[_blow_up_after(1, optimizer)])
+                          restore_best_weights=False, callbacks=[_blow_up_after(2, optimizer)])
     assert len(history) == 2 and history.stopped_early
     assert np.isfinite(net.parameters).all()
 
@@ -174,7 +174,7 @@ def test_network_fit_divergence_raises_without_early_stopping_or_a_finished_epoc
     net = fastwb.Network([5, 8, 1], dtype="float64", seed=0)
     optimizer = fastwb.SGD(0.01)
     with pytest.raises(FloatingPointError):
-        net.fit(X, y, optimizer, epochs=5, callbacks=[_blow_up_after(1, optimizer)])
+        net.fit(X, y, optimizer, epochs=5, callbacks=[_blow_up_after(2, optimizer)])
     with pytest.raises(FloatingPointError):         # no best epoch to go back to
         fastwb.Network([5, 8, 1], dtype="float64", seed=0).fit(
             X * 1e6, y * 1e6, fastwb.SGD(1e10), epochs=5, early_stopping=True)
@@ -283,7 +283,7 @@ def test_estimator_user_stopper_on_a_metric_a_callback_adds():
     clf.fit(X, y)
     assert stopper.stopped and stopper.mode_ == "max"
     assert stopper.best_value == clf.best_validation_score_
-    assert clf.n_iter_ == stopper.best_epoch + 3
+    assert clf.n_iter_ == stopper.best_epoch + 2
 
 
 # --- scoring ------------------------------------------------------------------------------

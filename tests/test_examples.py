@@ -38,6 +38,6 @@ def test_inspect_digits_writes_records_and_plots(capsys, tmp_path):
     with open(out / "digits_monitor.csv") as f:
         assert sum(1 for _ in f) == 1 + 11 * 3 * 2
     assert results["digits_accuracy"] > 0.85 and results["moons_accuracy"] > 0.8
-    for needed in ("Network [64, 64, 32, 10]", "weights and biases: initial -> after epoch 9",
+    for needed in ("Network [64, 64, 32, 10]", "weights and biases: initial -> after epoch 10",
                    "test accuracy"):
         assert needed in printed

@@ -168,7 +168,7 @@ def test_compiled_fit_matches_reference(case):
     reference, opt_r, hist_r = run_case(case, "reference")
     dtype = case.dtype
     assert_close(compiled.parameters, reference.parameters, dtype, "parameters")
-    assert hist_c.epoch == hist_r.epoch == [0, 1, 2]
+    assert hist_c.epoch == hist_r.epoch == [1, 2, 3]
     assert set(hist_c.history) == set(hist_r.history)
     for key in ("loss", "val_loss", "val_accuracy"):
         if key in hist_r.history:
@@ -240,7 +240,7 @@ def test_history_lengths_epochs_time_and_throughput():
     net = fastwb.Network([4, 6, 2], seed=0)
     opt = fastwb.SGD(0.05)
     history = net.fit(X, y, opt, epochs=4, batch_size=7, validation_data=_regression(10))
-    assert len(history) == 4 and history.epoch == [0, 1, 2, 3]
+    assert len(history) == 4 and history.epoch == [1, 2, 3, 4]
     assert set(history.history) == {"loss", "lr", "time", "samples_per_second", "val_loss"}
     assert all(len(v) == 4 for v in history.history.values())
     assert all(t > 0 for t in history["time"])
@@ -250,7 +250,7 @@ def test_history_lengths_epochs_time_and_throughput():
     assert "4 epochs" in repr(history)
     # a second fit continues the optimizer's epoch numbers
     more = net.fit(X, y, epochs=2)
-    assert more.epoch == [4, 5] and net.optimizer is opt and opt.epoch == 6
+    assert more.epoch == [5, 6] and net.optimizer is opt and opt.epoch == 6
     assert opt.samples_seen == 6 * 30 and opt.step == 4 * 5 + 2 * 1
 
 
@@ -338,7 +338,7 @@ def test_val_accuracy_matches_predictions(loss, target):
 
     history = net.fit(X, y, fastwb.Adam(0.05), epochs=4, validation_data=(Xv, yv),
                       callbacks=check)
-    assert seen == [0, 1, 2, 3]
+    assert seen == [1, 2, 3, 4]
     assert all(0 <= a <= 1 for a in history["val_accuracy"])
 
 
@@ -464,9 +464,9 @@ def test_early_stopping_on_a_plateau(patience):
     net = fastwb.Network([4, 6, 2], seed=0)
     history = net.fit(X, y, fastwb.SGD(0.0), epochs=20, early_stopping=True,
                       patience=patience)
-    # epoch 0 sets the best; the loss never improves after it
+    # epoch 1 sets the best; the loss never improves after it
     assert len(history) == max(patience, 1) + 1
-    assert history.stopped_early is True and history.best_epoch == 0
+    assert history.stopped_early is True and history.best_epoch == 1
 
 
 def test_early_stopping_does_not_stop_while_improving():
@@ -475,7 +475,7 @@ def test_early_stopping_does_not_stop_while_improving():
                                                     early_stopping=True, patience=2,
                                                     min_delta=0.0)
     assert len(history) == 8 and history.stopped_early is False
-    assert history.best_epoch == 7
+    assert history.best_epoch == 8
 
 
 @pytest.mark.parametrize("restore", [True, False])
@@ -493,8 +493,8 @@ def test_early_stopping_monitors_val_loss_and_restores_the_best_weights(restore)
     assert history.stopped_early and len(history) < 50
     assert history["loss"][-1] < history["loss"][0]           # training still improved
     best = history.best_epoch
-    assert history["val_loss"][best] <= min(history["val_loss"]) + 1e-4
-    assert len(history) == best + 1 + 3
+    assert history["val_loss"][best - 1] <= min(history["val_loss"]) + 1e-4
+    assert len(history) == best + 3
     last = history.epoch[-1]
     assert not np.array_equal(recorder.parameters[best], recorder.parameters[last])
     expected = recorder.parameters[best if restore else last]
@@ -526,15 +526,15 @@ def test_callback_hooks_run_in_order_with_epochs_and_logs():
                       validation_data=_regression(6))
     assert recorder.network is net
     kinds = [(kind, epoch) for kind, epoch, _ in recorder.calls]
-    assert kinds == [("train_begin", None), ("epoch_begin", 0), ("epoch_end", 0),
-                     ("epoch_begin", 1), ("epoch_end", 1), ("epoch_begin", 2),
-                     ("epoch_end", 2), ("train_end", None)]
+    assert kinds == [("train_begin", None), ("epoch_begin", 1), ("epoch_end", 1),
+                     ("epoch_begin", 2), ("epoch_end", 2), ("epoch_begin", 3),
+                     ("epoch_end", 3), ("train_end", None)]
     ends = [logs for kind, _, logs in recorder.calls if kind == "epoch_end"]
     for i, logs in enumerate(ends):
         assert logs == {key: values[i] for key, values in history.history.items()}
     recorder.calls.clear()
     net.fit(X, y, epochs=2, callbacks=[recorder])
-    assert [e for k, e, _ in recorder.calls if k == "epoch_end"] == [3, 4]
+    assert [e for k, e, _ in recorder.calls if k == "epoch_end"] == [4, 5]
 
 
 def test_plain_functions_and_mixed_callbacks():
@@ -544,11 +544,11 @@ def test_plain_functions_and_mixed_callbacks():
     net = fastwb.Network([4, 6, 2], seed=0)
     net.fit(X, y, epochs=3, callbacks=[lambda epoch, logs: seen.append((epoch, logs["loss"])),
                                        recorder])
-    assert [e for e, _ in seen] == [0, 1, 2]
+    assert [e for e, _ in seen] == [1, 2, 3]
     assert all(isinstance(loss, float) for _, loss in seen)
     assert len(recorder.parameters) == 3
     net.fit(X, y, epochs=1, callbacks=lambda epoch, logs: seen.append(epoch))
-    assert seen[-1] == 3
+    assert seen[-1] == 4
 
 
 def test_a_callback_can_stop_training_and_the_flag_resets():
@@ -556,7 +556,7 @@ def test_a_callback_can_stop_training_and_the_flag_resets():
 
     class StopAfterTwo(fastwb.Callback):
         def on_epoch_end(self, epoch, logs):
-            if epoch == 1:
+            if epoch == 2:
                 self.network.stop_training = True
 
     net = fastwb.Network([4, 6, 2], seed=0)
@@ -785,9 +785,9 @@ def test_divergence_keeps_the_last_finite_update(backend, make_optimizer, scale)
     match = re.search(r"batch (\d+) of epoch (\d+)", str(info.value))
     assert match, str(info.value)
     batch, epoch = int(match.group(1)), int(match.group(2))
-    assert epoch == opt.epoch and 0 <= batch < 5
+    assert epoch == opt.epoch + 1 and 0 <= batch < 5     # epochs are numbered from 1
     assert np.all(np.isfinite(net.parameters))
-    assert opt.step <= epoch * 5 + batch
+    assert opt.step <= (epoch - 1) * 5 + batch
     for value in flat_state(opt).values():
         assert np.all(np.isfinite(value))
     replay, replay_opt = _replay(kwargs, make_optimizer, X, y, 8, opt.step)
@@ -805,7 +805,7 @@ def test_an_update_that_overflows_is_undone(backend):
     net = fastwb.Network([5, 8, 2], dtype="float64", seed=1, backend=backend)
     before = net.parameters.copy()
     opt = fastwb.SGD(lr=1e308, momentum=0.5)
-    with pytest.raises(FloatingPointError, match="epoch 0"):
+    with pytest.raises(FloatingPointError, match="epoch 1"):
         net.fit(X, y, opt, epochs=2, batch_size=8, shuffle=False)
     assert np.all(np.isfinite(net.parameters))
     if opt.step == 0:
@@ -853,7 +853,7 @@ def test_divergence_in_a_later_shuffled_epoch_matches_the_reference():
                         net.parameters.copy()))
     (batch, epoch, step, opt_epoch, params), reference = results
     assert (batch, epoch, step, opt_epoch) == reference[:4]
-    assert epoch >= 1 and opt_epoch == epoch and step <= 5 * epoch + batch
+    assert epoch >= 2 and opt_epoch == epoch - 1 and step <= 5 * (epoch - 1) + batch
     assert np.all(np.isfinite(params))
     assert_close(params, reference[4], "float64", "parameters after divergence")
 

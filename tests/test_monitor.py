@@ -115,7 +115,7 @@ def test_records_match_numpy(backend, dtype):
     assert len(records) == (1 + 4) * 3 * 2
     initial = part_values(recorder.parameters[0], net.sizes)
     for e in range(-1, 4):
-        rows = [r for r in records if r["epoch"] == (None if e < 0 else e)]
+        rows = [r for r in records if r["epoch"] == e + 1]       # 0: the initial state
         assert [(r["layer"], r["param"]) for r in rows] == [(1, "W"), (1, "b"), (2, "W"),
                                                             (2, "b"), (3, "W"), (3, "b")]
         now = part_values(recorder.parameters[e + 1], net.sizes)
@@ -180,17 +180,17 @@ def test_change_table_matches_numpy():
         else:
             assert r["relative_change"] is None          # zero-initialised biases
     text = monitor.format_change_table()
-    assert "initial -> after epoch 5" in text
+    assert "initial -> after epoch 6" in text
     assert f"{table[0]['change_norm']:10.4f}" in text
 
 
 def test_every_records_every_kth_epoch_and_the_last():
     monitor = Monitor(every=3)
     net, _, recorder, history = fit_with(monitor, epochs=7)
-    assert [e["epoch"] for e in monitor.epochs] == [2, 5, 6]
+    assert [e["epoch"] for e in monitor.epochs] == [3, 6, 7]
     assert [e["updates"] for e in monitor.epochs] == [3, 3, 1]
     assert monitor.epochs[0]["time_per_update"] == pytest.approx(sum(history["time"][:3]) / 3)
-    rows = [r for r in monitor.records() if r["epoch"] == 5 and r["param"] == "W"]
+    rows = [r for r in monitor.records() if r["epoch"] == 6 and r["param"] == "W"]
     moved = part_values(recorder.parameters[6], net.sizes)[0][0] - \
         part_values(recorder.parameters[3], net.sizes)[0][0]
     assert rows[0]["update_norm"] == pytest.approx(np.linalg.norm(moved), rel=1e-10)
@@ -203,11 +203,11 @@ def test_one_monitor_follows_one_network_across_fits():
     y = problem()[1]
     net.fit(X, y, callbacks=[monitor], epochs=2)
     net.partial_fit(X, y)                                    # no callbacks: not recorded
-    assert [e["epoch"] for e in monitor.epochs] == [0, 1, 2, 3]
+    assert [e["epoch"] for e in monitor.epochs] == [1, 2, 3, 4]
     np.testing.assert_array_equal(monitor.initial["stats"], initial)
     other = fastwb.Network([5, 3], loss="softmax_cross_entropy", seed=0)
     other.fit(X, y, epochs=1, callbacks=[monitor])
-    assert [e["epoch"] for e in monitor.epochs] == [0] and monitor.stats[0].shape == (1, 2, 8)
+    assert [e["epoch"] for e in monitor.epochs] == [1] and monitor.stats[0].shape == (1, 2, 8)
     monitor.reset()
     assert monitor.records() == [] and monitor.metrics() == {} and monitor.change_table() == []
 
@@ -228,11 +228,11 @@ def test_snapshots_are_thinned_to_the_limit():
     net, _, recorder, _ = fit_with(monitor, epochs=13)
     kept = monitor.snapshots()
     labels = [label for label, _ in kept]
-    assert labels[0] == "initial" and labels[-1] == 12
+    assert labels[0] == "initial" and labels[-1] == 13
     assert len(kept) <= 4 + 1
     assert labels[1:] == sorted(labels[1:])
     for label, flat in kept:
-        index = 0 if label == "initial" else label + 1
+        index = 0 if label == "initial" else label         # parameters[n]: after epoch n
         np.testing.assert_array_equal(flat, recorder.parameters[index])
     assert Monitor(snapshots=0).snapshots() == []
 
@@ -258,12 +258,12 @@ def test_activations_are_measured_at_an_interval_and_at_the_end():
     net.fit(X, y, epochs=19, callbacks=[auto])
     measured = [e["epoch"] for e, m in zip(auto.epochs, auto.mean_activation)
                 if not np.isnan(m).all()]
-    assert measured == [7, 15, 18]                        # and the last epoch of the fit
+    assert measured == [8, 16, 19]                        # and the last epoch of the fit
     chosen = Monitor(sample_size=100, activations_every=5)
     fastwb.Network([5, 4, 3], loss="softmax_cross_entropy", seed=0).fit(
         X, y, epochs=11, callbacks=[chosen])
     assert [e["epoch"] for e, m in zip(chosen.epochs, chosen.mean_activation)
-            if not np.isnan(m).all()] == [4, 9, 10]
+            if not np.isnan(m).all()] == [5, 10, 11]
 
 
 def test_csv_and_jsonl_hold_the_records(tmp_path):
@@ -297,7 +297,7 @@ def test_metrics_are_the_latest_record_flat():
     monitor = Monitor()
     fit_with(monitor, epochs=2)
     metrics = monitor.metrics()
-    last = [r for r in monitor.records() if r["epoch"] == 1]
+    last = [r for r in monitor.records() if r["epoch"] == 2]
     assert metrics["layer2/W/grad_norm"] == last[2]["grad_norm"]
     assert metrics["layer1/b/update_ratio"] is not None
     assert metrics["layer1/dead_fraction"] == last[0]["dead_fraction"]
@@ -363,9 +363,9 @@ def test_exploding_gradients_warn_once():
     monitor = Monitor()
     with pytest.warns(HealthWarning, match="exploding gradients: layer"):
         net.fit(X, y, fastwb.SGD(lr=1e-12), epochs=4, batch_size=64,
-                callbacks=[Scale(0, 30.0), monitor])
+                callbacks=[Scale(1, 30.0), monitor])
     assert kinds(monitor) == ["exploding"]
-    assert monitor.warnings[0][0] == 1                    # the first epoch after the blow-up
+    assert monitor.warnings[0][0] == 2                    # the first epoch after the blow-up
     with warnings.catch_warnings():
         warnings.simplefilter("error", HealthWarning)     # once per monitor: not again
         net.fit(X, y, epochs=2, batch_size=64, callbacks=[monitor])
@@ -410,10 +410,12 @@ def test_overfitting_warns_when_validation_loss_rises_as_training_loss_falls():
         net.fit(X, y, fastwb.Adam(lr=0.01), epochs=60, batch_size=24,
                 validation_data=(Xv, yv), callbacks=[monitor])
     epoch = monitor.warnings[0][0]
-    val = [e["val_loss"] for e in monitor.epochs[:epoch + 1]]
+    i = epoch - 1                                   # epochs are numbered from 1
+    assert monitor.epochs[i]["epoch"] == epoch
+    val = [e["val_loss"] for e in monitor.epochs[:i + 1]]
     best = int(np.argmin(val))
-    assert epoch - best >= 3 and val[-1] > val[best]
-    assert monitor.epochs[epoch]["loss"] < monitor.epochs[best]["loss"]
+    assert i - best >= 3 and val[-1] > val[best]
+    assert monitor.epochs[i]["loss"] < monitor.epochs[best]["loss"]
     assert kinds(monitor) == ["overfitting"]
 
 
@@ -426,5 +428,41 @@ def test_warn_false_keeps_quiet():
         warnings.simplefilter("error", HealthWarning)
         net.fit(X, y, epochs=2, callbacks=[monitor])
     assert monitor.warnings == []
-    assert [r["dead_fraction"] for r in monitor.records() if r["epoch"] == 1] == [1.0, 1.0,
+    assert [r["dead_fraction"] for r in monitor.records() if r["epoch"] == 2] == [1.0, 1.0,
                                                                                 None, None]
+
+
+def test_epochs_are_numbered_from_1_everywhere(tmp_path, capsys):
+    """The callbacks' epoch, History, the records and their exports (0: the
+    initial state), a health warning, the change table, the progress lines and
+    the plots' x axes all give the first epoch trained the number 1."""
+    X, y = problem(64)
+    net = fastwb.Network([5, 16, 3], loss="softmax_cross_entropy", seed=0)
+    net.layers[0].bias[:] = -100.0              # every ReLU dead: a warning at the end
+    monitor = Monitor()
+    seen = []
+    with pytest.warns(HealthWarning) as caught:
+        history = net.fit(X, y, epochs=3, verbose=2,
+                          callbacks=[monitor, lambda epoch, logs: seen.append(epoch)])
+    assert seen == history.epoch == [e["epoch"] for e in monitor.epochs] == [1, 2, 3]
+    # the gradients vanish from the first epoch; the dead units are counted at the last
+    assert [(epoch, kind) for epoch, kind, _ in monitor.warnings] == [(1, "vanishing"),
+                                                                      (3, "dead_relu")]
+    assert [str(w.message).split(":")[0] for w in caught] == ["epoch 1", "epoch 3"]
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1 (1/3)", "epoch 2 (2/3)",
+                                                      "epoch 3 (3/3)"]
+    assert "initial -> after epoch 3" in monitor.format_change_table()
+    records = [(r["stage"], r["epoch"]) for r in monitor.records() if r["param"] == "W"]
+    assert sorted(set(records)) == [("epoch", 1), ("epoch", 2), ("epoch", 3), ("initial", 0)]
+    with open(monitor.to_csv(tmp_path / "records.csv")) as f:
+        assert {row["epoch"] for row in csv.DictReader(f)} == {"0", "1", "2", "3"}
+    with open(monitor.to_jsonl(tmp_path / "records.jsonl")) as f:
+        assert {json.loads(line)["epoch"] for line in f} == {0, 1, 2, 3}
+    pytest.importorskip("matplotlib")
+    from fastwb import plots
+    for source in (monitor, history):
+        np.testing.assert_array_equal(plots.loss_curves(source).axes[0].lines[0].get_xdata(),
+                                      [1, 2, 3])
+    ratios = plots.training_curves(monitor).axes[0].lines[0]
+    np.testing.assert_array_equal(ratios.get_xdata(), [1, 2, 3])

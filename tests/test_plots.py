@@ -86,7 +86,7 @@ def test_weight_histograms_share_bins_per_panel(run):
     assert len(panels) == 2 * (len(net.sizes) - 1)          # W and b of each layer
     assert len(figure.axes) == len(panels) + 1              # and a colorbar of epochs
     snapshots = monitor.snapshots()
-    assert [label for label, _ in snapshots] == ["initial", 0, 1, 2, 3, 4]
+    assert [label for label, _ in snapshots] == ["initial", 1, 2, 3, 4, 5]
     for l, (ax_W, ax_b) in enumerate(zip(panels[::2], panels[1::2])):
         for ax, values in ((ax_W, net.layers[l].weights), (ax_b, net.layers[l].bias)):
             steps = ax.collections[0]

@@ -897,7 +897,7 @@ def test_callbacks_see_every_epoch_and_can_stop_training(tmp_path):
     calls = []
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=7, random_state=0,
                         callbacks=[every, lambda epoch, logs: calls.append(epoch)]).fit(X, y)
-    assert [epoch for epoch, _ in every.seen] == list(range(7)) == calls
+    assert [epoch for epoch, _ in every.seen] == list(range(1, 8)) == calls   # from 1
     assert clf.n_iter_ == 7 and len(clf.loss_curve_) == 7
     stopper = _Recorder(stop_at=3)
     stopped = MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, random_state=0,

@@ -188,8 +188,8 @@ def test_rows_hold_the_epoch_metrics_histograms_and_monitor(logged_fit):
 
 def test_logged_values_are_the_history_at_steps_equal_to_epochs(logged_fit):
     _, history, _, _, logged = logged_fit
-    assert logged.steps == [0, 1, 2]
-    assert logged.column("epoch") == [0, 1, 2]
+    assert logged.steps == [1, 2, 3]                   # epochs are numbered from 1
+    assert logged.column("epoch") == [1, 2, 3]
     for key in ("loss", "val_loss", "val_accuracy", "lr", "time"):
         assert logged.column(key) == pytest.approx(history[key], rel=1e-12), key
     assert logged.column("lr") == [0.001] * EPOCHS
@@ -212,7 +212,7 @@ def test_histograms_count_every_parameter(logged_fit):
 
 def test_monitor_metrics_are_merged(logged_fit):
     _, _, monitor, _, logged = logged_fit
-    assert logged.column("layer2/correlation") == [0.25, 1.25, 2.25]
+    assert logged.column("layer2/correlation") == [1.25, 2.25, 3.25]
     assert logged.column("layer1/W/mean") == [m["layer1/W/mean"] for m in monitor.seen]
 
 
@@ -260,8 +260,8 @@ def test_log_every_and_no_histograms(wandb_root):
     callback = WandbCallback(histograms=False, log_every=2)
     history = make_network().fit(X, y, "sgd", epochs=5, batch_size=16, callbacks=[callback])
     logged = Logged(wandb_root, callback.run)
-    assert logged.steps == [0, 2, 4]
-    assert logged.column("loss") == pytest.approx(history["loss"][::2], rel=1e-12)
+    assert logged.steps == [2, 4]
+    assert logged.column("loss") == pytest.approx(history["loss"][1::2], rel=1e-12)
     assert not any(key.startswith("layer") for row in logged.rows for key in row)
     assert set(logged.rows[0]) - WANDB_KEYS == {"loss", "lr", "time", "samples_per_second",
                                                 "epoch"}
@@ -270,21 +270,21 @@ def test_log_every_and_no_histograms(wandb_root):
 
 def test_given_run_is_logged_to_and_left_open(wandb_root):
     """Steps follow the epochs over fits that continue one optimizer; a fresh
-    optimizer's epochs restart at 0 and go to the run's next steps instead."""
+    optimizer's epochs restart at 1 and go to the run's next steps instead."""
     X, y = make_data()
     net = make_network()
     run = wandb.init(project="fastwb-tests", name="mine", config={"sizes": "mine"},
                      reinit="create_new")
     callback = WandbCallback(run=run, histograms=False)
     first = net.fit(X, y, "adam", epochs=2, callbacks=[callback])
-    second = net.fit(X, y, epochs=1, callbacks=[callback])         # same optimizer: epoch 2
-    third = net.fit(X, y, "sgd", epochs=2, callbacks=[callback])   # fresh one: epochs 0, 1
+    second = net.fit(X, y, epochs=1, callbacks=[callback])         # same optimizer: epoch 3
+    third = net.fit(X, y, "sgd", epochs=2, callbacks=[callback])   # fresh one: epochs 1, 2
     assert callback.run is run
     run.log({"after": 1.0})          # still open: a finished run would raise
     run.finish()
     logged = Logged(wandb_root, run)
-    assert logged.steps == [0, 1, 2, 3, 4, 5]
-    assert logged.column("epoch") == [0, 1, 2, 0, 1, None]
+    assert logged.steps == [1, 2, 3, 4, 5, 6]
+    assert logged.column("epoch") == [1, 2, 3, 1, 2, None]
     losses = first["loss"] + second["loss"] + third["loss"]
     assert logged.column("loss")[:5] == pytest.approx(losses, rel=1e-12)
     assert logged.column("after") == [None] * 5 + [1.0]
@@ -306,7 +306,7 @@ def test_each_fit_starts_a_run_failed_when_training_raises(wandb_root):
     succeeded = callback.run
 
     def fail(epoch, logs):
-        if epoch == 2:
+        if epoch == 3:
             raise RuntimeError("a later callback fails")
 
     with pytest.raises(RuntimeError, match="later callback"):
@@ -318,8 +318,8 @@ def test_each_fit_starts_a_run_failed_when_training_raises(wandb_root):
     assert Logged(wandb_root, succeeded).exit_codes == [0]
     logged = Logged(wandb_root, failed)
     assert logged.exit_codes == [1]
-    assert logged.steps == [1, 2]          # the optimizer's epochs 1 and 2
-    assert logged.column("epoch") == [1, 2]
+    assert logged.steps == [2, 3]          # the optimizer's epochs 2 and 3
+    assert logged.column("epoch") == [2, 3]
 
 
 # --- argument checks ----------------------------------------------------------------------

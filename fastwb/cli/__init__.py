@@ -16,6 +16,8 @@ The modules, each depending only on those listed after it:
     pyarrow's or pandas's readers for ``tables``, when installed
 ``errors``
     ``CommandError`` and the exit statuses
+``streams``
+    stdout and stderr whose readers may leave early (``| head``)
 """
 from fastwb.cli.dispatch import build_parser, main
 

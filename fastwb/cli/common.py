@@ -7,8 +7,10 @@ import sys
 import warnings
 from types import ModuleType
 
+import numpy as np
+
 from fastwb._optional import SKLEARN_REQUIREMENT, sklearn_missing
-from fastwb.callbacks import ProgressBar
+from fastwb.callbacks import Callback, ProgressBar
 from fastwb.cli.errors import CommandError
 from fastwb.plots import _matplotlib, save_plots
 
@@ -48,7 +50,12 @@ class _EstimatorProgress(ProgressBar):
 def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> list[str]:
     """``estimator.fit(X, y)`` with a progress bar on stderr and ``callbacks``
     besides; the warnings it raised come back as messages (and, unless
-    ``quiet``, are printed as ``fastwb: warning: ...`` lines)."""
+    ``quiet``, are printed as ``fastwb: warning: ...`` lines).
+
+    Ctrl-C, which the estimator (as scikit-learn's) turns into a warning and an
+    early return, raises KeyboardInterrupt here: the command stops rather than
+    go on with (and save) a model trained part of the way.
+    """
     bar = _EstimatorProgress(estimator, estimator.max_iter)
     estimator.set_params(callbacks=[bar, *callbacks])
     try:
@@ -57,6 +64,7 @@ def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> lis
             estimator.fit(X, y)
     finally:
         estimator.set_params(callbacks=None)    # the callbacks are this run's, not the model's
+    raise_if_interrupted(caught, estimator, "training")
     messages = []
     for warning in caught:
         if not issubclass(warning.category, UserWarning):
@@ -65,8 +73,6 @@ def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> lis
         if "Maximum iterations" in message:
             message = (f"the loss was still improving at the last epoch, "
                        f"{estimator.max_iter}; more epochs (--epochs) may train a better model")
-        elif "interrupted" in message:
-            message = f"training interrupted (Ctrl-C) after {estimator.n_iter_} epochs"
         if message not in messages:
             messages.append(message)
     if not quiet:
@@ -75,7 +81,67 @@ def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> lis
     return messages
 
 
+def raise_if_interrupted(caught, estimator, what: str) -> None:
+    """KeyboardInterrupt if ``caught`` (recorded warnings of ``estimator.fit``)
+    says that Ctrl-C ended the fit, which both scikit-learn's MLPs and
+    fastwb's drop-ins turn into this warning and a normal return."""
+    if any(str(warning.message) == "Training interrupted by user." for warning in caught):
+        raise KeyboardInterrupt(f"{what} stopped after {estimator.n_iter_} epochs")
+
+
 # --- plots -------------------------------------------------------------------------------
+
+class ValidationLoss(Callback):
+    """Adds ``val_loss`` to each epoch's logs: the network's loss on held-out
+    rows, with its weight penalty as the training loss has it, so that a
+    ``Monitor`` listed after it records the validation curve that the loss
+    plot draws.
+
+    The estimator's fit holds rows out itself only for early stopping, which
+    the command does not ask for; these are the rows ``--val-fraction`` kept
+    from it. Their labels are encoded as the estimator encodes its targets,
+    once it knows its classes (at the start of training); rows of a class that
+    training has not seen have no loss and are left out.
+    """
+
+    def __init__(self, estimator, X_val, y_val):
+        self.estimator = estimator
+        self.X_val, self.y_val = X_val, np.asarray(y_val)
+        self._X: np.ndarray | None = None
+        self._targets: np.ndarray | None = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        network = self._require_network()
+        X, y = self.X_val, self.y_val
+        classes = getattr(self.estimator, "classes_", None)
+        if classes is not None and y.ndim == 1:         # labels: their indices in classes_
+            index = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+            known = classes[index] == y
+            X, index = X[known], index[known]
+            # one logistic output for two classes, a softmax for more
+            targets = index.astype(np.intp) if network.sizes[-1] > 1 else \
+                index.astype(np.float64).reshape(-1, 1)
+        else:                                           # values, or multi-label 0/1 columns
+            targets = y.astype(np.float64).reshape(len(y), -1)
+        self._X = np.ascontiguousarray(X, dtype=network.dtype)
+        self._targets = targets
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        assert self._X is not None and self._targets is not None, "after on_train_begin"
+        if len(self._X):
+            logs["val_loss"] = self._require_network().loss(self._X, self._targets)
+
+
+def monitor_callbacks(monitor, estimator, X_val=None, y_val=None) -> list:
+    """The callbacks of a fit followed for ``--plots``: none without a monitor;
+    with held-out rows, first a ``ValidationLoss``, whose ``val_loss`` the
+    monitor then records."""
+    if monitor is None:
+        return []
+    if X_val is None:
+        return [monitor]
+    return [ValidationLoss(estimator, X_val, y_val), monitor]
+
 
 def check_plots_directory(directory: str) -> None:
     """Fail before training, not after, when the plots cannot be written there."""

@@ -10,12 +10,14 @@ scikit-learn's own ``MLPClassifier``; optionally writes the plots of
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 
 import fastwb
-from fastwb.cli.common import (check_plots_directory, fit_with_progress, sklearn_estimators,
-                               write_plots)
+from fastwb.callbacks import ProgressBar
+from fastwb.cli.common import (check_plots_directory, fit_with_progress, raise_if_interrupted,
+                               sklearn_estimators, write_plots)
 
 #: Share of the digits held out for testing, and the split's seed.
 TEST_SIZE = 0.25
@@ -49,6 +51,52 @@ def loss_table(curve) -> list[str]:
         filled = 1 + round(39 * (log - low) / (high - low)) if high > low else 40
         lines.append(f"{i + 1:7d}  {curve[i]:9.4f}  {'#' * filled}")
     return lines
+
+
+def timed_fit_with_progress(estimator, X, y, interval: float = 0.1) -> float:
+    """Seconds of ``estimator.fit(X, y)`` (scikit-learn's MLP), with the progress
+    bar of fastwb's fits on stderr.
+
+    scikit-learn's MLP calls nothing back between epochs (before 1.9), but it
+    appends each epoch's loss to its ``loss_curve_``: a thread reads that every
+    ``interval`` seconds and moves the bar. Its few microseconds a wake-up
+    leave the timed fit as it was. Ctrl-C, which scikit-learn turns into a
+    warning and an early return, raises KeyboardInterrupt here.
+    """
+    bar = ProgressBar(estimator.max_iter)
+    done = threading.Event()
+
+    def follow() -> None:
+        shown = 0
+        while not done.wait(interval):
+            shown = _advance(bar, estimator, shown)
+        _advance(bar, estimator, shown)
+
+    bar.on_train_begin({})
+    follower = threading.Thread(target=follow, name="fastwb-demo-progress", daemon=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")         # "not converged" at small --epochs: expected
+        follower.start()
+        try:
+            start = time.perf_counter()
+            estimator.fit(X, y)
+            seconds = time.perf_counter() - start
+        finally:
+            done.set()
+            follower.join()
+            bar.on_train_end({})
+    raise_if_interrupted(caught, estimator, "scikit-learn's fit")
+    return seconds
+
+
+def _advance(bar: ProgressBar, estimator, shown: int) -> int:
+    """Move ``bar`` over the epochs that ``estimator.loss_curve_`` gained since
+    ``shown``; returns how many it has now."""
+    curve = getattr(estimator, "loss_curve_", None) or []
+    count = len(curve)          # read once: the fit appends to it meanwhile
+    for epoch in range(shown + 1, count + 1):
+        bar.on_epoch_end(epoch, {"loss": curve[epoch - 1]})
+    return max(count, shown)
 
 
 def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True,
@@ -124,11 +172,7 @@ def run(epochs: int = 200, seed: int = 0, hidden=(100,), compare: bool = True,
     print("\nthe same fit with scikit-learn's MLPClassifier (same data, split, settings)...",
           flush=True)
     reference = SklearnMLP(**settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")         # "not converged" at small --epochs
-        start = time.perf_counter()
-        reference.fit(X_train, y_train)
-        sklearn_seconds = time.perf_counter() - start
+    sklearn_seconds = timed_fit_with_progress(reference, X_train, y_train)
     sklearn_accuracy = float(reference.score(X_test, y_test))
     per_epoch = (sklearn_seconds / reference.n_iter_) / (seconds / classifier.n_iter_)
     print(f"  {'':14}{'fit':>8}{'epochs':>8}{'test accuracy':>15}")

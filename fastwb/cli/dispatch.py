@@ -16,7 +16,11 @@ hold text labels), a Parquet file with such columns, or a ``.npz`` archive
 (arrays ``X`` and ``y``, optionally ``feature_names``); see
 ``fastwb.cli.tables``. Expected failures (a missing file, an unknown column, a
 bad option) print one line ``fastwb: error: ...`` on stderr and exit with
-status 1 (2 for a bad command line); anything else shows its traceback.
+status 1 (2 for a bad command line); anything else shows its traceback. Ctrl-C
+exits with status 130 (``train`` then saves nothing). A reader of stdout that
+leaves early (``fastwb predict ... | head``) ends the command quietly, with
+status 0 as though it had read everything; ``train``, whose output is a log,
+goes on to save its model.
 
 Each subcommand but bench (``fastwb.bench.peers``) is a module of this package
 with a ``run``; they share ``common`` (progress, plots), ``tables`` (reading
@@ -25,13 +29,12 @@ data) and ``errors``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from fastwb import __version__, show_config
 from fastwb.bench import peers
 from fastwb.bench.contenders import NAMES
-from fastwb.cli import demo, export, info, predict, train
+from fastwb.cli import demo, export, info, predict, streams, train
 from fastwb.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CommandError
 from fastwb.saving import ModelFileError
 
@@ -43,6 +46,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"fastwb: error: {message} (see '{self.prog} --help')\n")
+
+    def _print_message(self, message: str, file=None) -> None:
+        # the one place argparse writes: a reader that has gone does not change
+        # the status (Python 3.13's argparse ignores the error itself; 3.10 raises)
+        stream = file or sys.stderr
+        try:
+            super()._print_message(message, stream)
+        except BrokenPipeError:
+            streams.silence(stream)
 
 
 def _number(convert, accept, expected: str):
@@ -160,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="where to save the model (default model.fwb)")
     train_parser.add_argument("--plots", metavar="DIR",
                               help="also follow the training with fastwb.Monitor and write its "
-                                   "plots as PNG files into DIR: loss, weight histograms, update "
-                                   "ratios and gradient norms, and with 2 features the decision "
-                                   "boundary (needs matplotlib)")
+                                   "plots as PNG files into DIR: loss (with --val-fraction also "
+                                   "the validation loss), weight histograms, update ratios and "
+                                   "gradient norms, and with 2 features the decision boundary "
+                                   "(needs matplotlib)")
 
     predict_parser = commands.add_parser(
         "predict", help="predict with a saved model; writes CSV",
@@ -208,7 +221,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``fastwb`` command; returns the exit status."""
+    """Run the ``fastwb`` command; returns the exit status.
+
+    Output goes to readers that may leave early (``fastwb predict ... | head``):
+    once stdout's reader has gone the command ends quietly with status 0, as it
+    would have had the reader taken everything, so that the status does not
+    depend on how much was written before the reader left.
+    """
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            # now, not at exit, where a reader that has gone would make Python
+            # print "Exception ignored ... BrokenPipeError" and exit with 120
+            # (after argparse's --help too, which raises SystemExit)
+            if sys.stdout is not None:      # None when run with stdout closed
+                sys.stdout.flush()
+    except BrokenPipeError:             # fastwb predict ... | head: the reader has gone
+        streams.silence(sys.stdout)
+        return 0
+
+
+def _dispatch(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose and not args.version:
@@ -216,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None and not args.version:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    run = {"demo": _demo, "train": train.run, "predict": predict.run, "info": info.run,
+    run = {"demo": _demo, "train": _train, "predict": predict.run, "info": info.run,
            "bench": _bench, "export": export.run}[args.command] if not args.version else _version
     try:
         run(args)
@@ -224,14 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error)
     except MemoryError as error:      # sizes refused before allocating (--hidden 10**9)
         return _fail(f"out of memory: {error}" if str(error) else "out of memory")
-    except KeyboardInterrupt:
-        print("\nfastwb: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interruption:
+        detail = f": {interruption}" if str(interruption) else ""
+        streams.tell(f"\nfastwb: interrupted{detail}")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:           # fastwb predict ... | head: the reader has gone
-        _silence_stdout()
-        return EXIT_FAILURE
     except OSError as error:          # a file vanished, a disk filled up: the user's to fix
-        if error.filename is None:
+        if error.filename is None:      # a broken pipe among them: main's to handle
             raise
         return _fail(f"{error.strerror or error}: {error.filename}")
     return 0
@@ -248,19 +280,18 @@ def _demo(args: argparse.Namespace) -> None:
              plots=args.plots)
 
 
+def _train(args: argparse.Namespace) -> None:
+    # the model file is what train makes, its output only a log: a reader of the
+    # log that leaves (fastwb train ... | head) must not stop it before the save
+    with streams.outliving_readers():
+        train.run(args)
+
+
 def _bench(args: argparse.Namespace) -> None:
     peers.run(args, NAMES if args.peers else NAMES[:2])
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):   # not a real file (captured in a test)
-        pass
-
-
 def _fail(error) -> int:
     message = " ".join(str(error).split())          # one line, whatever the message was
-    print(f"fastwb: error: {message}", file=sys.stderr)
+    streams.tell(f"fastwb: error: {message}")
     return EXIT_FAILURE

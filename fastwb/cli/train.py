@@ -7,8 +7,8 @@ import time
 import numpy as np
 
 from fastwb import saving
-from fastwb.cli.common import (check_plots_directory, fit_with_progress, sklearn_estimators,
-                               write_plots)
+from fastwb.cli.common import (check_plots_directory, fit_with_progress, monitor_callbacks,
+                               sklearn_estimators, write_plots)
 from fastwb.cli.errors import CommandError
 from fastwb.cli.tables import check_writable, choose_task, read_table, shorten
 from fastwb.monitor import Monitor
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> None:
     monitor = Monitor() if args.plots is not None else None
     start = time.perf_counter()
     try:
-        fit_with_progress(estimator, X, y, callbacks=[] if monitor is None else [monitor])
+        fit_with_progress(estimator, X, y,
+                          callbacks=monitor_callbacks(monitor, estimator, X_val, y_val))
     except ValueError as error:     # the estimator's checks, worded for users
         raise CommandError(f"cannot train on {table.path}: {error}") from None
     seconds = time.perf_counter() - start
