@@ -44,8 +44,8 @@ def _messy_csv(tmp_path, rng, name="data.csv"):
     doubles = rng.normal(size=n) * 10.0 ** rng.integers(-30, 30, size=n)
     lines = ["\ufeffx, count ,label,y"]
     for i in range(n):
-        lines.append(f"{float(doubles[i])!r},{rng.integers(-10**6, 10**6)},"
-                     f"{'\"' + 'big, cat' + '\"' if i % 3 else ' small '},{i % 4}")
+        label = '"big, cat"' if i % 3 else " small "
+        lines.append(f"{float(doubles[i])!r},{rng.integers(-10**6, 10**6)},{label},{i % 4}")
         if i == 7:
             lines.append("")
     first, rest = lines[5].split(",", 1)
