@@ -60,8 +60,8 @@ CHILD = textwrap.dedent("""
         late.clear()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         net, opt = network(), fastwb.Adam(lr=1e-3)
-        print("go", flush=True)
         try:
+            print("go", flush=True)    # inside: the parent may signal as soon as it reads it
             net.fit(X, y, opt, epochs=EPOCHS, batch_size=BATCH, shuffle=False)
             end, outcome = time.monotonic(), "returned"
             signal.signal(signal.SIGINT, lambda *_: late.append(time.monotonic()))
