@@ -12,10 +12,15 @@ import os
 import re
 import subprocess
 import sys
-import time
+import textwrap
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from typing import Callable, NamedTuple
+
+try:
+    import fcntl
+except ImportError:
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import pytest
@@ -373,28 +378,84 @@ def dead_pid() -> int:
     return process.pid
 
 
-@pytest.mark.skipif(os.name != "posix", reason="process ids are asked on POSIX only")
+@pytest.mark.skipif(fcntl is None, reason="the cleanup needs POSIX file locks")
 def test_save_removes_temporaries_its_interrupted_saves_left(tmp_path):
+    """Whatever process id a temporary file names (a killed save's id may be
+    live again, or ours: a container's first process is always 1), it is a
+    killed save's exactly when no one holds it locked."""
     net = fastwb.Network([2, 1], seed=0)
     pid = dead_pid()
     left = [tmp_path / f".model.fwb.{pid}.{'ab' * 8}.tmp",
+            tmp_path / f".model.fwb.{os.getpid()}.{'12' * 8}.tmp",    # our own id
+            tmp_path / f".model.fwb.{os.getppid()}.{'34' * 8}.tmp",   # a live process's id
             tmp_path / f".model.fwb.{'cd' * 8}.tmp"]            # named before the process id
-    live = [tmp_path / f".model.fwb.{os.getppid()}.{'ef' * 8}.tmp",   # a save still writing
-            tmp_path / f".model.fwb.{'01' * 8}.tmp",                 # recent, writer unknown
+    live = [tmp_path / f".model.fwb.{pid}.{'ef' * 8}.tmp",      # a save still writing, its
+            tmp_path / f".model.fwb.{os.getpid()}.{'56' * 8}.tmp",  # process unseen here
             tmp_path / f".other.fwb.{pid}.{'ab' * 8}.tmp",           # another target's
             tmp_path / f".model.fwb.{pid}.{'ab' * 8}.tmp.keep",      # not the pattern
             tmp_path / "model.fwb.tmp"]
     for path in left + live:
         path.write_bytes(b"partial")
-    old = time.time() - 2 * 3600
-    os.utime(left[1], (old, old))
-    fastwb.save(net, tmp_path / "model.fwb")
+    (tmp_path / f".model.fwb.{'78' * 8}.tmp").mkdir()                # not a regular file
+    (tmp_path / f".model.fwb.{'9a' * 8}.tmp").symlink_to(live[-1])    # nor a link
+    locks = [os.open(path, os.O_RDONLY) for path in live[:2]]
+    try:
+        for fd in locks:        # our own descriptors stand for another process's
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        fastwb.save(net, tmp_path / "model.fwb")
+    finally:
+        for fd in locks:
+            os.close(fd)
     assert not any(path.exists() for path in left)
     assert all(path.exists() for path in live)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model.fwb.")) == \
-        sorted(p.name for p in live if p.name.startswith(".model.fwb."))
+    assert (tmp_path / f".model.fwb.{'78' * 8}.tmp").is_dir()
+    assert (tmp_path / f".model.fwb.{'9a' * 8}.tmp").is_symlink()
     np.testing.assert_array_equal(fastwb.load(tmp_path / "model.fwb").parameters,
                                   net.parameters)
+
+
+@pytest.mark.skipif(fcntl is None, reason="the cleanup needs POSIX file locks")
+def test_a_save_still_writing_in_another_process_keeps_its_file(tmp_path):
+    """End to end: a process paused half-way through its save, under a process id
+    this one cannot see (as on another machine), finishes its save after
+    another save to the same target ran."""
+    script = textwrap.dedent("""
+        import os, sys
+        import fastwb
+        from fastwb import saving
+        real, calls = saving._raw_bytes, []
+        def raw_bytes(array):
+            calls.append(1)
+            if len(calls) == 2:             # half-way: say so, wait for the go-ahead
+                print("writing", flush=True)
+                sys.stdin.readline()
+            return real(array)
+        saving._raw_bytes = raw_bytes
+        saving.os.getpid = lambda: 999999999     # an id no process here has
+        net = fastwb.Network([3, 500, 2], seed=1)
+        net.optimizer = fastwb.Adam()
+        net.optimizer.rule_for(net)
+        fastwb.save(net, sys.argv[1])
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "m.fwb")],
+                             cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, env={**os.environ,
+                                             "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "writing\n"
+        [temporary] = [name for name in os.listdir(tmp_path) if name.startswith(".m.fwb.")]
+        assert ".999999999." in temporary
+        fastwb.save(fastwb.Network([2, 1], seed=0), tmp_path / "m.fwb")
+        assert temporary in os.listdir(tmp_path)            # kept: its save is live
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert os.listdir(tmp_path) == ["m.fwb"]
+    assert fastwb.load(tmp_path / "m.fwb").sizes == (3, 500, 2)    # the later rename won
 
 
 def test_save_names_its_temporary_by_target_and_process(tmp_path, monkeypatch):
