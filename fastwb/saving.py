@@ -67,6 +67,7 @@ state; "parameters" and the optimizer's moment buffers, "optimizer/<name>".
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -75,7 +76,7 @@ import os
 import re
 import secrets
 import stat
-from typing import Any, Mapping, NamedTuple, TypeGuard
+from typing import Any, Iterator, Mapping, NamedTuple, TypeGuard
 
 import numpy as np
 
@@ -88,8 +89,8 @@ try:
 except ImportError:     # not POSIX: saves neither lock nor clean up
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FORMAT_VERSION", "ModelFileError", "build", "load", "read_file", "read_header",
-           "save"]
+__all__ = ["FORMAT_VERSION", "ModelFileError", "build", "building", "load", "read_file",
+           "read_header", "save"]
 
 #: The newest format version this fastwb writes and reads.
 FORMAT_VERSION = 1
@@ -483,12 +484,23 @@ def build(path: str | os.PathLike, kind: str, config: dict[str, Any],
     ImportError
         If the model is an estimator and scikit-learn is not installed.
     """
-    try:
+    with building(path, kind):
         reader = _READERS[kind]
         if reader is Network:
             return Network.from_state(config, arrays)
         estimator = getattr(importlib.import_module(reader), kind)
         return estimator._from_fastwb_state(config, arrays)
+
+
+@contextlib.contextmanager
+def building(path: str | os.PathLike, kind: str) -> Iterator[None]:
+    """Turn what building a ``kind`` from the file at ``path`` raises for a
+    model that cannot be built (``_BUILD_ERRORS``) into a ``ModelFileError``
+    naming the file and the problem."""
+    try:
+        yield
+    except ModelFileError:
+        raise
     except _BUILD_ERRORS as exc:
         problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc) or repr(exc)
         if len(problem) > _MAX_PROBLEM:     # a value from the file may be quoted in full

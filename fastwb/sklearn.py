@@ -1286,7 +1286,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if not isinstance(config["attributes"], dict):
             raise ValueError("the estimator's attributes must be an object")
         for name, value in config["attributes"].items():
-            if name not in _SCALARS:
+            if name not in _SCALARS or (name == "_y_type"
+                                        and not issubclass(cls, ClassifierMixin)):
                 raise ValueError(f"unknown estimator attribute {shown(name)}")
             setattr(estimator, name, _decode(value))
         if "classes_" in arrays:

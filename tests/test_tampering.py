@@ -100,6 +100,24 @@ def moments(value):
     return crafted
 
 
+def param(name, value):
+    """The estimator parameter ``name`` set to ``value`` (as the header writes it)."""
+    def change(h):
+        pairs = h["config"]["params"]["dict"]
+        [pair] = [pair for pair in pairs if pair[0] == name]
+        pair[1] = value
+    return edit(change)
+
+
+def then(*changes):
+    """The changes made one after the other."""
+    def crafted(h, d):
+        for change in changes:
+            h, d = change(h, d)
+        return h, d
+    return crafted
+
+
 def labels(values):
     def crafted(h, d):
         return set_array(h, d, "classes_", np.array(values))
@@ -220,23 +238,89 @@ CRAFTED = {
         r"'exp_avg_sq' holds negative"),
     "NaN parameter": Kind("network", lambda h, d: set_array(h, d, "parameters",
         np.full(h["arrays"]["parameters"]["shape"][0], np.nan, np.float32)), r"NaN or infinite"),
+    # estimator parameters must describe the network the file holds
+    "hidden_layer_sizes disagree": Kind("classifier", param("hidden_layer_sizes",
+        {"tuple": [50]}), r"layer sizes \[3, 5, 4\] -> \[3, 50, 4\]"),
+    "activation disagrees": Kind("classifier", param("activation", "tanh"),
+        r"activation -> 'tanh'"),
+    "dtype float64 on a float32 network": Kind("regressor", param("dtype", "float64"),
+        r"dtype float32 -> float64"),
+    "n_threads parameter 10**6": Kind("classifier", param("n_threads", 10**6),
+        r"n_threads None -> 1000000"),
+    "dtype 'foo'": Kind("regressor", param("dtype", "foo"),
+        r"'dtype' parameter of MLPRegressor must be"),
+    "batch_size -1": Kind("classifier", param("batch_size", -1),
+        r"'batch_size' parameter of MLPClassifier must be"),
+    "dropout 2 in an unfitted file": Kind("unfitted", param("dropout", 2.0),
+        r"'dropout' parameter of MLPClassifier must be"),
+    # counters beyond 2**53
+    "optimizer step 2**63 - 1": Kind("network", edit(lambda h:
+        optimizer_state(h).update(step=2**63 - 1)), r"step must be at most 2\*\*53"),
+    "optimizer epoch 2**63 - 1": Kind("classifier", edit(lambda h:
+        optimizer_state(h).update(epoch=2**63 - 1)), r"epoch must be at most 2\*\*53"),
+    "samples_seen 2**53 + 1": Kind("network", edit(lambda h:
+        optimizer_state(h).update(samples_seen=2**53 + 1)), r"samples_seen must be at most"),
+    "n_iter_ 2**60": Kind("regressor", edit(lambda h: attributes(h).update(n_iter_=2**60)),
+        r"n_iter_ must be a nonnegative int up to 2\*\*53"),
+    "t_ 2**64 - 1": Kind("classifier", edit(lambda h: attributes(h).update(t_=2**64 - 1)),
+        r"t_ must be a nonnegative int up to 2\*\*53"),
+    # fitted estimators checked as strictly as unfitted ones
+    "fitted config with an extra key": Kind("classifier", edit(lambda h:
+        h["config"].update(extra=1)), r"config has the keys params, fitted, network and "
+        r"attributes, got \['attributes', 'extra'"),
+    "validation_scores_ without loss_curve_": Kind("regressor",
+        rename("loss_curve_", "validation_scores_"), r"validation_scores_ without loss_curve_"),
+    "NaN _best_parameters": Kind("classifier", lambda h, d: set_array(h, d, "_best_parameters",
+        np.full(h["arrays"]["_best_parameters"]["shape"][0], np.nan, np.float32)),
+        r"_best_parameters must be finite"),
+    "int64 feature names": Kind("classifier", then(lambda h, d: set_array(h, d, "loss_curve_",
+        np.arange(3, dtype=np.int64)), rename("loss_curve_", "feature_names_in_")),
+        r"feature_names_in_ must hold strings, got int64"),
+    "loss_curve_ of 2-D": Kind("classifier", edit(lambda h: h["arrays"]["loss_curve_"].update(
+        shape=[3, 1])), r"loss_curve_ must be a 1-D float array"),
+    "loss_ a string": Kind("classifier", edit(lambda h: attributes(h).update(loss_="low")),
+        r"loss_ must be a float, got 'low'"),
+    "best_validation_score_ a list": Kind("regressor", edit(lambda h:
+        attributes(h).update(best_validation_score_=[1])),
+        r"best_validation_score_ must be a float, got \[1\]"),
+    "_y_type in a regressor": Kind("regressor", edit(lambda h:
+        attributes(h).update(_y_type="binary")), r"unknown estimator attribute '_y_type'"),
+    # a value quoted in a message is cut short
+    "n_in a 1000-character string": Kind("network", edit(lambda h:
+        network_config(h)["layers"][0].update(n_in="x" * 1000)),
+        r"n_in must be an int, got 'x{20}[^ ]*\.\.\.$"),
+    "attribute named by 100000 characters": Kind("regressor", edit(lambda h:
+        attributes(h).update({"y" * 100000: 1})), r"unknown estimator attribute 'y{20}"),
+    "kind of 100000 characters": Kind("network", edit(lambda h: h.update(kind="k" * 100000)),
+        r"holds a 'k{20}[^ ]*\.\.\., which this fastwb does not know", header_broken=True),
+    "activation named by 100000 characters": Kind("classifier", param("activation",
+        "a" * 100000), r"activation"),
 }
 
 
+#: The input the bases below take.
+X_BASE = np.random.default_rng(0).normal(size=(40, 3))
+
+
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory) -> dict[str, bytes]:
-    """Small saved models of each kind, as bytes."""
-    folder = tmp_path_factory.mktemp("bases")
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 3))
+def models() -> dict:
+    """Small models of each kind, fitted (but one)."""
+    rng = np.random.default_rng(1)
     warnings.simplefilter("ignore", ConvergenceWarning)     # three epochs, on purpose
     net = fastwb.Network([3, 4, 2], seed=0)
-    net.fit(X, rng.normal(size=(40, 2)), fastwb.Adam(), epochs=2, batch_size=8)
-    models = {"network": net,
-              "classifier": MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
-                  X, np.array(["a", "b", "c", "d"] * 10)),
-              "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
-                  X, rng.normal(size=40))}
+    net.fit(X_BASE, rng.normal(size=(40, 2)), fastwb.Adam(), epochs=2, batch_size=8)
+    return {"network": net,
+            "classifier": MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                X_BASE, np.array(["a", "b", "c", "d"] * 10)),
+            "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                X_BASE, rng.normal(size=40)),
+            "unfitted": MLPClassifier(hidden_layer_sizes=(5,))}
+
+
+@pytest.fixture(scope="module")
+def bases(models, tmp_path_factory) -> dict[str, bytes]:
+    """The models, saved, as bytes."""
+    folder = tmp_path_factory.mktemp("bases")
     blobs = {}
     for name, model in models.items():
         fastwb.save(model, folder / f"{name}.fwb")
@@ -259,10 +343,17 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     return status, err.getvalue()
 
 
-def test_bases_load(bases, tmp_path):
+def test_bases_load(models, bases, tmp_path):
+    """The checks refuse no file fastwb wrote (a loader bug they would take for
+    a bad file): each base, repacked, loads as the model it was made from."""
     for base, blob in bases.items():
         (tmp_path / "m.fwb").write_bytes(pack(*unpack(blob)))
-        fastwb.load(tmp_path / "m.fwb")
+        loaded = fastwb.load(tmp_path / "m.fwb")
+        assert type(loaded) is type(models[base])
+        if base == "unfitted":
+            assert loaded.get_params() == models[base].get_params()
+        else:
+            np.testing.assert_array_equal(loaded.predict(X_BASE), models[base].predict(X_BASE))
         assert run_cli(["info", str(tmp_path / "m.fwb")])[0] == 0
 
 
@@ -273,6 +364,7 @@ def test_crafted_file_is_refused(bases, name, tmp_path):
     with pytest.raises(ModelFileError, match="crafted.fwb") as info:
         fastwb.load(path)
     assert re.search(match, str(info.value)), str(info.value)
+    assert len(str(info.value)) < len(path) + 500        # values from the file cut short
     if header_broken:
         with pytest.raises(ModelFileError, match=match):
             saving.read_header(path)
