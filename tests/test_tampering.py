@@ -5,6 +5,7 @@ line, no traceback); non-regular files are refused without blocking; a save
 removes the temporary files its own interrupted saves left."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -564,3 +565,159 @@ def test_save_names_its_temporary_by_target_and_process(tmp_path, monkeypatch):
     assert len(seen) == 1
     assert saving._temporary_pattern("model.fwb").match(seen[0])
     assert seen[0].startswith(f".model.fwb.{os.getpid()}.")
+
+
+# --- what fastwb info shows ---------------------------------------------------------------
+
+def info_without_sklearn(paths: list[str], cwd) -> list[dict]:
+    """``fastwb info`` on each file in a process where scikit-learn cannot be
+    imported: its status, stdout and stderr, or the exception that escaped."""
+    code = textwrap.dedent("""
+        import contextlib, io, json, resource, sys
+        sys.modules["sklearn"] = None           # import sklearn raises ImportError
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+        from fastwb.cli import main
+        results = []
+        for path in sys.argv[1:]:
+            out, err = io.StringIO(), io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    status = main(["info", path])
+                results.append({"status": status, "out": out.getvalue(), "err": err.getvalue()})
+            except BaseException as exc:
+                results.append({"escaped": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        print(json.dumps(results))
+    """)
+    result = subprocess.run([sys.executable, "-c", code, *paths], cwd=cwd, capture_output=True,
+                            text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limits are Linux's")
+def test_info_without_sklearn_builds_and_checks_what_it_shows(bases, tmp_path):
+    """Without scikit-learn, info still builds an estimator's network and checks
+    its fitted scalars: every crafted kind ends in a one-line error or a
+    description, never a traceback; those its checks cover are refused."""
+    paths, names = [], list(CRAFTED)
+    for i, name in enumerate(names):
+        base, change, _, _ = CRAFTED[name]
+        path = tmp_path / f"crafted{i}.fwb"
+        path.write_bytes(pack(*change(*unpack(bases[base]))))
+        paths.append(str(path))
+    for base in ("classifier", "regressor"):
+        (tmp_path / f"{base}.fwb").write_bytes(bases[base])
+    results = info_without_sklearn(paths + [str(tmp_path / "classifier.fwb"),
+                                            str(tmp_path / "regressor.fwb")], tmp_path)
+    for name, result in zip(names, results):
+        assert "escaped" not in result, (name, result)
+        assert result["status"] in (0, 1), (name, result)
+        if result["status"] == 1:
+            assert result["out"] == "" and result["err"].count("\n") == 1, (name, result)
+            assert len(result["err"]) < 700, (name, result)
+    refused = {name for name, result in zip(names, results) if result["status"] == 1}
+    must = {"layer not an object", "n_in a 1000-character string", "layer width 2**40",
+            "network config a list", "attributes a list", "NaN moment", "n_iter_ 2**60",
+            "loss_ a string", "best_validation_score_ a list", "n_features_in_ disagrees",
+            "n_outputs_ disagrees", "n_layers_ a bool", "negative t_",
+            "negative estimator optimizer step", "optimizer epoch 2**63 - 1"}
+    assert must <= refused, must - refused
+    classifier, regressor = results[-2:]
+    assert classifier["status"] == regressor["status"] == 0
+    assert "  1             3        5  relu" in classifier["out"]
+    assert "classes: 4: a, b, c, d" in classifier["out"]
+    assert "trained: 3 epochs, final loss" in regressor["out"]
+
+
+def test_info_without_sklearn_refuses_a_huge_layer_in_one_line(bases, tmp_path):
+    """The reviewer's file: n_in a 1000-character string and n_out 10**9 made a
+    1 TB string."""
+    header, data = unpack(bases["classifier"])
+    network_config(header)["layers"][0].update(n_in="x" * 1000, n_out=10**9)
+    (tmp_path / "m.fwb").write_bytes(pack(header, data))
+    [result] = info_without_sklearn([str(tmp_path / "m.fwb")], tmp_path)
+    assert result["status"] == 1 and "n_in must be an int, got 'xxx" in result["err"]
+    assert len(result["err"]) < 300
+
+
+def test_info_shows_strings_from_the_file_safely(bases, tmp_path, capsys):
+    """A writer's version or class labels holding newlines and escape codes forge
+    no line and reach the terminal escaped; ordinary labels look as they are."""
+    header, data = unpack(bases["classifier"])
+    header["fastwb_version"] = "0.1\n\x1b[31mFAKE LINE"
+    header, data = labels(["\x07", "\r", "\x1b", "é"])(header, data)
+    (tmp_path / "m.fwb").write_bytes(pack(header, data))
+    assert main(["info", str(tmp_path / "m.fwb")]) == 0
+    out = capsys.readouterr().out
+    assert not set(out) & {"\x07", "\r", "\x1b"}
+    assert "written by fastwb '0.1\\n\\x1b[31mFAKE LINE'\n" in out
+    assert "classes: 4: '\\x07', '\\r', '\\x1b', é\n" in out
+    assert not any(line.startswith("FAKE") for line in out.splitlines())
+
+
+def test_printable_keeps_ordinary_text_and_cuts_the_rest():
+    from fastwb.cli.tables import printable
+    assert printable("versicolor") == "versicolor" and printable(3) == "3"
+    assert printable("Ünïcödé label") == "Ünïcödé label"
+    assert printable("a\nb") == "'a\\nb'"
+    assert printable("x" * 1000, 20) == "'xxxxxxxxxxxxxxxx..."
+
+
+def test_info_reads_the_file_once(bases, tmp_path, monkeypatch, capsys):
+    """One read gives what info shows and what it builds: a file replaced between
+    two reads could not mix two models, and a big file is read once."""
+    opened = []
+    real = saving._open_regular
+
+    def spy(path):
+        opened.append(path)
+        return real(path)
+
+    monkeypatch.setattr(saving, "_open_regular", spy)
+    for base in ("network", "classifier"):
+        (tmp_path / "m.fwb").write_bytes(bases[base])
+        opened.clear()
+        assert main(["info", str(tmp_path / "m.fwb")]) == 0
+        assert len(opened) == 1
+    capsys.readouterr()
+
+
+# --- what save refuses, as load would -----------------------------------------------------
+
+def test_save_refuses_parameters_changed_after_fit(models, tmp_path):
+    """Every file save writes loads: parameters that no longer describe the fitted
+    network are refused on saving, as on loading."""
+    model = models["classifier"]
+    for change in ({"hidden_layer_sizes": (50,)}, {"activation": "tanh"},
+                   {"dtype": "float64"}, {"n_threads": 2}):
+        with pytest.raises(ValueError, match="parameters were changed after fit"):
+            clone = copy.deepcopy(model)
+            clone.set_params(**change)
+            fastwb.save(clone, tmp_path / "m.fwb")
+    with pytest.raises(ValueError, match="'dtype' parameter"):
+        fastwb.save(MLPRegressor(dtype="foo"), tmp_path / "m.fwb")
+    assert not (tmp_path / "m.fwb").exists()
+    clone = copy.deepcopy(model)
+    clone.set_params(max_iter=7, learning_rate_init=0.1)      # training settings may change
+    fastwb.save(clone, tmp_path / "m.fwb")
+    assert fastwb.load(tmp_path / "m.fwb").max_iter == 7
+
+
+def test_optimizer_counters_are_bounded_by_2_53():
+    opt = fastwb.Adam()
+    state = opt.get_state()
+    opt.set_state({**state, "step": 2**53, "epoch": 2**53, "samples_seen": 2**53})
+    assert opt.step == opt.epoch == opt.samples_seen == 2**53
+    for name in ("step", "epoch", "samples_seen"):
+        with pytest.raises(ValueError, match=f"{name} must be at most 2\\*\\*53"):
+            opt.set_state({**state, name: 2**53 + 1})
+
+
+def test_decode_refuses_what_encode_never_writes():
+    from fastwb._estimator_params import decode
+    for value in ({"dict": [[[1], 2]]}, {"dict": [[1, 2, 3]]}, {"dict": 5}, {"tuple": 5},
+                  {"x" * 10**5: 1}):
+        with pytest.raises(ValueError, match="unexpected") as info:
+            decode(value)
+        assert len(str(info.value)) < 200
