@@ -152,12 +152,6 @@ def _check_labels(arr: np.ndarray, n: int, n_out: int, single: bool) -> np.ndarr
     return np.require(arr, dtype=np.intp, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
-@overload
-def as_int(value: Any, name: str, allow_none: Literal[False] = False) -> int: ...
-@overload
-def as_int(value: Any, name: str, allow_none: bool) -> int | None: ...
-
-
 #: The largest count of steps, epochs or samples a saved state may hold: beyond
 #: 2**53 a count no longer converts exactly to the float that bias corrections
 #: and schedules compute with (and no training comes near it).
@@ -181,6 +175,12 @@ def shown(value, limit: int = SHOWN_CHARS) -> str:
     else:
         text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+@overload
+def as_int(value: Any, name: str, allow_none: Literal[False] = False) -> int: ...
+@overload
+def as_int(value: Any, name: str, allow_none: bool) -> int | None: ...
 
 
 def as_int(value, name: str, allow_none: bool = False) -> int | None:

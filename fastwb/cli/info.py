@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> None:
         model = saving.build(args.model, kind, config, arrays)
     except ImportError:
         model = None
+    attributes: dict = {}
     if kind == "network":
-        network, optimizer, attributes = model, model.optimizer, {}
+        network, optimizer = model, model.optimizer
     else:
         with saving.building(args.model, kind):
             params, network, attributes = _estimator(model, config, arrays)
