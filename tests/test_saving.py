@@ -833,7 +833,8 @@ def test_crash_while_writing_leaves_the_previous_file(previous, tmp_path):
     assert (tmp_path / "m.fwb").read_bytes() == previous
     assert_same_network(fastwb.load(tmp_path / "m.fwb"), fastwb.Network([3, 2], seed=0))
     leftovers = sorted(set(os.listdir(tmp_path)) - {"m.fwb"})
-    assert len(leftovers) == 1 and leftovers[0].startswith(f".m.fwb.{os.getpid()}.")  # half-written
+    # the half-written file, named with this process's id
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".m.fwb.{os.getpid()}.")
     assert (tmp_path / leftovers[0]).stat().st_size > 0
     fastwb.save(fastwb.Network([3, 2], seed=0), tmp_path / "m.fwb")   # the next save to m.fwb
     assert os.listdir(tmp_path) == ["m.fwb"]                            # removes it
