@@ -627,7 +627,10 @@ def _parse_header(text: bytes, path: str, size: int) -> dict:
     try:
         header = json.loads(text.decode("utf-8"), object_pairs_hook=_json_object,
                             parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as exc:     # UnicodeDecodeError is a ValueError
+    except RecursionError:      # Python 3.10's decoder recurses: far deeper than a file may
+        raise ModelFileError(f"{path} has an invalid header: it nests deeper than "
+                             f"{_MAX_DEPTH} levels") from None
+    except ValueError as exc:     # UnicodeDecodeError is a ValueError
         raise ModelFileError(f"{path} is corrupted: its header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is corrupted: its header is not a JSON object")

@@ -57,6 +57,17 @@ def nested(depth: int):
     return value
 
 
+def deep(place: Callable, depth: int):
+    """A value nested ``depth`` lists deep put where ``place(header, value)`` puts
+    it, the header returned as JSON text (json.dumps of Python 3.10 recurses too
+    deep to write it)."""
+    def crafted(h, d):
+        place(h, "<nested>")
+        text = json.dumps(h).replace('"<nested>"', "[" * depth + "1" + "]" * depth)
+        return text.encode(), d
+    return crafted
+
+
 def set_array(header, data: bytes, name: str, values: np.ndarray) -> tuple[dict, bytes]:
     """The file with array ``name`` replaced by ``values`` (same size), in place."""
     entry = header["arrays"][name]
@@ -138,8 +149,8 @@ class Kind(NamedTuple):
 
 #: The kinds of crafted file tried, by name.
 CRAFTED = {
-    "nested config (5000 levels)": Kind("network", edit(lambda h:
-        network_config(h).update(seed=nested(5000))), r"nests deeper than 64", header_broken=True),
+    "nested config (5000 levels)": Kind("network", deep(lambda h, value:
+        network_config(h).update(seed=value), 5000), r"nests deeper than 64", header_broken=True),
     "nested estimator parameter (500 levels)": Kind("classifier", edit(lambda h:
         h["config"]["params"]["dict"][0].__setitem__(1, nested(500))),
         r"nests deeper than 64", header_broken=True),
