@@ -6,11 +6,16 @@ string keys, so tuples and dicts are tagged: ``(100, 50)`` is written as
 ``{"tuple": [100, 50]}`` and ``{0: 2.0}`` as ``{"dict": [[0, 2.0]]}``; NumPy
 scalars and arrays become plain numbers and lists. ``decode`` turns a header's
 values back into Python for ``fastwb.load`` and for ``fastwb info``, which
-reads them without scikit-learn: this module needs nothing but NumPy.
+reads them without scikit-learn: this module needs nothing but NumPy. So
+does ``check_fitted_scalars``, the checks of those scalars that both make.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping, Sequence
+
 import numpy as np
+
+from fastwb._validation import MAX_COUNT, shown
 
 
 def encode(value):
@@ -34,13 +39,47 @@ def encode(value):
 
 
 def decode(value):
-    """The Python value that ``encode`` wrote; a ValueError for a dict it did not write."""
+    """The Python value that ``encode`` wrote; a ValueError for what it did not write."""
     if isinstance(value, list):
         return [decode(v) for v in value]
     if isinstance(value, dict):
-        if set(value) == {"tuple"}:
+        if set(value) == {"tuple"} and isinstance(value["tuple"], list):
             return tuple(decode(v) for v in value["tuple"])
-        if set(value) == {"dict"}:
-            return {decode(k): decode(v) for k, v in value["dict"]}
-        raise ValueError(f"unexpected value {value!r}")
+        if set(value) == {"dict"} and isinstance(value["dict"], list) and all(
+                isinstance(pair, list) and len(pair) == 2 for pair in value["dict"]):
+            pairs = [(decode(k), decode(v)) for k, v in value["dict"]]
+            try:
+                return dict(pairs)
+            except TypeError:       # a key that is a list: encode writes none
+                raise ValueError(f"unexpected dict keys in {shown(value)}") from None
+        raise ValueError(f"unexpected value {shown(value)}")
     return value
+
+
+def check_fitted_scalars(scalars: Mapping[str, Any], sizes: Sequence[int]) -> None:
+    """Refuse fitted scalars of a wrong type, or that disagree with the network
+    of layer ``sizes`` (those absent are not checked; a fit interrupted in its
+    first epoch has no ``loss_``): the counts are
+    nonnegative ints up to 2**53, the losses and scores floats (None where
+    scikit-learn has None), the shape attributes those of the network.
+
+    Raises
+    ------
+    ValueError
+        Naming the attribute.
+    """
+    for name in ("n_iter_", "t_", "_no_improvement_count"):
+        value = scalars.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or not \
+                0 <= value <= MAX_COUNT:
+            raise ValueError(f"{name} must be a nonnegative int up to 2**53, got {shown(value)}")
+    for name in ("loss_", "best_loss_", "best_validation_score_"):
+        value = scalars.get(name)
+        if name in scalars and not (isinstance(value, float)
+                                    or (value is None and name != "loss_")):
+            raise ValueError(f"{name} must be a float, got {shown(value)}")
+    expected = {"n_features_in_": sizes[0], "n_outputs_": sizes[-1], "n_layers_": len(sizes)}
+    for name, value in expected.items():
+        if name in scalars and (scalars[name] != value or isinstance(scalars[name], bool)):
+            raise ValueError(f"{name} is {shown(scalars[name])}, but the network and targets "
+                             f"imply {value!r}")

@@ -152,6 +152,31 @@ def _check_labels(arr: np.ndarray, n: int, n_out: int, single: bool) -> np.ndarr
     return np.require(arr, dtype=np.intp, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
+#: The largest count of steps, epochs or samples a saved state may hold: beyond
+#: 2**53 a count no longer converts exactly to the float that bias corrections
+#: and schedules compute with (and no training comes near it).
+MAX_COUNT = 1 << 53
+#: How many characters of a value an error message shows: values may come from
+#: a crafted file, whose header can hold a string of millions of characters.
+SHOWN_CHARS = 80
+
+
+def shown(value, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (ending "..."), for messages.
+
+    A large container is cut before it is rendered in full.
+
+    >>> shown("x" * 1000, 12)
+    "'xxxxxxxx..."
+    """
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > limit:
+        text = repr(type(value)(list(value)[:limit]) if not isinstance(value, dict)
+                    else dict(list(value.items())[:limit]))
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @overload
 def as_int(value: Any, name: str, allow_none: Literal[False] = False) -> int: ...
 @overload
@@ -168,13 +193,13 @@ def as_int(value, name: str, allow_none: bool = False) -> int | None:
         return operator.index(value)
     except TypeError:
         kind = "an int or None" if allow_none else "an int"
-        raise TypeError(f"{name} must be {kind}, got {value!r}") from None
+        raise TypeError(f"{name} must be {kind}, got {shown(value)}") from None
 
 
 def as_real(value, name: str) -> float:
     """``value`` as a Python float (NumPy floats too); bools and non-numbers are refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+        raise TypeError(f"{name} must be a real number, got {shown(value)}")
     return float(value)
 
 
@@ -193,7 +218,7 @@ def check_real(value, name: str, low: float = -math.inf, high: float = math.inf,
             rule = f"be finite and {'above' if low_open else 'at least'} {low:g}"
         else:
             rule = "be finite"
-        raise ValueError(f"{name} must {rule}, got {value!r}")
+        raise ValueError(f"{name} must {rule}, got {shown(value)}")
     return x
 
 
@@ -307,7 +332,7 @@ def check_keys(mapping, keys, what: str) -> None:
         raise TypeError(f"{what} must be a dict, got {type(mapping).__name__}")
     if set(mapping) != set(keys):
         raise ValueError(f"{what} must have exactly the keys {sorted(keys)}, got "
-                         f"{sorted(map(str, mapping))}")
+                         f"{shown(sorted(map(str, mapping)), 200)}")
 
 
 def check_config(config, keys, what: str) -> dict:
@@ -317,6 +342,6 @@ def check_config(config, keys, what: str) -> dict:
         raise TypeError(f"{what} config must be a dict, got {type(config).__name__}")
     unknown = set(config) - set(keys)
     if unknown:
-        raise ValueError(f"{what} config has unknown key(s) {sorted(unknown)}; it takes "
-                         f"{', '.join(keys)}")
+        raise ValueError(f"{what} config has unknown key(s) {shown(sorted(unknown), 200)}; "
+                         f"it takes {', '.join(keys)}")
     return dict(config)

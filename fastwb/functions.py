@@ -13,6 +13,8 @@ import numbers
 
 import numpy as np
 
+from fastwb._validation import shown
+
 #: Slope of ``leaky_relu`` for negative inputs.
 LEAKY_SLOPE = 0.01
 
@@ -104,10 +106,11 @@ _LOSS_ALIASES = {
 def resolve_activation(name: str, *, output: bool = False) -> str:
     """The canonical activation name; ``softmax`` only when ``output`` is true."""
     if not isinstance(name, str):
-        raise TypeError(f"activation must be a name (str), got {name!r}")
+        raise TypeError(f"activation must be a name (str), got {shown(name)}")
     canonical = _ACTIVATION_ALIASES.get(name.lower(), name.lower())
     if canonical not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+        raise ValueError(f"unknown activation {shown(name)}; choose one of "
+                         f"{', '.join(ACTIVATIONS)}")
     if canonical in OUTPUT_ONLY_ACTIVATIONS and not output:
         raise ValueError(f"{canonical} is an output activation; hidden layers take "
                          + ", ".join(a for a in ACTIVATIONS if a not in OUTPUT_ONLY_ACTIVATIONS))
@@ -117,10 +120,10 @@ def resolve_activation(name: str, *, output: bool = False) -> str:
 def resolve_loss(name: str) -> str:
     """The canonical loss name."""
     if not isinstance(name, str):
-        raise TypeError(f"loss must be a name (str), got {name!r}")
+        raise TypeError(f"loss must be a name (str), got {shown(name)}")
     canonical = _LOSS_ALIASES.get(name.lower(), name.lower())
     if canonical not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+        raise ValueError(f"unknown loss {shown(name)}; choose one of {', '.join(LOSSES)}")
     return canonical
 
 
@@ -152,7 +155,7 @@ def check_output_activation(loss: str, activation: str, n_out: int) -> None:
     needed = FUSED_LOSSES.get(loss)
     if needed is not None and activation != needed:
         raise ValueError(f"{loss} needs a{'n' if needed == 'exp' else ''} {needed} output "
-                         f"layer, got {activation!r}")
+                         f"layer, got {shown(activation)}")
     owner = {fused: name for name, fused in FUSED_LOSSES.items()}.get(activation)
     if needed is None and activation in OUTPUT_ONLY_ACTIVATIONS:
         raise ValueError(f"a{'n' if activation == 'exp' else ''} {activation} output layer "

@@ -19,7 +19,7 @@ import numpy as np
 
 from fastwb import _random
 from fastwb._layout import layer_views, n_parameters
-from fastwb._validation import as_int, check_allocation, check_real
+from fastwb._validation import as_int, check_allocation, check_real, shown
 from fastwb.functions import LEAKY_SLOPE
 
 
@@ -304,11 +304,13 @@ def resolve(value, name: str = "weight_init") -> Initializer | None:
     if value is None or isinstance(value, Initializer):
         return value
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be an Initializer, a name (str) or None, got {value!r}")
+        raise TypeError(f"{name} must be an Initializer, a name (str) or None, got "
+                        f"{shown(value)}")
     key = value.lower()
     cls = _CLASSES.get(_ALIASES.get(key, key))
     if cls is None:
-        raise ValueError(f"{name}={value!r} is not an initializer; use one of {', '.join(NAMES)}")
+        raise ValueError(f"{name}={shown(value)} is not an initializer; use one of "
+                         f"{', '.join(NAMES)}")
     return cls()
 
 
@@ -321,11 +323,12 @@ def from_config(config: dict) -> Initializer:
     Uniform(low=-0.1, high=0.1)
     """
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
-        raise TypeError(f"an initializer config is a dict with a 'name' string, got {config!r}")
+        raise TypeError(f"an initializer config is a dict with a 'name' string, got "
+                        f"{shown(config)}")
     params = {k: v for k, v in config.items() if k != "name"}
     cls = _CLASSES.get(config["name"])
     if cls is None:
-        raise ValueError(f"unknown initializer {config['name']!r}; use one of "
+        raise ValueError(f"unknown initializer {shown(config['name'])}; use one of "
                          f"{', '.join(_CLASSES)}")
     return cls(**params)
 

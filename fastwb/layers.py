@@ -6,7 +6,7 @@ from typing import Any, Mapping, overload
 import numpy as np
 
 from fastwb import initializers
-from fastwb._validation import as_int, check_assignment, check_config, check_real
+from fastwb._validation import as_int, check_assignment, check_config, check_real, shown
 
 
 def _width(value, name: str) -> int:
@@ -83,7 +83,7 @@ class Dense:
         self.n_in = _width(n_in, "n_in")
         self.n_out = _width(n_out, "n_out")
         if activation is not None and not isinstance(activation, str):
-            raise TypeError(f"activation must be a name (str) or None, got {activation!r}")
+            raise TypeError(f"activation must be a name (str) or None, got {shown(activation)}")
         self.activation = activation
         self.weight_init = initializers.resolve(weight_init, "weight_init")
         self.bias_init = initializers.resolve(bias_init, "bias_init")

@@ -505,7 +505,7 @@ class Network:
         layers = config.get("layers")
         if not isinstance(layers, (list, tuple)) or not layers:
             raise ValueError(f"a Network config needs 'layers', a nonempty list of Dense "
-                             f"configs, got {layers!r}")
+                             f"configs, got {_validation.shown(layers)}")
         return [Dense.from_config(layer) for layer in layers]
 
     # --- state ------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 
 from fastwb import schedules as _schedules
 from fastwb._core import Rule
-from fastwb._validation import check_count, check_keys, check_real
+from fastwb._validation import MAX_COUNT, check_count, check_keys, check_real
 from fastwb.functions import COUNTERS, STATE_BUFFERS
 
 if TYPE_CHECKING:      # annotations only: networks import this module
@@ -225,11 +225,15 @@ class Optimizer(abc.ABC):
         Raises
         ------
         TypeError, ValueError
-            If ``state`` is not such a dict: wrong keys, negative or non-integer
-            counters, buffers of other names, shapes or dtypes.
+            If ``state`` is not such a dict: wrong keys, negative, non-integer
+            or larger than ``MAX_COUNT`` (2**53) counters, buffers of other
+            names, shapes or dtypes.
         """
         check_keys(state, _STATE_KEYS, "an optimizer state")
         counters = [check_count(state[name], f"the optimizer's {name}", 0) for name in COUNTERS]
+        for name, count in zip(COUNTERS, counters):
+            if count > MAX_COUNT:
+                raise ValueError(f"the optimizer's {name} must be at most 2**53, got {count}")
         buffers = self._checked_buffers(state["buffers"])
         previous = self._schedule.get_state()
         self._schedule.set_state(state["schedule"])     # checks its own; the last to fail

@@ -51,8 +51,13 @@ code, exhaust memory or block the reader; its values are its author's.
 Writing is atomic: the file is written in full under a temporary name in the
 target's directory (``.<name>.<process id>.<16 hex digits>.tmp``), flushed to
 disk, then renamed over the target, so a crash leaves the previous file
-intact. Each save first removes the temporary files for the same target whose
-process has ended (those of a killed save).
+intact. The writer holds an exclusive ``flock`` on its temporary file until
+the rename, and each save first removes the temporary files for the same
+target that it can lock at once: those of a save that was killed (the system
+releases a dead process's locks), whatever process id they name, while a save
+still writing, in this process or another (on another machine too, where the
+file system shares locks, as NFS does), keeps its file. The cleanup needs
+POSIX file locks; elsewhere no temporary file is removed.
 
 This module knows the file format, not the objects: each kind of model gives
 its state as a config and arrays and is rebuilt from them (``_READERS``). For
@@ -62,6 +67,7 @@ state; "parameters" and the optimizer's moment buffers, "optimizer/<name>".
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -70,15 +76,21 @@ import os
 import re
 import secrets
 import stat
-import time
-from typing import Any, Mapping, NamedTuple, TypeGuard
+from typing import Any, Iterator, Mapping, NamedTuple, TypeGuard
 
 import numpy as np
 
+from fastwb._validation import shown
 from fastwb._version import __version__
 from fastwb.network import Network
 
-__all__ = ["FORMAT_VERSION", "ModelFileError", "load", "read_header", "save"]
+try:
+    import fcntl
+except ImportError:     # not POSIX: saves neither lock nor clean up
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["FORMAT_VERSION", "ModelFileError", "build", "building", "load", "read_file",
+           "read_header", "save"]
 
 #: The newest format version this fastwb writes and reads.
 FORMAT_VERSION = 1
@@ -100,6 +112,8 @@ _MAX_DEPTH = 64
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)
 _MAX_NAME = 256
 _CHUNK = 1 << 20
+#: The longest account of a builder's refusal a ModelFileError quotes.
+_MAX_PROBLEM = 400
 #: What each kind of file holds: the class, or the module that defines it when
 #: that module needs an optional dependency (fastwb.sklearn: scikit-learn), to
 #: be imported only when such a file is loaded.
@@ -297,17 +311,15 @@ def _to_json(value, where: str):
 def _write_atomic(path: str, header: bytes, arrays: list[np.ndarray]) -> None:
     directory, name = os.path.split(path)
     _remove_stale_temporaries(directory, name)
-    # not tempfile.mkstemp: its files are private (0600), and the saved model
-    # should get the permissions any new file gets (the umask's)
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                 0o666)
+    fd, temporary = _locked_temporary(directory, name)
     try:
+        # the file stays open, and so locked, until renamed: a concurrent save's
+        # cleanup must not take it for a killed save's
         with open(fd, "wb") as f:
             _write_contents(f, header, arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temporary, path)
+            os.replace(temporary, path)
     except BaseException:
         try:
             os.remove(temporary)
@@ -317,58 +329,73 @@ def _write_atomic(path: str, header: bytes, arrays: list[np.ndarray]) -> None:
     _sync_directory(directory)
 
 
-#: How old a temporary file whose writer cannot be asked about (another
-#: system's, or one named before the process id was in the name) must be before
-#: a save removes it as left by an interrupted save.
-_STALE_SECONDS = 3600.0
+def _locked_temporary(directory: str, name: str) -> tuple[int, str]:
+    """A new temporary file for target ``name``, open for writing and locked."""
+    while True:
+        # not tempfile.mkstemp: its files are private (0600), and the saved model
+        # should get the permissions any new file gets (the umask's)
+        temporary = os.path.join(directory,
+                                 f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(temporary,
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        if fcntl is None:
+            return fd, temporary
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # another save's cleanup may have locked and removed it between the
+            # open and the lock: then write under another name
+            if os.fstat(fd).st_nlink > 0:
+                return fd, temporary
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 def _remove_stale_temporaries(directory: str, name: str) -> None:
     """Remove the temporary files that earlier saves to ``name`` left when they
     were killed mid-write: those named as ``_write_atomic`` names them for this
-    target, whose process has ended (or, where that cannot be known, that are
-    over an hour old). A save still writing in another process keeps its file."""
+    target that no save holds locked (a save still writing, in any process,
+    keeps its file). Nothing is removed without POSIX file locks."""
+    if fcntl is None:
+        return
     pattern = _temporary_pattern(name)
     try:
         entries = os.listdir(directory)
     except OSError:
         return
     for entry in entries:
-        match = pattern.match(entry)
-        if match is None:
-            continue
-        temporary = os.path.join(directory, entry)
-        try:
-            info = os.lstat(temporary)
-            if not stat.S_ISREG(info.st_mode):
-                continue
-            pid = match.group(1)
-            ended = _process_ended(int(pid)) if pid is not None else None
-            if ended or (ended is None and time.time() - info.st_mtime > _STALE_SECONDS):
-                os.remove(temporary)
-        except (OSError, OverflowError):
-            continue        # gone already, or not ours to remove: the save goes on
+        if pattern.match(entry) is not None:
+            _remove_if_unlocked(os.path.join(directory, entry))
+
+
+def _remove_if_unlocked(temporary: str) -> None:
+    """Remove ``temporary``, a regular file, if no one holds a lock on it."""
+    assert fcntl is not None
+    try:
+        fd = os.open(temporary, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return          # gone already, a symbolic link, or not ours to read
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # still the file we locked at that name: its save may have renamed it
+        # into place between our open and our lock
+        now = os.lstat(temporary)
+        if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino):
+            os.remove(temporary)
+    except OSError:
+        pass            # locked by a save still writing, or gone: the save goes on
+    finally:
+        os.close(fd)
 
 
 def _temporary_pattern(name: str) -> re.Pattern:
     """The names ``_write_atomic`` gives its temporary files for target ``name``
     (the process id is absent from those of older fastwb versions)."""
     return re.compile(rf"\.{re.escape(name)}\.(?:([0-9]+)\.)?[0-9a-f]{{16}}\.tmp\Z")
-
-
-def _process_ended(pid: int) -> bool | None:
-    """Whether no process ``pid`` runs here; None where that cannot be told."""
-    if os.name != "posix":      # on Windows os.kill(pid, 0) would end the process
-        return None
-    if pid == os.getpid():
-        return False            # a save of this process's still writing (another thread)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False            # another user's live process
-    return False
 
 
 def _write_contents(f, header: bytes, arrays: list[np.ndarray]) -> None:
@@ -428,16 +455,57 @@ def load(path: str | os.PathLike):
     """
     name = os.fsdecode(path)
     header, arrays = _read(name, with_data=True)
-    kind = header["kind"]
-    try:
+    return build(name, header["kind"], header["config"], arrays)
+
+
+def read_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """What ``read_header`` and ``load`` read, from one read of the file: the
+    header as ``read_header`` gives it, and the arrays, checked but not built
+    into a model (``build`` does that).
+
+    Raises
+    ------
+    FileNotFoundError, ModelFileError
+        As ``read_header``.
+    """
+    header, arrays = _read(os.fsdecode(path), with_data=True)
+    return _described(header), arrays
+
+
+def build(path: str | os.PathLike, kind: str, config: dict[str, Any],
+          arrays: dict[str, np.ndarray]):
+    """The model of ``kind`` that ``config`` and ``arrays`` (read from ``path``)
+    describe, as ``load`` builds it.
+
+    Raises
+    ------
+    ModelFileError
+        If they describe a model that cannot be built or whose parts disagree.
+    ImportError
+        If the model is an estimator and scikit-learn is not installed.
+    """
+    with building(path, kind):
         reader = _READERS[kind]
         if reader is Network:
-            return Network.from_state(header["config"], arrays)
+            return Network.from_state(config, arrays)
         estimator = getattr(importlib.import_module(reader), kind)
-        return estimator._from_fastwb_state(header["config"], arrays)
+        return estimator._from_fastwb_state(config, arrays)
+
+
+@contextlib.contextmanager
+def building(path: str | os.PathLike, kind: str) -> Iterator[None]:
+    """Turn what building a ``kind`` from the file at ``path`` raises for a
+    model that cannot be built (``_BUILD_ERRORS``) into a ``ModelFileError``
+    naming the file and the problem."""
+    try:
+        yield
+    except ModelFileError:
+        raise
     except _BUILD_ERRORS as exc:
         problem = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc) or repr(exc)
-        message = f"{name} describes a {kind} that cannot be built: {problem}"
+        if len(problem) > _MAX_PROBLEM:     # a value from the file may be quoted in full
+            problem = problem[:_MAX_PROBLEM - 3] + "..."
+        message = f"{os.fsdecode(path)} describes a {kind} that cannot be built: {problem}"
         raise ModelFileError(message) from exc
 
 
@@ -459,6 +527,11 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         As ``load``.
     """
     header, _ = _read(os.fsdecode(path), with_data=False)
+    return _described(header)
+
+
+def _described(header: dict) -> dict[str, Any]:
+    """The checked header as ``read_header`` gives it."""
     arrays = {name: {"dtype": str(entry.dtype), "shape": entry.shape, "nbytes": entry.nbytes}
               for name, entry in header["arrays"].items()}
     return {**header, "arrays": arrays}
@@ -487,12 +560,13 @@ def _read(path: str, with_data: bool) -> tuple[dict, dict[str, np.ndarray]]:
             raise ModelFileError(f"{path} is {problem}: its header describes {expected} bytes, "
                                  f"the file has {size}")
         digest = hashlib.sha256(preamble + header_bytes)
-        data = _read_data(f, data_nbytes, digest, with_data, path)
+        arrays = _read_data(f, header["arrays"], data_nbytes, digest, with_data, path)
         if f.read(_DIGEST_NBYTES) != digest.digest():
             raise ModelFileError(f"{path} is corrupted or was modified: its checksum does not "
                                  "match its contents")
-    # the data is kept (not None) exactly when with_data
-    return header, _arrays(data, header["arrays"], path) if data is not None else {}
+    for name, array in arrays.items():
+        _check_values(array, name, path)
+    return header, arrays
 
 
 def _open_regular(path: str):
@@ -553,7 +627,10 @@ def _parse_header(text: bytes, path: str, size: int) -> dict:
     try:
         header = json.loads(text.decode("utf-8"), object_pairs_hook=_json_object,
                             parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as exc:     # UnicodeDecodeError is a ValueError
+    except RecursionError:      # Python 3.10's decoder recurses: far deeper than a file may
+        raise ModelFileError(f"{path} has an invalid header: it nests deeper than "
+                             f"{_MAX_DEPTH} levels") from None
+    except ValueError as exc:     # UnicodeDecodeError is a ValueError
         raise ModelFileError(f"{path} is corrupted: its header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is corrupted: its header is not a JSON object")
@@ -568,7 +645,7 @@ def _parse_header(text: bytes, path: str, size: int) -> dict:
     if not isinstance(header["fastwb_version"], str):
         raise ModelFileError(f"{path} has an invalid header: fastwb_version is not a string")
     if header["kind"] not in _KINDS:
-        raise ModelFileError(f"{path} holds a {header['kind']!r}, which this fastwb does not "
+        raise ModelFileError(f"{path} holds a {shown(header['kind'])}, which this fastwb does not "
                              f"know (it loads {', '.join(_KINDS)})")
     if not isinstance(header["config"], dict) or not isinstance(header["arrays"], dict):
         raise ModelFileError(f"{path} has an invalid header: config and arrays must be objects")
@@ -598,11 +675,15 @@ def _check_version(header: dict, path: str) -> None:
     # first of all: a newer format may change everything else
     version = header.get("format_version")
     if not _is_int(version) or version < 1:
-        raise ModelFileError(f"{path} has an invalid header: format_version is {version!r}")
+        raise ModelFileError(f"{path} has an invalid header: format_version is {shown(version)}")
     if version > FORMAT_VERSION:
         writer = header.get("fastwb_version")
+        if not isinstance(writer, str):
+            writer = "(unknown)"
+        elif not (writer.isprintable() and len(writer) <= 40):
+            writer = shown(writer)
         raise ModelFileError(
-            f"{path} was written by fastwb {writer if isinstance(writer, str) else '(unknown)'} "
+            f"{path} was written by fastwb {writer} "
             f"in format version {version}; this fastwb ({__version__}) reads up to version "
             f"{FORMAT_VERSION}: upgrade fastwb")
 
@@ -615,20 +696,20 @@ def _entry(name: str, entry, path: str, size: int) -> _Entry:
         raise ModelFileError(f"{problem} must be an object with the keys {list(_ARRAY_KEYS)}")
     dtype, shape, offset, nbytes = (entry[key] for key in _ARRAY_KEYS)
     if not isinstance(dtype, str) or not _allowed_dtype(dtype):
-        raise ModelFileError(f"{problem} has dtype {dtype!r}, which fastwb files do not hold")
+        raise ModelFileError(f"{problem} has dtype {shown(dtype)}, which fastwb files do not hold")
     if (not isinstance(shape, list) or len(shape) > _MAX_NDIM
             or not all(_is_int(n) and n >= 0 for n in shape)):
-        raise ModelFileError(f"{problem} has shape {shape!r}; a shape is a list of at most "
+        raise ModelFileError(f"{problem} has shape {shown(shape)}; a shape is a list of at most "
                              f"{_MAX_NDIM} nonnegative integers")
     if not (_is_int(offset) and offset >= 0 and offset % _ALIGN == 0):
-        raise ModelFileError(f"{problem} has offset {offset!r}; offsets are nonnegative "
+        raise ModelFileError(f"{problem} has offset {shown(offset)}; offsets are nonnegative "
                              f"multiples of {_ALIGN}")
     dtype = np.dtype(dtype)
     if _extent(shape, dtype) > size:
         raise ModelFileError(f"{problem} has shape {shape!r}, larger than the whole file "
                              "(counting axes of length 0 as 1)")
     if not _is_int(nbytes) or nbytes != math.prod(shape) * dtype.itemsize:
-        raise ModelFileError(f"{problem} has nbytes {nbytes!r}; its dtype and shape take "
+        raise ModelFileError(f"{problem} has nbytes {shown(nbytes)}; its dtype and shape take "
                              f"{math.prod(shape) * dtype.itemsize}")
     return _Entry(dtype, tuple(shape), offset, nbytes)
 
@@ -645,30 +726,36 @@ def _data_nbytes(entries: dict[str, _Entry], path: str) -> int:
     return _aligned(end)
 
 
-def _read_data(f, nbytes: int, digest, keep: bool, path: str) -> bytes | None:
-    """Read and hash the data section, keeping it only when asked (``read_header`` doesn't)."""
-    chunks = []
-    while nbytes:
-        chunk = f.read(min(nbytes, _CHUNK))
-        if not chunk:
+def _read_data(f, entries: dict[str, _Entry], nbytes: int, digest, keep: bool,
+               path: str) -> dict[str, np.ndarray]:
+    """Read and hash the data section; with ``keep``, each array straight into a
+    new array of its own (no copy of the whole section held beside them, which
+    would double the peak memory of a load), else through one small buffer."""
+    arrays, position = {}, 0
+    scratch = memoryview(bytearray(min(nbytes, _CHUNK)))
+    for name, entry in sorted(entries.items(), key=lambda item: item[1].offset) if keep else ():
+        _read_into(f, scratch, entry.offset - position, digest, path)      # the padding
+        array = np.empty(entry.shape, entry.dtype)
+        _read_into(f, memoryview(array.reshape(-1).view(np.uint8)), entry.nbytes, digest, path)
+        # native byte order (a copy on big-endian machines only)
+        arrays[name] = array.astype(entry.dtype.newbyteorder("="), copy=False)
+        position = entry.offset + entry.nbytes
+    _read_into(f, scratch, nbytes - position, digest, path)
+    return {name: arrays[name] for name in entries if name in arrays}     # the header's order
+
+
+def _read_into(f, buffer: memoryview, nbytes: int, digest, path: str) -> None:
+    """Read ``nbytes`` into ``buffer`` and hash them, in chunks; a buffer
+    shorter than ``nbytes`` is filled over and over (padding that is not kept)."""
+    done = 0
+    while done < nbytes:
+        start = done % len(buffer)
+        view = buffer[start:start + min(nbytes - done, _CHUNK, len(buffer) - start)]
+        count = f.readinto(view)
+        if not count:
             raise ModelFileError(f"{path} is truncated: it shrank while being read")
-        digest.update(chunk)
-        if keep:
-            chunks.append(chunk)
-        nbytes -= len(chunk)
-    return b"".join(chunks) if keep else None
-
-
-def _arrays(data: bytes, entries: dict[str, _Entry], path: str) -> dict[str, np.ndarray]:
-    arrays = {}
-    for name, entry in entries.items():
-        stored = np.frombuffer(data, dtype=entry.dtype, count=entry.nbytes // entry.dtype.itemsize,
-                               offset=entry.offset)
-        # a native-order copy that owns its memory, not a view of the file's bytes
-        array = stored.reshape(entry.shape).astype(entry.dtype.newbyteorder("="))
-        _check_values(array, name, path)
-        arrays[name] = array
-    return arrays
+        digest.update(view[:count])
+        done += count
 
 
 def _check_values(array: np.ndarray, name: str, path: str) -> None:
@@ -691,11 +778,12 @@ def _unicode_ok(array: np.ndarray) -> bool:
 def _json_object(pairs: list[tuple[str, Any]]):
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
-        raise ValueError(f"duplicate keys in an object with keys {keys}")
+        raise ValueError(f"duplicate keys in an object with keys {shown(keys, 200)}")
     if keys == [_FLOAT_TAG]:
         value = pairs[0][1]
         if not isinstance(value, str) or value not in _NON_FINITE:
-            raise ValueError(f"{_FLOAT_TAG} must be one of {list(_NON_FINITE)}, got {value!r}")
+            raise ValueError(f"{_FLOAT_TAG} must be one of {list(_NON_FINITE)}, got "
+                             f"{shown(value)}")
         return _NON_FINITE[value]
     return dict(pairs)
 

@@ -154,6 +154,7 @@ from itertools import pairwise
 import numpy as np
 import scipy.optimize
 
+from fastwb._estimator_params import check_fitted_scalars
 from fastwb._estimator_params import decode as _decode
 from fastwb._estimator_params import encode as _encode
 from fastwb._optional import SKLEARN_REQUIREMENT, check_sklearn_version
@@ -205,6 +206,7 @@ except ImportError:         # scikit-learn 1.7 and 1.8: fastwb's own callbacks o
 
 from fastwb import _sparse, _validation, initializers, optimizers
 from fastwb._layout import n_parameters
+from fastwb._validation import shown
 from fastwb.callbacks import Callback
 from fastwb.layers import Dense
 from fastwb.network import Network
@@ -881,6 +883,15 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _check_same_network(self, settings: _Settings, sizes: list) -> None:
         """warm_start and partial_fit go on with the network of the first fit: refuse
         parameters and data that would need another one."""
+        changed = self._network_changes(settings, sizes)
+        if changed:
+            raise ValueError(f"warm_start and partial_fit continue the network of the first "
+                             f"fit, but {'; '.join(changed)}. Call fit with "
+                             f"warm_start=False to start a new one.")
+
+    def _network_changes(self, settings: _Settings, sizes: list) -> list[str]:
+        """How the network of these parameters (``settings``) and layer ``sizes``
+        differs from the estimator's network, one "then -> now" phrase each."""
         network, changed = self._network, []
         if list(network.sizes) != sizes:
             changed.append(f"layer sizes {list(network.sizes)} -> {sizes}")
@@ -900,10 +911,14 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             changed.append(f"loss -> {getattr(self, 'loss', None)!r}")
         elif network.huber_delta != self._huber_delta():
             changed.append(f"huber_delta {network.huber_delta} -> {self._huber_delta()}")
-        if changed:
-            raise ValueError(f"warm_start and partial_fit continue the network of the first "
-                             f"fit, but {'; '.join(changed)}. Call fit with "
-                             f"warm_start=False to start a new one.")
+        return changed
+
+    def _parameter_changes(self, settings: _Settings) -> list[str]:
+        """How the parameters disagree with the fitted network (set_params after
+        fit, or a crafted file): what ``_network_changes`` finds for the
+        network's own input and output widths."""
+        sizes = list(self._network.sizes)
+        return self._network_changes(settings, [sizes[0], *settings.hidden, sizes[-1]])
 
     def _stochastic_records(self, settings: _Settings) -> None:
         """The records of stochastic training, where a warm start after lbfgs or
@@ -1209,11 +1224,20 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # callbacks and a scoring function are code, not model: a loaded estimator
         # has none (a scorer's name is kept)
         scoring = self.scoring if isinstance(self.scoring, str) else None
+        # what load would refuse is refused here, so that every saved file loads
+        self._check_params()
+        settings = _Settings(self)
+        if hasattr(self, "_network"):
+            self._take_parameters()
+            changed = self._parameter_changes(settings)
+            if changed:
+                raise ValueError(f"cannot save this {type(self).__name__}: its parameters were "
+                                 f"changed after fit ({'; '.join(changed)}); restore them or "
+                                 "fit again")
         params = _encode({**self.get_params(deep=False), "callbacks": None, "scoring": scoring})
         config = {"params": params, "fitted": hasattr(self, "_network")}
         arrays = {}
         if hasattr(self, "_network"):
-            self._take_parameters()
             # the network's state holds its optimizer, which is the estimator's
             network_config, network_arrays = self._network.get_state()
             config["network"] = network_config
@@ -1232,19 +1256,27 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     @classmethod
     def _from_fastwb_state(cls, config: dict, arrays: dict):
         """The estimator ``_fastwb_state`` described (used by ``fastwb.load``)."""
-        estimator = cls(**_decode(config["params"]))
+        params = _decode(config["params"])
+        if not isinstance(params, dict):
+            raise ValueError("the estimator's params must be an object")
+        estimator = cls(**params)
+        estimator._check_params()
+        settings = _Settings(estimator)     # fastwb's own checks of them
         if not isinstance(config["fitted"], bool):
-            raise ValueError(f"'fitted' must be true or false, got {config['fitted']!r}")
+            raise ValueError(f"'fitted' must be true or false, got {shown(config['fitted'])}")
         if not config["fitted"]:
             if arrays or set(config) != {"params", "fitted"}:
                 raise ValueError("an estimator saved unfitted has no network, attributes or "
                                  "arrays")
             return estimator
+        if set(config) != {"params", "fitted", "network", "attributes"}:
+            raise ValueError(f"a fitted estimator's config has the keys params, fitted, "
+                             f"network and attributes, got {shown(sorted(config), 200)}")
         unknown = {name for name in arrays if not name.startswith("network/")} - set(_ARRAYS)
         if not issubclass(cls, ClassifierMixin):
             unknown |= {"classes_"} & set(arrays)
         if unknown:
-            raise ValueError(f"unknown estimator array(s) {sorted(unknown)}")
+            raise ValueError(f"unknown estimator array(s) {shown(sorted(unknown), 200)}")
         network = Network.from_state(
             config["network"], {k[len("network/"):]: v for k, v in arrays.items()
                                 if k.startswith("network/")})
@@ -1254,38 +1286,49 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if not isinstance(config["attributes"], dict):
             raise ValueError("the estimator's attributes must be an object")
         for name, value in config["attributes"].items():
-            if name not in _SCALARS:
-                raise ValueError(f"unknown estimator attribute {name!r}")
+            if name not in _SCALARS or (name == "_y_type"
+                                        and not issubclass(cls, ClassifierMixin)):
+                raise ValueError(f"unknown estimator attribute {shown(name)}")
             setattr(estimator, name, _decode(value))
         if "classes_" in arrays:
             estimator.classes_ = arrays["classes_"]
         if "feature_names_in_" in arrays:
-            estimator.feature_names_in_ = arrays["feature_names_in_"].astype(object)
+            names = arrays["feature_names_in_"]
+            if names.dtype.kind != "U":
+                raise ValueError(f"feature_names_in_ must hold strings, got {names.dtype}")
+            estimator.feature_names_in_ = names.astype(object)
+        for name in ("loss_curve_", "validation_scores_"):
+            values = arrays.get(name)
+            if values is not None and (values.ndim != 1 or values.dtype.kind != "f"):
+                raise ValueError(f"{name} must be a 1-D float array, got {values.dtype} of "
+                                 f"shape {values.shape}")
         if "loss_curve_" in arrays:         # stochastic training's records (None is not saved)
             estimator.loss_curve_ = [float(v) for v in arrays["loss_curve_"]]
             estimator.validation_scores_ = [float(v) for v in arrays["validation_scores_"]] \
                 if "validation_scores_" in arrays else None
+        elif "validation_scores_" in arrays:
+            raise ValueError("validation_scores_ without loss_curve_: stochastic training "
+                             "records both")
         if "_best_parameters" in arrays:
-            estimator._best_parameters = arrays["_best_parameters"].astype(network.dtype)
-        estimator._check_loaded(network)
+            best = arrays["_best_parameters"]
+            if best.dtype.kind != "f" or not np.isfinite(best).all():
+                raise ValueError("_best_parameters must be finite floats")
+            estimator._best_parameters = best.astype(network.dtype)
+        estimator._check_loaded(network, settings)
         return estimator
 
-    def _check_loaded(self, network: Network) -> None:
+    def _check_loaded(self, network: Network, settings: _Settings) -> None:
         """Refuse a loaded estimator whose parts disagree (a crafted or damaged
-        file): its fitted attributes must be those its network and arrays imply."""
+        file): its fitted attributes must be those its network and arrays imply,
+        and its parameters (``settings``) those of its network."""
         missing = [name for name in _REQUIRED_SCALARS if not hasattr(self, name)]
         if missing:
             raise ValueError(f"a fitted {type(self).__name__} needs the attribute(s) {missing}")
-        for name in ("n_iter_", "t_", "_no_improvement_count"):
-            value = getattr(self, name, 0)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a nonnegative int, got {value!r}")
-        expected = {"n_features_in_": network.sizes[0], "n_outputs_": network.sizes[-1],
-                    "n_layers_": len(network.sizes), "out_activation_": self._out_activation}
-        for name, value in expected.items():
-            if getattr(self, name) != value or isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} is {getattr(self, name)!r}, but the network and "
-                                 f"targets imply {value!r}")
+        check_fitted_scalars({name: getattr(self, name) for name in _SCALARS
+                              if hasattr(self, name)}, network.sizes)
+        if self.out_activation_ != self._out_activation:
+            raise ValueError(f"out_activation_ is {shown(self.out_activation_)}, but the network "
+                             f"and targets imply {self._out_activation!r}")
         output = ACTIVATIONS.get(self._out_activation, self._out_activation)   # fastwb's name
         if network.activations[-1] != output:
             raise ValueError(f"the network's output activation is {network.activations[-1]!r}; "
@@ -1301,6 +1344,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if best is not None and best.shape != network.parameters.shape:
             raise ValueError(f"_best_parameters has shape {best.shape}; the network has "
                              f"{network.parameters.shape}")
+        changed = self._parameter_changes(settings)
+        if changed:
+            raise ValueError(f"the estimator's parameters describe another network than the "
+                             f"file's (network -> parameters: {'; '.join(changed)})")
 
 
 # the arrays saved with a fitted estimator, besides its network's ("network/...")
@@ -1472,13 +1519,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _out_activation(self) -> str:
         return "softmax" if self._y_type == "multiclass" else "logistic"
 
-    def _check_loaded(self, network: Network) -> None:
+    def _check_loaded(self, network: Network, settings: _Settings) -> None:
         # the classes must be those the network's outputs stand for
         y_type = getattr(self, "_y_type", None)
         if y_type not in _CLASSIFICATION_TARGETS:
-            raise ValueError(f"_y_type is {y_type!r}; a classifier's is one of "
+            raise ValueError(f"_y_type is {shown(y_type)}; a classifier's is one of "
                              f"{list(_CLASSIFICATION_TARGETS)}")
-        super()._check_loaded(network)
+        super()._check_loaded(network, settings)
         classes = getattr(self, "classes_", None)
         if classes is None or classes.ndim != 1 or classes.dtype.kind not in "iufbU":
             raise ValueError("a fitted MLPClassifier needs classes_, a 1-D array of labels")

@@ -5,6 +5,7 @@ line, no traceback); non-regular files are refused without blocking; a save
 removes the temporary files its own interrupted saves left."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -12,10 +13,15 @@ import os
 import re
 import subprocess
 import sys
-import time
+import textwrap
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from typing import Callable, NamedTuple
+
+try:
+    import fcntl
+except ImportError:
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import pytest
@@ -49,6 +55,17 @@ def nested(depth: int):
     for _ in range(depth):
         value = [value]
     return value
+
+
+def deep(place: Callable, depth: int):
+    """A value nested ``depth`` lists deep put where ``place(header, value)`` puts
+    it, the header returned as JSON text (json.dumps of Python 3.10 recurses too
+    deep to write it)."""
+    def crafted(h, d):
+        place(h, "<nested>")
+        text = json.dumps(h).replace('"<nested>"', "[" * depth + "1" + "]" * depth)
+        return text.encode(), d
+    return crafted
 
 
 def set_array(header, data: bytes, name: str, values: np.ndarray) -> tuple[dict, bytes]:
@@ -95,6 +112,24 @@ def moments(value):
     return crafted
 
 
+def param(name, value):
+    """The estimator parameter ``name`` set to ``value`` (as the header writes it)."""
+    def change(h):
+        pairs = h["config"]["params"]["dict"]
+        [pair] = [pair for pair in pairs if pair[0] == name]
+        pair[1] = value
+    return edit(change)
+
+
+def then(*changes):
+    """The changes made one after the other."""
+    def crafted(h, d):
+        for change in changes:
+            h, d = change(h, d)
+        return h, d
+    return crafted
+
+
 def labels(values):
     def crafted(h, d):
         return set_array(h, d, "classes_", np.array(values))
@@ -114,8 +149,8 @@ class Kind(NamedTuple):
 
 #: The kinds of crafted file tried, by name.
 CRAFTED = {
-    "nested config (5000 levels)": Kind("network", edit(lambda h:
-        network_config(h).update(seed=nested(5000))), r"nests deeper than 64", header_broken=True),
+    "nested config (5000 levels)": Kind("network", deep(lambda h, value:
+        network_config(h).update(seed=value), 5000), r"nests deeper than 64", header_broken=True),
     "nested estimator parameter (500 levels)": Kind("classifier", edit(lambda h:
         h["config"]["params"]["dict"][0].__setitem__(1, nested(500))),
         r"nests deeper than 64", header_broken=True),
@@ -215,23 +250,89 @@ CRAFTED = {
         r"'exp_avg_sq' holds negative"),
     "NaN parameter": Kind("network", lambda h, d: set_array(h, d, "parameters",
         np.full(h["arrays"]["parameters"]["shape"][0], np.nan, np.float32)), r"NaN or infinite"),
+    # estimator parameters must describe the network the file holds
+    "hidden_layer_sizes disagree": Kind("classifier", param("hidden_layer_sizes",
+        {"tuple": [50]}), r"layer sizes \[3, 5, 4\] -> \[3, 50, 4\]"),
+    "activation disagrees": Kind("classifier", param("activation", "tanh"),
+        r"activation -> 'tanh'"),
+    "dtype float64 on a float32 network": Kind("regressor", param("dtype", "float64"),
+        r"dtype float32 -> float64"),
+    "n_threads parameter 10**6": Kind("classifier", param("n_threads", 10**6),
+        r"n_threads None -> 1000000"),
+    "dtype 'foo'": Kind("regressor", param("dtype", "foo"),
+        r"'dtype' parameter of MLPRegressor must be"),
+    "batch_size -1": Kind("classifier", param("batch_size", -1),
+        r"'batch_size' parameter of MLPClassifier must be"),
+    "dropout 2 in an unfitted file": Kind("unfitted", param("dropout", 2.0),
+        r"'dropout' parameter of MLPClassifier must be"),
+    # counters beyond 2**53
+    "optimizer step 2**63 - 1": Kind("network", edit(lambda h:
+        optimizer_state(h).update(step=2**63 - 1)), r"step must be at most 2\*\*53"),
+    "optimizer epoch 2**63 - 1": Kind("classifier", edit(lambda h:
+        optimizer_state(h).update(epoch=2**63 - 1)), r"epoch must be at most 2\*\*53"),
+    "samples_seen 2**53 + 1": Kind("network", edit(lambda h:
+        optimizer_state(h).update(samples_seen=2**53 + 1)), r"samples_seen must be at most"),
+    "n_iter_ 2**60": Kind("regressor", edit(lambda h: attributes(h).update(n_iter_=2**60)),
+        r"n_iter_ must be a nonnegative int up to 2\*\*53"),
+    "t_ 2**64 - 1": Kind("classifier", edit(lambda h: attributes(h).update(t_=2**64 - 1)),
+        r"t_ must be a nonnegative int up to 2\*\*53"),
+    # fitted estimators checked as strictly as unfitted ones
+    "fitted config with an extra key": Kind("classifier", edit(lambda h:
+        h["config"].update(extra=1)), r"config has the keys params, fitted, network and "
+        r"attributes, got \['attributes', 'extra'"),
+    "validation_scores_ without loss_curve_": Kind("regressor",
+        rename("loss_curve_", "validation_scores_"), r"validation_scores_ without loss_curve_"),
+    "NaN _best_parameters": Kind("classifier", lambda h, d: set_array(h, d, "_best_parameters",
+        np.full(h["arrays"]["_best_parameters"]["shape"][0], np.nan, np.float32)),
+        r"_best_parameters must be finite"),
+    "int64 feature names": Kind("classifier", then(lambda h, d: set_array(h, d, "loss_curve_",
+        np.arange(3, dtype=np.int64)), rename("loss_curve_", "feature_names_in_")),
+        r"feature_names_in_ must hold strings, got int64"),
+    "loss_curve_ of 2-D": Kind("classifier", edit(lambda h: h["arrays"]["loss_curve_"].update(
+        shape=[3, 1])), r"loss_curve_ must be a 1-D float array"),
+    "loss_ a string": Kind("classifier", edit(lambda h: attributes(h).update(loss_="low")),
+        r"loss_ must be a float, got 'low'"),
+    "best_validation_score_ a list": Kind("regressor", edit(lambda h:
+        attributes(h).update(best_validation_score_=[1])),
+        r"best_validation_score_ must be a float, got \[1\]"),
+    "_y_type in a regressor": Kind("regressor", edit(lambda h:
+        attributes(h).update(_y_type="binary")), r"unknown estimator attribute '_y_type'"),
+    # a value quoted in a message is cut short
+    "n_in a 1000-character string": Kind("network", edit(lambda h:
+        network_config(h)["layers"][0].update(n_in="x" * 1000)),
+        r"n_in must be an int, got 'x{20}[^ ]*\.\.\.$"),
+    "attribute named by 100000 characters": Kind("regressor", edit(lambda h:
+        attributes(h).update({"y" * 100000: 1})), r"unknown estimator attribute 'y{20}"),
+    "kind of 100000 characters": Kind("network", edit(lambda h: h.update(kind="k" * 100000)),
+        r"holds a 'k{20}[^ ]*\.\.\., which this fastwb does not know", header_broken=True),
+    "activation named by 100000 characters": Kind("classifier", param("activation",
+        "a" * 100000), r"activation"),
 }
 
 
+#: The input the bases below take.
+X_BASE = np.random.default_rng(0).normal(size=(40, 3))
+
+
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory) -> dict[str, bytes]:
-    """Small saved models of each kind, as bytes."""
-    folder = tmp_path_factory.mktemp("bases")
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 3))
+def models() -> dict:
+    """Small models of each kind, fitted (but one)."""
+    rng = np.random.default_rng(1)
     warnings.simplefilter("ignore", ConvergenceWarning)     # three epochs, on purpose
     net = fastwb.Network([3, 4, 2], seed=0)
-    net.fit(X, rng.normal(size=(40, 2)), fastwb.Adam(), epochs=2, batch_size=8)
-    models = {"network": net,
-              "classifier": MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
-                  X, np.array(["a", "b", "c", "d"] * 10)),
-              "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
-                  X, rng.normal(size=40))}
+    net.fit(X_BASE, rng.normal(size=(40, 2)), fastwb.Adam(), epochs=2, batch_size=8)
+    return {"network": net,
+            "classifier": MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                X_BASE, np.array(["a", "b", "c", "d"] * 10)),
+            "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                X_BASE, rng.normal(size=40)),
+            "unfitted": MLPClassifier(hidden_layer_sizes=(5,))}
+
+
+@pytest.fixture(scope="module")
+def bases(models, tmp_path_factory) -> dict[str, bytes]:
+    """The models, saved, as bytes."""
+    folder = tmp_path_factory.mktemp("bases")
     blobs = {}
     for name, model in models.items():
         fastwb.save(model, folder / f"{name}.fwb")
@@ -254,10 +355,17 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     return status, err.getvalue()
 
 
-def test_bases_load(bases, tmp_path):
+def test_bases_load(models, bases, tmp_path):
+    """The checks refuse no file fastwb wrote (a loader bug they would take for
+    a bad file): each base, repacked, loads as the model it was made from."""
     for base, blob in bases.items():
         (tmp_path / "m.fwb").write_bytes(pack(*unpack(blob)))
-        fastwb.load(tmp_path / "m.fwb")
+        loaded = fastwb.load(tmp_path / "m.fwb")
+        assert type(loaded) is type(models[base])
+        if base == "unfitted":
+            assert loaded.get_params() == models[base].get_params()
+        else:
+            np.testing.assert_array_equal(loaded.predict(X_BASE), models[base].predict(X_BASE))
         assert run_cli(["info", str(tmp_path / "m.fwb")])[0] == 0
 
 
@@ -268,6 +376,7 @@ def test_crafted_file_is_refused(bases, name, tmp_path):
     with pytest.raises(ModelFileError, match="crafted.fwb") as info:
         fastwb.load(path)
     assert re.search(match, str(info.value)), str(info.value)
+    assert len(str(info.value)) < len(path) + 500        # values from the file cut short
     if header_broken:
         with pytest.raises(ModelFileError, match=match):
             saving.read_header(path)
@@ -373,28 +482,84 @@ def dead_pid() -> int:
     return process.pid
 
 
-@pytest.mark.skipif(os.name != "posix", reason="process ids are asked on POSIX only")
+@pytest.mark.skipif(fcntl is None, reason="the cleanup needs POSIX file locks")
 def test_save_removes_temporaries_its_interrupted_saves_left(tmp_path):
+    """Whatever process id a temporary file names (a killed save's id may be
+    live again, or ours: a container's first process is always 1), it is a
+    killed save's exactly when no one holds it locked."""
     net = fastwb.Network([2, 1], seed=0)
     pid = dead_pid()
     left = [tmp_path / f".model.fwb.{pid}.{'ab' * 8}.tmp",
+            tmp_path / f".model.fwb.{os.getpid()}.{'12' * 8}.tmp",    # our own id
+            tmp_path / f".model.fwb.{os.getppid()}.{'34' * 8}.tmp",   # a live process's id
             tmp_path / f".model.fwb.{'cd' * 8}.tmp"]            # named before the process id
-    live = [tmp_path / f".model.fwb.{os.getppid()}.{'ef' * 8}.tmp",   # a save still writing
-            tmp_path / f".model.fwb.{'01' * 8}.tmp",                 # recent, writer unknown
+    live = [tmp_path / f".model.fwb.{pid}.{'ef' * 8}.tmp",      # a save still writing, its
+            tmp_path / f".model.fwb.{os.getpid()}.{'56' * 8}.tmp",  # process unseen here
             tmp_path / f".other.fwb.{pid}.{'ab' * 8}.tmp",           # another target's
             tmp_path / f".model.fwb.{pid}.{'ab' * 8}.tmp.keep",      # not the pattern
             tmp_path / "model.fwb.tmp"]
     for path in left + live:
         path.write_bytes(b"partial")
-    old = time.time() - 2 * 3600
-    os.utime(left[1], (old, old))
-    fastwb.save(net, tmp_path / "model.fwb")
+    (tmp_path / f".model.fwb.{'78' * 8}.tmp").mkdir()                # not a regular file
+    (tmp_path / f".model.fwb.{'9a' * 8}.tmp").symlink_to(live[-1])    # nor a link
+    locks = [os.open(path, os.O_RDONLY) for path in live[:2]]
+    try:
+        for fd in locks:        # our own descriptors stand for another process's
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        fastwb.save(net, tmp_path / "model.fwb")
+    finally:
+        for fd in locks:
+            os.close(fd)
     assert not any(path.exists() for path in left)
     assert all(path.exists() for path in live)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model.fwb.")) == \
-        sorted(p.name for p in live if p.name.startswith(".model.fwb."))
+    assert (tmp_path / f".model.fwb.{'78' * 8}.tmp").is_dir()
+    assert (tmp_path / f".model.fwb.{'9a' * 8}.tmp").is_symlink()
     np.testing.assert_array_equal(fastwb.load(tmp_path / "model.fwb").parameters,
                                   net.parameters)
+
+
+@pytest.mark.skipif(fcntl is None, reason="the cleanup needs POSIX file locks")
+def test_a_save_still_writing_in_another_process_keeps_its_file(tmp_path):
+    """End to end: a process paused half-way through its save, under a process id
+    this one cannot see (as on another machine), finishes its save after
+    another save to the same target ran."""
+    script = textwrap.dedent("""
+        import os, sys
+        import fastwb
+        from fastwb import saving
+        real, calls = saving._raw_bytes, []
+        def raw_bytes(array):
+            calls.append(1)
+            if len(calls) == 2:             # half-way: say so, wait for the go-ahead
+                print("writing", flush=True)
+                sys.stdin.readline()
+            return real(array)
+        saving._raw_bytes = raw_bytes
+        saving.os.getpid = lambda: 999999999     # an id no process here has
+        net = fastwb.Network([3, 500, 2], seed=1)
+        net.optimizer = fastwb.Adam()
+        net.optimizer.rule_for(net)
+        fastwb.save(net, sys.argv[1])
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "m.fwb")],
+                             cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, env={**os.environ,
+                                             "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "writing\n"
+        [temporary] = [name for name in os.listdir(tmp_path) if name.startswith(".m.fwb.")]
+        assert ".999999999." in temporary
+        fastwb.save(fastwb.Network([2, 1], seed=0), tmp_path / "m.fwb")
+        assert temporary in os.listdir(tmp_path)            # kept: its save is live
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert os.listdir(tmp_path) == ["m.fwb"]
+    assert fastwb.load(tmp_path / "m.fwb").sizes == (3, 500, 2)    # the later rename won
 
 
 def test_save_names_its_temporary_by_target_and_process(tmp_path, monkeypatch):
@@ -411,3 +576,159 @@ def test_save_names_its_temporary_by_target_and_process(tmp_path, monkeypatch):
     assert len(seen) == 1
     assert saving._temporary_pattern("model.fwb").match(seen[0])
     assert seen[0].startswith(f".model.fwb.{os.getpid()}.")
+
+
+# --- what fastwb info shows ---------------------------------------------------------------
+
+def info_without_sklearn(paths: list[str], cwd) -> list[dict]:
+    """``fastwb info`` on each file in a process where scikit-learn cannot be
+    imported: its status, stdout and stderr, or the exception that escaped."""
+    code = textwrap.dedent("""
+        import contextlib, io, json, resource, sys
+        sys.modules["sklearn"] = None           # import sklearn raises ImportError
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+        from fastwb.cli import main
+        results = []
+        for path in sys.argv[1:]:
+            out, err = io.StringIO(), io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    status = main(["info", path])
+                results.append({"status": status, "out": out.getvalue(), "err": err.getvalue()})
+            except BaseException as exc:
+                results.append({"escaped": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        print(json.dumps(results))
+    """)
+    result = subprocess.run([sys.executable, "-c", code, *paths], cwd=cwd, capture_output=True,
+                            text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limits are Linux's")
+def test_info_without_sklearn_builds_and_checks_what_it_shows(bases, tmp_path):
+    """Without scikit-learn, info still builds an estimator's network and checks
+    its fitted scalars: every crafted kind ends in a one-line error or a
+    description, never a traceback; those its checks cover are refused."""
+    paths, names = [], list(CRAFTED)
+    for i, name in enumerate(names):
+        base, change, _, _ = CRAFTED[name]
+        path = tmp_path / f"crafted{i}.fwb"
+        path.write_bytes(pack(*change(*unpack(bases[base]))))
+        paths.append(str(path))
+    for base in ("classifier", "regressor"):
+        (tmp_path / f"{base}.fwb").write_bytes(bases[base])
+    results = info_without_sklearn(paths + [str(tmp_path / "classifier.fwb"),
+                                            str(tmp_path / "regressor.fwb")], tmp_path)
+    for name, result in zip(names, results):
+        assert "escaped" not in result, (name, result)
+        assert result["status"] in (0, 1), (name, result)
+        if result["status"] == 1:
+            assert result["out"] == "" and result["err"].count("\n") == 1, (name, result)
+            assert len(result["err"]) < 700, (name, result)
+    refused = {name for name, result in zip(names, results) if result["status"] == 1}
+    must = {"layer not an object", "n_in a 1000-character string", "layer width 2**40",
+            "network config a list", "attributes a list", "NaN moment", "n_iter_ 2**60",
+            "loss_ a string", "best_validation_score_ a list", "n_features_in_ disagrees",
+            "n_outputs_ disagrees", "n_layers_ a bool", "negative t_",
+            "negative estimator optimizer step", "optimizer epoch 2**63 - 1"}
+    assert must <= refused, must - refused
+    classifier, regressor = results[-2:]
+    assert classifier["status"] == regressor["status"] == 0
+    assert "  1             3        5  relu" in classifier["out"]
+    assert "classes: 4: a, b, c, d" in classifier["out"]
+    assert "trained: 3 epochs, final loss" in regressor["out"]
+
+
+def test_info_without_sklearn_refuses_a_huge_layer_in_one_line(bases, tmp_path):
+    """The reviewer's file: n_in a 1000-character string and n_out 10**9 made a
+    1 TB string."""
+    header, data = unpack(bases["classifier"])
+    network_config(header)["layers"][0].update(n_in="x" * 1000, n_out=10**9)
+    (tmp_path / "m.fwb").write_bytes(pack(header, data))
+    [result] = info_without_sklearn([str(tmp_path / "m.fwb")], tmp_path)
+    assert result["status"] == 1 and "n_in must be an int, got 'xxx" in result["err"]
+    assert len(result["err"]) < 300
+
+
+def test_info_shows_strings_from_the_file_safely(bases, tmp_path, capsys):
+    """A writer's version or class labels holding newlines and escape codes forge
+    no line and reach the terminal escaped; ordinary labels look as they are."""
+    header, data = unpack(bases["classifier"])
+    header["fastwb_version"] = "0.1\n\x1b[31mFAKE LINE"
+    header, data = labels(["\x07", "\r", "\x1b", "é"])(header, data)
+    (tmp_path / "m.fwb").write_bytes(pack(header, data))
+    assert main(["info", str(tmp_path / "m.fwb")]) == 0
+    out = capsys.readouterr().out
+    assert not set(out) & {"\x07", "\r", "\x1b"}
+    assert "written by fastwb '0.1\\n\\x1b[31mFAKE LINE'\n" in out
+    assert "classes: 4: '\\x07', '\\r', '\\x1b', é\n" in out
+    assert not any(line.startswith("FAKE") for line in out.splitlines())
+
+
+def test_printable_keeps_ordinary_text_and_cuts_the_rest():
+    from fastwb.cli.tables import printable
+    assert printable("versicolor") == "versicolor" and printable(3) == "3"
+    assert printable("Ünïcödé label") == "Ünïcödé label"
+    assert printable("a\nb") == "'a\\nb'"
+    assert printable("x" * 1000, 20) == "'xxxxxxxxxxxxxxxx..."
+
+
+def test_info_reads_the_file_once(bases, tmp_path, monkeypatch, capsys):
+    """One read gives what info shows and what it builds: a file replaced between
+    two reads could not mix two models, and a big file is read once."""
+    opened = []
+    real = saving._open_regular
+
+    def spy(path):
+        opened.append(path)
+        return real(path)
+
+    monkeypatch.setattr(saving, "_open_regular", spy)
+    for base in ("network", "classifier"):
+        (tmp_path / "m.fwb").write_bytes(bases[base])
+        opened.clear()
+        assert main(["info", str(tmp_path / "m.fwb")]) == 0
+        assert len(opened) == 1
+    capsys.readouterr()
+
+
+# --- what save refuses, as load would -----------------------------------------------------
+
+def test_save_refuses_parameters_changed_after_fit(models, tmp_path):
+    """Every file save writes loads: parameters that no longer describe the fitted
+    network are refused on saving, as on loading."""
+    model = models["classifier"]
+    for change in ({"hidden_layer_sizes": (50,)}, {"activation": "tanh"},
+                   {"dtype": "float64"}, {"n_threads": 2}):
+        with pytest.raises(ValueError, match="parameters were changed after fit"):
+            clone = copy.deepcopy(model)
+            clone.set_params(**change)
+            fastwb.save(clone, tmp_path / "m.fwb")
+    with pytest.raises(ValueError, match="'dtype' parameter"):
+        fastwb.save(MLPRegressor(dtype="foo"), tmp_path / "m.fwb")
+    assert not (tmp_path / "m.fwb").exists()
+    clone = copy.deepcopy(model)
+    clone.set_params(max_iter=7, learning_rate_init=0.1)      # training settings may change
+    fastwb.save(clone, tmp_path / "m.fwb")
+    assert fastwb.load(tmp_path / "m.fwb").max_iter == 7
+
+
+def test_optimizer_counters_are_bounded_by_2_53():
+    opt = fastwb.Adam()
+    state = opt.get_state()
+    opt.set_state({**state, "step": 2**53, "epoch": 2**53, "samples_seen": 2**53})
+    assert opt.step == opt.epoch == opt.samples_seen == 2**53
+    for name in ("step", "epoch", "samples_seen"):
+        with pytest.raises(ValueError, match=f"{name} must be at most 2\\*\\*53"):
+            opt.set_state({**state, name: 2**53 + 1})
+
+
+def test_decode_refuses_what_encode_never_writes():
+    from fastwb._estimator_params import decode
+    for value in ({"dict": [[[1], 2]]}, {"dict": [[1, 2, 3]]}, {"dict": 5}, {"tuple": 5},
+                  {"x" * 10**5: 1}):
+        with pytest.raises(ValueError, match="unexpected") as info:
+            decode(value)
+        assert len(str(info.value)) < 200

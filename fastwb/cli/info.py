@@ -1,10 +1,15 @@
-"""``fastwb info``: describe a saved model from its header.
+"""``fastwb info``: describe a saved model.
 
-The model is built first, as ``fastwb.load`` builds it, so that a crafted or
-inconsistent file is refused with ``ModelFileError`` before its config is
-shown. Where scikit-learn is missing an estimator's file is described from its
-header alone: the estimator parameters and fitted scalars are read back with
-``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses.
+The file is read once and the model built from it, as ``fastwb.load`` builds
+it, so that a crafted or inconsistent file is refused with ``ModelFileError``
+before anything is shown; what is shown is the built model's. Where
+scikit-learn is missing an estimator's network is built all the same, and its
+parameters and fitted scalars are read back with
+``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses, and
+checked with its ``check_fitted_scalars``. Strings from the file (labels,
+feature names, the writer's version) are shown as they are only when
+printable and short, else quoted with escapes: a file cannot forge lines or
+send escape codes to the terminal.
 """
 from __future__ import annotations
 
@@ -12,61 +17,49 @@ import argparse
 import textwrap
 
 from fastwb import saving
-from fastwb._estimator_params import decode
-from fastwb.cli.tables import check_readable, shorten
+from fastwb._estimator_params import check_fitted_scalars, decode
+from fastwb._validation import shown
+from fastwb.cli.tables import check_readable, printable, shorten
+from fastwb.network import Network
 
 #: The estimator parameters shown, in this order (those the file has).
 SHOWN_PARAMETERS = ("hidden_layer_sizes", "activation", "solver", "optimizer", "alpha",
                     "batch_size", "learning_rate", "learning_rate_init", "max_iter",
                     "early_stopping", "dropout", "class_weight", "dtype", "random_state")
+#: The fitted scalars shown.
+_SHOWN_SCALARS = ("n_iter_", "loss_", "best_validation_score_", "n_features_in_")
 
 
 def run(args: argparse.Namespace) -> None:
     """Print what ``args.model`` holds: kind, versions, layers, parameters, training."""
     check_readable(args.model, "model file")
-    header = saving.read_header(args.model)
+    header, arrays = saving.read_file(args.model)
+    kind, config = header["kind"], header["config"]
     try:
         # built in full, so that a crafted file is refused as load refuses it, before
-        # anything below trusts its config (the labels and names are arrays, too)
-        model = saving.load(args.model)
+        # anything below shows it
+        model = saving.build(args.model, kind, config, arrays)
     except ImportError:
         model = None
-    kind, config = header["kind"], header["config"]
-    print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
-          f"{header['format_version']}, written by fastwb {header['fastwb_version']}")
+    attributes: dict = {}
     if kind == "network":
-        network = config.get("network") or {}
-        optimizer = config.get("optimizer")
-        attributes = {}
+        network, optimizer = model, model.optimizer
     else:
-        params = _decoded(args.model, kind, config.get("params", {}))
-        shown = [f"{name}={params[name]!r}" for name in SHOWN_PARAMETERS
-                 if name in params and not (name == "optimizer" and params[name] is None)]
-        print(textwrap.fill("parameters: " + ", ".join(shown), width=79,
+        with saving.building(args.model, kind):
+            params, network, attributes = _estimator(model, config, arrays)
+        optimizer = None
+    print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
+          f"{header['format_version']}, written by fastwb "
+          f"{printable(header['fastwb_version'], 40)}")
+    if kind != "network":
+        shown_params = [f"{name}={shown(params[name])}" for name in SHOWN_PARAMETERS
+                        if name in params and not (name == "optimizer" and params[name] is None)]
+        print(textwrap.fill("parameters: " + ", ".join(shown_params), width=79,
                             subsequent_indent="  ", break_long_words=False))
-        if not config.get("fitted"):
+        if network is None:
             print("not fitted")
             return
-        network = (config.get("network") or {}).get("network") or {}
-        optimizer = None
-        attributes = {name: _decoded(args.model, kind, value)
-                      for name, value in (config.get("attributes") or {}).items()}
-    layers = network.get("layers") or []
-    total = 0
-    print(f"network: {network.get('dtype', '?')}, loss {network.get('loss', '?')}")
-    print(f"  {'layer':<7}{'inputs':>8}{'outputs':>9}  {'activation':<12}{'dropout':>8}"
-          f"{'parameters':>12}")
-    for i, layer in enumerate(layers):
-        n_in, n_out = layer.get("n_in", 0), layer.get("n_out", 0)
-        count = n_in * n_out + n_out
-        total += count
-        print(f"  {i + 1:<7}{n_in:>8}{n_out:>9}  {layer.get('activation')!s:<12}"
-              f"{layer.get('dropout') or 0:>8g}{count:>12,}")
-    print(f"  {'total':<7}{'':>8}{'':>9}  {'':<12}{'':>8}{total:>12,}")
-    if optimizer:
-        name = (optimizer.get("config") or {}).get("name", "?")
-        print(f"optimizer: {name}, {optimizer.get('step', 0)} steps, "
-              f"{optimizer.get('epoch', 0)} epochs")
+    _show_network(network, optimizer)
     if attributes:
         summary = [f"{attributes.get('n_iter_', '?')} epochs"]
         if isinstance(attributes.get("loss_"), float):
@@ -74,22 +67,54 @@ def run(args: argparse.Namespace) -> None:
         if isinstance(attributes.get("best_validation_score_"), float):
             summary.append(f"best validation score {attributes['best_validation_score_']:.4f}")
         print("trained: " + ", ".join(summary))
-    arrays = header["arrays"]
     if "classes_" in arrays:
-        count = arrays["classes_"]["shape"][0] if arrays["classes_"]["shape"] else 0
-        labels = f": {shorten(map(str, model.classes_), 10)}" if model is not None else ""
-        print(f"classes: {count}{labels}")
-    n_features = attributes.get("n_features_in_") or (layers[0].get("n_in") if layers else "?")
-    if "feature_names_in_" in arrays and model is not None:
-        print(f"features: {n_features}: {shorten(map(str, model.feature_names_in_), 10)}")
+        print(f"classes: {len(arrays['classes_'])}: "
+              f"{shorten(map(printable, arrays['classes_'].tolist()), 10)}")
+    n_features = attributes.get("n_features_in_", network.sizes[0])
+    if "feature_names_in_" in arrays:
+        print(f"features: {n_features}: "
+              f"{shorten(map(printable, arrays['feature_names_in_'].tolist()), 10)}")
     else:
         print(f"features: {n_features}")
 
 
-def _decoded(path: str, kind: str, value):
-    """``decode(value)``; a value it cannot read is the file's fault, as in ``fastwb.load``."""
-    try:
-        return decode(value)
-    except ValueError as error:
-        raise saving.ModelFileError(f"{path} describes a {kind} that cannot be built: "
-                                    f"{error}") from None
+def _estimator(model, config: dict, arrays: dict) -> tuple[dict, Network | None, dict]:
+    """An estimator file's parameters, network (None if unfitted) and shown
+    fitted scalars: the built ``model``'s, or where scikit-learn is missing (no
+    model), read from the file and checked as far as that can be done without it."""
+    params = decode(config["params"])
+    if not isinstance(params, dict):
+        raise ValueError("the estimator's params must be an object")
+    if model is not None:
+        if not hasattr(model, "_network"):
+            return params, None, {}
+        return params, model.network, {name: getattr(model, name)
+                                       for name in _SHOWN_SCALARS if hasattr(model, name)}
+    if config.get("fitted") is not True:
+        return params, None, {}
+    network = Network.from_state(config["network"],
+                                 {name[len("network/"):]: values for name, values in arrays.items()
+                                  if name.startswith("network/")})
+    if not isinstance(config["attributes"], dict):
+        raise ValueError("the estimator's attributes must be an object")
+    attributes = {name: decode(value) for name, value in config["attributes"].items()}
+    check_fitted_scalars(attributes, network.sizes)
+    return params, network, {name: attributes[name] for name in _SHOWN_SCALARS
+                             if name in attributes}
+
+
+def _show_network(network: Network, optimizer) -> None:
+    """The layer table (from the built network) and the optimizer's counts."""
+    print(f"network: {network.dtype.name}, loss {network.loss_name}")
+    print(f"  {'layer':<7}{'inputs':>8}{'outputs':>9}  {'activation':<12}{'dropout':>8}"
+          f"{'parameters':>12}")
+    total = 0
+    for i, layer in enumerate(network.layers):
+        count = layer.n_in * layer.n_out + layer.n_out
+        total += count
+        print(f"  {i + 1:<7}{layer.n_in:>8}{layer.n_out:>9}  {layer.activation!s:<12}"
+              f"{network.dropout[i]:>8g}{count:>12,}")
+    print(f"  {'total':<7}{'':>8}{'':>9}  {'':<12}{'':>8}{total:>12,}")
+    if optimizer is not None:
+        print(f"optimizer: {type(optimizer).__name__}, {optimizer.step} steps, "
+              f"{optimizer.epoch} epochs")

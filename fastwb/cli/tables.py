@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastwb._validation import shown
 from fastwb.cli.errors import CommandError
 from fastwb.cli.fastread import (csv_reader, parquet_reader, progress_note, read_csv_columns,
                                  read_parquet_columns)
@@ -506,6 +507,17 @@ def _text(value) -> str:
 
 def _quote(value: str, width: int = 30) -> str:
     return repr(value if len(value) <= width else value[:width] + "...")
+
+
+def printable(value, limit: int = 40) -> str:
+    """``value`` (a label or name read from a file) as text safe to print: as it
+    is when printable and at most ``limit`` characters, else its ``repr`` cut
+    to ``limit`` (control characters escaped, so it cannot forge lines or
+    send escape codes to the terminal)."""
+    text = str(value)
+    if text.isprintable() and len(text) <= limit:
+        return text
+    return shown(text, limit)
 
 
 def shorten(names, limit: int = 12) -> str:
