@@ -75,6 +75,7 @@ from typing import Any, Mapping, NamedTuple, TypeGuard
 
 import numpy as np
 
+from fastwb import _pipeline_state
 from fastwb._version import __version__
 from fastwb.network import Network
 
@@ -102,9 +103,11 @@ _MAX_NAME = 256
 _CHUNK = 1 << 20
 #: What each kind of file holds: the class, or the module that defines it when
 #: that module needs an optional dependency (fastwb.sklearn: scikit-learn), to
-#: be imported only when such a file is loaded.
+#: be imported only when such a file is loaded; for scikit-learn's pipelines and
+#: transformers, the module that rebuilds them.
 _READERS: dict[str, Any] = {"network": Network, "MLPClassifier": "fastwb.sklearn",
-                            "MLPRegressor": "fastwb.sklearn"}
+                            "MLPRegressor": "fastwb.sklearn",
+                            **{kind: _pipeline_state for kind in _pipeline_state.KINDS}}
 _KINDS = tuple(_READERS)
 _DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "|u1", "|b1"})
 _UNICODE = re.compile(r"<U[1-9][0-9]{0,5}\Z")
@@ -177,13 +180,17 @@ def _state_of(obj) -> tuple[str, dict, Mapping]:
     if isinstance(obj, Network):
         return ("network", *obj.get_state())
     method = getattr(obj, "_fastwb_state", None)
+    if method is None and type(obj).__module__.split(".")[0] == "sklearn":
+        # a Pipeline, or what cannot be saved: that module's error names it
+        return _pipeline_state.state_of(obj)
     if method is None:
         raise TypeError(f"fastwb.save saves a fastwb Network or estimator, got "
-                        f"{type(obj).__name__}")
+                        f"{type(obj).__name__} (or a scikit-learn Pipeline ending in one)")
     kind, config, arrays = method()
-    if kind not in _KINDS:
+    estimators = [name for name, reader in _READERS.items() if reader == "fastwb.sklearn"]
+    if kind not in estimators:
         raise ValueError(f"{type(obj).__name__}._fastwb_state() gave kind {kind!r}; fastwb "
-                         f"loads only {', '.join(_KINDS)}")
+                         f"loads only {', '.join(estimators)} from such a state")
     return kind, config, arrays
 
 
@@ -433,6 +440,8 @@ def load(path: str | os.PathLike):
         reader = _READERS[kind]
         if reader is Network:
             return Network.from_state(header["config"], arrays)
+        if reader is _pipeline_state:        # scikit-learn is imported there, when needed
+            return _pipeline_state.from_state(kind, header["config"], arrays)
         estimator = getattr(importlib.import_module(reader), kind)
         return estimator._from_fastwb_state(header["config"], arrays)
     except _BUILD_ERRORS as exc:
