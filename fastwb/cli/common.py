@@ -1,5 +1,6 @@
 """What several ``fastwb`` commands share: scikit-learn's drop-ins as a command
-needs them, a fit with a progress bar, and the ``--plots`` directory."""
+needs them, a fit with a progress bar (and a Monitor for its plots), and the
+``--plots`` directory."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,8 @@ from types import ModuleType
 from fastwb._optional import SKLEARN_REQUIREMENT, sklearn_missing
 from fastwb.callbacks import ProgressBar
 from fastwb.cli.errors import CommandError
+from fastwb.cli.preprocessing import estimator_of
+from fastwb.monitor import Monitor
 from fastwb.plots import _matplotlib, save_plots
 
 
@@ -31,32 +34,50 @@ def sklearn_estimators(purpose: str) -> ModuleType:
 
 # --- training with a progress bar --------------------------------------------------------
 
-class _EstimatorProgress(ProgressBar):
+class _Shared:
+    """A callback of this run that copies of the estimator share: a
+    TransformedTargetRegressor trains a clone of its regressor, callbacks and
+    all, and the bar and the plots must follow the copy that trains."""
+
+    def __deepcopy__(self, memo: dict):
+        return self
+
+
+class _EstimatorProgress(_Shared, ProgressBar):
     """The bar, with the estimator's loss (scikit-learn's, as ``loss_curve_``)."""
 
-    def __init__(self, estimator, epochs: int):
+    def __init__(self, model, epochs: int):
         super().__init__(epochs)
-        self._estimator = estimator
+        self._model = model
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        curve = getattr(self._estimator, "loss_curve_", None)
+        curve = getattr(estimator_of(self._model), "loss_curve_", None)
         if curve:
             logs = {**logs, "loss": curve[-1]}
         super().on_epoch_end(epoch, logs)
 
 
-def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> list[str]:
-    """``estimator.fit(X, y)`` with a progress bar on stderr and ``callbacks``
-    besides; the warnings it raised come back as messages (and, unless
-    ``quiet``, are printed as ``fastwb: warning: ...`` lines)."""
-    bar = _EstimatorProgress(estimator, estimator.max_iter)
-    estimator.set_params(callbacks=[bar, *callbacks])
+class RunMonitor(_Shared, Monitor):
+    """``fastwb.Monitor`` for the plots of ``fit_with_progress``'s run."""
+
+
+def fit_with_progress(model, X, y, quiet: bool = False, callbacks=()) -> list[str]:
+    """``model.fit(X, y)`` with a progress bar on stderr and ``callbacks``
+    besides (``model``: a fastwb estimator, or a Pipeline or
+    TransformedTargetRegressor around one); the warnings it raised come back as
+    messages (and, unless ``quiet``, are printed as ``fastwb: warning: ...`` lines)."""
+    template = estimator_of(model)
+    bar = _EstimatorProgress(model, template.max_iter)
+    template.set_params(callbacks=[bar, *callbacks])
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            estimator.fit(X, y)
+            model.fit(X, y)
     finally:
-        estimator.set_params(callbacks=None)    # the callbacks are this run's, not the model's
+        # the callbacks are this run's, not the model's
+        for estimator in (template, estimator_of(model)):     # the same one but for a TTR
+            estimator.set_params(callbacks=None)
+    estimator = estimator_of(model)
     messages = []
     for warning in caught:
         if not issubclass(warning.category, UserWarning):

@@ -1,4 +1,5 @@
-"""``fastwb info``: describe a saved model from its header.
+"""``fastwb info``: describe a saved model from its header (for a pipeline: its
+steps, what its preprocessing does, and the estimator inside).
 
 The model is built first, as ``fastwb.load`` builds it, so that a crafted or
 inconsistent file is refused with ``ModelFileError`` before its config is
@@ -11,8 +12,9 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from fastwb import saving
+from fastwb import _pipeline_state, saving
 from fastwb._estimator_params import decode
+from fastwb.cli import preprocessing
 from fastwb.cli.tables import check_readable, shorten
 
 #: The estimator parameters shown, in this order (those the file has).
@@ -31,9 +33,24 @@ def run(args: argparse.Namespace) -> None:
         model = saving.load(args.model)
     except ImportError:
         model = None
-    kind, config = header["kind"], header["config"]
+    kind, config, arrays = header["kind"], header["config"], header["arrays"]
     print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
           f"{header['format_version']}, written by fastwb {header['fastwb_version']}")
+    outer = None                # a pipeline around the estimator described below
+    if kind in _pipeline_state.KINDS:
+        for line in _pipeline_state.describe(config):
+            print(f"  {line}")
+        if model is not None:
+            for line in preprocessing.describe(model):
+                print(f"preprocessing: {line}")
+        inner = _estimator_node(config.get("model"))
+        if inner is None:       # transformers only
+            return
+        outer, model = model, (preprocessing.estimator_of(model) if model is not None
+                               else None)
+        kind, config, prefix = inner
+        arrays = {name[len(prefix):]: spec for name, spec in arrays.items()
+                  if name.startswith(prefix)}
     if kind == "network":
         network = config.get("network") or {}
         optimizer = config.get("optimizer")
@@ -74,16 +91,41 @@ def run(args: argparse.Namespace) -> None:
         if isinstance(attributes.get("best_validation_score_"), float):
             summary.append(f"best validation score {attributes['best_validation_score_']:.4f}")
         print("trained: " + ", ".join(summary))
-    arrays = header["arrays"]
     if "classes_" in arrays:
         count = arrays["classes_"]["shape"][0] if arrays["classes_"]["shape"] else 0
         labels = f": {shorten(map(str, model.classes_), 10)}" if model is not None else ""
         print(f"classes: {count}{labels}")
     n_features = attributes.get("n_features_in_") or (layers[0].get("n_in") if layers else "?")
-    if "feature_names_in_" in arrays and model is not None:
-        print(f"features: {n_features}: {shorten(map(str, model.feature_names_in_), 10)}")
+    names = getattr(model, "feature_names_in_", None) if "feature_names_in_" in arrays else None
+    if outer is not None:       # the columns of the data, before the preprocessing
+        n_features, names = outer.n_features_in_, getattr(outer, "feature_names_in_", None)
+    if names is not None:
+        print(f"features: {n_features}: {shorten(map(str, names), 10)}")
     else:
         print(f"features: {n_features}")
+
+
+def _estimator_node(node) -> tuple[str, dict, str] | None:
+    """(kind, config, array prefix) of the fastwb estimator in a pipeline
+    file's config (already checked by ``fastwb.load``, or without scikit-learn
+    taken as it comes), or None."""
+    prefix = ""
+    for _ in range(64):           # as deep as a file may nest them
+        if not isinstance(node, dict):
+            return None
+        cls = node.get("class")
+        if cls in ("MLPClassifier", "MLPRegressor") and isinstance(node.get("state"), dict):
+            return cls, node["state"], prefix
+        if cls == "TransformedTargetRegressor":
+            node, prefix = node.get("regressor"), prefix + "regressor/"
+        elif cls == "Pipeline" and isinstance(node.get("steps"), list) and node["steps"]:
+            last = len(node["steps"]) - 1
+            step = node["steps"][last]
+            node, prefix = step.get("step") if isinstance(step, dict) else None, \
+                f"{prefix}steps/{last}/"
+        else:
+            return None
+    return None
 
 
 def _decoded(path: str, kind: str, value):

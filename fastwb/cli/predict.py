@@ -1,4 +1,6 @@
-"""``fastwb predict``: predict a CSV or ``.npz`` file with a saved model; CSV out."""
+"""``fastwb predict``: predict a CSV, Parquet or ``.npz`` file with a saved model
+(through its preprocessing, with a note on the missing values it filled in and
+the categories it had not seen); CSV out."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +11,7 @@ import numpy as np
 
 from fastwb import saving
 from fastwb._optional import SKLEARN_REQUIREMENT, sklearn_missing
+from fastwb.cli import preprocessing
 from fastwb.cli.errors import CommandError
 from fastwb.cli.tables import check_readable, check_writable, read_table, shorten, write_csv
 from fastwb.network import Network
@@ -21,9 +24,13 @@ def run(args: argparse.Namespace) -> None:
     model = _load_model(args.model)
     n_features, names = _model_features(model)
     table = read_table(args.data, args.target, target_required=args.target is not None,
-                       features=names)
+                       features=names, cells=preprocessing.reading_cells(model))
     _check_features(args.model, table, n_features)
     X = table.X
+    for note in (preprocessing.missing_note(model, X, names, fitted=True),
+                 preprocessing.unknown_note(model, X, names)):
+        if note:
+            print(f"fastwb: {note}", file=sys.stderr)
     is_classifier = hasattr(model, "predict_proba")
     if args.proba and not is_classifier:
         kind = "a network" if isinstance(model, Network) else f"an {type(model).__name__}"
@@ -32,6 +39,8 @@ def run(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():
         # columns were matched by name above; the estimator need not see them
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        # counted in unknown_note's line above
+        warnings.filterwarnings("ignore", message="Found unknown categories")
         try:
             if isinstance(model, Network):
                 outputs = model.predict(X.astype(model.dtype))
