@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"  {line}")
         if model is not None:
             for line in preprocessing.describe(model):
-                print(f"preprocessing: {line}")
+                print(textwrap.fill(f"preprocessing: {line}", width=79, subsequent_indent="  ",
+                                    break_long_words=False))
         inner = _estimator_node(config.get("model"))
         if inner is None:       # transformers only
             return

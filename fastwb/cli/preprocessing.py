@@ -171,8 +171,7 @@ def describe(model, names: Sequence[str] | None = None) -> list[str]:
     _, numeric = _step(model, "numeric")
     stages = _stages(model)
     if numeric:
-        done = (["missing values imputed with the training medians"]
-                * ("SimpleImputer" in stages) + ["standardized"] * ("StandardScaler" in stages))
+        done = (["imputed (training medians)"] * ("SimpleImputer" in stages) + ["standardized"] * ("StandardScaler" in stages))
         lines.append(f"{_count(len(numeric), 'numeric column')}: "
                      f"{', '.join(done) if done else 'as they are'}")
     encoder, text = _step(model, "text")
@@ -183,7 +182,7 @@ def describe(model, names: Sequence[str] | None = None) -> list[str]:
                      f"{shorten(counts, 6)})")
     scaler = _target_scaler(model)
     if scaler is not None:
-        shown = ", ".join(f"mean {m:.4g}, standard deviation {s:.4g}"
+        shown = ", ".join(f"mean {m:.4g}, sd {s:.4g}"
                           for m, s in zip(scaler.mean_, scaler.scale_))
         lines.append(f"target standardized ({shown if scaler.mean_.size <= 2 else 'per column'})"
                      f", predictions scaled back")
@@ -195,7 +194,7 @@ def missing_note(model, X, names: Sequence[str] | None, fitted: bool) -> str | N
     the numeric columns of X that ``model`` imputes; None when there are none."""
     if "SimpleImputer" not in _stages(model):
         return None
-    names = _names(model, names)
+    names = _names(model, names, X.shape[1])
     _, numeric = _step(model, "numeric")
     counts = np.isnan(np.asarray(X[:, numeric], dtype=np.float64)).sum(axis=0)
     if not counts.any():
@@ -212,7 +211,7 @@ def unknown_note(model, X, names: Sequence[str] | None) -> str | None:
     encoder, text = _step(model, "text")
     if encoder is None:
         return None
-    names = _names(model, names)
+    names = _names(model, names, X.shape[1])
     found = []
     total = 0
     for j, categories in zip(text, encoder.categories_):
@@ -228,12 +227,14 @@ def unknown_note(model, X, names: Sequence[str] | None) -> str | None:
             f"not seen in training, encoded as all zeros")
 
 
-def _names(model, names: Sequence[str] | None) -> list[str]:
-    """The column names to show: ``names``, the model's, or "column 0", ..."""
+def _names(model, names: Sequence[str] | None, n_columns: int | None = None) -> list[str]:
+    """The column names to show: ``names``, the model's, or "column 0", ...
+    (``n_columns`` of them; default: as many as the fitted model takes)."""
     if names is None:
         names = getattr(model, "feature_names_in_", None)
     if names is None:
-        return [f"column {j}" for j in range(_column_transformer(model).n_features_in_)]
+        count = model.n_features_in_ if n_columns is None else n_columns
+        return [f"column {j}" for j in range(count)]
     return [str(name) for name in names]
 
 
