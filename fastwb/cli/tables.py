@@ -393,6 +393,8 @@ def _feature_column(values, name: str, path: str, lines, unit: str,
         if cells.missing and not np.isinf(numbers).any():
             return numbers
     for value, line in zip(values, lines):
+        if cells.missing and (not value.strip() or value.strip() in MISSING_MARKERS):
+            continue
         try:
             number = float(value)
         except ValueError:
