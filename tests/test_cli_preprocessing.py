@@ -378,3 +378,18 @@ def test_an_old_model_file_of_a_bare_estimator_still_predicts(tmp_path, capsys):
     assert status == 1 and "line 5: column 'right' is empty" in err
     status, out, _ = _run(capsys, "info", tmp_path / "old.fwb")
     assert status == 0 and "MLPClassifier, file format 1" in out and "preprocessing" not in out
+
+
+def test_an_identifier_column_gets_a_warning(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=60)
+    _write(tmp_path / "ids.csv", ["id", "x", "y"],
+           [[f"user{i}", repr(float(a)), int(a > 0)] for i, a in enumerate(x)])
+    status, _, err = _run(capsys, "train", tmp_path / "ids.csv", "--target", "y", "--epochs",
+                          "3", "--out", tmp_path / "m.fwb")
+    assert status == 0, err
+    assert ("fastwb: warning: 1 text column (id: 60 categories) has a category for most of the "
+            "60 rows: an identifier or free text?") in err
+    status, _, err = _run(capsys, "train", tmp_path / "ids.csv", "--target", "y", "--epochs",
+                          "3", "--out", tmp_path / "m.fwb", "--val-fraction", "0.5")
+    assert "(id: 30 categories) has a category for most of the 30 rows" in err  # training's

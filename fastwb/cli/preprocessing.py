@@ -33,6 +33,10 @@ import numpy as np
 from fastwb.cli.tables import Cells, shorten
 
 
+#: A text column with more categories than this and than half the rows gets a warning.
+MANY_CATEGORIES = 20
+
+
 @dataclass(frozen=True)
 class Steps:
     """Which preprocessing steps ``fastwb train`` builds (all by default)."""
@@ -225,6 +229,24 @@ def unknown_note(model, X, names: Sequence[str] | None) -> str | None:
     return (f"{_count(total, 'value')} in {_count(len(found), 'text column')} "
             f"({shorten(found, 6)}) {'is a category' if total == 1 else 'are categories'} "
             f"not seen in training, encoded as all zeros")
+
+
+def identifier_note(model, n_rows: int, names: Sequence[str] | None) -> str | None:
+    """A warning for text columns with more categories than half the rows
+    (and than MANY_CATEGORIES): identifiers or free text, which one-hot
+    encoding turns into an input per row for the network to memorize."""
+    encoder, text = _step(model, "text")
+    if encoder is None:
+        return None
+    names = _names(model, names)
+    found = [f"{names[j]}: {len(categories):,}" for j, categories in zip(text, encoder.categories_)
+             if len(categories) > max(MANY_CATEGORIES, n_rows / 2)]
+    if not found:
+        return None
+    return (f"{_count(len(found), 'text column')} ({shorten(found, 6)} categories) "
+            f"{'has' if len(found) == 1 else 'have'} a category for most of the {n_rows:,} "
+            f"rows: an identifier or free text? One-hot encoded, it only lets the network "
+            f"memorize rows; leave such columns out of the file")
 
 
 def _names(model, names: Sequence[str] | None, n_columns: int | None = None) -> list[str]:

@@ -3,6 +3,7 @@ file, behind the preprocessing of ``fastwb.cli.preprocessing``, and save it."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -71,6 +72,9 @@ def run(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
 
     estimator = preprocessing.estimator_of(model)
+    note = preprocessing.identifier_note(model, X.shape[0], table.feature_names)
+    if note:
+        print(f"fastwb: warning: {note}", file=sys.stderr)
     for line in preprocessing.describe(model, table.feature_names):
         print(f"preprocessing: {line}")
     metric = "accuracy" if task == "classify" else "R^2"
