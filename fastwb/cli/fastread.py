@@ -2,8 +2,9 @@
 pandas when one is installed, and Parquet files (which need one of them).
 
 The fast CSV readers are an optimisation only: they return the columns of a
-*clean* file (every value present, numbers finite, text only where text is
-allowed) and ``None`` for anything else, and ``fastwb.cli.tables`` then reads
+*clean* file (values missing only where missing values are allowed, numbers
+otherwise finite, text only where text is allowed; a missing number as NaN, a
+missing text as "") and ``None`` for anything else, and ``fastwb.cli.tables`` then reads
 the file again with its careful reader, which words the problem with the file,
 line and column. So the result never depends on which reader ran.
 

@@ -11,10 +11,10 @@ column numeric, the target may hold text labels. ``fastwb train`` (and
 ``predict`` with a model that preprocesses its data) pass ``Cells`` that
 allow more: missing values (an empty cell, NaN, or one of MISSING_MARKERS),
 read as NaN, and text feature columns (a column with a value that is neither
-a number nor missing), read as stripped strings in an object array. ``.tsv`` files are
-tab-separated, other files comma-separated unless their first lines are
-consistently split by semicolons, tabs or ``|``; ``.gz`` files are
-decompressed. pyarrow or pandas reads a clean file when installed
+a number nor missing), read as stripped strings in an object array.
+``.tsv`` files are tab-separated, other files comma-separated unless their
+first lines are consistently split by semicolons, tabs or ``|``; ``.gz``
+files are decompressed. pyarrow or pandas reads a clean file when installed
 (``fastwb.cli.fastread``); anything else is read again by the careful reader
 here, which words the problem, so the result is the same whichever ran.
 
