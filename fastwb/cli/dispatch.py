@@ -15,13 +15,14 @@ DATA is a CSV file (a header row; feature columns of numbers or text, values
 may be missing; the target may hold text labels), a Parquet file with such
 columns, or a ``.npz`` archive (arrays ``X`` and ``y``, optionally
 ``feature_names``); see ``fastwb.cli.tables``. ``train`` puts the
-preprocessing of ``fastwb.cli.preprocessing`` before the network. Expected failures (a missing file, an unknown column, a
-bad option) print one line ``fastwb: error: ...`` on stderr and exit with
-status 1 (2 for a bad command line); anything else shows its traceback.
+preprocessing of ``fastwb.cli.preprocessing`` before the network. Expected
+failures (a missing file, an unknown column, a bad option) print one line
+``fastwb: error: ...`` on stderr and exit with status 1 (2 for a bad command
+line); anything else shows its traceback.
 
 Each subcommand but bench (``fastwb.bench.peers``) is a module of this package
 with a ``run``; they share ``common`` (progress, plots), ``tables`` (reading
-data) and ``errors``.
+data), ``preprocessing`` (the Pipeline train builds) and ``errors``.
 """
 from __future__ import annotations
 

@@ -175,7 +175,8 @@ def describe(model, names: Sequence[str] | None = None) -> list[str]:
     _, numeric = _step(model, "numeric")
     stages = _stages(model)
     if numeric:
-        done = (["imputed (training medians)"] * ("SimpleImputer" in stages) + ["standardized"] * ("StandardScaler" in stages))
+        done = (["imputed (training medians)"] * ("SimpleImputer" in stages)
+                + ["standardized"] * ("StandardScaler" in stages))
         lines.append(f"{_count(len(numeric), 'numeric column')}: "
                      f"{', '.join(done) if done else 'as they are'}")
     encoder, text = _step(model, "text")
