@@ -393,3 +393,39 @@ def test_an_identifier_column_gets_a_warning(tmp_path, capsys):
     status, _, err = _run(capsys, "train", tmp_path / "ids.csv", "--target", "y", "--epochs",
                           "3", "--out", tmp_path / "m.fwb", "--val-fraction", "0.5")
     assert "(id: 30 categories) has a category for most of the 30 rows" in err  # training's
+
+
+def test_a_pipeline_saved_from_python_predicts_with_its_own_steps(tmp_path, capsys):
+    """Not only the command's own models: a user's Pipeline with an imputer and
+    a OneHotEncoder of text, fitted on a DataFrame, reads missing values and
+    text at predict time as well."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from fastwb.sklearn import MLPClassifier as FastClassifier
+    rows = _shop(80, 7)
+    frame = pd.DataFrame({"price": [np.nan if r[0] in ("", "NA") else float(r[0]) for r in rows],
+                          "color": [r[2] for r in rows]})
+    labels = [r[4] for r in rows]
+    pipeline = make_pipeline(
+        ColumnTransformer([("num", SimpleImputer(strategy="mean"), [0]),
+                           ("cat", OneHotEncoder(handle_unknown="ignore"), [1])]),
+        FastClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline.fit(frame, labels)
+    saving.save(pipeline, tmp_path / "user.fwb")
+    new = [["", "purple"], ["120.5", "red"], ["NA", "blue"]]
+    _write(tmp_path / "new.csv", ["color", "price"], [[c, p] for p, c in new])
+    status, out, err = _run(capsys, "predict", tmp_path / "user.fwb", tmp_path / "new.csv")
+    assert status == 0, err
+    assert ("fastwb: imputed 2 missing values in 1 column (price: 2) with the training mean "
+            "values") in err
+    assert "1 value in 1 text column (color: 1) is a category not seen in training" in err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = pipeline.predict(pd.DataFrame({"price": [np.nan, 120.5, np.nan],
+                                                  "color": ["purple", "red", "blue"]}))
+    assert out.splitlines()[1:] == list(expected)

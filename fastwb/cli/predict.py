@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> None:
                        features=names, cells=preprocessing.reading_cells(model))
     _check_features(args.model, table, n_features)
     X = table.X
-    for note in (preprocessing.missing_note(model, X, names, fitted=True),
+    for note in (preprocessing.missing_note(model, X, table.text, names, fitted=True),
                  preprocessing.unknown_note(model, X, names)):
         if note:
             print(f"fastwb: {note}", file=sys.stderr)

@@ -117,7 +117,7 @@ def _step(model, name: str):
 
 
 def _stages(model) -> dict:
-    """The numeric columns' fitted steps, by class name."""
+    """The numeric columns' steps, by class name."""
     numeric, _ = _step(model, "numeric")
     if numeric is None:
         return {}
@@ -126,18 +126,64 @@ def _stages(model) -> dict:
     return {type(step).__name__: step for step in steps}
 
 
+def _parts(obj):
+    """``obj`` and every step, transformer and regressor inside it (the fitted
+    ones once fitted)."""
+    yield obj
+    kind = type(obj).__name__
+    if kind == "Pipeline":
+        inner = [step for _, step in obj.steps]
+    elif kind == "ColumnTransformer":
+        inner = [step for _, step, _ in getattr(obj, "transformers_", obj.transformers)]
+    elif kind == "TransformedTargetRegressor":
+        inner = [_features_model(obj)]
+    else:
+        inner = []
+    for part in inner:
+        if part is not None and not isinstance(part, str):
+            yield from _parts(part)
+
+
+def _text_encoders(model) -> list:
+    """``(encoder, columns)`` for each fitted OneHotEncoder of text categories
+    that takes columns of the data as they come (the first step of the model,
+    or of a transformer of its ColumnTransformer): models built by ``build``
+    and Pipelines a user saved alike."""
+    features = _features_model(model)
+    if type(features).__name__ != "Pipeline" or not hasattr(features, "n_features_in_"):
+        return []
+    first = features.steps[0][1]
+    everything = list(range(features.n_features_in_))
+    entries = ([(step, columns) for _, step, columns in first.transformers_]
+               if type(first).__name__ == "ColumnTransformer" else [(first, everything)])
+    found = []
+    for step, columns in entries:
+        if type(step).__name__ == "Pipeline":
+            step = step.steps[0][1]
+        if type(step).__name__ != "OneHotEncoder" or \
+                not all(c.dtype.kind in "OUS" for c in step.categories_):
+            continue
+        try:
+            chosen = np.atleast_1d(np.asarray(everything)[columns])
+        except (IndexError, TypeError, ValueError):     # columns named, for DataFrames
+            continue
+        found.append((step, [int(j) for j in chosen]))
+    return found
+
+
 def _target_scaler(model):
     return getattr(model, "transformer_", None) \
         if type(model).__name__ == "TransformedTargetRegressor" else None
 
 
 def reading_cells(model) -> Cells:
-    """How to read data for ``model``: missing numbers where it imputes them,
-    its text columns as text."""
-    _, columns = _step(model, "text")
+    """How to read data for ``model``: missing numbers where it imputes them
+    (a SimpleImputer anywhere in it), its text columns as text."""
     names = getattr(model, "feature_names_in_", None)
-    text = frozenset(str(names[j]) for j in columns) if names is not None else frozenset()
-    return Cells(missing="SimpleImputer" in _stages(model), text_columns=text)
+    text = frozenset(str(names[j]) for _, columns in _text_encoders(model) for j in columns) \
+        if names is not None else frozenset()
+    imputes = any(type(part).__name__ == "SimpleImputer" for part in _parts(model))
+    return Cells(missing=imputes, text_columns=text)
 
 
 def set_feature_names(model, names: list[str]) -> None:
@@ -179,8 +225,7 @@ def describe(model, names: Sequence[str] | None = None) -> list[str]:
                 + ["standardized"] * ("StandardScaler" in stages))
         lines.append(f"{_count(len(numeric), 'numeric column')}: "
                      f"{', '.join(done) if done else 'as they are'}")
-    encoder, text = _step(model, "text")
-    if text:
+    for encoder, text in _text_encoders(model):
         counts = [f"{names[j]}: {len(categories)}"
                   for j, categories in zip(text, encoder.categories_)]
         lines.append(f"{_count(len(text), 'text column')} one-hot encoded (categories: "
@@ -194,18 +239,24 @@ def describe(model, names: Sequence[str] | None = None) -> list[str]:
     return lines
 
 
-def missing_note(model, X, names: Sequence[str] | None, fitted: bool) -> str | None:
+def missing_note(model, X, text: Sequence[int], names: Sequence[str] | None,
+                 fitted: bool) -> str | None:
     """"imputed N missing values in M columns (...) with the ... medians" for
-    the numeric columns of X that ``model`` imputes; None when there are none."""
-    if "SimpleImputer" not in _stages(model):
+    the numeric columns of X (those not in ``text``) when ``model`` imputes;
+    None when it does not, or nothing is missing."""
+    if not any(type(part).__name__ == "SimpleImputer" for part in _parts(model)):
         return None
-    names = _names(model, names, X.shape[1])
-    _, numeric = _step(model, "numeric")
+    numeric = [j for j in range(X.shape[1]) if j not in text]
     counts = np.isnan(np.asarray(X[:, numeric], dtype=np.float64)).sum(axis=0)
     if not counts.any():
         return None
+    names = _names(model, names, X.shape[1])
     found = [f"{names[j]}: {count:,}" for j, count in zip(numeric, counts) if count]
     whose = "the training medians" if fitted else "the column medians"
+    strategies = {part.strategy for part in _parts(model)
+                  if type(part).__name__ == "SimpleImputer"}
+    if strategies != {"median"}:        # a Pipeline a user saved
+        whose = "the training " + "/".join(sorted(strategies)) + " values"
     return (f"imputed {_count(int(counts.sum()), 'missing value')} in "
             f"{_count(len(found), 'column')} ({shorten(found, 6)}) with {whose}")
 
@@ -213,18 +264,16 @@ def missing_note(model, X, names: Sequence[str] | None, fitted: bool) -> str | N
 def unknown_note(model, X, names: Sequence[str] | None) -> str | None:
     """How many values of each text column of X are categories that ``model``
     did not see in training (and encodes as all zeros); None when none is."""
-    encoder, text = _step(model, "text")
-    if encoder is None:
-        return None
     names = _names(model, names, X.shape[1])
     found = []
     total = 0
-    for j, categories in zip(text, encoder.categories_):
-        known = set(categories.tolist())
-        count = sum(value not in known for value in X[:, j])
-        if count:
-            total += count
-            found.append(f"{names[j]}: {count:,}")
+    for encoder, text in _text_encoders(model):
+        for j, categories in zip(text, encoder.categories_):
+            known = set(categories.tolist())
+            count = sum(value not in known for value in X[:, j])
+            if count:
+                total += count
+                found.append(f"{names[j]}: {count:,}")
     if not total:
         return None
     return (f"{_count(total, 'value')} in {_count(len(found), 'text column')} "
@@ -236,11 +285,10 @@ def identifier_note(model, n_rows: int, names: Sequence[str] | None) -> str | No
     """A warning for text columns with more categories than half the rows
     (and than MANY_CATEGORIES): identifiers or free text, which one-hot
     encoding turns into an input per row for the network to memorize."""
-    encoder, text = _step(model, "text")
-    if encoder is None:
-        return None
     names = _names(model, names)
-    found = [f"{names[j]}: {len(categories):,}" for j, categories in zip(text, encoder.categories_)
+    found = [f"{names[j]}: {len(categories):,}"
+             for encoder, text in _text_encoders(model)
+             for j, categories in zip(text, encoder.categories_)
              if len(categories) > max(MANY_CATEGORIES, n_rows / 2)]
     if not found:
         return None

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> None:
     text = f" ({len(table.text)} of them text)" if table.text else ""
     print(f"{table.path}: {X.shape[0] + (0 if X_val is None else X_val.shape[0])} samples, "
           f"{X.shape[1]} features{text}; target {table.target_name!r}: {what}")
-    note = preprocessing.missing_note(model, table.X, table.feature_names, fitted=False)
+    note = preprocessing.missing_note(model, table.X, table.text, table.feature_names,
+                                        fitted=False)
     if note:
         print(note)
     if X_val is not None:
