@@ -895,7 +895,12 @@ def describe(config) -> list[str]:
     takes what a crafted config holds without failing."""
     node = config.get("model") if isinstance(config, dict) else None
     lines: list[str] = []
-    _describe(node, "", lines, 0)
+    if isinstance(node, dict) and node.get("class") == "Pipeline":     # its steps, unindented
+        for step in _get(node, "steps", list, []):
+            if isinstance(step, dict):
+                _describe(step.get("step"), str(step.get("name")), lines, 0)
+    else:
+        _describe(node, "", lines, 0)
     return lines
 
 

@@ -461,6 +461,9 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         ``kind``, ``format_version``, ``fastwb_version`` (of the writer),
         ``config``, and ``arrays``: for each array name, its ``dtype`` (a
         string such as "float32" or "<U5"), ``shape`` (a tuple) and ``nbytes``.
+        For a scikit-learn Pipeline (or ColumnTransformer, ...) also ``steps``:
+        one line per step, nested steps indented, such as
+        "scale: StandardScaler (8 columns)".
 
     Raises
     ------
@@ -470,6 +473,8 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     header, _ = _read(os.fsdecode(path), with_data=False)
     arrays = {name: {"dtype": str(entry.dtype), "shape": entry.shape, "nbytes": entry.nbytes}
               for name, entry in header["arrays"].items()}
+    if header["kind"] in _pipeline_state.KINDS:
+        return {**header, "arrays": arrays, "steps": _pipeline_state.describe(header["config"])}
     return {**header, "arrays": arrays}
 
 

@@ -4,14 +4,15 @@ The model is built first, as ``fastwb.load`` builds it, so that a crafted or
 inconsistent file is refused with ``ModelFileError`` before its config is
 shown. Where scikit-learn is missing an estimator's file is described from its
 header alone: the estimator parameters and fitted scalars are read back with
-``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses.
+``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses. A saved
+scikit-learn Pipeline is shown one step a line (``read_header``'s "steps").
 """
 from __future__ import annotations
 
 import argparse
 import textwrap
 
-from fastwb import saving
+from fastwb import _pipeline_state, saving
 from fastwb._estimator_params import decode
 from fastwb.cli.tables import check_readable, shorten
 
@@ -34,6 +35,9 @@ def run(args: argparse.Namespace) -> None:
     kind, config = header["kind"], header["config"]
     print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
           f"{header['format_version']}, written by fastwb {header['fastwb_version']}")
+    if kind in _pipeline_state.KINDS:
+        _show_pipeline(header, model)
+        return
     if kind == "network":
         network = config.get("network") or {}
         optimizer = config.get("optimizer")
@@ -84,6 +88,30 @@ def run(args: argparse.Namespace) -> None:
         print(f"features: {n_features}: {shorten(map(str, model.feature_names_in_), 10)}")
     else:
         print(f"features: {n_features}")
+
+
+def _show_pipeline(header: dict, model) -> None:
+    """A saved scikit-learn Pipeline (or ColumnTransformer, ...): one line per step,
+    then the fastwb network at its end, classes and features."""
+    print("steps:")
+    for line in header["steps"]:
+        print(f"  {line}")
+    if model is None:       # scikit-learn is missing: the header's steps are all there is
+        return
+    final = model
+    while hasattr(final, "steps") or hasattr(final, "regressor_"):
+        final = final.steps[-1][1] if hasattr(final, "steps") else final.regressor_
+    network = getattr(final, "network", None)
+    if network is not None:
+        print(f"network: {' -> '.join(map(str, network.sizes))} "
+              f"({network.dtype}, loss {network.loss_name})")
+    classes = getattr(model, "classes_", None)
+    if classes is not None:
+        print(f"classes: {len(classes)}: {shorten(map(str, classes), 10)}")
+    names = getattr(model, "feature_names_in_", None)
+    n_features = getattr(model, "n_features_in_", "?")
+    print(f"features: {n_features}" + ("" if names is None else
+                                        f": {shorten(map(str, names), 10)}"))
 
 
 def _decoded(path: str, kind: str, value):

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> None:
     table = read_table(args.data, args.target, target_required=args.target is not None,
                        features=names)
     _check_features(args.model, table, n_features)
-    X = table.X
+    X = _as_input(table, model)
     is_classifier = hasattr(model, "predict_proba")
     if args.proba and not is_classifier:
         kind = "a network" if isinstance(model, Network) else f"an {type(model).__name__}"
@@ -83,6 +83,20 @@ def _model_features(model):
         return model.sizes[0], None
     names = getattr(model, "feature_names_in_", None)
     return model.n_features_in_, None if names is None else [str(name) for name in names]
+
+
+def _as_input(table, model):
+    """The features as the model takes them: a DataFrame of the named columns for a
+    scikit-learn Pipeline fitted on one (its ColumnTransformer may choose columns
+    by name), else the array."""
+    if (type(model).__module__.split(".")[0] != "sklearn" or table.feature_names is None
+            or getattr(model, "feature_names_in_", None) is None):
+        return table.X
+    try:
+        import pandas
+    except ImportError:
+        return table.X
+    return pandas.DataFrame(table.X, columns=table.feature_names)
 
 
 def _check_features(model_path: str, table, n_features: int) -> None:
