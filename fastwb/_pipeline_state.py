@@ -125,7 +125,8 @@ def state_of(obj) -> tuple[str, dict, dict[str, np.ndarray]]:
     import sklearn
     kind = type(obj).__name__
     writer = _Writer()
-    node = writer.node(obj, f"the {kind}", "", "model" if kind in _NESTED else "transformer")
+    role = "model" if kind in ("Pipeline", "TransformedTargetRegressor") else "transformer"
+    node = writer.node(obj, f"the {kind}", "", role)
     return kind, {"sklearn_version": sklearn.__version__, "model": node}, writer.arrays
 
 
@@ -153,6 +154,11 @@ class _Writer:
             raise TypeError(f"fastwb.save cannot save {where}: a {name} cannot stand there "
                             f"(only {', '.join(allowed)})")
         _check_fitted(obj, where)
+        if name == "ColumnTransformer" and not (isinstance(obj.remainder, str)
+                                                and obj.remainder in ("drop", "passthrough")):
+            raise TypeError(f"fastwb.save cannot save {where}: its remainder is "
+                            f"{_what(obj.remainder)}; fastwb saves remainder 'drop' or "
+                            "'passthrough'")
         if name in _ESTIMATORS:
             _, config, arrays = obj._fastwb_state()
             self.arrays.update({prefix + key: value for key, value in arrays.items()})
@@ -192,10 +198,6 @@ class _Writer:
         return steps
 
     def _column_transformer(self, ct, where: str, prefix: str) -> dict:
-        if not (isinstance(ct.remainder, str) and ct.remainder in ("drop", "passthrough")):
-            raise TypeError(f"fastwb.save cannot save {where}: its remainder is "
-                            f"{_what(ct.remainder)}; fastwb saves remainder 'drop' or "
-                            "'passthrough'")
         fitted = {name: trans for name, trans, _ in ct.transformers_}
         entries = []
         for i, (name, trans, columns) in enumerate(ct.transformers):
@@ -266,28 +268,34 @@ class _Writer:
         return attributes
 
     def _values(self, values: np.ndarray, name: str, where: str) -> dict:
-        """Categories or statistics stored at ``name``: numbers and text as
-        arrays of their own dtype; object arrays of text as unicode, with the
-        places of missing values (NaN, None) listed."""
+        """Categories or statistics stored at ``name``: arrays of numbers or text as
+        they are; object arrays (of text, or of numbers) as unicode or numbers,
+        with the places of missing values (NaN, None) listed."""
         values = np.asarray(values)
         if values.dtype.kind in "iufbU":
             self.add(name, values)
             return {"object": False}
-        if values.dtype.kind != "O":
+        if values.dtype.kind != "O" or values.ndim != 1:
             raise ValueError(f"fastwb.save cannot save {where}: its fitted values have dtype "
-                             f"{values.dtype}")
+                             f"{values.dtype} and shape {values.shape}")
         nan = [i for i, v in enumerate(values) if isinstance(v, float) and v != v]
         none = [i for i, v in enumerate(values) if v is None]
         missing = set(nan) | set(none)
-        text = [v for i, v in enumerate(values) if i not in missing]
-        if not all(isinstance(v, str) for v in text):
-            odd = next(v for v in text if not isinstance(v, str))
+        present = [v for i, v in enumerate(values) if i not in missing]
+        if all(isinstance(v, str) for v in present):
+            kind, fill, dtype = "text", "", str if present else "<U1"
+        elif all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                 for v in present):
+            integral = all(isinstance(v, numbers.Integral) for v in present)
+            kind, fill, dtype = "numbers", 0, np.int64 if integral else np.float64
+        else:
+            odd = [type(v).__name__ for v in present if not isinstance(v, str)]
             raise ValueError(f"fastwb.save cannot save {where}: its fitted values mix text "
-                             f"with {_what(odd)}; a fastwb file holds text and missing values "
-                             "(NaN, None) in a column of text")
-        self.add(name, np.array(["" if i in missing else v for i, v in enumerate(values)],
-                                dtype=str if len(values) and text else "<U1"))
-        return {"object": True, "nan": nan, "none": none}
+                             f"with {odd[0]}; a fastwb file holds columns of text or of "
+                             "numbers, with missing values (NaN, None)")
+        self.add(name, np.array([fill if i in missing else v for i, v in enumerate(values)],
+                                dtype=dtype))
+        return {"object": kind, "nan": nan, "none": none}
 
     def _feature_names(self, est, prefix: str) -> None:
         names = getattr(est, "feature_names_in_", None)
@@ -712,8 +720,10 @@ class _Reader:
                 raise ValueError(f"{where} has dtype {values.dtype}")
             return values
         _keys(entry, ("object", "nan", "none"), where)
-        if entry["object"] is not True or values.dtype.kind != "U" or values.ndim != 1:
-            raise ValueError(f"{where} must be a 1-D text array")
+        kinds = {"text": "U", "numbers": "iuf"}.get(entry["object"]) \
+            if isinstance(entry["object"], str) else None
+        if kinds is None or values.dtype.kind not in kinds or values.ndim != 1:
+            raise ValueError(f"{where} must be a 1-D array of text or numbers")
         result = values.astype(object)
         for key, missing in (("nan", float("nan")), ("none", None)):
             places = entry[key]
