@@ -60,6 +60,12 @@ _TRANSFORMERS = (*_SCALERS, "SimpleImputer", "OneHotEncoder")
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")
 _SUPPORTED = (f"{', '.join(_TRANSFORMERS)} and ColumnTransformer (or Pipelines of them), "
               "ending in a fastwb MLPClassifier or MLPRegressor")
+#: What may stand in each place of the tree: "model" ends a Pipeline (the top
+#: one), "regressor" is a TransformedTargetRegressor's, "scaler" its transformer.
+_ROLES = {"model": (*_ESTIMATORS, "Pipeline", "TransformedTargetRegressor"),
+          "regressor": ("MLPRegressor", "Pipeline"),
+          "transformer": (*_TRANSFORMERS, "ColumnTransformer", "Pipeline"),
+          "scaler": _SCALERS}
 
 #: The fitted vectors (one value per input column) each scaler's transform reads,
 #: and which of them its parameters require.
@@ -125,8 +131,7 @@ def state_of(obj) -> tuple[str, dict, dict[str, np.ndarray]]:
     import sklearn
     kind = type(obj).__name__
     writer = _Writer()
-    role = "model" if kind in ("Pipeline", "TransformedTargetRegressor") else "transformer"
-    node = writer.node(obj, f"the {kind}", "", role)
+    node = writer.node(obj, f"the {kind}", "", _top_role(kind))
     return kind, {"sklearn_version": sklearn.__version__, "model": node}, writer.arrays
 
 
@@ -146,10 +151,7 @@ class _Writer:
         if cls is None or type(obj) is not cls:
             raise TypeError(f"fastwb.save cannot save {where}: {_what(obj)} is not supported; "
                             f"fastwb saves {_SUPPORTED}")
-        allowed = {"model": (*_ESTIMATORS, "Pipeline", "TransformedTargetRegressor"),
-                   "regressor": ("MLPRegressor", "Pipeline"),
-                   "transformer": (*_TRANSFORMERS, "ColumnTransformer", "Pipeline"),
-                   "scaler": _SCALERS}[role]
+        allowed = _ROLES[role]
         if name not in allowed:
             raise TypeError(f"fastwb.save cannot save {where}: a {name} cannot stand there "
                             f"(only {', '.join(allowed)})")
@@ -282,6 +284,8 @@ class _Writer:
         none = [i for i, v in enumerate(values) if v is None]
         missing = set(nan) | set(none)
         present = [v for i, v in enumerate(values) if i not in missing]
+        fill: str | int
+        dtype: Any
         if all(isinstance(v, str) for v in present):
             kind, fill, dtype = "text", "", str if present else "<U1"
         elif all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
@@ -301,6 +305,10 @@ class _Writer:
         names = getattr(est, "feature_names_in_", None)
         if names is not None:
             self.add(prefix + "feature_names_in_", np.asarray(names).astype(str))
+
+
+def _top_role(kind: str) -> str:
+    return "model" if kind in ("Pipeline", "TransformedTargetRegressor") else "transformer"
 
 
 def _check_fitted(obj, where: str) -> None:
@@ -330,6 +338,8 @@ def _params(obj, where: str) -> dict:
     params = obj.get_params(deep=False)
     for key in _NESTED.get(name, ()):
         params.pop(key)
+    if name == "Pipeline":
+        params.pop("memory")        # a cache of fits on the saving machine: not saved
     out = {}
     for key, value in params.items():
         if (name, key) in _NEUTRAL and _same(value, _NEUTRAL[name, key]):
@@ -400,7 +410,7 @@ def from_state(kind: str, config: dict, arrays: dict[str, np.ndarray]):
     node = _dict(config["model"], "the model")
     if node.get("class") != kind:
         raise ValueError(f"the file's kind is {kind} but its model is a {node.get('class')!r}")
-    obj = reader.node(node, "", f"the {kind}")
+    obj = reader.node(node, "", f"the {kind}", _top_role(kind))
     unused = sorted(set(arrays) - reader.used)
     if unused:
         raise ValueError(f"unknown array(s) {unused[:5]}")
@@ -423,12 +433,17 @@ class _Reader:
         self.used.add(name)
         return self.arrays[name]
 
-    def node(self, node: dict, prefix: str, where: str):
+    def node(self, node: dict, prefix: str, where: str, role: str):
+        """The object of ``node`` (arrays under ``prefix``), of a class that may
+        stand in its ``role`` (as ``_Writer.node``)."""
         name = node.get("class")
         classes = _classes()
         if not isinstance(name, str) or name not in classes:
             raise ValueError(f"{where} is of class {name!r}, which fastwb files do not hold "
                              f"(they hold {', '.join(classes)})")
+        if name not in _ROLES[role]:
+            raise ValueError(f"{where} is a {name}, which cannot stand there (only "
+                             f"{', '.join(_ROLES[role])})")
         cls = classes[name]
         where = f"{where} ({name})" if name not in where else where
         if name in _ESTIMATORS:
@@ -444,7 +459,7 @@ class _Reader:
                  }.get(name, ("attributes",))
         _keys(node, ("class", "params", *extra), where, optional=("output",))
         if name == "Pipeline":
-            obj = self._pipeline(cls, node, prefix, where)
+            obj = self._pipeline(cls, node, prefix, where, role)
         elif name == "ColumnTransformer":
             obj = self._column_transformer(cls, node, prefix, where)
         elif name == "TransformedTargetRegressor":
@@ -460,7 +475,7 @@ class _Reader:
             obj.set_output(transform=node["output"])
         return obj
 
-    def _pipeline(self, cls, node: dict, prefix: str, where: str):
+    def _pipeline(self, cls, node: dict, prefix: str, where: str, role: str):
         raw = node["steps"]
         if not isinstance(raw, list) or not raw:
             raise ValueError(f"the steps of {where} must be a nonempty list")
@@ -471,9 +486,15 @@ class _Reader:
             name, step = entry["name"], entry["step"]
             if not isinstance(name, str):
                 raise ValueError(f"step {i} of {where} has the name {name!r}, not a string")
-            if step is not None and step != "passthrough":
+            last = i == len(raw) - 1
+            if step is None or step == "passthrough":
+                if last and role != "transformer":
+                    raise ValueError(f"the last step of {where} is {step!r}, not a fastwb "
+                                     "estimator")
+            else:
                 step = self.node(_dict(step, f"step {name!r} of {where}"),
-                                 f"{prefix}steps/{i}/", f"step {name!r} of {where}")
+                                 f"{prefix}steps/{i}/", f"step {name!r} of {where}",
+                                 role if last else "transformer")
             steps.append((name, step))
         pipeline = _construct(cls, node, where, steps=steps)
         pipeline._validate_steps()
@@ -521,10 +542,7 @@ class _Reader:
                 entries.append((name, _construct(_classes()[trans["class"]], trans, inner),
                                 columns))
                 continue
-            done = self.node(trans, f"{prefix}transformers/{i}/", inner)
-            if type(done).__name__ not in (*_TRANSFORMERS, "ColumnTransformer", "Pipeline") \
-                    or not hasattr(done, "transform"):
-                raise ValueError(f"{inner} is a {type(done).__name__}, not a transformer")
+            done = self.node(trans, f"{prefix}transformers/{i}/", inner, "transformer")
             n_in = _n_in(done)
             if n_in is not None and n_in != len(chosen):
                 raise ValueError(f"{inner} takes {n_in} columns; it is given {len(chosen)}")
@@ -573,15 +591,13 @@ class _Reader:
     def _target_regressor(self, cls, node: dict, prefix: str, where: str):
         from sklearn.base import clone
         regressor = self.node(_dict(node["regressor"], f"the regressor of {where}"),
-                              f"{prefix}regressor/", f"the regressor of {where}")
+                              f"{prefix}regressor/", f"the regressor of {where}", "regressor")
         transformer = self.node(_dict(node["transformer"], f"the transformer of {where}"),
-                                f"{prefix}transformer/", f"the transformer of {where}")
-        final = regressor.steps[-1][1] if type(regressor).__name__ == "Pipeline" else regressor
-        if type(final).__name__ != "MLPRegressor":
-            raise ValueError(f"the regressor of {where} must be an MLPRegressor or a Pipeline "
-                             f"ending in one, not a {type(final).__name__}")
-        if type(transformer).__name__ not in _SCALERS:
-            raise ValueError(f"the transformer of {where} must be one of {', '.join(_SCALERS)}")
+                                f"{prefix}transformer/", f"the transformer of {where}",
+                                "scaler")
+        final = regressor
+        while type(final).__name__ == "Pipeline":      # the roles make it an MLPRegressor
+            final = final.steps[-1][1]
         attributes = _dict(node["attributes"], f"the attributes of {where}")
         _keys(attributes, ("_training_dim",), f"the attributes of {where}")
         dim = attributes["_training_dim"]
@@ -767,6 +783,8 @@ def _construct(cls, node: dict, where: str, **nested):
                 _DTYPES or dtype["dtype"] == "object":
             raise ValueError(f"the dtype of {where} is {dtype!r}")
         params["dtype"] = np.dtype(dtype["dtype"]).type
+    if params.get("memory") is not None:
+        raise ValueError(f"{where} has a memory, which fastwb files do not hold")
     obj = cls(**params, **nested)
     obj._validate_params()
     return obj
