@@ -445,7 +445,6 @@ class _Reader:
             raise ValueError(f"{where} is a {name}, which cannot stand there (only "
                              f"{', '.join(_ROLES[role])})")
         cls = classes[name]
-        where = f"{where} ({name})" if name not in where else where
         if name in _ESTIMATORS:
             _keys(node, ("class", "state"), where)
             own = {key[len(prefix):]: value for key, value in self.arrays.items()
@@ -492,8 +491,8 @@ class _Reader:
                     raise ValueError(f"the last step of {where} is {step!r}, not a fastwb "
                                      "estimator")
             else:
-                step = self.node(_dict(step, f"step {name!r} of {where}"),
-                                 f"{prefix}steps/{i}/", f"step {name!r} of {where}",
+                inner = _at(f"step {name!r}", step, where)
+                step = self.node(_dict(step, inner), f"{prefix}steps/{i}/", inner,
                                  role if last else "transformer")
             steps.append((name, step))
         pipeline = _construct(cls, node, where, steps=steps)
@@ -526,7 +525,7 @@ class _Reader:
             name, spec = entry["name"], entry["columns"]
             if not isinstance(name, str):
                 raise ValueError(f"transformer {i} of {where} has the name {name!r}")
-            inner = f"transformer {name!r} of {where}"
+            inner = _at(f"transformer {name!r}", entry["transformer"], where)
             columns, chosen = _resolve(spec, n_features, names, inner)
             indices[name] = chosen
             trans = entry["transformer"]
@@ -590,11 +589,12 @@ class _Reader:
 
     def _target_regressor(self, cls, node: dict, prefix: str, where: str):
         from sklearn.base import clone
-        regressor = self.node(_dict(node["regressor"], f"the regressor of {where}"),
-                              f"{prefix}regressor/", f"the regressor of {where}", "regressor")
-        transformer = self.node(_dict(node["transformer"], f"the transformer of {where}"),
-                                f"{prefix}transformer/", f"the transformer of {where}",
-                                "scaler")
+        inner = _at("the regressor", node["regressor"], where)
+        regressor = self.node(_dict(node["regressor"], inner), f"{prefix}regressor/", inner,
+                              "regressor")
+        inner = _at("the transformer", node["transformer"], where)
+        transformer = self.node(_dict(node["transformer"], inner), f"{prefix}transformer/",
+                                inner, "scaler")
         final = regressor
         while type(final).__name__ == "Pipeline":      # the roles make it an MLPRegressor
             final = final.steps[-1][1]
@@ -759,6 +759,13 @@ class _Reader:
         if names.dtype.kind != "U" or names.ndim != 1:
             raise ValueError(f"feature_names_in_ of {where} must be a 1-D array of text")
         return names.astype(object)
+
+
+def _at(what: str, node, parent: str) -> str:
+    """Where a node stands, in words for errors: "step 'scale' (StandardScaler) of ..."."""
+    name = node.get("class") if isinstance(node, dict) else node
+    shown = name if isinstance(name, str) and len(name) <= 64 else "?"
+    return f"{what} ({shown}) of {parent}"
 
 
 def _construct(cls, node: dict, where: str, **nested):
