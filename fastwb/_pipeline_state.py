@@ -23,7 +23,9 @@ What is saved:
   the above. A bare fitted ``ColumnTransformer`` or transformer saves too.
 
 Each object is saved as its class name, its constructor parameters (JSON-able
-ones only: a custom function is refused) and the fitted attributes that
+ones only: a custom function is refused; a Pipeline's ``memory`` and a
+ColumnTransformer's ``n_jobs``, settings of the machine that fitted, are left
+out and come back as None) and the fitted attributes that
 scikit-learn's ``transform`` and ``predict`` read, under array names that say
 where it sits ("steps/0/scale_", "steps/1/transformers/2/categories_/0"). A
 fastwb estimator inside is saved as its own ``_fastwb_state`` and rebuilt by
@@ -88,6 +90,9 @@ _REQUIRED_VECTORS: dict[str, Callable[[dict], tuple[str, ...]]] = {
 #: so that such a file loads in either version.
 _NEUTRAL = {("MaxAbsScaler", "clip"): False,
             ("ColumnTransformer", "force_int_remainder_cols"): "deprecated"}
+#: Settings of the machine that fitted, not of the model: not saved, so that a
+#: file cannot set them (a ColumnTransformer's n_jobs starts that many processes).
+_MACHINE = {"Pipeline": ("memory",), "ColumnTransformer": ("n_jobs",)}
 #: Parameters that hold the nested objects, saved as nodes of their own.
 _NESTED = {"Pipeline": ("steps",), "ColumnTransformer": ("transformers",),
            "TransformedTargetRegressor": ("regressor", "transformer")}
@@ -112,12 +117,6 @@ def _classes() -> dict[str, Any]:
     return {cls.__name__: cls for cls in (
         Pipeline, ColumnTransformer, TransformedTargetRegressor, StandardScaler, MinMaxScaler,
         MaxAbsScaler, RobustScaler, SimpleImputer, OneHotEncoder, MLPClassifier, MLPRegressor)}
-
-
-def is_supported_type(obj) -> bool:
-    """Whether ``obj`` looks like what this module saves (a scikit-learn object of
-    one of KINDS), without importing scikit-learn."""
-    return type(obj).__name__ in KINDS and type(obj).__module__.startswith("sklearn.")
 
 
 # --- save ------------------------------------------------------------------------------
@@ -336,10 +335,8 @@ def _params(obj, where: str) -> dict:
     """The constructor parameters of ``obj`` but the nested objects, as JSON."""
     name = type(obj).__name__
     params = obj.get_params(deep=False)
-    for key in _NESTED.get(name, ()):
+    for key in (*_NESTED.get(name, ()), *_MACHINE.get(name, ())):
         params.pop(key)
-    if name == "Pipeline":
-        params.pop("memory")        # a cache of fits on the saving machine: not saved
     out = {}
     for key, value in params.items():
         if (name, key) in _NEUTRAL and _same(value, _NEUTRAL[name, key]):
@@ -403,9 +400,10 @@ def _what(obj) -> str:
 def from_state(kind: str, config: dict, arrays: dict[str, np.ndarray]):
     """The object ``state_of`` described, rebuilt from the file's (checked) header
     config and arrays; ValueError or TypeError for what cannot be built."""
-    if set(config) != {"sklearn_version", "model"}:
-        raise ValueError(f"a {kind} file's config has the keys {sorted(config)}, not "
-                         "['model', 'sklearn_version']")
+    if set(config) != {"sklearn_version", "model"} or not isinstance(config["sklearn_version"],
+                                                                      str):
+        raise ValueError(f"a {kind} file's config must hold 'model' and 'sklearn_version' "
+                         "(text) only")
     reader = _Reader(arrays)
     node = _dict(config["model"], "the model")
     if node.get("class") != kind:
@@ -774,14 +772,13 @@ def _construct(cls, node: dict, where: str, **nested):
     params = dict(_dict(node["params"], f"the parameters of {where}"))
     dtype = params.pop("dtype", None) if cls.__name__ == "OneHotEncoder" else None
     params = {key: decode(value) for key, value in params.items()}
-    known = set(cls().get_params(deep=False) if not nested else cls(**nested).get_params(
-        deep=False))
+    known = set(cls(**nested).get_params(deep=False)) - set(_MACHINE.get(cls.__name__, ()))
     unknown = sorted(set(params) - known)
     if unknown:
         import sklearn
-        raise ValueError(f"{where} has the parameter(s) {unknown}, which scikit-learn "
-                         f"{sklearn.__version__} does not know (the file was written with "
-                         "another version)")
+        raise ValueError(f"{where} has the parameter(s) {unknown}, which fastwb files do "
+                         f"not hold or scikit-learn {sklearn.__version__} does not know (a "
+                         "file written with another version)")
     clashing = sorted(set(params) & set(nested))
     if clashing:
         raise ValueError(f"{where} has the parameter(s) {clashing} twice")
@@ -790,8 +787,6 @@ def _construct(cls, node: dict, where: str, **nested):
                 _DTYPES or dtype["dtype"] == "object":
             raise ValueError(f"the dtype of {where} is {dtype!r}")
         params["dtype"] = np.dtype(dtype["dtype"]).type
-    if params.get("memory") is not None:
-        raise ValueError(f"{where} has a memory, which fastwb files do not hold")
     obj = cls(**params, **nested)
     obj._validate_params()
     return obj

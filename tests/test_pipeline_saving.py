@@ -353,12 +353,14 @@ def test_loaded_pipeline_refits_and_clones(tmp_path):
     loaded.fit(X, labels(seed=1))                 # refits in place too
 
 
-def test_a_cache_of_fits_is_not_saved(tmp_path):
-    """A Pipeline's memory is a folder of the saving machine's: the loaded one has none."""
-    model = Pipeline([("s", StandardScaler()), ("m", classifier())],
-                     memory=str(tmp_path / "cache")).fit(X, Y)
+def test_settings_of_the_machine_are_not_saved(tmp_path):
+    """A Pipeline's memory is a folder of the saving machine's, a ColumnTransformer's
+    n_jobs a number of its processes: the loaded ones have none."""
+    ct = ColumnTransformer([("s", StandardScaler(), [0, 1])], n_jobs=2)
+    model = Pipeline([("ct", ct), ("m", classifier())], memory=str(tmp_path / "cache"))
+    model.fit(X, Y)
     loaded = roundtrip(model, tmp_path)
-    assert loaded.memory is None
+    assert loaded.memory is None and loaded[0].n_jobs is None
     assert_identical(model, loaded, X)
 
 

@@ -297,7 +297,16 @@ CRAFTED = {
         r"ColumnTransformer must be"),
     "parameter unknown to scikit-learn": Kind("pipeline", edit(lambda h:
         numeric(h, 1)["params"].update(bogus=1)), r"parameter\(s\) \['bogus'\], which "
-        r"scikit-learn .* does not know"),
+        r"fastwb files do not hold or scikit-learn .* does not know"),
+    "processes for the column transformer": Kind("pipeline", edit(lambda h:
+        prep(h)["params"].update(n_jobs=100000)), r"parameter\(s\) \['n_jobs'\], which "
+        r"fastwb files do not hold"),
+    "bare column transformer of 2**40 columns": Kind("columns", edit(lambda h:
+        model(h)["attributes"].update(n_features_in_=2**40)), r"n_features_in_ 1099511627776, "
+        r"more than its file holds data for"),
+    "column transformer of negative columns": Kind("columns", edit(lambda h:
+        model(h)["attributes"].update(n_features_in_=-3)), r"n_features_in_ of the "
+        r"ColumnTransformer must be a nonnegative int, got -3"),
     "parameter of the wrong type": Kind("pipeline", edit(lambda h:
         numeric(h, 1)["params"].update(with_mean="yes")), r"'with_mean' parameter of "
         r"StandardScaler must be"),
@@ -350,7 +359,7 @@ def bases(tmp_path_factory) -> dict[str, bytes]:
 
 def _pipelines(X, rng) -> dict:
     """A Pipeline of a ColumnTransformer over named columns (pandas; none without
-    it) and a TransformedTargetRegressor."""
+    it), a TransformedTargetRegressor, and a ColumnTransformer alone."""
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -358,10 +367,12 @@ def _pipelines(X, rng) -> dict:
     target = TransformedTargetRegressor(MLPRegressor(hidden_layer_sizes=(5,), max_iter=3,
                                                      random_state=0),
                                         transformer=StandardScaler()).fit(X, rng.normal(size=40))
+    columns = ColumnTransformer([("scale", StandardScaler(), [0]),
+                                 ("keep", "passthrough", [1])]).fit(X)
     try:
         import pandas as pd
     except ImportError:
-        return {"target": target}
+        return {"target": target, "columns": columns}
     frame = pd.DataFrame({"age": np.where(np.arange(40) % 5 == 0, np.nan, X[:, 0]),
                           "income": X[:, 1] * 1000,
                           "colour": np.array(["red", "blue", None, "green"] * 10, dtype=object),
@@ -373,7 +384,8 @@ def _pipelines(X, rng) -> dict:
                                ["colour", "size"])])
     pipeline = Pipeline([("prep", prep), ("mlp", MLPClassifier(hidden_layer_sizes=(5,),
                                                                max_iter=3, random_state=0))])
-    return {"target": target, "pipeline": pipeline.fit(frame, np.arange(40) % 3)}
+    return {"target": target, "columns": columns,
+            "pipeline": pipeline.fit(frame, np.arange(40) % 3)}
 
 
 def crafted_file(bases, name: str, tmp_path) -> str:
