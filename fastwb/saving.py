@@ -30,8 +30,9 @@ show a file mangled by a text-mode transfer. The header is a JSON object::
 ``kind`` ("network", "MLPClassifier" or "MLPRegressor"; for scikit-learn
 preprocessing saved with the model "Pipeline", "ColumnTransformer",
 "TransformedTargetRegressor", or a transformer's class name such as
-"StandardScaler") says what ``config`` describes. Array dtypes are limited to "<f4", "<f8", "<i4", "<i8", "|u1",
-"|b1" and "<U<n>" (fixed-width unicode, for class labels). JSON has no NaN or
+"StandardScaler") says what ``config`` describes. Array dtypes are limited to
+"<f4", "<f8", "<i4", "<i8", "|u1", "|b1" and "<U<n>" (fixed-width unicode, for
+class labels and text categories). JSON has no NaN or
 infinity, so a non-finite float in ``config`` is written as the object
 ``{"__float__": "nan"}`` (or ``"inf"``, ``"-inf"``).
 

@@ -173,7 +173,7 @@ def test_text_encoders(name, tmp_path):
     if name in ("ignore unknown", "infrequent", "float32 output"):
         new[:3, 0] = "purple"                   # unknown at predict time
     assert_identical(model, loaded, new, labels(seed=4))
-    assert loaded[0].get_params() .keys() == model[0].get_params().keys()
+    assert loaded[0].get_params().keys() == model[0].get_params().keys()
     np.testing.assert_array_equal(loaded[0].get_feature_names_out(),
                                   model[0].get_feature_names_out())
 
@@ -376,50 +376,70 @@ def test_saved_again_gives_the_same_file(tmp_path):
 X, WORDS, Y = numbers(), text(), labels()
 #: what cannot be saved: (makes the model, the error, what its message says)
 UNSUPPORTED = {
-    "polynomial step": (lambda: make_pipeline(PolynomialFeatures(), classifier()).fit(X, Y),
-                            TypeError, r"step 'polynomialfeatures' \(PolynomialFeatures\)"),
-    "function step": (lambda: Pipeline([("f", FunctionTransformer(np.log1p)),
-                                    ("m", classifier())]).fit(np.abs(X), Y),
-                          TypeError, r"step 'f' \(FunctionTransformer\)"),
-    "other final estimator": (lambda: make_pipeline(StandardScaler(), LogisticRegression()).fit(X, Y),
-                                  TypeError, r"step 'logisticregression' \(LogisticRegression\)"),
-    "ends in a transformer": (lambda: Pipeline([("s", StandardScaler())]).fit(X),
-                                  TypeError, r"step 's' \(StandardScaler\).*cannot stand there"),
-    "ends in passthrough": (lambda: Pipeline([("s", StandardScaler().fit(X)), ("p", "passthrough")]),
-                                TypeError, r"last step 'p' is 'passthrough'"),
-    "unfitted pipeline": (lambda: make_pipeline(StandardScaler(), classifier()), ValueError,
-                              r"not fitted"),
-    "unfitted step": (lambda: Pipeline([("s", StandardScaler()), ("m", classifier().fit(X, Y))]),
-                          ValueError, r"step 's' \(StandardScaler\) of the Pipeline: it is not "
-                                      "fitted"),
-    "function in a column transformer": (lambda: make_pipeline(ColumnTransformer(
-            [("log", FunctionTransformer(np.abs), [0])]), classifier()).fit(X, Y), TypeError,
-            r"transformer 'log' \(FunctionTransformer\)"),
-    "callable columns": (lambda: make_pipeline(ColumnTransformer(
-            [("s", StandardScaler(), lambda X: [0, 1])]), classifier()).fit(X, Y), TypeError,
-            r"transformer 's' \(StandardScaler\).*columns"),
-    "estimator remainder": (lambda: make_pipeline(ColumnTransformer(
-            [("s", StandardScaler(), [0])], remainder=MinMaxScaler()), classifier()).fit(X, Y),
-            TypeError, "remainder is a MinMaxScaler"),
-    "target function": (lambda: TransformedTargetRegressor(
-            regressor(), func=np.log1p, inverse_func=np.expm1).fit(X, np.arange(50.0)),
-            TypeError, "transformed by functions"),
-    "target encoder": (lambda: TransformedTargetRegressor(
-            regressor(), transformer=SimpleImputer(), check_inverse=False).fit(X, np.arange(50.0)),
-            TypeError, r"transformer \(SimpleImputer\).*cannot stand there"),
-    "classifier in a target regressor": (lambda: TransformedTargetRegressor(
-            classifier(), transformer=StandardScaler(), check_inverse=False).fit(
-                X, np.arange(50) % 2), TypeError, r"regressor \(MLPClassifier\)"),
-    "a subclass": (lambda: make_pipeline(type("MyScaler", (StandardScaler,), {})(),
-                                     classifier()).fit(X, Y), TypeError, r"\(MyScaler\)"),
-    "callable parameter": (lambda: make_pipeline(OneHotEncoder(
-            feature_name_combiner=lambda a, b: a + b), classifier()).fit(WORDS, Y), ValueError,
-            r"feature_name_combiner="),
-    "encoder dtype": (lambda: OneHotEncoder(dtype=np.complex128).fit(WORDS), ValueError,
-                      "the OneHotEncoder: its dtype complex128"),
-    "bare transformer unfitted": (lambda: StandardScaler(), ValueError, "not fitted"),
-    "a linear model": (lambda: LogisticRegression().fit(X, Y), TypeError,
-                           r"LogisticRegression is not supported"),
+    "polynomial step": (
+        lambda: make_pipeline(PolynomialFeatures(), classifier()).fit(X, Y),
+        TypeError, r"step 'polynomialfeatures' \(PolynomialFeatures\)"),
+    "function step": (
+        lambda: Pipeline([("f", FunctionTransformer(np.log1p)), ("m", classifier())]).fit(
+            np.abs(X), Y),
+        TypeError, r"step 'f' \(FunctionTransformer\)"),
+    "other final estimator": (
+        lambda: make_pipeline(StandardScaler(), LogisticRegression()).fit(X, Y),
+        TypeError, r"step 'logisticregression' \(LogisticRegression\)"),
+    "ends in a transformer": (
+        lambda: Pipeline([("s", StandardScaler())]).fit(X),
+        TypeError, r"step 's' \(StandardScaler\).*cannot stand there"),
+    "ends in passthrough": (
+        lambda: Pipeline([("s", StandardScaler().fit(X)), ("p", "passthrough")]),
+        TypeError, r"last step 'p' is 'passthrough'"),
+    "unfitted pipeline": (
+        lambda: make_pipeline(StandardScaler(), classifier()),
+        ValueError, r"not fitted"),
+    "unfitted step": (
+        lambda: Pipeline([("s", StandardScaler()), ("m", classifier().fit(X, Y))]),
+        ValueError, r"step 's' \(StandardScaler\) of the Pipeline: it is not fitted"),
+    "function in a column transformer": (
+        lambda: make_pipeline(ColumnTransformer([("log", FunctionTransformer(np.abs), [0])]),
+                              classifier()).fit(X, Y),
+        TypeError, r"transformer 'log' \(FunctionTransformer\)"),
+    "callable columns": (
+        lambda: make_pipeline(ColumnTransformer([("s", StandardScaler(), lambda X: [0, 1])]),
+                              classifier()).fit(X, Y),
+        TypeError, r"transformer 's' \(StandardScaler\).*columns"),
+    "estimator remainder": (
+        lambda: make_pipeline(ColumnTransformer([("s", StandardScaler(), [0])],
+                                                remainder=MinMaxScaler()),
+                              classifier()).fit(X, Y),
+        TypeError, "remainder is a MinMaxScaler"),
+    "target function": (
+        lambda: TransformedTargetRegressor(regressor(), func=np.log1p,
+                                           inverse_func=np.expm1).fit(X, np.arange(50.0)),
+        TypeError, "transformed by functions"),
+    "target encoder": (
+        lambda: TransformedTargetRegressor(regressor(), transformer=SimpleImputer(),
+                                           check_inverse=False).fit(X, np.arange(50.0)),
+        TypeError, r"transformer \(SimpleImputer\).*cannot stand there"),
+    "classifier in a target regressor": (
+        lambda: TransformedTargetRegressor(classifier(), transformer=StandardScaler(),
+                                           check_inverse=False).fit(X, np.arange(50) % 2),
+        TypeError, r"regressor \(MLPClassifier\)"),
+    "a subclass": (
+        lambda: make_pipeline(type("MyScaler", (StandardScaler,), {})(),
+                              classifier()).fit(X, Y),
+        TypeError, r"\(MyScaler\)"),
+    "callable parameter": (
+        lambda: make_pipeline(OneHotEncoder(feature_name_combiner=lambda a, b: a + b),
+                              classifier()).fit(WORDS, Y),
+        ValueError, r"feature_name_combiner="),
+    "encoder dtype": (
+        lambda: OneHotEncoder(dtype=np.complex128).fit(WORDS),
+        ValueError, "the OneHotEncoder: its dtype complex128"),
+    "bare transformer unfitted": (
+        lambda: StandardScaler(),
+        ValueError, "not fitted"),
+    "a linear model": (
+        lambda: LogisticRegression().fit(X, Y),
+        TypeError, r"LogisticRegression is not supported"),
 }
 
 
