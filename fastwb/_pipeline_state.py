@@ -23,7 +23,9 @@ What is saved:
   the above. A bare fitted ``ColumnTransformer`` or transformer saves too.
 
 Each object is saved as its class name, its constructor parameters (JSON-able
-ones only: a custom function is refused) and the fitted attributes that
+ones only: a custom function is refused; a Pipeline's ``memory`` and a
+ColumnTransformer's ``n_jobs``, settings of the machine that fitted, are left
+out and come back as None) and the fitted attributes that
 scikit-learn's ``transform`` and ``predict`` read, under array names that say
 where it sits ("steps/0/scale_", "steps/1/transformers/2/categories_/0"). A
 fastwb estimator inside is saved as its own ``_fastwb_state`` and rebuilt by
@@ -60,6 +62,12 @@ _TRANSFORMERS = (*_SCALERS, "SimpleImputer", "OneHotEncoder")
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")
 _SUPPORTED = (f"{', '.join(_TRANSFORMERS)} and ColumnTransformer (or Pipelines of them), "
               "ending in a fastwb MLPClassifier or MLPRegressor")
+#: What may stand in each place of the tree: "model" ends a Pipeline (the top
+#: one), "regressor" is a TransformedTargetRegressor's, "scaler" its transformer.
+_ROLES = {"model": (*_ESTIMATORS, "Pipeline", "TransformedTargetRegressor"),
+          "regressor": ("MLPRegressor", "Pipeline"),
+          "transformer": (*_TRANSFORMERS, "ColumnTransformer", "Pipeline"),
+          "scaler": _SCALERS}
 
 #: The fitted vectors (one value per input column) each scaler's transform reads,
 #: and which of them its parameters require.
@@ -82,6 +90,9 @@ _REQUIRED_VECTORS: dict[str, Callable[[dict], tuple[str, ...]]] = {
 #: so that such a file loads in either version.
 _NEUTRAL = {("MaxAbsScaler", "clip"): False,
             ("ColumnTransformer", "force_int_remainder_cols"): "deprecated"}
+#: Settings of the machine that fitted, not of the model: not saved, so that a
+#: file cannot set them (a ColumnTransformer's n_jobs starts that many processes).
+_MACHINE = {"Pipeline": ("memory",), "ColumnTransformer": ("n_jobs",)}
 #: Parameters that hold the nested objects, saved as nodes of their own.
 _NESTED = {"Pipeline": ("steps",), "ColumnTransformer": ("transformers",),
            "TransformedTargetRegressor": ("regressor", "transformer")}
@@ -108,12 +119,6 @@ def _classes() -> dict[str, Any]:
         MaxAbsScaler, RobustScaler, SimpleImputer, OneHotEncoder, MLPClassifier, MLPRegressor)}
 
 
-def is_supported_type(obj) -> bool:
-    """Whether ``obj`` looks like what this module saves (a scikit-learn object of
-    one of KINDS), without importing scikit-learn."""
-    return type(obj).__name__ in KINDS and type(obj).__module__.startswith("sklearn.")
-
-
 # --- save ------------------------------------------------------------------------------
 
 def state_of(obj) -> tuple[str, dict, dict[str, np.ndarray]]:
@@ -125,7 +130,7 @@ def state_of(obj) -> tuple[str, dict, dict[str, np.ndarray]]:
     import sklearn
     kind = type(obj).__name__
     writer = _Writer()
-    node = writer.node(obj, f"the {kind}", "", "model" if kind in _NESTED else "transformer")
+    node = writer.node(obj, f"the {kind}", "", _top_role(kind))
     return kind, {"sklearn_version": sklearn.__version__, "model": node}, writer.arrays
 
 
@@ -145,14 +150,16 @@ class _Writer:
         if cls is None or type(obj) is not cls:
             raise TypeError(f"fastwb.save cannot save {where}: {_what(obj)} is not supported; "
                             f"fastwb saves {_SUPPORTED}")
-        allowed = {"model": (*_ESTIMATORS, "Pipeline", "TransformedTargetRegressor"),
-                   "regressor": ("MLPRegressor", "Pipeline"),
-                   "transformer": (*_TRANSFORMERS, "ColumnTransformer", "Pipeline"),
-                   "scaler": _SCALERS}[role]
+        allowed = _ROLES[role]
         if name not in allowed:
             raise TypeError(f"fastwb.save cannot save {where}: a {name} cannot stand there "
                             f"(only {', '.join(allowed)})")
         _check_fitted(obj, where)
+        if name == "ColumnTransformer" and not (isinstance(obj.remainder, str)
+                                                and obj.remainder in ("drop", "passthrough")):
+            raise TypeError(f"fastwb.save cannot save {where}: its remainder is "
+                            f"{_what(obj.remainder)}; fastwb saves remainder 'drop' or "
+                            "'passthrough'")
         if name in _ESTIMATORS:
             _, config, arrays = obj._fastwb_state()
             self.arrays.update({prefix + key: value for key, value in arrays.items()})
@@ -192,10 +199,6 @@ class _Writer:
         return steps
 
     def _column_transformer(self, ct, where: str, prefix: str) -> dict:
-        if not (isinstance(ct.remainder, str) and ct.remainder in ("drop", "passthrough")):
-            raise TypeError(f"fastwb.save cannot save {where}: its remainder is "
-                            f"{_what(ct.remainder)}; fastwb saves remainder 'drop' or "
-                            "'passthrough'")
         fitted = {name: trans for name, trans, _ in ct.transformers_}
         entries = []
         for i, (name, trans, columns) in enumerate(ct.transformers):
@@ -266,33 +269,45 @@ class _Writer:
         return attributes
 
     def _values(self, values: np.ndarray, name: str, where: str) -> dict:
-        """Categories or statistics stored at ``name``: numbers and text as
-        arrays of their own dtype; object arrays of text as unicode, with the
-        places of missing values (NaN, None) listed."""
+        """Categories or statistics stored at ``name``: arrays of numbers or text as
+        they are; object arrays (of text, or of numbers) as unicode or numbers,
+        with the places of missing values (NaN, None) listed."""
         values = np.asarray(values)
         if values.dtype.kind in "iufbU":
             self.add(name, values)
             return {"object": False}
-        if values.dtype.kind != "O":
+        if values.dtype.kind != "O" or values.ndim != 1:
             raise ValueError(f"fastwb.save cannot save {where}: its fitted values have dtype "
-                             f"{values.dtype}")
+                             f"{values.dtype} and shape {values.shape}")
         nan = [i for i, v in enumerate(values) if isinstance(v, float) and v != v]
         none = [i for i, v in enumerate(values) if v is None]
         missing = set(nan) | set(none)
-        text = [v for i, v in enumerate(values) if i not in missing]
-        if not all(isinstance(v, str) for v in text):
-            odd = next(v for v in text if not isinstance(v, str))
+        present = [v for i, v in enumerate(values) if i not in missing]
+        fill: str | int
+        dtype: Any
+        if all(isinstance(v, str) for v in present):
+            kind, fill, dtype = "text", "", str if present else "<U1"
+        elif all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                 for v in present):
+            integral = all(isinstance(v, numbers.Integral) for v in present)
+            kind, fill, dtype = "numbers", 0, np.int64 if integral else np.float64
+        else:
+            odd = [type(v).__name__ for v in present if not isinstance(v, str)]
             raise ValueError(f"fastwb.save cannot save {where}: its fitted values mix text "
-                             f"with {_what(odd)}; a fastwb file holds text and missing values "
-                             "(NaN, None) in a column of text")
-        self.add(name, np.array(["" if i in missing else v for i, v in enumerate(values)],
-                                dtype=str if len(values) and text else "<U1"))
-        return {"object": True, "nan": nan, "none": none}
+                             f"with {odd[0]}; a fastwb file holds columns of text or of "
+                             "numbers, with missing values (NaN, None)")
+        self.add(name, np.array([fill if i in missing else v for i, v in enumerate(values)],
+                                dtype=dtype))
+        return {"object": kind, "nan": nan, "none": none}
 
     def _feature_names(self, est, prefix: str) -> None:
         names = getattr(est, "feature_names_in_", None)
         if names is not None:
             self.add(prefix + "feature_names_in_", np.asarray(names).astype(str))
+
+
+def _top_role(kind: str) -> str:
+    return "model" if kind in ("Pipeline", "TransformedTargetRegressor") else "transformer"
 
 
 def _check_fitted(obj, where: str) -> None:
@@ -320,7 +335,7 @@ def _params(obj, where: str) -> dict:
     """The constructor parameters of ``obj`` but the nested objects, as JSON."""
     name = type(obj).__name__
     params = obj.get_params(deep=False)
-    for key in _NESTED.get(name, ()):
+    for key in (*_NESTED.get(name, ()), *_MACHINE.get(name, ())):
         params.pop(key)
     out = {}
     for key, value in params.items():
@@ -385,14 +400,15 @@ def _what(obj) -> str:
 def from_state(kind: str, config: dict, arrays: dict[str, np.ndarray]):
     """The object ``state_of`` described, rebuilt from the file's (checked) header
     config and arrays; ValueError or TypeError for what cannot be built."""
-    if set(config) != {"sklearn_version", "model"}:
-        raise ValueError(f"a {kind} file's config has the keys {sorted(config)}, not "
-                         "['model', 'sklearn_version']")
+    if set(config) != {"sklearn_version", "model"} or not isinstance(config["sklearn_version"],
+                                                                      str):
+        raise ValueError(f"a {kind} file's config must hold 'model' and 'sklearn_version' "
+                         "(text) only")
     reader = _Reader(arrays)
     node = _dict(config["model"], "the model")
     if node.get("class") != kind:
         raise ValueError(f"the file's kind is {kind} but its model is a {node.get('class')!r}")
-    obj = reader.node(node, "", f"the {kind}")
+    obj = reader.node(node, "", f"the {kind}", _top_role(kind))
     unused = sorted(set(arrays) - reader.used)
     if unused:
         raise ValueError(f"unknown array(s) {unused[:5]}")
@@ -415,14 +431,18 @@ class _Reader:
         self.used.add(name)
         return self.arrays[name]
 
-    def node(self, node: dict, prefix: str, where: str):
+    def node(self, node: dict, prefix: str, where: str, role: str):
+        """The object of ``node`` (arrays under ``prefix``), of a class that may
+        stand in its ``role`` (as ``_Writer.node``)."""
         name = node.get("class")
         classes = _classes()
         if not isinstance(name, str) or name not in classes:
             raise ValueError(f"{where} is of class {name!r}, which fastwb files do not hold "
                              f"(they hold {', '.join(classes)})")
+        if name not in _ROLES[role]:
+            raise ValueError(f"{where} is a {name}, which cannot stand there (only "
+                             f"{', '.join(_ROLES[role])})")
         cls = classes[name]
-        where = f"{where} ({name})" if name not in where else where
         if name in _ESTIMATORS:
             _keys(node, ("class", "state"), where)
             own = {key[len(prefix):]: value for key, value in self.arrays.items()
@@ -436,7 +456,7 @@ class _Reader:
                  }.get(name, ("attributes",))
         _keys(node, ("class", "params", *extra), where, optional=("output",))
         if name == "Pipeline":
-            obj = self._pipeline(cls, node, prefix, where)
+            obj = self._pipeline(cls, node, prefix, where, role)
         elif name == "ColumnTransformer":
             obj = self._column_transformer(cls, node, prefix, where)
         elif name == "TransformedTargetRegressor":
@@ -452,7 +472,7 @@ class _Reader:
             obj.set_output(transform=node["output"])
         return obj
 
-    def _pipeline(self, cls, node: dict, prefix: str, where: str):
+    def _pipeline(self, cls, node: dict, prefix: str, where: str, role: str):
         raw = node["steps"]
         if not isinstance(raw, list) or not raw:
             raise ValueError(f"the steps of {where} must be a nonempty list")
@@ -463,9 +483,15 @@ class _Reader:
             name, step = entry["name"], entry["step"]
             if not isinstance(name, str):
                 raise ValueError(f"step {i} of {where} has the name {name!r}, not a string")
-            if step is not None and step != "passthrough":
-                step = self.node(_dict(step, f"step {name!r} of {where}"),
-                                 f"{prefix}steps/{i}/", f"step {name!r} of {where}")
+            last = i == len(raw) - 1
+            if step is None or step == "passthrough":
+                if last and role != "transformer":
+                    raise ValueError(f"the last step of {where} is {step!r}, not a fastwb "
+                                     "estimator")
+            else:
+                inner = _at(f"step {name!r}", step, where)
+                step = self.node(_dict(step, inner), f"{prefix}steps/{i}/", inner,
+                                 role if last else "transformer")
             steps.append((name, step))
         pipeline = _construct(cls, node, where, steps=steps)
         pipeline._validate_steps()
@@ -497,7 +523,7 @@ class _Reader:
             name, spec = entry["name"], entry["columns"]
             if not isinstance(name, str):
                 raise ValueError(f"transformer {i} of {where} has the name {name!r}")
-            inner = f"transformer {name!r} of {where}"
+            inner = _at(f"transformer {name!r}", entry["transformer"], where)
             columns, chosen = _resolve(spec, n_features, names, inner)
             indices[name] = chosen
             trans = entry["transformer"]
@@ -513,10 +539,7 @@ class _Reader:
                 entries.append((name, _construct(_classes()[trans["class"]], trans, inner),
                                 columns))
                 continue
-            done = self.node(trans, f"{prefix}transformers/{i}/", inner)
-            if type(done).__name__ not in (*_TRANSFORMERS, "ColumnTransformer", "Pipeline") \
-                    or not hasattr(done, "transform"):
-                raise ValueError(f"{inner} is a {type(done).__name__}, not a transformer")
+            done = self.node(trans, f"{prefix}transformers/{i}/", inner, "transformer")
             n_in = _n_in(done)
             if n_in is not None and n_in != len(chosen):
                 raise ValueError(f"{inner} takes {n_in} columns; it is given {len(chosen)}")
@@ -564,16 +587,15 @@ class _Reader:
 
     def _target_regressor(self, cls, node: dict, prefix: str, where: str):
         from sklearn.base import clone
-        regressor = self.node(_dict(node["regressor"], f"the regressor of {where}"),
-                              f"{prefix}regressor/", f"the regressor of {where}")
-        transformer = self.node(_dict(node["transformer"], f"the transformer of {where}"),
-                                f"{prefix}transformer/", f"the transformer of {where}")
-        final = regressor.steps[-1][1] if type(regressor).__name__ == "Pipeline" else regressor
-        if type(final).__name__ != "MLPRegressor":
-            raise ValueError(f"the regressor of {where} must be an MLPRegressor or a Pipeline "
-                             f"ending in one, not a {type(final).__name__}")
-        if type(transformer).__name__ not in _SCALERS:
-            raise ValueError(f"the transformer of {where} must be one of {', '.join(_SCALERS)}")
+        inner = _at("the regressor", node["regressor"], where)
+        regressor = self.node(_dict(node["regressor"], inner), f"{prefix}regressor/", inner,
+                              "regressor")
+        inner = _at("the transformer", node["transformer"], where)
+        transformer = self.node(_dict(node["transformer"], inner), f"{prefix}transformer/",
+                                inner, "scaler")
+        final = regressor
+        while type(final).__name__ == "Pipeline":      # the roles make it an MLPRegressor
+            final = final.steps[-1][1]
         attributes = _dict(node["attributes"], f"the attributes of {where}")
         _keys(attributes, ("_training_dim",), f"the attributes of {where}")
         dim = attributes["_training_dim"]
@@ -712,8 +734,10 @@ class _Reader:
                 raise ValueError(f"{where} has dtype {values.dtype}")
             return values
         _keys(entry, ("object", "nan", "none"), where)
-        if entry["object"] is not True or values.dtype.kind != "U" or values.ndim != 1:
-            raise ValueError(f"{where} must be a 1-D text array")
+        kinds = {"text": "U", "numbers": "iuf"}.get(entry["object"]) \
+            if isinstance(entry["object"], str) else None
+        if kinds is None or values.dtype.kind not in kinds or values.ndim != 1:
+            raise ValueError(f"{where} must be a 1-D array of text or numbers")
         result = values.astype(object)
         for key, missing in (("nan", float("nan")), ("none", None)):
             places = entry[key]
@@ -735,20 +759,26 @@ class _Reader:
         return names.astype(object)
 
 
+def _at(what: str, node, parent: str) -> str:
+    """Where a node stands, in words for errors: "step 'scale' (StandardScaler) of ..."."""
+    name = node.get("class") if isinstance(node, dict) else node
+    shown = name if isinstance(name, str) and len(name) <= 64 else "?"
+    return f"{what} ({shown}) of {parent}"
+
+
 def _construct(cls, node: dict, where: str, **nested):
     """An instance of ``cls`` (from the fixed table) with the node's parameters,
     checked by scikit-learn's parameter validation."""
     params = dict(_dict(node["params"], f"the parameters of {where}"))
     dtype = params.pop("dtype", None) if cls.__name__ == "OneHotEncoder" else None
     params = {key: decode(value) for key, value in params.items()}
-    known = set(cls().get_params(deep=False) if not nested else cls(**nested).get_params(
-        deep=False))
+    known = set(cls(**nested).get_params(deep=False)) - set(_MACHINE.get(cls.__name__, ()))
     unknown = sorted(set(params) - known)
     if unknown:
         import sklearn
-        raise ValueError(f"{where} has the parameter(s) {unknown}, which scikit-learn "
-                         f"{sklearn.__version__} does not know (the file was written with "
-                         "another version)")
+        raise ValueError(f"{where} has the parameter(s) {unknown}, which fastwb files do "
+                         f"not hold or scikit-learn {sklearn.__version__} does not know (a "
+                         "file written with another version)")
     clashing = sorted(set(params) & set(nested))
     if clashing:
         raise ValueError(f"{where} has the parameter(s) {clashing} twice")
@@ -895,7 +925,12 @@ def describe(config) -> list[str]:
     takes what a crafted config holds without failing."""
     node = config.get("model") if isinstance(config, dict) else None
     lines: list[str] = []
-    _describe(node, "", lines, 0)
+    if isinstance(node, dict) and node.get("class") == "Pipeline":     # its steps, unindented
+        for step in _get(node, "steps", list, []):
+            if isinstance(step, dict):
+                _describe(step.get("step"), str(step.get("name")), lines, 0)
+    else:
+        _describe(node, "", lines, 0)
     return lines
 
 

@@ -5,7 +5,10 @@ The model is built first, as ``fastwb.load`` builds it, so that a crafted or
 inconsistent file is refused with ``ModelFileError`` before its config is
 shown. Where scikit-learn is missing an estimator's file is described from its
 header alone: the estimator parameters and fitted scalars are read back with
-``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses.
+``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses. A saved
+scikit-learn Pipeline is shown one step a line (``read_header``'s "steps"),
+then what its preprocessing does (``fastwb.cli.preprocessing.describe``) and
+the fastwb estimator at its end as above.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> None:
           f"{header['format_version']}, written by fastwb {header['fastwb_version']}")
     outer = None                # a pipeline around the estimator described below
     if kind in _pipeline_state.KINDS:
-        for line in _pipeline_state.describe(config):
+        print("steps:")
+        for line in header["steps"]:
             print(f"  {line}")
         if model is not None:
             for line in preprocessing.describe(model):
@@ -71,7 +75,10 @@ def run(args: argparse.Namespace) -> None:
                       for name, value in (config.get("attributes") or {}).items()}
     layers = network.get("layers") or []
     total = 0
-    print(f"network: {network.get('dtype', '?')}, loss {network.get('loss', '?')}")
+    sizes = [layers[0].get("n_in", "?")] + [layer.get("n_out", "?") for layer in layers] \
+        if layers else ["?"]
+    print(f"network: {' -> '.join(map(str, sizes))} ({network.get('dtype', '?')}, "
+          f"loss {network.get('loss', '?')})")
     print(f"  {'layer':<7}{'inputs':>8}{'outputs':>9}  {'activation':<12}{'dropout':>8}"
           f"{'parameters':>12}")
     for i, layer in enumerate(layers):

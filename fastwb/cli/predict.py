@@ -26,11 +26,11 @@ def run(args: argparse.Namespace) -> None:
     table = read_table(args.data, args.target, target_required=args.target is not None,
                        features=names, cells=preprocessing.reading_cells(model))
     _check_features(args.model, table, n_features)
-    X = table.X
-    for note in (preprocessing.missing_note(model, X, table.text, names, fitted=True),
-                 preprocessing.unknown_note(model, X, names)):
+    for note in (preprocessing.missing_note(model, table.X, table.text, names, fitted=True),
+                 preprocessing.unknown_note(model, table.X, names)):
         if note:
             print(f"fastwb: {note}", file=sys.stderr)
+    X = _as_input(table, model)
     is_classifier = hasattr(model, "predict_proba")
     if args.proba and not is_classifier:
         kind = "a network" if isinstance(model, Network) else f"an {type(model).__name__}"
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():
         # columns were matched by name above; the estimator need not see them
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        warnings.filterwarnings("ignore", message="X has feature names, but")
         # counted in unknown_note's line above
         warnings.filterwarnings("ignore", message="Found unknown categories")
         try:
@@ -92,6 +93,20 @@ def _model_features(model):
         return model.sizes[0], None
     names = getattr(model, "feature_names_in_", None)
     return model.n_features_in_, None if names is None else [str(name) for name in names]
+
+
+def _as_input(table, model):
+    """The features as the model takes them: a DataFrame of the named columns for a
+    scikit-learn Pipeline fitted on one (its ColumnTransformer may choose columns
+    by name), else the array."""
+    if (type(model).__module__.split(".")[0] != "sklearn" or table.feature_names is None
+            or getattr(model, "feature_names_in_", None) is None):
+        return table.X
+    try:
+        import pandas
+    except ImportError:
+        return table.X
+    return pandas.DataFrame(table.X, columns=table.feature_names)
 
 
 def _check_features(model_path: str, table, n_features: int) -> None:

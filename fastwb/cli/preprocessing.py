@@ -231,11 +231,13 @@ def describe(model, names: Sequence[str] | None = None) -> list[str]:
         lines.append(f"{_count(len(text), 'text column')} one-hot encoded (categories: "
                      f"{shorten(counts, 6)})")
     scaler = _target_scaler(model)
-    if scaler is not None:
-        shown = ", ".join(f"mean {m:.4g}, sd {s:.4g}"
-                          for m, s in zip(scaler.mean_, scaler.scale_))
-        lines.append(f"target standardized ({shown if scaler.mean_.size <= 2 else 'per column'})"
+    mean, scale = getattr(scaler, "mean_", None), getattr(scaler, "scale_", None)
+    if type(scaler).__name__ == "StandardScaler" and mean is not None and scale is not None:
+        shown = ", ".join(f"mean {m:.4g}, sd {s:.4g}" for m, s in zip(mean, scale))
+        lines.append(f"target standardized ({shown if mean.size <= 2 else 'per column'})"
                      f", predictions scaled back")
+    elif scaler is not None:                # a TransformedTargetRegressor a user saved
+        lines.append(f"target scaled ({type(scaler).__name__}), predictions scaled back")
     return lines
 
 
