@@ -16,7 +16,7 @@ import fastwb
 from fastwb import saving
 from fastwb.cli import main
 
-pytest.importorskip("sklearn")
+sklearn = pytest.importorskip("sklearn")
 from scipy import sparse  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor  # noqa: E402
@@ -493,7 +493,8 @@ def test_info_of_a_target_regressor(tmp_path):
     fastwb.save(model, tmp_path / "model.fwb")
     status, out, err = run_cli(["info", tmp_path / "model.fwb"])
     assert status == 0, err
-    assert ("steps:\n  TransformedTargetRegressor\n    regressor: Pipeline\n"
+    assert (f"steps (fitted with scikit-learn {sklearn.__version__}):\n"
+            "  TransformedTargetRegressor\n    regressor: Pipeline\n"
             "      standardscaler: StandardScaler (4 columns)\n"
             "      mlpregressor: MLPRegressor (fastwb)\n"
             "    target: MinMaxScaler (1 column)\n") in out
@@ -537,3 +538,22 @@ def test_pipelines_without_warnings(tmp_path):
         warnings.simplefilter("ignore", ConvergenceWarning)
         loaded = roundtrip(model, tmp_path)
         loaded.predict(table(seed=1))
+
+
+def test_info_without_scikit_learn_shows_the_steps_from_the_header(tmp_path, monkeypatch):
+    from fastwb import _pipeline_state
+    model = make_pipeline(StandardScaler(), OneHotEncoder(handle_unknown="ignore"),
+                          classifier()).fit(X[:, :2].round(), Y)
+    fastwb.save(model, tmp_path / "model.fwb")
+
+    def missing():
+        raise ImportError("No module named 'sklearn'", name="sklearn")
+
+    monkeypatch.setattr(_pipeline_state, "_classes", missing)
+    with pytest.raises(ImportError):
+        fastwb.load(tmp_path / "model.fwb")
+    status, out, err = run_cli(["info", tmp_path / "model.fwb"])
+    assert status == 0, err
+    assert out.endswith("  standardscaler: StandardScaler (2 columns)\n"
+                        "  onehotencoder: OneHotEncoder (2 columns, handle_unknown=ignore, "
+                        "2 categorical)\n  mlpclassifier: MLPClassifier (fastwb)\n")

@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> None:
 def _show_pipeline(header: dict, model) -> None:
     """A saved scikit-learn Pipeline (or ColumnTransformer, ...): one line per step,
     then the fastwb network at its end, classes and features."""
-    print("steps:")
+    version = header["config"].get("sklearn_version")
+    print(f"steps (fitted with scikit-learn {version if isinstance(version, str) else '?'}):")
     for line in header["steps"]:
         print(f"  {line}")
     if model is None:       # scikit-learn is missing: the header's steps are all there is
