@@ -74,10 +74,13 @@ def dense(values):
     return values.toarray() if sparse.issparse(values) else np.asarray(values)
 
 
-def assert_identical(saved, loaded, X, y=None):
+def assert_identical(saved, loaded, X, y=None, same_params=True):
     """Every output of ``loaded`` equals ``saved``'s bit for bit, the intermediate
-    steps' transforms too."""
+    steps' transforms too; with ``same_params`` the parameters are the same
+    (their repr, which shows every one not at its default)."""
     assert type(loaded) is type(saved)
+    if same_params:
+        assert repr(loaded) == repr(saved)
     for method in ("predict", "predict_proba", "predict_log_proba", "transform"):
         if hasattr(saved, method):
             expected, got = getattr(saved, method)(X), getattr(loaded, method)(X)
@@ -285,6 +288,13 @@ def test_sparse_output_reaches_the_network(tmp_path):
     assert_identical(model, roundtrip(model, tmp_path), X)
 
 
+def test_sparse_input(tmp_path):
+    X = sparse.random(60, 8, density=0.3, format="csr", random_state=0)
+    for scaler in (MaxAbsScaler(), StandardScaler(with_mean=False)):
+        model = make_pipeline(scaler, classifier()).fit(X, labels(60))
+        assert_identical(model, roundtrip(model, tmp_path), X, labels(60))
+
+
 def test_pandas_output(tmp_path):
     pd = pytest.importorskip("pandas")
     X = table()
@@ -361,7 +371,7 @@ def test_settings_of_the_machine_are_not_saved(tmp_path):
     model.fit(X, Y)
     loaded = roundtrip(model, tmp_path)
     assert loaded.memory is None and loaded[0].n_jobs is None
-    assert_identical(model, loaded, X)
+    assert_identical(model, loaded, X, same_params=False)
 
 
 def test_saved_again_gives_the_same_file(tmp_path):
