@@ -43,7 +43,11 @@ Anything else is a ValueError or TypeError, which ``fastwb.load`` reports as a
 
 Files are portable between scikit-learn 1.7 and 1.9: a parameter that exists
 in only one of them is written only when it is set to something else than the
-value that behaves as the other version does.
+value that behaves as the other version does. Predictions are bit-identical
+under the scikit-learn (and pandas) that saved; another version transforms the
+same fitted state its own way (with pandas 3, scikit-learn 1.9's SimpleImputer
+takes None in a text column of a DataFrame as missing, 1.7's with pandas 2
+does not).
 """
 from __future__ import annotations
 
