@@ -135,6 +135,9 @@ def state_of(obj) -> tuple[str, dict, dict[str, np.ndarray]]:
     kind = type(obj).__name__
     writer = _Writer()
     node = writer.node(obj, f"the {kind}", "", _top_role(kind))
+    problem = _text_problem(node)
+    if problem is not None:
+        raise ValueError(f"fastwb.save cannot save the {kind}: {problem}")
     return kind, {"sklearn_version": sklearn.__version__, "model": node}, writer.arrays
 
 
@@ -310,6 +313,35 @@ class _Writer:
             self.add(prefix + "feature_names_in_", np.asarray(names).astype(str))
 
 
+def _text_problem(tree) -> str | None:
+    """What in a config's text no encoding can write (lone surrogates, which JSON
+    escapes allow), as printing a step's name would fail; None if nothing."""
+    stack = [tree]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and not _encodable(value):
+            return (f"the text {_printable(value)[:60]!r} holds lone surrogates, which are not "
+                    "Unicode characters")
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _top_role(kind: str) -> str:
     return "model" if kind in ("Pipeline", "TransformedTargetRegressor") else "transformer"
 
@@ -408,6 +440,9 @@ def from_state(kind: str, config: dict, arrays: dict[str, np.ndarray]):
                                                                       str):
         raise ValueError(f"a {kind} file's config must hold 'model' and 'sklearn_version' "
                          "(text) only")
+    problem = _text_problem(config)
+    if problem is not None:
+        raise ValueError(problem)
     reader = _Reader(arrays)
     node = _dict(config["model"], "the model")
     if node.get("class") != kind:
@@ -929,13 +964,18 @@ def describe(config) -> list[str]:
     takes what a crafted config holds without failing."""
     node = config.get("model") if isinstance(config, dict) else None
     lines: list[str] = []
+    _lines(node, lines)
+    # a crafted name may hold lone surrogates, which no output can print
+    return [_printable(line) for line in lines]
+
+
+def _lines(node, lines: list[str]) -> None:
     if isinstance(node, dict) and node.get("class") == "Pipeline":     # its steps, unindented
         for step in _get(node, "steps", list, []):
             if isinstance(step, dict):
                 _describe(step.get("step"), str(step.get("name")), lines, 0)
     else:
         _describe(node, "", lines, 0)
-    return lines
 
 
 def _describe(node, name: str, lines: list[str], depth: int) -> None:

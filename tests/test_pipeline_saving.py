@@ -447,6 +447,9 @@ UNSUPPORTED = {
     "bare transformer unfitted": (
         lambda: StandardScaler(),
         ValueError, "not fitted"),
+    "lone surrogate in a name": (
+        lambda: Pipeline([("\udcff", StandardScaler()), ("m", classifier())]).fit(X, Y),
+        ValueError, "holds lone surrogates"),
     "a linear model": (
         lambda: LogisticRegression().fit(X, Y),
         TypeError, r"LogisticRegression is not supported"),
