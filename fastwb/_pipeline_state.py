@@ -13,7 +13,8 @@ What is saved:
 * ``ColumnTransformer``: transformers among the supported ones, Pipelines of
   them, ``"passthrough"`` and ``"drop"``, over columns chosen by integer index,
   boolean mask or name (for DataFrame input); ``remainder`` "drop" or
-  "passthrough".
+  "passthrough". Columns chosen by a callable (``make_column_selector``) are
+  saved as the columns it chose when fitted.
 * ``TransformedTargetRegressor`` whose ``regressor`` is a fastwb
   ``MLPRegressor`` (or a Pipeline ending in one) and whose ``transformer`` is
   one of the four scalers.
@@ -208,7 +209,9 @@ class _Writer:
     def _column_transformer(self, ct, where: str, prefix: str) -> dict:
         fitted = {name: trans for name, trans, _ in ct.transformers_}
         entries = []
-        for i, (name, trans, columns) in enumerate(ct.transformers):
+        # the columns as fit chose them: a callable (make_column_selector) is saved
+        # as the columns it chose
+        for i, ((name, trans, _), columns) in enumerate(zip(ct.transformers, ct._columns)):
             inner = f"transformer {name!r} ({_class_name(trans)}) of {where}"
             spec = _columns(columns, inner)
             if isinstance(trans, str) and trans in ("drop", "passthrough"):
