@@ -553,6 +553,15 @@ def test_predict_command_with_a_saved_pipeline(tmp_path):
                                target.predict(X.to_numpy()), rtol=1e-6)
 
 
+def test_predict_command_refuses_a_transformer_alone(tmp_path):
+    fastwb.save(StandardScaler().fit(X), tmp_path / "scaler.fwb")
+    np.savez(tmp_path / "data.npz", X=X)
+    status, out, err = run_cli(["predict", tmp_path / "scaler.fwb", tmp_path / "data.npz"])
+    assert status == 1 and out == ""
+    assert err == (f"fastwb: error: {tmp_path / 'scaler.fwb'} holds a StandardScaler, which "
+                   "transforms data but does not predict\n")
+
+
 def test_pipelines_without_warnings(tmp_path):
     """Saving and loading a pipeline warns of nothing (no refit, no feature-name noise)."""
     model = make_pipeline(preprocessing_by_name(), classifier()).fit(table(), labels())
