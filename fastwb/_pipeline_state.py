@@ -13,7 +13,8 @@ What is saved:
 * ``ColumnTransformer``: transformers among the supported ones, Pipelines of
   them, ``"passthrough"`` and ``"drop"``, over columns chosen by integer index,
   boolean mask or name (for DataFrame input); ``remainder`` "drop" or
-  "passthrough".
+  "passthrough". Columns chosen by a callable (``make_column_selector``) are
+  saved as the columns it chose when fitted.
 * ``TransformedTargetRegressor`` whose ``regressor`` is a fastwb
   ``MLPRegressor`` (or a Pipeline ending in one) and whose ``transformer`` is
   one of the four scalers.
@@ -43,7 +44,11 @@ Anything else is a ValueError or TypeError, which ``fastwb.load`` reports as a
 
 Files are portable between scikit-learn 1.7 and 1.9: a parameter that exists
 in only one of them is written only when it is set to something else than the
-value that behaves as the other version does.
+value that behaves as the other version does. Predictions are bit-identical
+under the scikit-learn (and pandas) that saved; another version transforms the
+same fitted state its own way (with pandas 3, scikit-learn 1.9's SimpleImputer
+takes None in a text column of a DataFrame as missing, 1.7's with pandas 2
+does not).
 """
 from __future__ import annotations
 
@@ -131,6 +136,9 @@ def state_of(obj) -> tuple[str, dict, dict[str, np.ndarray]]:
     kind = type(obj).__name__
     writer = _Writer()
     node = writer.node(obj, f"the {kind}", "", _top_role(kind))
+    problem = _text_problem(node)
+    if problem is not None:
+        raise ValueError(f"fastwb.save cannot save the {kind}: {problem}")
     return kind, {"sklearn_version": sklearn.__version__, "model": node}, writer.arrays
 
 
@@ -201,7 +209,9 @@ class _Writer:
     def _column_transformer(self, ct, where: str, prefix: str) -> dict:
         fitted = {name: trans for name, trans, _ in ct.transformers_}
         entries = []
-        for i, (name, trans, columns) in enumerate(ct.transformers):
+        # the columns as fit chose them: a callable (make_column_selector) is saved
+        # as the columns it chose
+        for i, ((name, trans, _), columns) in enumerate(zip(ct.transformers, ct._columns)):
             inner = f"transformer {name!r} ({_class_name(trans)}) of {where}"
             spec = _columns(columns, inner)
             if isinstance(trans, str) and trans in ("drop", "passthrough"):
@@ -306,6 +316,35 @@ class _Writer:
             self.add(prefix + "feature_names_in_", np.asarray(names).astype(str))
 
 
+def _text_problem(tree) -> str | None:
+    """What in a config's text no encoding can write (lone surrogates, which JSON
+    escapes allow), as printing a step's name would fail; None if nothing."""
+    stack = [tree]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and not _encodable(value):
+            return (f"the text {_printable(value)[:60]!r} holds lone surrogates, which are not "
+                    "Unicode characters")
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _top_role(kind: str) -> str:
     return "model" if kind in ("Pipeline", "TransformedTargetRegressor") else "transformer"
 
@@ -404,6 +443,9 @@ def from_state(kind: str, config: dict, arrays: dict[str, np.ndarray]):
                                                                       str):
         raise ValueError(f"a {kind} file's config must hold 'model' and 'sklearn_version' "
                          "(text) only")
+    problem = _text_problem(config)
+    if problem is not None:
+        raise ValueError(problem)
     reader = _Reader(arrays)
     node = _dict(config["model"], "the model")
     if node.get("class") != kind:
@@ -925,13 +967,18 @@ def describe(config) -> list[str]:
     takes what a crafted config holds without failing."""
     node = config.get("model") if isinstance(config, dict) else None
     lines: list[str] = []
+    _lines(node, lines)
+    # a crafted name may hold lone surrogates, which no output can print
+    return [_printable(line) for line in lines]
+
+
+def _lines(node, lines: list[str]) -> None:
     if isinstance(node, dict) and node.get("class") == "Pipeline":     # its steps, unindented
         for step in _get(node, "steps", list, []):
             if isinstance(step, dict):
                 _describe(step.get("step"), str(step.get("name")), lines, 0)
     else:
         _describe(node, "", lines, 0)
-    return lines
 
 
 def _describe(node, name: str, lines: list[str], depth: int) -> None:

@@ -32,9 +32,9 @@ preprocessing saved with the model "Pipeline", "ColumnTransformer",
 "TransformedTargetRegressor", or a transformer's class name such as
 "StandardScaler") says what ``config`` describes. Array dtypes are limited to
 "<f4", "<f8", "<i4", "<i8", "|u1", "|b1" and "<U<n>" (fixed-width unicode, for
-class labels and text categories). JSON has no NaN or
-infinity, so a non-finite float in ``config`` is written as the object
-``{"__float__": "nan"}`` (or ``"inf"``, ``"-inf"``).
+class labels and text categories). JSON has no NaN or infinity, so a
+non-finite float in ``config`` is written as the object ``{"__float__": "nan"}``
+(or ``"inf"``, ``"-inf"``).
 
 Every version of the format starts with the magic, H and a JSON header holding
 ``format_version``, so a fastwb that meets a newer file says to upgrade. A

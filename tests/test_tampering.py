@@ -298,6 +298,9 @@ CRAFTED = {
     "parameter unknown to scikit-learn": Kind("pipeline", edit(lambda h:
         numeric(h, 1)["params"].update(bogus=1)), r"parameter\(s\) \['bogus'\], which "
         r"fastwb files do not hold or scikit-learn .* does not know"),
+    "lone-surrogate step name": Kind("pipeline", edit(lambda h:
+        model(h)["steps"][0].update(name="\udcff")), r"the text '\\\\udcff' holds lone "
+        r"surrogates"),
     "processes for the column transformer": Kind("pipeline", edit(lambda h:
         prep(h)["params"].update(n_jobs=100000)), r"parameter\(s\) \['n_jobs'\], which "
         r"fastwb files do not hold"),

@@ -7,8 +7,9 @@ shown. Where scikit-learn is missing an estimator's file is described from its
 header alone: the estimator parameters and fitted scalars are read back with
 ``fastwb._estimator_params.decode``, the decoder ``fastwb.load`` uses. A saved
 scikit-learn Pipeline is shown one step a line (``read_header``'s "steps"),
-then what its preprocessing does (``fastwb.cli.preprocessing.describe``) and
-the fastwb estimator at its end as above.
+then, where scikit-learn is installed, what its preprocessing does
+(``fastwb.cli.preprocessing.describe``) and the fastwb estimator at its end as
+above.
 """
 from __future__ import annotations
 
@@ -41,18 +42,17 @@ def run(args: argparse.Namespace) -> None:
           f"{header['format_version']}, written by fastwb {header['fastwb_version']}")
     outer = None                # a pipeline around the estimator described below
     if kind in _pipeline_state.KINDS:
-        print("steps:")
+        version = config.get("sklearn_version")
+        print(f"steps (fitted with scikit-learn {version if isinstance(version, str) else '?'}):")
         for line in header["steps"]:
             print(f"  {line}")
-        if model is not None:
-            for line in preprocessing.describe(model):
-                print(textwrap.fill(f"preprocessing: {line}", width=79, subsequent_indent="  ",
-                                    break_long_words=False))
         inner = _estimator_node(config.get("model"))
-        if inner is None:       # transformers only
+        if model is None or inner is None:  # no scikit-learn: the steps are all there is
             return
-        outer, model = model, (preprocessing.estimator_of(model) if model is not None
-                               else None)
+        for line in preprocessing.describe(model):
+            print(textwrap.fill(f"preprocessing: {line}", width=79, subsequent_indent="  ",
+                                break_long_words=False))
+        outer, model = model, preprocessing.estimator_of(model)
         kind, config, prefix = inner
         arrays = {name[len(prefix):]: spec for name, spec in arrays.items()
                   if name.startswith(prefix)}
@@ -115,8 +115,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _estimator_node(node) -> tuple[str, dict, str] | None:
     """(kind, config, array prefix) of the fastwb estimator in a pipeline
-    file's config (already checked by ``fastwb.load``, or without scikit-learn
-    taken as it comes), or None."""
+    file's config (taken as it comes: a crafted one gives None), or None."""
     prefix = ""
     for _ in range(64):           # as deep as a file may nest them
         if not isinstance(node, dict):

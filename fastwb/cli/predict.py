@@ -79,12 +79,16 @@ def run(args: argparse.Namespace) -> None:
 def _load_model(path: str):
     check_readable(path, "model file")
     try:
-        return saving.load(path)
+        model = saving.load(path)
     except ImportError as error:
         if not sklearn_missing(error):
             raise
         raise CommandError(f"{path} holds a scikit-learn estimator: loading it needs "
                            f"{SKLEARN_REQUIREMENT}") from None
+    if not hasattr(model, "predict"):       # a ColumnTransformer or scaler saved alone
+        raise CommandError(f"{path} holds a {type(model).__name__}, which transforms data "
+                           "but does not predict")
+    return model
 
 
 def _model_features(model):
