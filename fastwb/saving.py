@@ -27,11 +27,14 @@ show a file mangled by a text-mode transfer. The header is a JSON object::
      "arrays": {"parameters": {"dtype": "<f4", "shape": [67], "offset": 0,
                                "nbytes": 268}, ...}}
 
-``kind`` ("network", "MLPClassifier" or "MLPRegressor") says what ``config``
-describes. Array dtypes are limited to "<f4", "<f8", "<i4", "<i8", "|u1",
-"|b1" and "<U<n>" (fixed-width unicode, for class labels). JSON has no NaN or
-infinity, so a non-finite float in ``config`` is written as the object
-``{"__float__": "nan"}`` (or ``"inf"``, ``"-inf"``).
+``kind`` ("network", "MLPClassifier" or "MLPRegressor"; for scikit-learn
+preprocessing saved with the model "Pipeline", "ColumnTransformer",
+"TransformedTargetRegressor", or a transformer's class name such as
+"StandardScaler") says what ``config`` describes. Array dtypes are limited to
+"<f4", "<f8", "<i4", "<i8", "|u1", "|b1" and "<U<n>" (fixed-width unicode, for
+class labels and text categories). JSON has no NaN or infinity, so a
+non-finite float in ``config`` is written as the object ``{"__float__": "nan"}``
+(or ``"inf"``, ``"-inf"``).
 
 Every version of the format starts with the magic, H and a JSON header holding
 ``format_version``, so a fastwb that meets a newer file says to upgrade. A
@@ -64,6 +67,11 @@ its state as a config and arrays and is rebuilt from them (``_READERS``). For
 a network, ``config`` and the arrays are ``Network.get_state()``'s: the
 network's ``get_config()`` and the optimizer's config, counters and schedule
 state; "parameters" and the optimizer's moment buffers, "optimizer/<name>".
+A scikit-learn Pipeline's config is a tree of its steps (class name,
+constructor parameters, fitted scalars), each step's arrays named by where it
+stands ("steps/0/transformers/1/categories_/0", a fastwb estimator's under
+"steps/2/network/parameters" ...); ``fastwb._pipeline_state`` writes and
+rebuilds them, constructing only the classes of a fixed table.
 """
 from __future__ import annotations
 
@@ -80,6 +88,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, TypeGuard
 
 import numpy as np
 
+from fastwb import _pipeline_state
 from fastwb._validation import shown
 from fastwb._version import __version__
 from fastwb.network import Network
@@ -116,9 +125,11 @@ _CHUNK = 1 << 20
 _MAX_PROBLEM = 400
 #: What each kind of file holds: the class, or the module that defines it when
 #: that module needs an optional dependency (fastwb.sklearn: scikit-learn), to
-#: be imported only when such a file is loaded.
+#: be imported only when such a file is loaded; for scikit-learn's pipelines and
+#: transformers, the module that rebuilds them.
 _READERS: dict[str, Any] = {"network": Network, "MLPClassifier": "fastwb.sklearn",
-                            "MLPRegressor": "fastwb.sklearn"}
+                            "MLPRegressor": "fastwb.sklearn",
+                            **{kind: _pipeline_state for kind in _pipeline_state.KINDS}}
 _KINDS = tuple(_READERS)
 _DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "|u1", "|b1"})
 _UNICODE = re.compile(r"<U[1-9][0-9]{0,5}\Z")
@@ -142,7 +153,8 @@ class ModelFileError(ValueError):
 # --- save ------------------------------------------------------------------------------
 
 def save(obj, path: str | os.PathLike) -> None:
-    """Write a ``Network`` or a fastwb estimator to ``path``, atomically.
+    """Write a ``Network``, a fastwb estimator or a scikit-learn Pipeline ending in
+    one to ``path``, atomically.
 
     A network is saved with its optimizer's state (moments, step count,
     schedule), so that ``load(path).fit(X, y)`` continues training exactly
@@ -153,11 +165,16 @@ def save(obj, path: str | os.PathLike) -> None:
 
     Parameters
     ----------
-    obj : Network, or an object with a ``_fastwb_state()`` method
+    obj : Network, scikit-learn object, or an object with a ``_fastwb_state()`` method
         ``_fastwb_state()`` returns ``(kind, config, arrays)``: a kind that
         ``load`` knows, a JSON-able dict, and a dict of NumPy arrays (the
         fastwb.sklearn estimators have it, and ``_from_fastwb_state`` to
-        rebuild one).
+        rebuild one). The scikit-learn objects saved are a fitted
+        ``Pipeline`` of StandardScaler, MinMaxScaler, MaxAbsScaler,
+        RobustScaler, SimpleImputer, OneHotEncoder and ColumnTransformer
+        ending in a fastwb estimator, a ``TransformedTargetRegressor`` of a
+        fastwb MLPRegressor (or such a Pipeline) and one of the scalers, or
+        one such transformer alone (see ``fastwb._pipeline_state``).
     path : str or os.PathLike
         The file to write (replaced if it exists; a symbolic link is followed).
 
@@ -167,7 +184,10 @@ def save(obj, path: str | os.PathLike) -> None:
         If the network's parameters are not finite, or the config or arrays
         hold what the format cannot (see ``Network.get_state``).
     TypeError
-        If ``obj`` is neither a network nor a fastwb estimator.
+        If ``obj`` is neither a network nor a fastwb estimator nor such a
+        scikit-learn object; for a Pipeline, the message names the step (its
+        name and class) that cannot be saved. An unfitted step is a
+        ValueError. Either is raised before anything is written.
     IsADirectoryError, FileNotFoundError
         If ``path`` is a directory, or its directory does not exist.
 
@@ -191,13 +211,17 @@ def _state_of(obj) -> tuple[str, dict, Mapping]:
     if isinstance(obj, Network):
         return ("network", *obj.get_state())
     method = getattr(obj, "_fastwb_state", None)
+    if method is None and type(obj).__module__.split(".")[0] == "sklearn":
+        # a Pipeline, or what cannot be saved: that module's error names it
+        return _pipeline_state.state_of(obj)
     if method is None:
         raise TypeError(f"fastwb.save saves a fastwb Network or estimator, got "
-                        f"{type(obj).__name__}")
+                        f"{type(obj).__name__} (or a scikit-learn Pipeline ending in one)")
     kind, config, arrays = method()
-    if kind not in _KINDS:
+    estimators = [name for name, reader in _READERS.items() if reader == "fastwb.sklearn"]
+    if kind not in estimators:
         raise ValueError(f"{type(obj).__name__}._fastwb_state() gave kind {kind!r}; fastwb "
-                         f"loads only {', '.join(_KINDS)}")
+                         f"loads only {', '.join(estimators)} from such a state")
     return kind, config, arrays
 
 
@@ -435,7 +459,7 @@ def _sync_directory(directory: str) -> None:
 # --- load ------------------------------------------------------------------------------
 
 def load(path: str | os.PathLike):
-    """The network or estimator that ``save`` wrote to ``path``.
+    """The network, estimator or scikit-learn Pipeline that ``save`` wrote to ``path``.
 
     A network comes back with its optimizer as ``net.optimizer``, so
     ``fit(..., optimizer=None)`` continues training exactly. Nothing in the
@@ -451,7 +475,8 @@ def load(path: str | os.PathLike):
         describes a model that cannot be built or whose parts disagree. The
         message names the file and the problem.
     ImportError
-        If the file holds an estimator and scikit-learn is not installed.
+        If the file holds an estimator or a Pipeline and scikit-learn is not
+        installed.
     """
     name = os.fsdecode(path)
     header, arrays = _read(name, with_data=True)
@@ -488,6 +513,8 @@ def build(path: str | os.PathLike, kind: str, config: dict[str, Any],
         reader = _READERS[kind]
         if reader is Network:
             return Network.from_state(config, arrays)
+        if reader is _pipeline_state:        # scikit-learn is imported there, when needed
+            return _pipeline_state.from_state(kind, config, arrays)
         estimator = getattr(importlib.import_module(reader), kind)
         return estimator._from_fastwb_state(config, arrays)
 
@@ -520,6 +547,9 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         ``kind``, ``format_version``, ``fastwb_version`` (of the writer),
         ``config``, and ``arrays``: for each array name, its ``dtype`` (a
         string such as "float32" or "<U5"), ``shape`` (a tuple) and ``nbytes``.
+        For a scikit-learn Pipeline (or ColumnTransformer, ...) also ``steps``:
+        one line per step, nested steps indented, such as
+        "scale: StandardScaler (8 columns)".
 
     Raises
     ------
@@ -534,6 +564,8 @@ def _described(header: dict) -> dict[str, Any]:
     """The checked header as ``read_header`` gives it."""
     arrays = {name: {"dtype": str(entry.dtype), "shape": entry.shape, "nbytes": entry.nbytes}
               for name, entry in header["arrays"].items()}
+    if header["kind"] in _pipeline_state.KINDS:
+        return {**header, "arrays": arrays, "steps": _pipeline_state.describe(header["config"])}
     return {**header, "arrays": arrays}
 
 

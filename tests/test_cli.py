@@ -11,6 +11,7 @@ import pytest
 import fastwb
 from fastwb import _estimator_params, saving
 from fastwb.cli import demo, main, tables
+from fastwb.cli.preprocessing import estimator_of
 
 pytest.importorskip("sklearn")
 
@@ -196,7 +197,7 @@ def test_train_prints_scores_and_npz_options(capsys, tmp_path):
     assert "fastwb: warning: the loss was still improving" in err
     assert "3/3" in err                       # the progress bar, over the epochs
     loaded = saving.load(model)
-    assert loaded.callbacks is None                   # the bar was this run's only
+    assert estimator_of(loaded).callbacks is None     # the bar was this run's only
     assert list(loaded.classes_) == [0, 1] and list(loaded.feature_names_in_) == ["left",
                                                                                  "right"]
 
@@ -210,7 +211,7 @@ def test_train_takes_the_newer_activations(capsys, tmp_path):
     status, _, err = _run(capsys, "train", data, "--epochs", "2", "--hidden", "4",
                           "--activation", "silu", "--out", model)
     assert status == 0, err
-    assert saving.load(model).network.activations == ("swish", "identity")
+    assert estimator_of(saving.load(model)).network.activations == ("swish", "identity")
 
 
 def test_train_writes_plots_and_the_decision_boundary_of_two_features(capsys, tmp_path):
@@ -228,7 +229,8 @@ def test_train_writes_plots_and_the_decision_boundary_of_two_features(capsys, tm
     for name in names:
         assert f"wrote {folder / name}" in out
         assert (folder / name).stat().st_size > 0
-    assert saving.load(tmp_path / "m.fwb").callbacks is None     # the monitor was this run's
+    # the monitor was this run's
+    assert estimator_of(saving.load(tmp_path / "m.fwb")).callbacks is None
 
 
 def test_plots_without_matplotlib_fail_before_training(files, capsys, tmp_path, monkeypatch):
@@ -242,8 +244,10 @@ def test_plots_without_matplotlib_fail_before_training(files, capsys, tmp_path, 
 def test_info_describes_a_model_without_training(files, capsys):
     status, out, _ = _run(capsys, "info", files / "flowers.fwb")
     assert status == 0
-    assert out.startswith(f"{files / 'flowers.fwb'}: MLPClassifier, file format 1, "
+    assert out.startswith(f"{files / 'flowers.fwb'}: Pipeline, file format 1, "
                           f"written by fastwb {fastwb.__version__}")
+    assert "mlp: MLPClassifier (fastwb)" in out
+    assert "preprocessing: 3 numeric columns: imputed (training medians), standardized" in out
     assert "hidden_layer_sizes=(8,)" in out
     assert "classes: 3: setosa, versicolor, virginica" in out
     assert "features: 3: petal, sepal, stem" in out
@@ -339,9 +343,10 @@ ERRORS = {
                        "unknown column 'petals'"),
     "unknown column at predict": (["predict", "{model}", "{flowers}", "--target", "nope"],
                                   "unknown column 'nope'"),
-    "non-numeric feature": (["train", "{flowers}", "--target", "petal"],
+    "non-numeric feature": (["train", "{flowers}", "--target", "petal", "--no-encode"],
                             "column 'species' is not numeric"),
-    "empty value": (["train", _csv("gap.csv", "a,b,y\n1,2,x\n3,,y\n"), "--target", "y"],
+    "empty value": (["train", _csv("gap.csv", "a,b,y\n1,2,x\n3,,y\n"), "--target", "y",
+                     "--no-impute"],
                     "line 3: column 'b' is empty"),
     "ragged row": (["train", _csv("ragged.csv", "a,b,y\n1,2,x\n3,4\n"), "--target", "y"],
                    "line 3: 2 values, but the header has 3 columns"),

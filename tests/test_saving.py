@@ -602,7 +602,8 @@ def entry(header, name="parameters"):
     (edited(lambda h: h.update(format_version=2, fastwb_version="9.1", arrays=None)),
      ("written by fastwb 9.1 in format version 2; this fastwb "
       + re.escape(f"({fastwb.__version__})") + " reads up to version 1: upgrade fastwb")),
-    (edited(lambda h: h.update(kind="Pipeline")), "'Pipeline', which this fastwb does not know"),
+    (edited(lambda h: h.update(kind="PolynomialFeatures")),
+     "'PolynomialFeatures', which this fastwb does not know"),
     (edited(lambda h: h.update(kind=["network"])), "does not know"),
     (edited(lambda h: h.update(config=[])), "config and arrays must be objects"),
     (edited(lambda h: h.update(arrays=[])), "config and arrays must be objects"),

@@ -136,6 +136,39 @@ def labels(values):
     return crafted
 
 
+def model(h):
+    """The saved pipeline's tree of steps."""
+    return h["config"]["model"]
+
+
+def prep(h):
+    """The "pipeline" base's ColumnTransformer."""
+    return model(h)["steps"][0]["step"]
+
+
+def numeric(h, i):
+    """Step ``i`` (0 the imputer, 1 the scaler) of its numeric columns."""
+    return prep(h)["transformers"][0]["transformer"]["steps"][i]["step"]
+
+
+def encoder(h):
+    return prep(h)["transformers"][1]["transformer"]
+
+
+SCALE = "steps/0/transformers/0/steps/1/scale_"
+CATEGORIES = "steps/0/transformers/1/categories_/1"
+
+
+def shrink(name):
+    """The array ``name`` one item shorter (its bytes stay, unused)."""
+    def crafted(h, d):
+        entry = h["arrays"][name]
+        itemsize = entry["nbytes"] // entry["shape"][0]
+        entry.update(shape=[entry["shape"][0] - 1], nbytes=entry["nbytes"] - itemsize)
+        return h, d
+    return crafted
+
+
 class Kind(NamedTuple):
     """A kind of crafted file."""
 
@@ -307,6 +340,93 @@ CRAFTED = {
         r"holds a 'k{20}[^ ]*\.\.\., which this fastwb does not know", header_broken=True),
     "activation named by 100000 characters": Kind("classifier", param("activation",
         "a" * 100000), r"activation"),
+    # scikit-learn pipelines: only the classes of a fixed table are made, and their
+    # parts must agree with each other
+    "pipeline step of an unknown class": Kind("pipeline", edit(lambda h:
+        numeric(h, 1).update({"class": "PolynomialFeatures"})),
+        r"class 'PolynomialFeatures', which fastwb files do not hold"),
+    "pipeline step class a module path": Kind("pipeline", edit(lambda h:
+        numeric(h, 1).update({"class": "os.system"})), r"class 'os.system', which fastwb"),
+    "kind disagrees with the pipeline": Kind("pipeline", edit(lambda h:
+        h.update(kind="ColumnTransformer")), r"kind is ColumnTransformer but its model is a "
+        r"'Pipeline'"),
+    "estimator in the middle of a pipeline": Kind("pipeline", edit(lambda h:
+        model(h)["steps"].insert(0, model(h)["steps"][1])), r"is a MLPClassifier, which "
+        r"cannot stand there"),
+    "pipeline ending in passthrough": Kind("pipeline", edit(lambda h:
+        model(h)["steps"][1].update(step="passthrough")), r"last step of the Pipeline is "
+        r"'passthrough'"),
+    "scaler shorter than its columns": Kind("pipeline", shrink(SCALE),
+        r"scale_ of step 'scale' \(StandardScaler\) of transformer 'numeric' \(Pipeline\) of "
+        r"step 'prep' \(ColumnTransformer\) of the Pipeline has dtype float64 and shape "
+        r"\(2,\); it must be floats of shape \(3,\)"),
+    "scaler's n_features_in_ changed": Kind("pipeline", edit(lambda h:
+        numeric(h, 1)["attributes"].update(n_features_in_=7)), r"mean_ of step 'scale' .* shape "
+        r"\(3,\); it must be floats of shape \(7,\)"),
+    "categories one fewer than the network takes": Kind("pipeline", shrink(CATEGORIES),
+        r"step 'mlp' \(MLPClassifier\) of the Pipeline takes 11 columns, but step 'prep' "
+        r"gives 10"),
+    "categories missing": Kind("pipeline", edit(lambda h:
+        encoder(h)["attributes"]["categories_"].pop()), r"categories_ of .* must be a list "
+        r"of 2 \(n_features_in_\) entries"),
+    "missing-value place beyond the categories": Kind("pipeline", edit(lambda h:
+        encoder(h)["attributes"]["categories_"][0].update(nan=[99])),
+        r"places of missing values in categories_\[0\]"),
+    "column not among the names": Kind("pipeline", edit(lambda h:
+        prep(h)["transformers"][0].update(columns=["age", "nope"])),
+        r"selects the column 'nope', which is not one of its input's"),
+    "column index beyond the input": Kind("pipeline", edit(lambda h:
+        prep(h)["transformers"][0].update(columns=[0, 99])), r"selects the column 99, beyond "
+        r"its input's 4"),
+    "column mask of another length": Kind("pipeline", edit(lambda h:
+        prep(h)["transformers"][0].update(columns=[True, False])),
+        r"mask of 2, not 4, booleans"),
+    "column transformer of 2**40 columns": Kind("pipeline", edit(lambda h:
+        prep(h)["attributes"].update(n_features_in_=2**40)),
+        r"4 feature names for n_features_in_ 1099511627776"),
+    "remainder a made-up word": Kind("pipeline", edit(lambda h:
+        prep(h)["params"].update(remainder="scale")), r"'remainder' parameter of "
+        r"ColumnTransformer must be"),
+    "parameter unknown to scikit-learn": Kind("pipeline", edit(lambda h:
+        numeric(h, 1)["params"].update(bogus=1)), r"parameter\(s\) \['bogus'\], which "
+        r"fastwb files do not hold or scikit-learn .* does not know"),
+    "lone-surrogate step name": Kind("pipeline", edit(lambda h:
+        model(h)["steps"][0].update(name="\udcff")), r"the text '\\\\udcff' holds lone "
+        r"surrogates"),
+    "processes for the column transformer": Kind("pipeline", edit(lambda h:
+        prep(h)["params"].update(n_jobs=100000)), r"parameter\(s\) \['n_jobs'\], which "
+        r"fastwb files do not hold"),
+    "bare column transformer of 2**40 columns": Kind("columns", edit(lambda h:
+        model(h)["attributes"].update(n_features_in_=2**40)), r"n_features_in_ 1099511627776, "
+        r"more than its file holds data for"),
+    "column transformer of negative columns": Kind("columns", edit(lambda h:
+        model(h)["attributes"].update(n_features_in_=-3)), r"n_features_in_ of the "
+        r"ColumnTransformer must be a nonnegative int, got -3"),
+    "parameter of the wrong type": Kind("pipeline", edit(lambda h:
+        numeric(h, 1)["params"].update(with_mean="yes")), r"'with_mean' parameter of "
+        r"StandardScaler must be"),
+    "indicator without add_indicator": Kind("pipeline", edit(lambda h:
+        numeric(h, 0)["params"].update(add_indicator=False)),
+        r"add_indicator=False but an indicator"),
+    "output format made up": Kind("pipeline", edit(lambda h:
+        prep(h).update(output="json")), r"has the output 'json'"),
+    "nested estimator inconsistent": Kind("pipeline", edit(lambda h:
+        model(h)["steps"][1]["step"]["state"]["attributes"].update(n_features_in_=9)),
+        r"n_features_in_ is 9, but the network and targets imply 11"),
+    "array renamed in a pipeline": Kind("pipeline", rename(SCALE, "steps/0/evil"),
+        r"array 'steps/0/transformers/0/steps/1/scale_' is missing"),
+    "array added to a pipeline": Kind("pipeline", lambda h, d: (h["arrays"].update(
+        {"steps/9/x": dict(h["arrays"][SCALE], offset=len(d))}) or (h, d + d[
+            h["arrays"][SCALE]["offset"]:h["arrays"][SCALE]["offset"] + 64])),
+        r"unknown array\(s\) \['steps/9/x'\]"),
+    "target regressor's dimension 3": Kind("target", edit(lambda h:
+        model(h)["attributes"].update(_training_dim=3)), r"_training_dim of .* is 3"),
+    "target transformed by an imputer": Kind("target", edit(lambda h:
+        model(h)["transformer"].update({"class": "SimpleImputer"})),
+        r"is a SimpleImputer, which cannot stand there"),
+    "target regressor a classifier": Kind("target", edit(lambda h:
+        model(h)["regressor"].update({"class": "MLPClassifier"})),
+        r"is a MLPClassifier, which cannot stand there"),
 }
 
 
@@ -321,12 +441,14 @@ def models() -> dict:
     warnings.simplefilter("ignore", ConvergenceWarning)     # three epochs, on purpose
     net = fastwb.Network([3, 4, 2], seed=0)
     net.fit(X_BASE, rng.normal(size=(40, 2)), fastwb.Adam(), epochs=2, batch_size=8)
-    return {"network": net,
-            "classifier": MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
-                X_BASE, np.array(["a", "b", "c", "d"] * 10)),
-            "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
-                X_BASE, rng.normal(size=40)),
-            "unfitted": MLPClassifier(hidden_layer_sizes=(5,))}
+    models = {"network": net,
+              "classifier": MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                  X_BASE, np.array(["a", "b", "c", "d"] * 10)),
+              "regressor": MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+                  X_BASE, rng.normal(size=40)),
+              "unfitted": MLPClassifier(hidden_layer_sizes=(5,))}
+    models.update(_pipelines(X_BASE, rng))
+    return models
 
 
 @pytest.fixture(scope="module")
@@ -334,14 +456,53 @@ def bases(models, tmp_path_factory) -> dict[str, bytes]:
     """The models, saved, as bytes."""
     folder = tmp_path_factory.mktemp("bases")
     blobs = {}
-    for name, model in models.items():
-        fastwb.save(model, folder / f"{name}.fwb")
+    for name, saved in models.items():
+        fastwb.save(saved, folder / f"{name}.fwb")
         blobs[name] = (folder / f"{name}.fwb").read_bytes()
     return blobs
 
 
+def _pipelines(X, rng) -> dict:
+    """A Pipeline of a ColumnTransformer over named columns (pandas; none without
+    it), a TransformedTargetRegressor, and a ColumnTransformer alone."""
+    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    target = TransformedTargetRegressor(MLPRegressor(hidden_layer_sizes=(5,), max_iter=3,
+                                                     random_state=0),
+                                        transformer=StandardScaler()).fit(X, rng.normal(size=40))
+    columns = ColumnTransformer([("scale", StandardScaler(), [0]),
+                                 ("keep", "passthrough", [1])]).fit(X)
+    try:
+        import pandas as pd
+    except ImportError:
+        return {"target": target, "columns": columns}
+    frame = _frame(X)
+    numeric = Pipeline([("impute", SimpleImputer(add_indicator=True)),
+                        ("scale", StandardScaler())])
+    prep = ColumnTransformer([("numeric", numeric, ["age", "income"]),
+                              ("words", OneHotEncoder(handle_unknown="ignore"),
+                               ["colour", "size"])])
+    pipeline = Pipeline([("prep", prep), ("mlp", MLPClassifier(hidden_layer_sizes=(5,),
+                                                               max_iter=3, random_state=0))])
+    return {"target": target, "columns": columns,
+            "pipeline": pipeline.fit(frame, np.arange(40) % 3)}
+
+
+def _frame(X):
+    """The named columns, with missing values and text, that the "pipeline" base takes."""
+    import pandas as pd
+    return pd.DataFrame({"age": np.where(np.arange(40) % 5 == 0, np.nan, X[:, 0]),
+                         "income": X[:, 1] * 1000,
+                         "colour": np.array(["red", "blue", None, "green"] * 10, dtype=object),
+                         "size": ["s", "m", "l", "xl", "s"] * 8})
+
+
 def crafted_file(bases, name: str, tmp_path) -> str:
     base, change, _, _ = CRAFTED[name]
+    if base not in bases:
+        pytest.skip(f"no {base} file without pandas")
     path = tmp_path / "crafted.fwb"
     path.write_bytes(pack(*change(*unpack(bases[base]))))
     return str(path)
@@ -364,8 +525,12 @@ def test_bases_load(models, bases, tmp_path):
         assert type(loaded) is type(models[base])
         if base == "unfitted":
             assert loaded.get_params() == models[base].get_params()
+        elif base == "columns":
+            np.testing.assert_array_equal(loaded.transform(X_BASE),
+                                          models[base].transform(X_BASE))
         else:
-            np.testing.assert_array_equal(loaded.predict(X_BASE), models[base].predict(X_BASE))
+            X = _frame(X_BASE) if base == "pipeline" else X_BASE
+            np.testing.assert_array_equal(loaded.predict(X), models[base].predict(X))
         assert run_cli(["info", str(tmp_path / "m.fwb")])[0] == 0
 
 

@@ -1,5 +1,6 @@
 """What several ``fastwb`` commands share: scikit-learn's drop-ins as a command
-needs them, a fit with a progress bar, and the ``--plots`` directory."""
+needs them, a fit with a progress bar (and a Monitor for its plots), and the
+``--plots`` directory."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,8 @@ import numpy as np
 from fastwb._optional import SKLEARN_REQUIREMENT, sklearn_missing
 from fastwb.callbacks import Callback, ProgressBar
 from fastwb.cli.errors import CommandError
+from fastwb.cli.preprocessing import estimator_of, network_data
+from fastwb.monitor import Monitor
 from fastwb.plots import _matplotlib, save_plots
 
 
@@ -33,37 +36,55 @@ def sklearn_estimators(purpose: str) -> ModuleType:
 
 # --- training with a progress bar --------------------------------------------------------
 
-class _EstimatorProgress(ProgressBar):
+class _Shared:
+    """A callback of this run that copies of the estimator share: a
+    TransformedTargetRegressor trains a clone of its regressor, callbacks and
+    all, and the bar and the plots must follow the copy that trains."""
+
+    def __deepcopy__(self, memo: dict):
+        return self
+
+
+class _EstimatorProgress(_Shared, ProgressBar):
     """The bar, with the estimator's loss (scikit-learn's, as ``loss_curve_``)."""
 
-    def __init__(self, estimator, epochs: int):
+    def __init__(self, model, epochs: int):
         super().__init__(epochs)
-        self._estimator = estimator
+        self._model = model
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        curve = getattr(self._estimator, "loss_curve_", None)
+        curve = getattr(estimator_of(self._model), "loss_curve_", None)
         if curve:
             logs = {**logs, "loss": curve[-1]}
         super().on_epoch_end(epoch, logs)
 
 
-def fit_with_progress(estimator, X, y, quiet: bool = False, callbacks=()) -> list[str]:
-    """``estimator.fit(X, y)`` with a progress bar on stderr and ``callbacks``
-    besides; the warnings it raised come back as messages (and, unless
-    ``quiet``, are printed as ``fastwb: warning: ...`` lines).
+class RunMonitor(_Shared, Monitor):
+    """``fastwb.Monitor`` for the plots of ``fit_with_progress``'s run."""
+
+
+def fit_with_progress(model, X, y, quiet: bool = False, callbacks=()) -> list[str]:
+    """``model.fit(X, y)`` with a progress bar on stderr and ``callbacks``
+    besides (``model``: a fastwb estimator, or a Pipeline or
+    TransformedTargetRegressor around one); the warnings it raised come back as
+    messages (and, unless ``quiet``, are printed as ``fastwb: warning: ...`` lines).
 
     Ctrl-C, which the estimator (as scikit-learn's) turns into a warning and an
     early return, raises KeyboardInterrupt here: the command stops rather than
     go on with (and save) a model trained part of the way.
     """
-    bar = _EstimatorProgress(estimator, estimator.max_iter)
-    estimator.set_params(callbacks=[bar, *callbacks])
+    template = estimator_of(model)
+    bar = _EstimatorProgress(model, template.max_iter)
+    template.set_params(callbacks=[bar, *callbacks])
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            estimator.fit(X, y)
+            model.fit(X, y)
     finally:
-        estimator.set_params(callbacks=None)    # the callbacks are this run's, not the model's
+        # the callbacks are this run's, not the model's
+        for estimator in (template, estimator_of(model)):     # the same one but for a TTR
+            estimator.set_params(callbacks=None)
+    estimator = estimator_of(model)
     raise_if_interrupted(caught, estimator, "training")
     messages = []
     for warning in caught:
@@ -91,7 +112,7 @@ def raise_if_interrupted(caught, estimator, what: str) -> None:
 
 # --- plots -------------------------------------------------------------------------------
 
-class ValidationLoss(Callback):
+class ValidationLoss(_Shared, Callback):
     """Adds ``val_loss`` to each epoch's logs: the network's loss on held-out
     rows, with its weight penalty as the training loss has it, so that a
     ``Monitor`` listed after it records the validation curve that the loss
@@ -99,21 +120,23 @@ class ValidationLoss(Callback):
 
     The estimator's fit holds rows out itself only for early stopping, which
     the command does not ask for; these are the rows ``--val-fraction`` kept
-    from it. Their labels are encoded as the estimator encodes its targets,
-    once it knows its classes (at the start of training); rows of a class that
-    training has not seen have no loss and are left out.
+    from it. At the start of training, when the model's preprocessing is
+    fitted, they go through it (features and a scaled target) and their
+    labels are encoded as the estimator encodes its targets; rows of a class
+    that training has not seen have no loss and are left out.
     """
 
-    def __init__(self, estimator, X_val, y_val):
-        self.estimator = estimator
+    def __init__(self, model, X_val, y_val):
+        self.model = model
         self.X_val, self.y_val = X_val, np.asarray(y_val)
         self._X: np.ndarray | None = None
         self._targets: np.ndarray | None = None
 
     def on_train_begin(self, logs: dict) -> None:
         network = self._require_network()
-        X, y = self.X_val, self.y_val
-        classes = getattr(self.estimator, "classes_", None)
+        X, y = network_data(self.model, self.X_val, self.y_val)
+        y = np.asarray(y)
+        classes = getattr(estimator_of(self.model), "classes_", None)
         if classes is not None and y.ndim == 1:         # labels: their indices in classes_
             index = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
             known = classes[index] == y
@@ -132,7 +155,7 @@ class ValidationLoss(Callback):
             logs["val_loss"] = self._require_network().loss(self._X, self._targets)
 
 
-def monitor_callbacks(monitor, estimator, X_val=None, y_val=None) -> list:
+def monitor_callbacks(monitor, model, X_val=None, y_val=None) -> list:
     """The callbacks of a fit followed for ``--plots``: none without a monitor;
     with held-out rows, first a ``ValidationLoss``, whose ``val_loss`` the
     monitor then records."""
@@ -140,7 +163,7 @@ def monitor_callbacks(monitor, estimator, X_val=None, y_val=None) -> list:
         return []
     if X_val is None:
         return [monitor]
-    return [ValidationLoss(estimator, X_val, y_val), monitor]
+    return [ValidationLoss(model, X_val, y_val), monitor]
 
 
 def check_plots_directory(directory: str) -> None:

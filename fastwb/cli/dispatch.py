@@ -5,26 +5,29 @@ subcommand runs.
 
     fastwb demo [--epochs N] [--seed S] [--hidden 100] [--no-compare] [--plots DIR]
     fastwb train DATA --target COL [--hidden 128,64] [--epochs N] [--out model.fwb]
-                 [--plots DIR] ...
+                 [--plots DIR] [--no-scale] [--no-impute] [--no-encode]
+                 [--no-scale-target] ...
     fastwb predict MODEL DATA [--out predictions.csv] [--proba] [--target COL]
     fastwb info MODEL
     fastwb export MODEL --onnx model.onnx [--opset N] [--quantize int8]
     fastwb --version [--verbose]
 
-DATA is a CSV file (a header row; numeric feature columns; the target may
-hold text labels), a Parquet file with such columns, or a ``.npz`` archive
-(arrays ``X`` and ``y``, optionally ``feature_names``); see
-``fastwb.cli.tables``. Expected failures (a missing file, an unknown column, a
-bad option) print one line ``fastwb: error: ...`` on stderr and exit with
-status 1 (2 for a bad command line); anything else shows its traceback. Ctrl-C
-exits with status 130 (``train`` then saves nothing). A reader of stdout that
-leaves early (``fastwb predict ... | head``) ends the command quietly, with
-status 0 as though it had read everything; ``train``, whose output is a log,
-goes on to save its model.
+DATA is a CSV file (a header row; feature columns of numbers or text, values
+may be missing; the target may hold text labels), a Parquet file with such
+columns, or a ``.npz`` archive (arrays ``X`` and ``y``, optionally
+``feature_names``); see ``fastwb.cli.tables``. ``train`` puts the
+preprocessing of ``fastwb.cli.preprocessing`` before the network. Expected
+failures (a missing file, an unknown column, a bad option) print one line
+``fastwb: error: ...`` on stderr and exit with status 1 (2 for a bad command
+line); anything else shows its traceback. Ctrl-C exits with status 130
+(``train`` then saves nothing). A reader of stdout that leaves early
+(``fastwb predict ... | head``) ends the command quietly, with status 0 as
+though it had read everything; ``train``, whose output is a log, goes on to
+save its model.
 
 Each subcommand but bench (``fastwb.bench.peers``) is a module of this package
 with a ``run``; they share ``common`` (progress, plots), ``tables`` (reading
-data) and ``errors``.
+data), ``preprocessing`` (the Pipeline train builds) and ``errors``.
 """
 from __future__ import annotations
 
@@ -134,9 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser = commands.add_parser(
         "train", help="train a network on a CSV or .npz file and save it",
         description="Train fastwb's MLPClassifier or MLPRegressor on DATA and save it. DATA "
-                    "is a CSV file with a header row (numeric feature columns; the target "
-                    "may hold text labels) or a .npz file with arrays X and y (and "
-                    "optionally feature_names).")
+                    "is a CSV file with a header row (feature columns of numbers or text, "
+                    "values may be missing; the target may hold text labels), a Parquet file "
+                    "with such columns, or a .npz file with arrays X and y (and optionally "
+                    "feature_names).")
     train_parser.add_argument("data", metavar="DATA",
                               help="a .csv (or .tsv, .csv.gz), .parquet or .npz file")
     train_parser.add_argument("--target", metavar="COL",
@@ -168,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--val-fraction", type=_fraction, metavar="F",
                               help="hold out this fraction of the samples and report the score "
                                    "on it")
+    steps = train_parser.add_argument_group(
+        "preprocessing", "By default numeric columns are standardized, their missing values "
+        "(empty cells, NA, NaN, null, None, #N/A, ?) filled in with the column's median (robust "
+        "to outliers and long tails), text columns one-hot encoded, and a regression target "
+        "standardized; the steps are saved with the model, and predict applies them.")
+    steps.add_argument("--no-scale", dest="scale", action="store_false",
+                       help="do not standardize the numeric columns")
+    steps.add_argument("--no-impute", dest="impute", action="store_false",
+                       help="do not fill in missing values: a missing value is an error")
+    steps.add_argument("--no-encode", dest="encode", action="store_false",
+                       help="do not one-hot encode text columns: a text column is an error")
+    steps.add_argument("--no-scale-target", dest="scale_target", action="store_false",
+                       help="train on the regression target as it is")
     train_parser.add_argument("--out", default="model.fwb", metavar="FILE",
                               help="where to save the model (default model.fwb)")
     train_parser.add_argument("--plots", metavar="DIR",

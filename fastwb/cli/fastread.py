@@ -2,8 +2,9 @@
 pandas when one is installed, and Parquet files (which need one of them).
 
 The fast CSV readers are an optimisation only: they return the columns of a
-*clean* file (every value present, numbers finite, text only where text is
-allowed) and ``None`` for anything else, and ``fastwb.cli.tables`` then reads
+*clean* file (values missing only where missing values are allowed, numbers
+otherwise finite, text only where text is allowed; a missing number as NaN, a
+missing text as "") and ``None`` for anything else, and ``fastwb.cli.tables`` then reads
 the file again with its careful reader, which words the problem with the file,
 line and column. So the result never depends on which reader ran.
 
@@ -18,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -62,16 +63,20 @@ def csv_reader(path: str) -> str:
 
 
 def read_csv_columns(reader: str, path: str, delimiter: str, n_columns: int,
-                     text_allowed: Callable[[int], bool]) -> list[Column] | None:
+                     text_allowed: Callable[[int], bool],
+                     missing_allowed: Callable[[int], bool] = lambda index: False,
+                     as_text: Collection[int] = ()) -> list[Column] | None:
     """The file's ``n_columns`` columns read by ``reader`` (pyarrow or pandas),
-    or None when the file is not clean: a value missing, a number not finite,
-    text where ``text_allowed(index)`` is false, a row of another length, or
-    anything the reader itself refuses."""
+    or None when the file is not clean: text where ``text_allowed(index)`` is
+    false, a number missing (or NaN) where ``missing_allowed(index)`` is false,
+    a number not finite, a row of another length, or anything the reader itself
+    refuses. A missing number comes as NaN, a missing text as ""; the columns
+    in ``as_text`` come as text whatever they hold."""
     try:
         if reader == "pyarrow":
-            columns = _pyarrow_csv(path, delimiter, n_columns)
+            columns = _pyarrow_csv(path, delimiter, n_columns, as_text)
         else:
-            columns = _pandas_csv(path, delimiter, n_columns)
+            columns = _pandas_csv(path, delimiter, n_columns, as_text)
     except MemoryError:
         raise
     except Exception:        # noqa: BLE001 - the careful reader words whatever went wrong
@@ -83,51 +88,60 @@ def read_csv_columns(reader: str, path: str, delimiter: str, n_columns: int,
             if not text_allowed(index):
                 return None
         elif not np.isfinite(column).all():
-            return None
+            if not missing_allowed(index) or np.isinf(column).any():
+                return None
     return columns
 
 
-def _pyarrow_csv(path: str, delimiter: str, n_columns: int) -> list[Column] | None:
+def _pyarrow_csv(path: str, delimiter: str, n_columns: int,
+                 as_text: Collection[int]) -> list[Column] | None:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
+    # the columns named by position (the header, already read, is skipped), so
+    # that as_text can name them whatever the header says
+    names = [f"c{i}" for i in range(n_columns)]
     table = pa_csv.read_csv(
-        path, parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-        convert_options=pa_csv.ConvertOptions(null_values=[""], strings_can_be_null=True,
-                                              true_values=[], false_values=[]))
+        path, read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+        parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+        convert_options=pa_csv.ConvertOptions(
+            null_values=[""], strings_can_be_null=True, true_values=[], false_values=[],
+            column_types={names[i]: pa.string() for i in as_text}))
     if table.num_columns != n_columns:
         return None
-    columns = []
+    columns: list[Column] = []
     for column in table.columns:
-        if column.null_count:
-            return None
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            column = column.cast(pa.float64()).fill_null(float("nan"))
             columns.append(column.to_numpy().astype(np.float64, copy=False))
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            columns.append(column.to_pylist())
+            columns.append(["" if value is None else value for value in column.to_pylist()])
+        elif pa.types.is_null(column.type):         # not one value in the column
+            columns.append(np.full(len(column), np.nan))
         else:                      # dates, times and the like: the careful reader's to judge
             return None
     return columns
 
 
-def _pandas_csv(path: str, delimiter: str, n_columns: int) -> list[Column] | None:
+def _pandas_csv(path: str, delimiter: str, n_columns: int,
+                as_text: Collection[int]) -> list[Column] | None:
     import pandas as pd
     options: dict = {}
     if int(pd.__version__.split(".")[0]) < 3:
         options["float_precision"] = "round_trip"   # pandas 3 parses floats exactly by default
-    frame = pd.read_csv(path, sep=delimiter, header=0, index_col=False, dtype=None,
+    # the columns named by position, so that as_text can name them whatever the header says
+    frame = pd.read_csv(path, sep=delimiter, header=0, names=list(range(n_columns)),
+                        index_col=False, dtype={i: str for i in as_text},
                         keep_default_na=False, na_values=[""], true_values=[],
                         false_values=[], encoding="utf-8-sig", engine="c", **options)
     if frame.shape[1] != n_columns:
         return None
-    columns = []
+    columns: list[Column] = []
     for _, series in frame.items():
-        if series.isna().any():
-            return None
         kind = series.dtype.kind
         if kind in "iuf":
-            columns.append(series.to_numpy(dtype=np.float64))
+            columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
         elif kind in "OT" or str(series.dtype) in ("string", "str"):
-            values = series.to_numpy(dtype=object)
+            values = series.to_numpy(dtype=object, na_value="")
             if not all(isinstance(value, str) for value in values):
                 return None
             columns.append(list(values))

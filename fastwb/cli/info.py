@@ -10,15 +10,21 @@ checked with its ``check_fitted_scalars``. Strings from the file (labels,
 feature names, the writer's version) are shown as they are only when
 printable and short, else quoted with escapes: a file cannot forge lines or
 send escape codes to the terminal.
+
+A saved scikit-learn Pipeline is shown one step a line (``read_header``'s
+"steps"), then, where scikit-learn is installed, what its preprocessing does
+(``fastwb.cli.preprocessing.describe``) and the fastwb estimator at its end as
+above.
 """
 from __future__ import annotations
 
 import argparse
 import textwrap
 
-from fastwb import saving
+from fastwb import _pipeline_state, saving
 from fastwb._estimator_params import check_fitted_scalars, decode
 from fastwb._validation import shown
+from fastwb.cli import preprocessing
 from fastwb.cli.tables import check_readable, printable, shorten
 from fastwb.network import Network
 
@@ -41,6 +47,26 @@ def run(args: argparse.Namespace) -> None:
         model = saving.build(args.model, kind, config, arrays)
     except ImportError:
         model = None
+    print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
+          f"{header['format_version']}, written by fastwb "
+          f"{printable(header['fastwb_version'], 40)}")
+    outer = None                # a pipeline around the estimator described below
+    if kind in _pipeline_state.KINDS:
+        version = config.get("sklearn_version")
+        print(f"steps (fitted with scikit-learn "
+              f"{printable(version, 40) if isinstance(version, str) else '?'}):")
+        for line in header["steps"]:
+            print(f"  {line}")
+        inner = _estimator_node(config.get("model"))
+        if model is None or inner is None:  # no scikit-learn: the steps are all there is
+            return
+        for line in preprocessing.describe(model):
+            print(textwrap.fill(f"preprocessing: {line}", width=79, subsequent_indent="  ",
+                                break_long_words=False))
+        outer, model = model, preprocessing.estimator_of(model)
+        kind, config, prefix = inner
+        arrays = {name[len(prefix):]: values for name, values in arrays.items()
+                  if name.startswith(prefix)}
     attributes: dict = {}
     if kind == "network":
         network, optimizer = model, model.optimizer
@@ -48,9 +74,6 @@ def run(args: argparse.Namespace) -> None:
         with saving.building(args.model, kind):
             params, network, attributes = _estimator(model, config, arrays)
         optimizer = None
-    print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
-          f"{header['format_version']}, written by fastwb "
-          f"{printable(header['fastwb_version'], 40)}")
     if kind != "network":
         shown_params = [f"{name}={shown(params[name])}" for name in SHOWN_PARAMETERS
                         if name in params and not (name == "optimizer" and params[name] is None)]
@@ -71,9 +94,12 @@ def run(args: argparse.Namespace) -> None:
         print(f"classes: {len(arrays['classes_'])}: "
               f"{shorten(map(printable, arrays['classes_'].tolist()), 10)}")
     n_features = attributes.get("n_features_in_", network.sizes[0])
-    if "feature_names_in_" in arrays:
-        print(f"features: {n_features}: "
-              f"{shorten(map(printable, arrays['feature_names_in_'].tolist()), 10)}")
+    names = arrays["feature_names_in_"].tolist() if "feature_names_in_" in arrays else None
+    if outer is not None:       # the columns of the data, before the preprocessing
+        n_features = outer.n_features_in_
+        names = getattr(outer, "feature_names_in_", None)
+    if names is not None:
+        print(f"features: {n_features}: {shorten(map(printable, names), 10)}")
     else:
         print(f"features: {n_features}")
 
@@ -105,7 +131,8 @@ def _estimator(model, config: dict, arrays: dict) -> tuple[dict, Network | None,
 
 def _show_network(network: Network, optimizer) -> None:
     """The layer table (from the built network) and the optimizer's counts."""
-    print(f"network: {network.dtype.name}, loss {network.loss_name}")
+    print(f"network: {' -> '.join(map(str, network.sizes))} ({network.dtype.name}, "
+          f"loss {network.loss_name})")
     print(f"  {'layer':<7}{'inputs':>8}{'outputs':>9}  {'activation':<12}{'dropout':>8}"
           f"{'parameters':>12}")
     total = 0
@@ -118,3 +145,25 @@ def _show_network(network: Network, optimizer) -> None:
     if optimizer is not None:
         print(f"optimizer: {type(optimizer).__name__}, {optimizer.step} steps, "
               f"{optimizer.epoch} epochs")
+
+
+def _estimator_node(node) -> tuple[str, dict, str] | None:
+    """(kind, config, array prefix) of the fastwb estimator in a pipeline
+    file's config (taken as it comes: a crafted one gives None), or None."""
+    prefix = ""
+    for _ in range(64):           # as deep as a file may nest them
+        if not isinstance(node, dict):
+            return None
+        cls = node.get("class")
+        if cls in ("MLPClassifier", "MLPRegressor") and isinstance(node.get("state"), dict):
+            return cls, node["state"], prefix
+        if cls == "TransformedTargetRegressor":
+            node, prefix = node.get("regressor"), prefix + "regressor/"
+        elif cls == "Pipeline" and isinstance(node.get("steps"), list) and node["steps"]:
+            last = len(node["steps"]) - 1
+            step = node["steps"][last]
+            node, prefix = step.get("step") if isinstance(step, dict) else None, \
+                f"{prefix}steps/{last}/"
+        else:
+            return None
+    return None

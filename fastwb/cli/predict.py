@@ -1,4 +1,6 @@
-"""``fastwb predict``: predict a CSV or ``.npz`` file with a saved model; CSV out."""
+"""``fastwb predict``: predict a CSV, Parquet or ``.npz`` file with a saved model
+(through its preprocessing, with a note on the missing values it filled in and
+the categories it had not seen); CSV out."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +11,7 @@ import numpy as np
 
 from fastwb import saving
 from fastwb._optional import SKLEARN_REQUIREMENT, sklearn_missing
+from fastwb.cli import preprocessing
 from fastwb.cli.errors import CommandError
 from fastwb.cli.tables import check_readable, check_writable, read_table, shorten, write_csv
 from fastwb.network import Network
@@ -21,9 +24,13 @@ def run(args: argparse.Namespace) -> None:
     model = _load_model(args.model)
     n_features, names = _model_features(model)
     table = read_table(args.data, args.target, target_required=args.target is not None,
-                       features=names)
+                       features=names, cells=preprocessing.reading_cells(model))
     _check_features(args.model, table, n_features)
-    X = table.X
+    for note in (preprocessing.missing_note(model, table.X, table.text, names, fitted=True),
+                 preprocessing.unknown_note(model, table.X, names)):
+        if note:
+            print(f"fastwb: {note}", file=sys.stderr)
+    X = _as_input(table, model)
     is_classifier = hasattr(model, "predict_proba")
     if args.proba and not is_classifier:
         kind = "a network" if isinstance(model, Network) else f"an {type(model).__name__}"
@@ -32,6 +39,9 @@ def run(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():
         # columns were matched by name above; the estimator need not see them
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        warnings.filterwarnings("ignore", message="X has feature names, but")
+        # counted in unknown_note's line above
+        warnings.filterwarnings("ignore", message="Found unknown categories")
         try:
             if isinstance(model, Network):
                 outputs = model.predict(X.astype(model.dtype))
@@ -69,12 +79,16 @@ def run(args: argparse.Namespace) -> None:
 def _load_model(path: str):
     check_readable(path, "model file")
     try:
-        return saving.load(path)
+        model = saving.load(path)
     except ImportError as error:
         if not sklearn_missing(error):
             raise
         raise CommandError(f"{path} holds a scikit-learn estimator: loading it needs "
                            f"{SKLEARN_REQUIREMENT}") from None
+    if not hasattr(model, "predict"):       # a ColumnTransformer or scaler saved alone
+        raise CommandError(f"{path} holds a {type(model).__name__}, which transforms data "
+                           "but does not predict")
+    return model
 
 
 def _model_features(model):
@@ -83,6 +97,20 @@ def _model_features(model):
         return model.sizes[0], None
     names = getattr(model, "feature_names_in_", None)
     return model.n_features_in_, None if names is None else [str(name) for name in names]
+
+
+def _as_input(table, model):
+    """The features as the model takes them: a DataFrame of the named columns for a
+    scikit-learn Pipeline fitted on one (its ColumnTransformer may choose columns
+    by name), else the array."""
+    if (type(model).__module__.split(".")[0] != "sklearn" or table.feature_names is None
+            or getattr(model, "feature_names_in_", None) is None):
+        return table.X
+    try:
+        import pandas
+    except ImportError:
+        return table.X
+    return pandas.DataFrame(table.X, columns=table.feature_names)
 
 
 def _check_features(model_path: str, table, n_features: int) -> None:

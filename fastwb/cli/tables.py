@@ -7,10 +7,14 @@ a column that is not there or not numeric, a ragged row) raises
 the command prints it as one line.
 
 CSV: a header row of column names, then one row per sample; every feature
-column numeric, the target may hold text labels. ``.tsv`` files are
-tab-separated, other files comma-separated unless their first lines are
-consistently split by semicolons, tabs or ``|``; ``.gz`` files are
-decompressed. pyarrow or pandas reads a clean file when installed
+column numeric, the target may hold text labels. ``fastwb train`` (and
+``predict`` with a model that preprocesses its data) pass ``Cells`` that
+allow more: missing values (an empty cell, NaN, or one of MISSING_MARKERS),
+read as NaN, and text feature columns (a column with a value that is neither
+a number nor missing), read as stripped strings in an object array.
+``.tsv`` files are tab-separated, other files comma-separated unless their
+first lines are consistently split by semicolons, tabs or ``|``; ``.gz``
+files are decompressed. pyarrow or pandas reads a clean file when installed
 (``fastwb.cli.fastread``); anything else is read again by the careful reader
 here, which words the problem, so the result is the same whichever ran.
 
@@ -40,13 +44,31 @@ from fastwb.cli.fastread import (csv_reader, parquet_reader, progress_note, read
 
 #: The auto task calls an integer target with at most this many values classes.
 MAX_AUTO_CLASSES = 20
+#: Besides an empty cell and NaN, the spellings of a missing number: R's NA,
+#: SQL's and JSON's null, Python's None, Excel's #N/A, the UCI repository's "?".
+MISSING_MARKERS = frozenset({"NA", "N/A", "n/a", "null", "NULL", "None", "#N/A", "?"})
+
+
+@dataclass(frozen=True)
+class Cells:
+    """What feature columns may hold besides finite numbers: with ``missing``,
+    missing values (read as NaN); with ``text``, text (a column holding a value
+    that is neither a number nor missing is read as text); and the columns
+    named in ``text_columns`` are read as text whatever they hold (a model's
+    text columns, at predict time). By default, finite numbers only."""
+
+    missing: bool = False
+    text: bool = False
+    text_columns: frozenset[str] = frozenset()
 
 
 @dataclass
 class Table:
-    """Features (float64, (n_samples, n_features)), their names (None when the
-    file has none), the target column (None when not asked for or absent), and
-    the columns left out because ``features`` did not name them."""
+    """Features ((n_samples, n_features): float64, NaN where a value is missing;
+    an object array when some columns hold text), their names (None when the
+    file has none), the target column (None when not asked for or absent), the
+    columns left out because ``features`` did not name them, and the indices
+    of the columns of X that hold text (strings)."""
 
     path: str
     X: np.ndarray
@@ -54,6 +76,7 @@ class Table:
     target: np.ndarray | None = None
     target_name: str | None = None
     ignored: tuple[str, ...] = ()
+    text: tuple[int, ...] = ()
 
 
 def check_readable(path: str, what: str = "file") -> None:
@@ -78,7 +101,7 @@ def check_writable(path: str, what: str = "output file") -> None:
 
 
 def read_table(path: str, target: str | None = None, target_required: bool = False,
-               features: list[str] | None = None) -> Table:
+               features: list[str] | None = None, cells: Cells = Cells()) -> Table:
     """Read a CSV, Parquet or ``.npz`` file.
 
     ``target`` names the target column (CSV, Parquet) or array (``.npz``, where it
@@ -86,19 +109,20 @@ def read_table(path: str, target: str | None = None, target_required: bool = Fal
     missing target is an error, otherwise the table comes back without one.
     ``features`` (when the file names its columns) picks the feature columns,
     in that order; the others are ignored and listed in ``Table.ignored``.
-    Without it, every column but the target is a feature.
+    Without it, every column but the target is a feature. ``cells`` says what
+    feature values may be besides finite numbers.
     """
     check_readable(path, "data file")
     if _is_npz(path):
         with progress_note(path, "NumPy"):
-            table = _read_npz(path, target, target_required)
+            table = _read_npz(path, target, target_required, cells)
     elif _is_parquet(path):
         with progress_note(path, parquet_reader()):
-            table = _read_parquet(path, target, target_required, features)
+            table = _read_parquet(path, target, target_required, features, cells)
     else:
         reader = csv_reader(path)
         with progress_note(path, reader):
-            table = _read_csv(path, reader, target, target_required, features)
+            table = _read_csv(path, reader, target, target_required, features, cells)
     if features is not None and table.feature_names is not None and \
             table.feature_names != list(features):
         table = _select(table, features)
@@ -114,8 +138,9 @@ def _select(table: Table, features: list[str]) -> Table:
                            f"model was trained on")
     index = [names.index(name) for name in features]
     ignored = tuple(name for name in names if name not in features)
+    text = tuple(j for j, i in enumerate(index) if i in table.text)
     return Table(table.path, table.X[:, index], list(features), table.target,
-                 table.target_name, table.ignored + ignored)
+                 table.target_name, table.ignored + ignored, text)
 
 
 def _is_npz(path: str) -> bool:
@@ -149,20 +174,23 @@ class _Plan:
 
 
 def _read_csv(path: str, reader: str, target: str | None, target_required: bool,
-              features: list[str] | None) -> Table:
+              features: list[str] | None, cells: Cells) -> Table:
     delimiter, names, header_lines = _read_header(path)
     plan = _plan(path, names, target, target_required, features)
     if reader != "python" and header_lines == 1:
-        columns = read_csv_columns(reader, path, delimiter, len(names),
-                                   lambda index: index not in plan.features)
+        columns = read_csv_columns(
+            reader, path, delimiter, len(names),
+            lambda index: cells.text or index not in plan.features,       # text allowed
+            lambda index: cells.missing and index in plan.features,       # missing allowed
+            [i for i, name in enumerate(names) if name in cells.text_columns])
         if columns is not None:
             n_rows = len(columns[0])
             try:
-                return _assemble(path, names, columns, range(2, n_rows + 2), plan)
+                return _assemble(path, names, columns, range(2, n_rows + 2), plan, cells)
             except CommandError:
                 pass            # the careful reader words it, with the right line
     columns, lines = _read_rows(path, delimiter, names)
-    return _assemble(path, names, columns, lines, plan)
+    return _assemble(path, names, columns, lines, plan, cells)
 
 
 def _read_header(path: str) -> tuple[str, list[str], int]:
@@ -282,10 +310,11 @@ def closest(name: str, names: list[str]) -> str:
     return f" (did you mean {' or '.join(repr(m) for m in matches)}?)"
 
 
-def _assemble(path: str, names: list[str], columns, lines, plan: _Plan,
+def _assemble(path: str, names: list[str], columns, lines, plan: _Plan, cells: Cells,
               unit: str = "line") -> Table:
-    """The table of the planned columns, each checked; ``lines`` numbers the
-    rows in messages, as ``unit`` ("line" of a CSV file, "row" of a Parquet one)."""
+    """The table of the planned columns, each checked as ``cells`` says;
+    ``lines`` numbers the rows in messages, as ``unit`` ("line" of a CSV file,
+    "row" of a Parquet one)."""
     if not len(lines):
         raise CommandError(f"{path} has a header but no rows of data" if unit == "line"
                            else f"{path} has no rows of data")
@@ -293,11 +322,14 @@ def _assemble(path: str, names: list[str], columns, lines, plan: _Plan,
     if plan.target is not None:
         target_values = _target_column(columns[plan.target], names[plan.target], path, lines,
                                        unit)
-    X = np.empty((len(lines), len(plan.features)), dtype=np.float64)
-    for j, index in enumerate(plan.features):
-        X[:, j] = _numeric_column(columns[index], names[index], path, lines, unit)
+    features = [_feature_column(columns[index], names[index], path, lines, unit, cells)
+                for index in plan.features]
+    text = tuple(j for j, column in enumerate(features) if column.dtype == object)
+    X = np.empty((len(lines), len(features)), dtype=object if text else np.float64)
+    for j, column in enumerate(features):
+        X[:, j] = column
     return Table(path, X, [names[index] for index in plan.features], target_values,
-                 names[plan.target] if plan.target is not None else None, plan.ignored)
+                 names[plan.target] if plan.target is not None else None, plan.ignored, text)
 
 
 # --- Parquet ---------------------------------------------------------------------------
@@ -310,12 +342,12 @@ def _is_parquet(path: str) -> bool:
 
 
 def _read_parquet(path: str, target: str | None, target_required: bool,
-                  features: list[str] | None) -> Table:
+                  features: list[str] | None, cells: Cells) -> Table:
     names, columns = read_parquet_columns(path)
     names = _column_names(names, path)
     plan = _plan(path, names, target, target_required, features)
     n_rows = len(columns[0]) if columns else 0
-    return _assemble(path, names, columns, range(1, n_rows + 1), plan, unit="row")
+    return _assemble(path, names, columns, range(1, n_rows + 1), plan, cells, unit="row")
 
 
 def _column_names(header: list[str], path: str) -> list[str]:
@@ -332,28 +364,67 @@ def _column_names(header: list[str], path: str) -> list[str]:
     return names
 
 
-def _numeric_column(values, name: str, path: str, lines, unit: str = "line") -> np.ndarray:
+def _feature_column(values, name: str, path: str, lines, unit: str,
+                    cells: Cells) -> np.ndarray:
+    """float64 numbers (NaN where missing, as ``cells`` allows), or for a text
+    column the stripped strings as an object array; else a CommandError naming
+    the first bad value's line."""
+    if name in cells.text_columns:
+        return _text_column(values)
+    if isinstance(values, np.ndarray):          # a fast reader's numbers
+        if _acceptable(values, cells):
+            return values
+        values = [str(value) for value in values]   # the checks below word the problem
     try:
         column = np.array(values, dtype=np.float64)
     except ValueError:
         column = None
-    if column is not None and np.isfinite(column).all():
+    if column is not None and _acceptable(column, cells):
         return column
+    stripped = [value.strip() for value in values]
+    missing = np.array([not value or value in MISSING_MARKERS for value in stripped])
+    numbers = np.full(len(stripped), np.nan)
+    try:
+        numbers[~missing] = np.array([v for v, m in zip(stripped, missing) if not m],
+                                     dtype=np.float64)
+    except ValueError:      # some value is neither a number nor missing
+        if cells.text:
+            return _text_column(stripped)
+    else:
+        if cells.missing and not np.isinf(numbers).any():
+            return numbers
     for value, line in zip(values, lines):
+        if cells.missing and (not value.strip() or value.strip() in MISSING_MARKERS):
+            continue
         try:
             number = float(value)
         except ValueError:
             number = None
         if not value.strip():
-            raise CommandError(f"{path}, {unit} {line}: column {name!r} is empty (fastwb does "
-                               f"not fill in missing values)")
+            raise CommandError(f"{path}, {unit} {line}: column {name!r} is empty (missing "
+                               f"values are filled in only by models trained without "
+                               f"--no-impute)")
         if number is None:
             raise CommandError(f"{path}, {unit} {line}: column {name!r} is not numeric "
                                f"({_quote(value)}); feature columns must hold numbers")
-        if not math.isfinite(number):
+        if not math.isfinite(number) and not (cells.missing and math.isnan(number)):
             raise CommandError(f"{path}, {unit} {line}: column {name!r} holds {_quote(value)}; "
                                f"features must be finite numbers")
     raise AssertionError("unreachable: some value failed to convert")   # pragma: no cover
+
+
+def _acceptable(numbers: np.ndarray, cells: Cells) -> bool:
+    """Finite, but for NaN (a missing value) where ``cells`` allows it."""
+    return bool(np.isfinite(numbers).all() or (cells.missing and not np.isinf(numbers).any()))
+
+
+def _text_column(values) -> np.ndarray:
+    """Stripped strings in an object array (numbers, as a Parquet file may
+    hold them, in their shortest form: 3 rather than 3.0)."""
+    if isinstance(values, np.ndarray):
+        return np.array([str(int(v)) if v == round(v) else repr(float(v)) for v in values],
+                        dtype=object)
+    return np.array([value.strip() for value in values], dtype=object)
 
 
 def _target_column(values, name: str, path: str, lines, unit: str = "line") -> np.ndarray:
@@ -385,7 +456,8 @@ def _integers_if_whole(numbers: np.ndarray) -> np.ndarray:
 
 # --- npz -------------------------------------------------------------------------------
 
-def _read_npz(path: str, target: str | None, target_required: bool) -> Table:
+def _read_npz(path: str, target: str | None, target_required: bool,
+              cells: Cells) -> Table:
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
@@ -417,8 +489,8 @@ def _read_npz(path: str, target: str | None, target_required: bool) -> Table:
     if X.dtype.kind not in "biuf":
         raise CommandError(f"{path}: X holds {X.dtype} values; features must be numbers")
     X = X.astype(np.float64)
-    if not np.isfinite(X).all():
-        row, column = np.argwhere(~np.isfinite(X))[0]
+    if not _acceptable(X, cells):
+        row, column = np.argwhere(np.isinf(X) if cells.missing else ~np.isfinite(X))[0]
         raise CommandError(f"{path}: X[{row}, {column}] is {X[row, column]}; features must be "
                            f"finite numbers")
     feature_names = None

@@ -1,17 +1,20 @@
-"""``fastwb train``: train a scikit-learn drop-in on a CSV or ``.npz`` file and save it."""
+"""``fastwb train``: train a scikit-learn drop-in on a CSV, Parquet or ``.npz``
+file, behind the preprocessing of ``fastwb.cli.preprocessing``, and save it."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
 
 from fastwb import saving
-from fastwb.cli.common import (check_plots_directory, fit_with_progress, monitor_callbacks,
+from fastwb.cli import preprocessing
+from fastwb.cli.common import (RunMonitor, check_plots_directory, fit_with_progress,
+                               monitor_callbacks,
                                sklearn_estimators, write_plots)
 from fastwb.cli.errors import CommandError
 from fastwb.cli.tables import check_writable, choose_task, read_table, shorten
-from fastwb.monitor import Monitor
 
 
 def run(args: argparse.Namespace) -> None:
@@ -19,7 +22,9 @@ def run(args: argparse.Namespace) -> None:
     check_writable(args.out, "model file")
     if args.plots is not None:
         check_plots_directory(args.plots)
-    table = read_table(args.data, args.target, target_required=True)
+    steps = preprocessing.Steps(scale=args.scale, impute=args.impute, encode=args.encode,
+                                scale_target=args.scale_target)
+    table = read_table(args.data, args.target, target_required=True, cells=steps.cells())
     estimators = sklearn_estimators("training")
     X, y, target_name = table.X, table.target, table.target_name
     assert y is not None and target_name is not None, "read_table read the required target"
@@ -41,11 +46,18 @@ def run(args: argparse.Namespace) -> None:
     else:
         estimator = estimators.MLPRegressor(**settings)
         what = "regression" + (f", {y.shape[1]} targets" if y.ndim == 2 else "")
+    model = preprocessing.build(estimator, steps, X.shape[1], table.text,
+                                regression=task == "regress")
     X_val = y_val = None
     if args.val_fraction:
         X, X_val, y, y_val = _split(X, y, args.val_fraction, task, args.seed)
+    text = f" ({len(table.text)} of them text)" if table.text else ""
     print(f"{table.path}: {X.shape[0] + (0 if X_val is None else X_val.shape[0])} samples, "
-          f"{X.shape[1]} features; target {table.target_name!r}: {what}")
+          f"{X.shape[1]} features{text}; target {table.target_name!r}: {what}")
+    note = preprocessing.missing_note(model, table.X, table.text, table.feature_names,
+                                        fitted=False)
+    if note:
+        print(note)
     if X_val is not None:
         print(f"training on {X.shape[0]}, validating on {X_val.shape[0]} "
               f"(--val-fraction {args.val_fraction})")
@@ -53,32 +65,39 @@ def run(args: argparse.Namespace) -> None:
     print(f"training {type(estimator).__name__}: hidden layers {hidden}, {args.activation}, "
           f"Adam lr {args.lr:g}, at most {args.epochs} epochs, {args.dtype}", flush=True)
 
-    monitor = Monitor() if args.plots is not None else None
+    monitor = RunMonitor() if args.plots is not None else None
     start = time.perf_counter()
     try:
-        fit_with_progress(estimator, X, y,
-                          callbacks=monitor_callbacks(monitor, estimator, X_val, y_val))
+        fit_with_progress(model, X, y, callbacks=monitor_callbacks(monitor, model, X_val, y_val))
     except ValueError as error:     # the estimator's checks, worded for users
         raise CommandError(f"cannot train on {table.path}: {error}") from None
     seconds = time.perf_counter() - start
 
+    estimator = preprocessing.estimator_of(model)
+    note = preprocessing.identifier_note(model, X.shape[0], table.feature_names)
+    if note:
+        print(f"fastwb: warning: {note}", file=sys.stderr)
+    for line in preprocessing.describe(model, table.feature_names):
+        print(f"preprocessing: {line}")
     metric = "accuracy" if task == "classify" else "R^2"
     curve = estimator.loss_curve_
     print(f"{estimator.n_iter_} epochs in {seconds:.2f} s; loss {curve[0]:.4g} at the first, "
           f"{curve[-1]:.4g} at the last")
-    print(f"training {metric}: {estimator.score(X, y):.4f}")
+    print(f"training {metric}: {model.score(X, y):.4f}")
     if X_val is not None:
-        print(f"validation {metric}: {estimator.score(X_val, y_val):.4f} "
+        print(f"validation {metric}: {model.score(X_val, y_val):.4f} "
               f"({X_val.shape[0]} samples)")
     if table.feature_names is not None:
         # kept with the model, so that predict can match the data's columns by name
-        estimator.feature_names_in_ = np.array(table.feature_names, dtype=object)
-    saving.save(estimator, args.out)
+        preprocessing.set_feature_names(model, table.feature_names)
+    saving.save(model, args.out)
     layers = "-".join(str(n) for n in estimator.network.sizes)
-    print(f"saved {args.out} ({type(estimator).__name__}, layers {layers}, "
+    kind = type(estimator).__name__ + (" with its preprocessing" if model is not estimator
+                                       else "")
+    print(f"saved {args.out} ({kind}, layers {layers}, "
           f"{estimator.network.n_parameters:,} parameters)")
     if monitor is not None:
-        write_plots(monitor, args.plots, X, y)
+        write_plots(monitor, args.plots, *preprocessing.network_data(model, X, y))
 
 
 def _split(X, y, fraction: float, task: str, seed: int):
