@@ -13,7 +13,7 @@ import pytest
 
 import fastwb
 from fastwb import plots
-from fastwb.cli import common, demo, main, train
+from fastwb.cli import common, demo, main, preprocessing, train
 
 pytest.importorskip("sklearn")
 
@@ -111,7 +111,7 @@ def test_train_outlives_a_reader_of_its_log_that_leaves(pipeline, folder, tmp_pa
                             text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     _quiet(result.stderr)
-    assert fastwb.load(tmp_path / "model.fwb").n_iter_ > 0
+    assert preprocessing.estimator_of(fastwb.load(tmp_path / "model.fwb")).n_iter_ > 0
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
@@ -213,9 +213,13 @@ def test_plots_with_a_validation_fraction_draw_the_validation_loss(kind, tmp_pat
     assert validation.get_label() == "validation loss"
     np.testing.assert_array_equal(validation.get_xdata(), range(1, 13))
     np.testing.assert_array_equal(validation.get_ydata(), recorded)
-    # the last point is the trained model's loss on the rows train held out
-    model = fastwb.load(tmp_path / "model.fwb")
+    # the last point is the trained network's loss on the rows train held out, as
+    # the network sees them (standardized features, a standardized target)
+    saved = fastwb.load(tmp_path / "model.fwb")
+    model = preprocessing.estimator_of(saved)
     X_train, X_val, y_train, y_val = train._split(X, y, 0.25, task, 0)
+    X_val, y_val = preprocessing.network_data(saved, X_val, y_val)
+    X_train, y_train = preprocessing.network_data(saved, X_train, y_train)
     assert recorded[-1] == pytest.approx(model.network.loss(X_val, _targets(model, y_val)),
                                          rel=1e-12)
     # not the training rows' loss under another name

@@ -47,11 +47,12 @@ def run(args: argparse.Namespace) -> None:
         model = saving.build(args.model, kind, config, arrays)
     except ImportError:
         model = None
-    print(f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
-          f"{header['format_version']}, written by fastwb "
-          f"{printable(header['fastwb_version'], 40)}")
+    title = (f"{args.model}: {'fastwb network' if kind == 'network' else kind}, file format "
+             f"{header['format_version']}, written by fastwb "
+             f"{printable(header['fastwb_version'], 40)}")
     outer = None                # a pipeline around the estimator described below
     if kind in _pipeline_state.KINDS:
+        print(title)
         version = config.get("sklearn_version")
         print(f"steps (fitted with scikit-learn "
               f"{printable(version, 40) if isinstance(version, str) else '?'}):")
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> None:
         with saving.building(args.model, kind):
             params, network, attributes = _estimator(model, config, arrays)
         optimizer = None
+    if outer is None:           # shown once the file is known to be good
+        print(title)
     if kind != "network":
         shown_params = [f"{name}={shown(params[name])}" for name in SHOWN_PARAMETERS
                         if name in params and not (name == "optimizer" and params[name] is None)]
