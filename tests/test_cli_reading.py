@@ -2,6 +2,7 @@
 whichever CSV reader ran, Parquet files, other delimiters, close names for a
 misspelled column, and the progress note for slow reads."""
 import gzip
+import os
 import time
 
 import numpy as np
@@ -116,6 +117,7 @@ BAD = {
     "infinite target": ("a,y\n1,2\n3,-inf\n", "line 3: the target column 'y' is not finite"),
     "whitespace line then ragged": ("a,y\n1,2\n   \n3\n", "line 4: 1 values"),
     "header only": ("a,y\n", "has a header but no rows"),
+    "blank first line": ("\n1,2\n", "the first line is blank"),
     "not utf-8": (b"a,y\n1,\xff\xfe\n", "not a text (CSV) file"),
 }
 
@@ -317,3 +319,65 @@ def test_a_quick_read_is_silent(tmp_path, capsys, reader):
     path.write_text("a,y\n1,2\n")
     tables.read_table(str(path), "y", True)
     assert capsys.readouterr().err == ""
+
+
+LENIENT = tables.Cells(missing=True, text=True)
+#: Rows of another length than the header, in files whose empty cells are
+#: allowed (missing values imputed): no reader may pad or cut them silently.
+RAGGED_WHERE_MISSING_IS_ALLOWED = {
+    "short row": ("a,b,y\n1,2,x\n3\n", "line 3: 1 values, but the header has 3 columns"),
+    "trailing commas": ("a,b,y\n1,2,3,\n4,5,6,\n", "line 2: 4 values, but the header has 3"),
+    "quoted comma split": ('a,b,y\n1,1, "x,y"\n1,2,z\n', "line 2: 4 values"),
+}
+
+
+@pytest.mark.parametrize("case", list(RAGGED_WHERE_MISSING_IS_ALLOWED))
+def test_ragged_rows_are_refused_where_missing_values_are_allowed(case, tmp_path, reader):
+    text, expected = RAGGED_WHERE_MISSING_IS_ALLOWED[case]
+    (tmp_path / "bad.csv").write_text(text)
+    with pytest.raises(CommandError, match=expected):
+        tables.read_table(str(tmp_path / "bad.csv"), "y", True, cells=LENIENT)
+
+
+def test_missing_cells_read_alike_whichever_reader(tmp_path, monkeypatch):
+    """Empty cells (not short rows) are missing values, the same for every reader."""
+    (tmp_path / "data.csv").write_text("a,b,y\n1,,x\n,4,y\n5,6,x\n")
+    careful = _read(tmp_path / "data.csv", monkeypatch, "python", target="y",
+                    target_required=True, cells=LENIENT)
+    np.testing.assert_array_equal(careful.X, [[1, np.nan], [np.nan, 4], [5, 6]])
+    for reader in READERS:
+        _same(_read(tmp_path / "data.csv", monkeypatch, reader, target="y",
+                    target_required=True, cells=LENIENT), careful)
+
+
+def test_an_uppercase_gz_file_is_read_by_every_reader(tmp_path, monkeypatch):
+    with gzip.open(tmp_path / "DATA.CSV.GZ", "wt") as f:
+        f.write("a,y\n1.5,x\n2.5,y\n")
+    for reader in READERS:
+        table = _read(tmp_path / "DATA.CSV.GZ", monkeypatch, reader, target="y",
+                      target_required=True)
+        np.testing.assert_array_equal(table.X, [[1.5], [2.5]])
+
+
+def test_parquet_integers_beyond_2_to_the_53_read_as_csv_reads_them(tmp_path, monkeypatch):
+    big = np.array([2**53 + 1, 2**62 + 3, -(2**60) - 1], dtype=np.int64)
+    _write_parquet(tmp_path / "data.parquet", {"id": big, "y": np.array([0, 1, 0])})
+    (tmp_path / "data.csv").write_text("id,y\n" + "".join(f"{v},{i % 2}\n"
+                                                          for i, v in enumerate(big)))
+    from_csv = _read(tmp_path / "data.csv", monkeypatch, "python", target="y",
+                     target_required=True)
+    _same(tables.read_table(str(tmp_path / "data.parquet"), "y", True), from_csv)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "data.csv")
+    with pytest.raises(CommandError, match="is not a regular file"):
+        tables.check_readable(str(tmp_path / "data.csv"), "data file")
+
+
+def test_columns_are_chosen_by_name_among_many():
+    """By position lookups, not list searches (50,000 columns took minutes)."""
+    names = [f"c{i}" for i in range(50_000)]
+    plan = tables._plan("wide.csv", names, "c7", True, names[:7] + names[8:])
+    assert plan.features[:3] == [0, 1, 2] and len(plan.features) == 49_999

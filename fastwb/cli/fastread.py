@@ -14,11 +14,13 @@ size, for ``.gz``), the careful reader for smaller ones.
 """
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
@@ -100,8 +102,10 @@ def _pyarrow_csv(path: str, delimiter: str, n_columns: int,
     # the columns named by position (the header, already read, is skipped), so
     # that as_text can name them whatever the header says
     names = [f"c{i}" for i in range(n_columns)]
+    # compression by name whatever its case (pyarrow's own detection wants ".gz")
+    source = pa.input_stream(path, compression="gzip" if path.lower().endswith(".gz") else None)
     table = pa_csv.read_csv(
-        path, read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+        source, read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter),
         convert_options=pa_csv.ConvertOptions(
             null_values=[""], strings_can_be_null=True, true_values=[], false_values=[],
@@ -111,7 +115,8 @@ def _pyarrow_csv(path: str, delimiter: str, n_columns: int,
     columns: list[Column] = []
     for column in table.columns:
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-            column = column.cast(pa.float64()).fill_null(float("nan"))
+            # unsafe: integers beyond 2**53 round, as the careful reader's float() does
+            column = column.cast(pa.float64(), safe=False).fill_null(float("nan"))
             columns.append(column.to_numpy().astype(np.float64, copy=False))
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             columns.append(["" if value is None else value for value in column.to_pylist()])
@@ -128,12 +133,21 @@ def _pandas_csv(path: str, delimiter: str, n_columns: int,
     options: dict = {}
     if int(pd.__version__.split(".")[0]) < 3:
         options["float_precision"] = "round_trip"   # pandas 3 parses floats exactly by default
-    # the columns named by position, so that as_text can name them whatever the header says
-    frame = pd.read_csv(path, sep=delimiter, header=0, names=list(range(n_columns)),
-                        index_col=False, dtype={i: str for i in as_text},
-                        keep_default_na=False, na_values=[""], true_values=[],
-                        false_values=[], encoding="utf-8-sig", engine="c", **options)
-    if frame.shape[1] != n_columns:
+    # the columns named by position, so that as_text can name them whatever the header
+    # says. A row longer than the header is an error, or, when every row is, makes
+    # an index of the first column; a row shorter is filled with missing values,
+    # which then only counting delimiters tells
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        frame = pd.read_csv(path, sep=delimiter, header=0, names=list(range(n_columns)),
+                            dtype={i: str for i in as_text},
+                            keep_default_na=False, na_values=[""], true_values=[],
+                            false_values=[], encoding="utf-8-sig", engine="c",
+                            low_memory=False, **options)
+    if frame.shape[1] != n_columns or not frame.index.equals(pd.RangeIndex(len(frame))):
+        return None
+    if frame.isna().to_numpy().any() and not _rows_complete(path, delimiter, n_columns,
+                                                             len(frame)):
         return None
     columns: list[Column] = []
     for _, series in frame.items():
@@ -148,6 +162,19 @@ def _pandas_csv(path: str, delimiter: str, n_columns: int,
         else:
             return None
     return columns
+
+
+def _rows_complete(path: str, delimiter: str, n_columns: int, n_rows: int) -> bool:
+    """Whether the header and ``n_rows`` rows (blank lines aside) hold exactly
+    ``n_columns - 1`` delimiters each, counted in the file's bytes (none longer:
+    pandas warned of those). A file with quotes, where a delimiter may be
+    text, is left to the careful reader."""
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if b'"' in data:
+        return False
+    return data.count(delimiter.encode()) == (n_rows + 1) * (n_columns - 1)
 
 
 # --- Parquet ---------------------------------------------------------------------------
@@ -176,7 +203,8 @@ def read_parquet_columns(path: str) -> tuple[list[str], list[Column]]:
             columns = []
             for column in table.columns:
                 numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-                values = (column.cast(pa.float64()).to_numpy() if numeric and not column.null_count
+                values = (column.cast(pa.float64(), safe=False).to_numpy()
+                          if numeric and not column.null_count
                           else column.to_pylist())
                 columns.append(_parquet_column(values))
         else:

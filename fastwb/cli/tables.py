@@ -85,6 +85,9 @@ def check_readable(path: str, what: str = "file") -> None:
         raise CommandError(f"{what} not found: {path}")
     if os.path.isdir(path):
         raise CommandError(f"{path} is a directory, not a {what}")
+    if not os.path.isfile(path):    # a FIFO would block, and a file is read more than once
+        raise CommandError(f"{path} is not a regular file (a pipe or a device?): save the "
+                           f"{what} to a file first")
     if not os.access(path, os.R_OK):
         raise CommandError(f"cannot read {path}: permission denied")
 
@@ -215,6 +218,9 @@ def _read_header(path: str) -> tuple[str, list[str], int]:
     if header is None:
         raise CommandError(f"{path} is empty: a CSV file needs a header row of "
                            f"column names")
+    if not header:
+        raise CommandError(f"{path}: the first line is blank; a CSV file starts with a "
+                           f"header row of column names")
     return delimiter, _column_names(header, path), reader.line_num
 
 
@@ -286,19 +292,21 @@ def _plan(path: str, names: list[str], target: str | None, target_required: bool
         elif target_required:
             raise CommandError(f"unknown column {target!r}{closest(target, names)}: {path} "
                                f"has the columns {shorten(names)}")
-    others = [name for i, name in enumerate(names) if i != target_index]
-    if not others:
+    # positions by name, sets for membership: a file may have tens of thousands of columns
+    position = {name: i for i, name in enumerate(names) if i != target_index}
+    if not position:
         raise CommandError(f"{path} has no feature columns besides the target {target!r}")
     if features is None:
-        return _Plan(target_index, [names.index(name) for name in others], ())
-    missing = [name for name in features if name not in others]
+        return _Plan(target_index, list(position.values()), ())
+    wanted = set(features)
+    missing = [name for name in features if name not in position]
     if missing:
-        suggestions = "".join(closest(name, [n for n in others if n not in features])
+        suggestions = "".join(closest(name, [n for n in position if n not in wanted])
                               for name in missing[:3])
         raise CommandError(f"{path} lacks the column(s) {shorten(missing)} that the "
                            f"model was trained on{suggestions}")
-    return _Plan(target_index, [names.index(name) for name in features],
-                 tuple(name for name in others if name not in features))
+    return _Plan(target_index, [position[name] for name in features],
+                 tuple(name for name in position if name not in wanted))
 
 
 def closest(name: str, names: list[str]) -> str:
