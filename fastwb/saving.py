@@ -613,7 +613,7 @@ def _open_regular(path: str):
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise ModelFileError(f"{path} is not a fastwb model file: it is "
-                                 f"{_file_type(mode)}, not a regular file")
+                                 f"{file_type(mode)}, not a regular file")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return open(fd, "rb")
@@ -622,7 +622,8 @@ def _open_regular(path: str):
         raise
 
 
-def _file_type(mode: int) -> str:
+def file_type(mode: int) -> str:
+    """What a ``stat`` mode that is not a regular file's describes, in words."""
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):

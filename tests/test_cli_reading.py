@@ -372,7 +372,7 @@ def test_parquet_integers_beyond_2_to_the_53_read_as_csv_reads_them(tmp_path, mo
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
 def test_a_fifo_is_refused_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "data.csv")
-    with pytest.raises(CommandError, match="is not a regular file"):
+    with pytest.raises(CommandError, match=r"a FIFO \(named pipe\), not a regular file"):
         tables.check_readable(str(tmp_path / "data.csv"), "data file")
 
 

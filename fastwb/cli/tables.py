@@ -41,6 +41,7 @@ from fastwb._validation import shown
 from fastwb.cli.errors import CommandError
 from fastwb.cli.fastread import (csv_reader, parquet_reader, progress_note, read_csv_columns,
                                  read_parquet_columns)
+from fastwb.saving import file_type
 
 #: The auto task calls an integer target with at most this many values classes.
 MAX_AUTO_CLASSES = 20
@@ -86,8 +87,8 @@ def check_readable(path: str, what: str = "file") -> None:
     if os.path.isdir(path):
         raise CommandError(f"{path} is a directory, not a {what}")
     if not os.path.isfile(path):    # a FIFO would block, and a file is read more than once
-        raise CommandError(f"{path} is not a regular file (a pipe or a device?): save the "
-                           f"{what} to a file first")
+        raise CommandError(f"{path} is {file_type(os.stat(path).st_mode)}, not a regular "
+                           f"file: save the {what} to a file first")
     if not os.access(path, os.R_OK):
         raise CommandError(f"cannot read {path}: permission denied")
 
