@@ -7,7 +7,8 @@ string keys, so tuples and dicts are tagged: ``(100, 50)`` is written as
 scalars and arrays become plain numbers and lists. ``decode`` turns a header's
 values back into Python for ``fastwb.load`` and for ``fastwb info``, which
 reads them without scikit-learn: this module needs nothing but NumPy. So
-does ``check_fitted_scalars``, the checks of those scalars that both make.
+does ``check_fitted_scalars``, the checks of those scalars that both make,
+and ``text_array``, the form of the labels, names and categories they save.
 """
 from __future__ import annotations
 
@@ -83,3 +84,16 @@ def check_fitted_scalars(scalars: Mapping[str, Any], sizes: Sequence[int]) -> No
         if name in scalars and (scalars[name] != value or isinstance(scalars[name], bool)):
             raise ValueError(f"{name} is {shown(scalars[name])}, but the network and targets "
                              f"imply {value!r}")
+
+
+def text_array(values, name: str) -> np.ndarray:
+    """``values`` (strings) as the fixed-width unicode array a file holds. Such
+    an array drops trailing NUL characters, so a string ending in one is
+    refused rather than saved changed (a category or label that would load
+    as another)."""
+    values = list(values)
+    for value in values:
+        if isinstance(value, str) and value.endswith("\0"):
+            raise ValueError(f"cannot save {name}: the text {shown(value)} ends in a NUL "
+                             f"character, which a fastwb file cannot hold")
+    return np.array(values, dtype=str) if values else np.array([], dtype="<U1")

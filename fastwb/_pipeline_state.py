@@ -57,7 +57,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fastwb._estimator_params import decode, encode
+from fastwb._estimator_params import decode, encode, text_array
 
 #: The kinds of model file this module writes, by the class of the saved object.
 KINDS = ("Pipeline", "ColumnTransformer", "TransformedTargetRegressor", "StandardScaler",
@@ -306,14 +306,21 @@ class _Writer:
             raise ValueError(f"fastwb.save cannot save {where}: its fitted values mix text "
                              f"with {odd[0]}; a fastwb file holds columns of text or of "
                              "numbers, with missing values (NaN, None)")
-        self.add(name, np.array([fill if i in missing else v for i, v in enumerate(values)],
-                                dtype=dtype))
+        filled = [fill if i in missing else v for i, v in enumerate(values)]
+        if kind == "text":
+            self.add(name, text_array(filled, where))
+        elif dtype is np.int64 and not all(-2**63 <= int(v) < 2**63 for v in filled):
+            raise ValueError(f"fastwb.save cannot save {where}: it holds integers beyond "
+                             f"64 bits")
+        else:
+            self.add(name, np.array(filled, dtype=dtype))
         return {"object": kind, "nan": nan, "none": none}
 
     def _feature_names(self, est, prefix: str) -> None:
         names = getattr(est, "feature_names_in_", None)
         if names is not None:
-            self.add(prefix + "feature_names_in_", np.asarray(names).astype(str))
+            self.add(prefix + "feature_names_in_", text_array(names, f"the feature names of "
+                                                                      f"{prefix or 'the model'}"))
 
 
 def _text_problem(tree) -> str | None:
@@ -727,6 +734,12 @@ class _Reader:
         for i, values in enumerate(est.categories_):
             if values.ndim != 1:
                 raise ValueError(f"categories_[{i}] of {where} must be 1-D")
+            present = [v for v in values.tolist() if v is not None and v == v]
+            if len(set(present)) != len(present):
+                raise ValueError(f"categories_[{i}] of {where} names a category twice")
+            # scikit-learn finds numbers by binary search: they must be in order
+            if values.dtype.kind in "iuf" and (np.diff(values) <= 0).any():
+                raise ValueError(f"categories_[{i}] of {where} must be in increasing order")
         sizes = [len(values) for values in est.categories_]
         for attribute in ("drop_idx_", "_drop_idx_after_grouping"):
             value = self.array(prefix + attribute, required=False)
@@ -1022,9 +1035,6 @@ def _describe(node, name: str, lines: list[str], depth: int) -> None:
             value = params.get(key, default)
             if value != default and isinstance(value, (str, bool)):
                 settings.append(f"{key}={value}")
-        categories = _get(attributes, "categories_", list, None)
-        if categories is not None:
-            settings.append(f"{len(categories)} categorical")
         lines.append(f"{indent}{label}{cls} ({', '.join(settings)})")
 
 

@@ -157,6 +157,7 @@ import scipy.optimize
 from fastwb._estimator_params import check_fitted_scalars
 from fastwb._estimator_params import decode as _decode
 from fastwb._estimator_params import encode as _encode
+from fastwb._estimator_params import text_array
 from fastwb._optional import SKLEARN_REQUIREMENT, check_sklearn_version
 
 try:
@@ -1416,8 +1417,8 @@ def _public(X):
 def _storable(values: np.ndarray, name: str) -> np.ndarray:
     if values.dtype == object:
         try:
-            return values.astype(str)
-        except (TypeError, ValueError):
+            return text_array(values.tolist(), name).reshape(values.shape)
+        except TypeError:
             raise ValueError(f"cannot save {name} of objects that are not strings") from None
     return values
 

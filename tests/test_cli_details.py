@@ -260,3 +260,22 @@ def test_the_demo_comparison_shows_progress_for_both_fits(capsys):
     err = capsys.readouterr().err
     assert results["sklearn_epochs"] == 3
     assert err.count("3/3") >= 2, err          # fastwb's bar, then scikit-learn's
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="Linux's /dev/full")
+@pytest.mark.parametrize("command", ["predict", "info", "predict --out"])
+def test_a_full_disk_is_one_line_and_status_1(command, folder, tmp_path):
+    model = folder / "model.fwb"
+    argv = {"predict": ["predict", model, folder / "train.npz"], "info": ["info", model],
+            "predict --out": ["predict", model, folder / "train.npz", "--out", "/dev/full"]}
+    stdout = open("/dev/full", "w") if command != "predict --out" else subprocess.DEVNULL
+    try:
+        result = subprocess.run([*FASTWB, *map(str, argv[command])], cwd=tmp_path, env=ENV,
+                                stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120,
+                                check=False)
+    finally:
+        if stdout is not subprocess.DEVNULL:
+            stdout.close()
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "fastwb: error: cannot write the output: No space left on device\n"
+    assert os.path.exists("/dev/full")

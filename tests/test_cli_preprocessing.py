@@ -429,3 +429,45 @@ def test_a_pipeline_saved_from_python_predicts_with_its_own_steps(tmp_path, caps
         expected = pipeline.predict(pd.DataFrame({"price": [np.nan, 120.5, np.nan],
                                                   "color": ["purple", "red", "blue"]}))
     assert out.splitlines()[1:] == list(expected)
+
+
+def test_predict_with_a_user_pipeline_that_picks_columns_by_name(tmp_path, capsys):
+    """A DataFrame Pipeline (columns named in its ColumnTransformer) saved from
+    Python: predict reads its text column as text and gives the model's predictions."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from fastwb.sklearn import MLPClassifier as FastClassifier
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["x", "y", "z"], 60),
+                          "c": rng.normal(size=60)})
+    y = (frame["b"] == "x").astype(int).to_numpy()
+    prep = ColumnTransformer([("words", OneHotEncoder(handle_unknown="ignore"), ["b"]),
+                              ("numbers", make_pipeline(SimpleImputer(), StandardScaler()),
+                               ["a", "c"])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make_pipeline(prep, FastClassifier(hidden_layer_sizes=(5,), max_iter=30,
+                                                   random_state=0)).fit(frame, y)
+    saving.save(model, tmp_path / "user.fwb")
+    frame.to_csv(tmp_path / "user.csv", index=False)
+    status, out, err = _run(capsys, "predict", tmp_path / "user.fwb", tmp_path / "user.csv")
+    assert status == 0, err
+    np.testing.assert_array_equal(np.array(out.split()[1:], dtype=int), model.predict(frame))
+    status, out, err = _run(capsys, "info", tmp_path / "user.fwb")
+    assert status == 0 and "preprocessing: 1 text column one-hot encoded" in out, out
+
+
+def test_a_column_without_any_value_is_kept_and_said(tmp_path, capsys):
+    rows = [[i, "", i % 2] for i in range(12)]
+    _write(tmp_path / "empty.csv", ["a", "e", "y"], rows)
+    status, out, err = _run(capsys, "train", tmp_path / "empty.csv", "--target", "y",
+                            "--epochs", "3", "--out", tmp_path / "m.fwb")
+    assert status == 0, err
+    assert "imputed 12 missing values in 1 column (e: 12) with the column medians; e, " \
+           "without any value, with 0" in out
+    assert estimator_of(saving.load(tmp_path / "m.fwb")).n_features_in_ == 2
+    status, out, err = _run(capsys, "predict", tmp_path / "m.fwb", tmp_path / "empty.csv")
+    assert status == 0 and "Skipping features" not in err, err

@@ -498,7 +498,7 @@ def test_read_header_and_info_show_the_steps(tmp_path):
         "    standardscaler: StandardScaler (6 columns)",
         "  words on [colour, size]: Pipeline",
         "    simpleimputer: SimpleImputer (2 columns, strategy=constant)",
-        "    onehotencoder: OneHotEncoder (2 columns, handle_unknown=ignore, 2 categorical)",
+        "    onehotencoder: OneHotEncoder (2 columns, handle_unknown=ignore)",
         "mlpclassifier: MLPClassifier (fastwb)"]
     status, out, err = run_cli(["info", tmp_path / "model.fwb"])
     assert status == 0, err
@@ -587,5 +587,20 @@ def test_info_without_scikit_learn_shows_the_steps_from_the_header(tmp_path, mon
     status, out, err = run_cli(["info", tmp_path / "model.fwb"])
     assert status == 0, err
     assert out.endswith("  standardscaler: StandardScaler (2 columns)\n"
-                        "  onehotencoder: OneHotEncoder (2 columns, handle_unknown=ignore, "
-                        "2 categorical)\n  mlpclassifier: MLPClassifier (fastwb)\n")
+                        "  onehotencoder: OneHotEncoder (2 columns, handle_unknown=ignore)\n"
+                        "  mlpclassifier: MLPClassifier (fastwb)\n")
+
+
+@pytest.mark.parametrize("values, problem", [
+    (["a", "a\x00", "b"], "ends in a NUL character"),
+    ([2**63 + 5, 1, 3], "integers beyond 64 bits"),
+])
+def test_categories_a_file_cannot_hold_exactly_are_refused(values, problem, tmp_path):
+    """Fixed-width text drops trailing NULs, int64 stops at 2**63: saving them
+    would load another encoder, so the save is refused, naming the step."""
+    X = np.array(values * 10, dtype=object).reshape(-1, 1)
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(X)
+    with pytest.raises(ValueError, match=problem):
+        fastwb.save(encoder, tmp_path / "encoder.fwb")
+    assert not (tmp_path / "encoder.fwb").exists()
+

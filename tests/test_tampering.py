@@ -424,6 +424,8 @@ CRAFTED = {
     "target transformed by an imputer": Kind("target", edit(lambda h:
         model(h)["transformer"].update({"class": "SimpleImputer"})),
         r"is a SimpleImputer, which cannot stand there"),
+    "a category named twice": Kind("pipeline", lambda h, d: set_array(h, d, CATEGORIES,
+        np.array(["l", "l", "s", "xl"])), r"categories_\[1\] of .* names a category twice"),
     "target regressor a classifier": Kind("target", edit(lambda h:
         model(h)["regressor"].update({"class": "MLPClassifier"})),
         r"is a MLPClassifier, which cannot stand there"),

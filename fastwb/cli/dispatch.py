@@ -32,6 +32,7 @@ data), ``preprocessing`` (the Pipeline train builds) and ``errors``.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from fastwb import __version__, show_config
@@ -257,6 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:             # fastwb predict ... | head: the reader has gone
         streams.silence(sys.stdout)
         return 0
+    except OSError as error:            # stdout on a full disk (> /dev/full), a failed device
+        if error.errno not in _OUTPUT_ERRORS:
+            raise
+        if sys.stdout is not None:
+            streams.silence(sys.stdout)     # what it still holds cannot be written either
+        streams.tell(f"fastwb: error: cannot write the output: {error.strerror}")
+        return EXIT_FAILURE
+
+
+#: What writing to stdout can meet that is the machine's, not fastwb's, to fix.
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 def _dispatch(argv: list[str] | None) -> int:

@@ -4,6 +4,8 @@ the categories it had not seen); CSV out."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import warnings
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
     X = _as_input(table, model)
     is_classifier = hasattr(model, "predict_proba")
     if args.proba and not is_classifier:
-        kind = "a network" if isinstance(model, Network) else f"an {type(model).__name__}"
+        kind = "a network" if isinstance(model, Network) else f"a {type(model).__name__}"
         raise CommandError(f"--proba needs a classifier; {args.model} holds {kind}")
 
     with warnings.catch_warnings():
@@ -66,8 +68,14 @@ def run(args: argparse.Namespace) -> None:
     if args.out is None:
         write_csv(sys.stdout, header, columns)
     else:
-        with open(args.out, "w", newline="", encoding="utf-8") as f:
-            write_csv(f, header, columns)
+        try:
+            with open(args.out, "w", newline="", encoding="utf-8") as f:
+                write_csv(f, header, columns)
+        except OSError:
+            if os.path.isfile(args.out):     # no half-written predictions (never a device)
+                with contextlib.suppress(OSError):
+                    os.remove(args.out)
+            raise
         print(f"wrote {len(X)} predictions to {args.out}", file=sys.stderr)
     if table.target is not None and not isinstance(model, Network):
         metric = "accuracy" if is_classifier else "R^2"

@@ -61,7 +61,10 @@ def build(estimator, steps: Steps, n_features: int, text: Sequence[int], regress
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     numeric = [j for j in range(n_features) if j not in text]
-    stages = ([("impute", SimpleImputer(strategy="median"))] if steps.impute else []) + \
+    # a column with no value at all is kept (as zeros), not dropped: the network's
+    # inputs stay the table's columns, and no warning follows the model around
+    stages = ([("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+              if steps.impute else []) + \
         ([("scale", StandardScaler())] if steps.scale else [])
     transformers = []
     if numeric and (stages or text):
@@ -163,12 +166,30 @@ def _text_encoders(model) -> list:
         if type(step).__name__ != "OneHotEncoder" or \
                 not all(c.dtype.kind in "OUS" for c in step.categories_):
             continue
-        try:
-            chosen = np.atleast_1d(np.asarray(everything)[columns])
-        except (IndexError, TypeError, ValueError):     # columns named, for DataFrames
-            continue
-        found.append((step, [int(j) for j in chosen]))
+        chosen = _positions(first, columns, everything)
+        if chosen is not None:
+            found.append((step, chosen))
     return found
+
+
+def _positions(first, columns, everything: list[int]) -> list[int] | None:
+    """The positions of the data's ``columns`` as a fitted ColumnTransformer
+    (``first``) chose them: by index, mask or slice, or by name (a DataFrame's
+    columns, in its ``feature_names_in_``); None for a choice it cannot place."""
+    names = getattr(first, "feature_names_in_", None)
+    picked = np.atleast_1d(np.asarray(columns if not isinstance(columns, slice) else
+                                      everything[columns]))
+    if picked.dtype.kind in "OUS":
+        if names is None:
+            return None
+        position = {str(name): j for j, name in enumerate(names)}
+        if not all(str(name) in position for name in picked):
+            return None
+        return [position[str(name)] for name in picked]
+    try:
+        return [int(j) for j in np.atleast_1d(np.asarray(everything)[picked])]
+    except (IndexError, TypeError, ValueError):
+        return None
 
 
 def _target_scaler(model):
@@ -259,8 +280,10 @@ def missing_note(model, X, text: Sequence[int], names: Sequence[str] | None,
                   if type(part).__name__ == "SimpleImputer"}
     if strategies != {"median"}:        # a Pipeline a user saved
         whose = "the training " + "/".join(sorted(strategies)) + " values"
+    empty = [names[j] for j, count in zip(numeric, counts) if count == X.shape[0]]
+    zeros = f"; {shorten(empty, 6)}, without any value, with 0" if empty and not fitted else ""
     return (f"imputed {_count(int(counts.sum()), 'missing value')} in "
-            f"{_count(len(found), 'column')} ({shorten(found, 6)}) with {whose}")
+            f"{_count(len(found), 'column')} ({shorten(found, 6)}) with {whose}{zeros}")
 
 
 def unknown_note(model, X, names: Sequence[str] | None) -> str | None:
