@@ -265,6 +265,75 @@ def test_pipeline_with_a_column_transformer_on_a_frame():
         np.testing.assert_allclose(proba, pipe.predict_proba(unseen), rtol=1e-5, atol=1e-6)
 
 
+def test_command_line_model_with_a_text_column_and_missing_values(tmp_path, capsys):
+    """train's ColumnTransformer picks columns by index, its model has feature names:
+    one input per named column, text as strings, predictions as predict writes them."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(14)
+    frame = pd.DataFrame({"a": rng.normal(size=60).round(3), "b": rng.choice(["x", "y"], 60),
+                          "c": rng.normal(20, 5, 60).round(3), "y": rng.normal(size=60)})
+    frame.loc[::9, "c"] = np.nan
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    model_file, onnx_file = str(tmp_path / "model.fwb"), str(tmp_path / "m.onnx")
+    assert main(["train", str(tmp_path / "d.csv"), "--target", "y", "--epochs", "5",
+                 "--out", model_file]) == 0
+    assert main(["export", model_file, "--onnx", onnx_file]) == 0
+    assert main(["predict", model_file, str(tmp_path / "d.csv"), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    capsys.readouterr()
+    model = onnx.load(onnx_file)
+    assert [i.name for i in model.graph.input] == ["a", "b", "c"]
+    features = frame.drop(columns="y")
+    got = run(model, _feeds(features))[0][:, 0]
+    np.testing.assert_allclose(got, fastwb.load(model_file).predict(features.to_numpy(object)),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, pd.read_csv(tmp_path / "p.csv")["prediction"],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_readme_pipeline_on_an_object_array():
+    """Columns by index of an unnamed object array: inputs column_0, column_1."""
+    X = np.array([[5.1, "red"], [np.nan, "blue"], [6.3, "red"], [4.9, "green"]] * 5,
+                 dtype=object)
+    y = [0, 1, 1, 0] * 5
+    prep = ColumnTransformer([("numbers", make_pipeline(SimpleImputer(), StandardScaler()),
+                               [0]), ("words", OneHotEncoder(handle_unknown="ignore"), [1])])
+    pipe = make_pipeline(prep, MLPClassifier(hidden_layer_sizes=(8,), max_iter=50,
+                                             random_state=0)).fit(X, y)
+    feeds = {"column_0": X[:, :1].astype(np.float32), "column_1": X[:, 1:]}
+    for sample in (None, X):
+        model = to_onnx(pipe, X=sample)
+        assert [i.name for i in model.graph.input] == ["column_0", "column_1"]
+        label, proba = run(model, feeds)
+        np.testing.assert_array_equal(label, pipe.predict(X))
+        np.testing.assert_allclose(proba, pipe.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("numbers, text", [
+    ([True, False, True, False], [False, True, False, True]), (np.array([0, 2]), [-3, -1]),
+    (slice(0, 4, 2), slice(1, None, 2)), (["size", "weight"], slice("colour", "shape")),
+    (slice("size", "weight"), ["colour", "shape"])])
+def test_column_transformer_columns_of_every_kind(numbers, text):
+    """Masks, numpy and negative indices, slices of indices and of names (both ends
+    included): skl2onnx finds them all."""
+    by_name = isinstance(numbers, slice) and isinstance(numbers.start, str) or isinstance(
+        numbers, list) and isinstance(numbers[0], str)
+    frame = _frame()[0][["size", "weight", "colour", "shape"] if by_name
+                        else ["size", "colour", "weight", "shape"]]
+    sample = frame if by_name else frame.to_numpy(object)
+    prep = ColumnTransformer([("numbers", SimpleImputer(), numbers),
+                              ("text", OneHotEncoder(handle_unknown="ignore"), text)])
+    pipe = make_pipeline(prep, MLPRegressor(hidden_layer_sizes=(6,), max_iter=20,
+                                            random_state=0))
+    pipe.fit(sample, np.arange(len(frame), dtype=float))
+    model = to_onnx(pipe)
+    assert [i.name for i in model.graph.input] == (
+        list(frame.columns) if by_name else [f"column_{j}" for j in range(4)])
+    feeds = dict(zip([i.name for i in model.graph.input],
+                     _feeds(frame).values()))
+    assert_agrees(run(model, feeds)[0][:, 0], pipe.predict(sample), "float32")
+
+
 @pytest.mark.parametrize("transformer", [
     StandardScaler(), StandardScaler(with_mean=False), StandardScaler(with_std=False),
     StandardScaler(with_mean=False, with_std=False), MinMaxScaler(),
@@ -376,9 +445,14 @@ def test_command_line_export(tmp_path, capsys):
     ("net.fwb", ["--opset", "6"], "opset must be from 7"),
     ("net.fwb", ["--opset", "10", "--quantize", "int8"], "quantize needs ONNX opset 11"),
     ("gone.fwb", [], "model file not found"),
+    ("pipe.fwb", [], "Imputer cannot fill missing values with a string"),    # skl2onnx's
 ])
 def test_command_line_export_errors(tmp_path, capsys, model, options, message):
     fastwb.save(fastwb.Network([3, 4, 2], seed=12), tmp_path / "net.fwb")
+    X = np.array([["red"], ["blue"], [np.nan]] * 4, dtype=object)
+    pipe = make_pipeline(SimpleImputer(strategy="constant", fill_value="?"), OneHotEncoder(),
+                         MLPRegressor(hidden_layer_sizes=(3,), max_iter=2))
+    fastwb.save(pipe.fit(X, np.arange(12.0)), tmp_path / "pipe.fwb")
     assert main(["export", str(tmp_path / model), "--onnx", str(tmp_path / "x.onnx"),
                  *options]) == 1
     error = capsys.readouterr().err
