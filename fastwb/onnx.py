@@ -20,9 +20,9 @@ Inputs and outputs, as skl2onnx names them:
   ``zipmap=True`` asks for it;
 * a regressor: input ``X``, output ``variable`` (N, n_outputs), (N, 1) for one
   target as every skl2onnx regressor;
-* a pipeline: input ``X`` of the dtype asked for, or with a ColumnTransformer
-  that selects columns by name one input (N, 1) per column, string tensors for
-  text columns.
+* a pipeline: input ``X`` of the dtype asked for, or behind a ColumnTransformer
+  on named columns or on text one input (N, 1) per column, named as the
+  columns (else ``column_0``...), string tensors for text columns.
 
 Optional dependencies: onnx for every export, skl2onnx for pipelines (and
 ``zipmap``), onnxruntime for ``quantize``: ``pip install "fastwb[onnx]"``.
@@ -90,8 +90,8 @@ def to_onnx(model, path: str | os.PathLike | None = None, *, opset: int | None =
         A sample of a pipeline's input, which tells its columns' types (text
         columns become string inputs). Without it the types are those of the
         fitted pipeline: ``n_features_in_`` numeric features, or per-column
-        inputs for a ColumnTransformer fitted on a DataFrame, text where a
-        OneHotEncoder was fitted on text.
+        inputs behind a ColumnTransformer fitted on named columns or on text,
+        text where a OneHotEncoder was fitted on text.
     zipmap : bool or "columns", default False
         Classifiers: skl2onnx's ZipMap on the probabilities (one dictionary
         per sample, or with "columns" one output per class).
