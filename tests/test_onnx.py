@@ -291,6 +291,14 @@ def test_command_line_model_with_a_text_column_and_missing_values(tmp_path, caps
                                rtol=1e-5, atol=1e-6)
 
 
+def test_sample_without_the_columns_a_column_transformer_takes_is_refused():
+    frame, target = _frame()
+    pipe = make_pipeline(ColumnTransformer([("text", OneHotEncoder(), ["colour"])]),
+                         MLPClassifier((4,), max_iter=2)).fit(frame, target)
+    with pytest.raises(ValueError, match="takes a column 'colour' that its input has not"):
+        to_onnx(pipe, X=frame.rename(columns={"colour": "hue"}))
+
+
 def test_readme_pipeline_on_an_object_array():
     """Columns by index of an unnamed object array: inputs column_0, column_1."""
     X = np.array([[5.1, "red"], [np.nan, "blue"], [6.3, "red"], [4.9, "green"]] * 5,
