@@ -14,7 +14,7 @@ Which ONNX operators, and why:
   ``Selu`` and ``Softplus`` in float32. onnxruntime implements those for
   float only, and their constants are float attributes, so in float64 they are
   written with elementwise operators and float64 constants
-  (``max(z, 0.01 z)``, ``scale (relu(z) + alpha (exp(min(z, 0)) - 1))``,
+  (``relu(z) - 0.01 relu(-z)``, ``scale (relu(z) + alpha (exp(min(z, 0)) - 1))``,
   ``relu(z) + log(1 + exp(-|z|))``).
 * gelu (the exact erf form) is ONNX's ``Gelu`` from opset 20, else
   ``z * (1 + erf(z / sqrt 2)) / 2`` (``Erf``, opset 9). onnxruntime has
@@ -101,7 +101,11 @@ def activate(graph: Graph, activation: str, z: str, dtype: np.dtype, purpose: st
     if activation == "leaky_relu":
         if single:
             return graph.node("LeakyRelu", [z], alpha=LEAKY_SLOPE)
-        return graph.node("Max", [z, graph.node("Mul", [z, scalar(LEAKY_SLOPE)])])
+        # relu(z) - slope relu(-z), not max(z, slope z): onnxruntime has no float64 Max
+        # before opset 8, and this is exact (one product) as the max is
+        negative = graph.node("Relu", [graph.node("Neg", [z])])
+        return graph.node("Sub", [graph.node("Relu", [z]),
+                                  graph.node("Mul", [negative, scalar(LEAKY_SLOPE)])])
     if activation in ("elu", "selu"):
         alpha, scale = (ELU_ALPHA, 1.0) if activation == "elu" else (SELU_ALPHA, SELU_SCALE)
         if single:

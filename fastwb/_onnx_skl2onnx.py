@@ -118,17 +118,18 @@ def _convert_estimator(scope, operator, container) -> None:
 def inverse_steps(transformer) -> list[tuple[str, np.ndarray]]:
     """The target transformer's ``inverse_transform`` as (ONNX operator, constant)
     steps, in its own order; TypeError for a transformer that is not affine."""
+    # the flags, not the fitted attributes, say what inverse_transform applies: a
+    # StandardScaler fits mean_ even with with_mean=False
     if isinstance(transformer, StandardScaler):
-        steps = [("Mul", transformer.scale_)] if transformer.scale_ is not None else []
-        return steps + ([("Add", transformer.mean_)] if transformer.mean_ is not None else [])
+        return ([("Mul", transformer.scale_)] if transformer.with_std else []) + \
+            ([("Add", transformer.mean_)] if transformer.with_mean else [])
     if isinstance(transformer, MinMaxScaler):
         return [("Sub", transformer.min_), ("Div", transformer.scale_)]
     if isinstance(transformer, MaxAbsScaler):
         return [("Mul", transformer.scale_)]
     if isinstance(transformer, RobustScaler):
-        steps = [("Mul", transformer.scale_)] if transformer.scale_ is not None else []
-        return steps + ([("Add", transformer.center_)] if transformer.center_ is not None
-                        else [])
+        return ([("Mul", transformer.scale_)] if transformer.with_scaling else []) + \
+            ([("Add", transformer.center_)] if transformer.with_centering else [])
     if (type(transformer) is FunctionTransformer and transformer.func is None
             and transformer.inverse_func is None):
         return []

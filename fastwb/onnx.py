@@ -20,15 +20,16 @@ Inputs and outputs, as skl2onnx names them:
   ``zipmap=True`` asks for it;
 * a regressor: input ``X``, output ``variable`` (N, n_outputs), (N, 1) for one
   target as every skl2onnx regressor;
-* a pipeline: input ``X`` of the dtype asked for, or with a ColumnTransformer
-  that selects columns by name one input (N, 1) per column, string tensors for
-  text columns.
+* a pipeline: input ``X`` of the dtype asked for, or behind a ColumnTransformer
+  on named columns or on text one input (N, 1) per column, named as the
+  columns (else ``column_0``...), string tensors for text columns.
 
 Optional dependencies: onnx for every export, skl2onnx for pipelines (and
 ``zipmap``), onnxruntime for ``quantize``: ``pip install "fastwb[onnx]"``.
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import tempfile
@@ -89,8 +90,8 @@ def to_onnx(model, path: str | os.PathLike | None = None, *, opset: int | None =
         A sample of a pipeline's input, which tells its columns' types (text
         columns become string inputs). Without it the types are those of the
         fitted pipeline: ``n_features_in_`` numeric features, or per-column
-        inputs for a ColumnTransformer fitted on a DataFrame, text where a
-        OneHotEncoder was fitted on text.
+        inputs behind a ColumnTransformer fitted on named columns or on text,
+        text where a OneHotEncoder was fitted on text.
     zipmap : bool or "columns", default False
         Classifiers: skl2onnx's ZipMap on the probabilities (one dictionary
         per sample, or with "columns" one output per class).
@@ -305,8 +306,11 @@ def _through_skl2onnx(model, opset: int, dtype: np.dtype | None, X, zipmap, name
     final = _final_estimator(model)
     dtype = dtype or final.network.dtype
     options = {id(final): {"zipmap": zipmap}} if hasattr(final, "classes_") else None
-    return skl2onnx.convert_sklearn(model, initial_types=_initial_types(model, X, dtype),
-                                    target_opset=opset, options=options, name=name)
+    n_features, names = _input_columns(model, X)
+    initial_types = _initial_types(model, X, dtype, n_features, names)
+    return skl2onnx.convert_sklearn(_by_position(model, n_features, names),
+                                    initial_types=initial_types, target_opset=opset,
+                                    options=options, name=name)
 
 
 def _final_estimator(model):
@@ -331,25 +335,18 @@ def _final_estimator(model):
     return found
 
 
-def _initial_types(model, X, dtype: np.dtype) -> list[tuple[str, Any]]:
-    """skl2onnx's input types: one tensor X, or one per column for a ColumnTransformer."""
+def _initial_types(model, X, dtype: np.dtype, n_features: int,
+                   names: list | None) -> list[tuple[str, Any]]:
+    """skl2onnx's input types: one tensor X, or one (N, 1) input per column where a
+    ColumnTransformer routes them (named as the pipeline's columns, else column_0...)."""
     from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType,
                                             StringTensorType)
     number = FloatTensorType if dtype == np.float32 else DoubleTensorType
-    text = _text_columns(model, X)
-    names = getattr(X, "columns", None)
-    if names is None and X is None:
-        names = getattr(model, "feature_names_in_", None)
-    if names is not None and _column_transformers(model):
-        return [(str(column), StringTensorType([None, 1]) if column in text
-                 else number([None, 1])) for column in names]
-    if X is not None:
-        n_features = np.shape(X)[1] if np.ndim(X) == 2 else None
-    else:
-        n_features = getattr(model, "n_features_in_", None)
-    if n_features is None:
-        raise ValueError("to_onnx needs a sample X (a 2-D array or a DataFrame) to tell this "
-                         "pipeline's input: it has no n_features_in_")
+    text = _text_columns(model, X, n_features, names)
+    if _column_transformers(model) and (names is not None or text):
+        names = names if names is not None else [f"column_{j}" for j in range(n_features)]
+        return [(str(column), StringTensorType([None, 1]) if j in text else number([None, 1]))
+                for j, column in enumerate(names)]
     if text and len(text) < n_features:
         raise ValueError(f"this pipeline takes text and numbers in one table ({len(text)} of "
                          f"{n_features} columns are text) but has no ColumnTransformer to "
@@ -357,22 +354,94 @@ def _initial_types(model, X, dtype: np.dtype) -> list[tuple[str, Any]]:
     return [("X", StringTensorType([None, n_features]) if text else number([None, n_features]))]
 
 
-def _text_columns(model, X) -> set:
-    """The columns of text: from X's dtypes, else from the categories fitted on them."""
+def _input_columns(model, X) -> tuple[int, list | None]:
+    """The number of the pipeline's input columns and their names (None if unnamed):
+    X's, else those it was fitted on."""
+    names = getattr(model, "feature_names_in_", None)
+    if X is not None:
+        if np.ndim(X) != 2:
+            raise ValueError(f"X must be a 2-D sample of the pipeline's input (an array or a "
+                             f"DataFrame), got {np.ndim(X)} dimensions")
+        if hasattr(X, "columns"):
+            names = X.columns
+        elif names is not None and len(names) != np.shape(X)[1]:
+            names = None
+        return np.shape(X)[1], None if names is None else list(names)
+    n_features = getattr(model, "n_features_in_", None)
+    if n_features is None:
+        raise ValueError("to_onnx needs a sample X (a 2-D array or a DataFrame) to tell this "
+                         "pipeline's input: it has no n_features_in_")
+    return int(n_features), None if names is None else list(names)
+
+
+def _text_columns(model, X, n_features: int, names: list | None) -> set[int]:
+    """The positions of the text columns: from X's dtypes (or, in an object array, the
+    columns holding text), else from the categories fitted on them."""
     if X is not None:
         dtypes = getattr(X, "dtypes", None)
         if dtypes is not None:
-            return {column for column, kind in dtypes.items() if kind.kind not in "biuf"}
-        kind = np.asarray(X).dtype.kind
-        return set(range(np.shape(X)[1])) if kind in "OUS" and np.ndim(X) == 2 else set()
-    text: set = set()
+            return {j for j, kind in enumerate(dtypes) if kind.kind not in "biuf"}
+        array = np.asarray(X)
+        if array.dtype.kind in "US":
+            return set(range(n_features))
+        if array.dtype.kind != "O":
+            return set()
+        return {j for j in range(n_features)
+                if any(isinstance(value, (str, bytes)) for value in array[:, j])}
+    text: set[int] = set()
     for transformer in _column_transformers(model):
         for _, step, columns in transformer.transformers_:
             if _fitted_on_text(step):
-                text.update(np.atleast_1d(columns).tolist())
+                text.update(_column_positions(columns, n_features, names))
     if not text and _fitted_on_text(model):
-        text.update(range(getattr(model, "n_features_in_", 0)))
+        text.update(range(n_features))
     return text
+
+
+def _column_positions(columns, n_features: int, names: list | None) -> list[int]:
+    """The positions of a fitted ColumnTransformer's columns: indices, a boolean mask,
+    names, or a slice of indices or (both ends included, as pandas) of names."""
+    where = {str(name): j for j, name in enumerate(names or [])}
+
+    def position(name) -> int:
+        if str(name) not in where:
+            raise ValueError(f"the pipeline's ColumnTransformer takes a column "
+                             f"{str(name)!r} that its input has not (its columns: {names})")
+        return where[str(name)]
+
+    if isinstance(columns, slice):
+        if isinstance(columns.start, str) or isinstance(columns.stop, str):
+            start = position(columns.start) if columns.start is not None else None
+            stop = position(columns.stop) + 1 if columns.stop is not None else None
+            columns = slice(start, stop, columns.step)
+        return list(range(n_features))[columns]
+    chosen = np.atleast_1d(np.asarray(columns))
+    if chosen.dtype.kind == "b":
+        return np.flatnonzero(chosen).tolist()
+    if chosen.dtype.kind in "iu":
+        return (chosen % n_features).tolist()
+    return [position(name) for name in chosen]
+
+
+def _by_position(model, n_features: int, names: list | None):
+    """``model`` with its ColumnTransformer's columns as lists of positions, which
+    skl2onnx finds in one input or in per-column inputs alike (it reads a boolean
+    mask, numpy integers or negative indices wrongly). The ColumnTransformer, and the
+    Pipeline and TransformedTargetRegressor around it, are shallow copies."""
+    if hasattr(model, "steps") or hasattr(model, "regressor_"):
+        copied = copy.copy(model)
+        if hasattr(model, "steps"):
+            first, step = model.steps[0]
+            copied.steps = [(first, _by_position(step, n_features, names)), *model.steps[1:]]
+        else:
+            copied.regressor_ = _by_position(model.regressor_, n_features, names)
+        return copied
+    if type(model).__name__ == "ColumnTransformer" and hasattr(model, "transformers_"):
+        copied = copy.copy(model)
+        copied.transformers_ = [(name, step, _column_positions(columns, n_features, names))
+                                for name, step, columns in model.transformers_]
+        return copied
+    return model
 
 
 def _fitted_on_text(step) -> bool:

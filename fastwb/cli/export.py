@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> None:
         proto = to_onnx(model, args.onnx, opset=args.opset, quantize=args.quantize)
     except ImportError as error:
         raise CommandError(str(error)) from None
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, NotImplementedError, RuntimeError) as error:
+        # skl2onnx raises NotImplementedError and RuntimeError for what it cannot convert
         raise CommandError(f"cannot export {args.model}: {error}") from None
     weights = f", {args.quantize} weights" if args.quantize else ""
     # skl2onnx stamps a pipeline with the oldest opset its operators need
