@@ -6,6 +6,9 @@ modules import it the same way under any pytest import mode, from a
 checkout, an sdist or a copy of ``tests/`` alone, with nothing put on
 ``sys.path``; code that extends fastwb can hold itself to the same bar.
 """
+import os
+import sys
+
 import numpy as np
 
 #: Largest norm-relative error allowed between the compiled and reference paths.
@@ -100,3 +103,10 @@ def flat_gradient(net, X, y, sample_weight=None) -> np.ndarray:
     """``net.gradients`` flattened in the order of ``net.parameters``."""
     return np.concatenate([np.concatenate([dW.ravel(), db])
                            for dW, db in net.gradients(X, y, sample_weight)])
+
+
+def address_space_limits_work() -> bool:
+    """Whether a test may hold a child process to a few GB of address space
+    (``RLIMIT_AS``): Linux only, and not under AddressSanitizer, which reserves
+    terabytes of it."""
+    return sys.platform.startswith("linux") and "libasan" not in os.environ.get("LD_PRELOAD", "")

@@ -16,9 +16,10 @@ import pytest
 
 import fastwb
 from fastwb import _validation
+from fastwb.testing import address_space_limits_work
 
 pytestmark = pytest.mark.skipif(
-    "libasan" in os.environ.get("LD_PRELOAD", "") or not sys.platform.startswith("linux"),
+    not address_space_limits_work(),
     reason="AddressSanitizer reserves terabytes of address space; RLIMIT_AS is Linux's")
 
 #: The child's address space: room for Python, NumPy, SciPy and scikit-learn

@@ -30,6 +30,7 @@ import fastwb
 from fastwb import saving
 from fastwb.cli import main
 from fastwb.saving import ModelFileError
+from fastwb.testing import address_space_limits_work
 
 pytest.importorskip("sklearn")
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -562,6 +563,8 @@ def test_crafted_kinds_counted():
     assert len(CRAFTED) >= 40
 
 
+@pytest.mark.skipif(not address_space_limits_work(), reason="held to a few GB of address "
+                    "space (RLIMIT_AS): Linux's, and not under AddressSanitizer")
 @pytest.mark.parametrize("name, message", [
     ("n_threads 10**5", "n_threads=100000"),
     ("classes_ of shape [2**40, 0]", "larger than the whole file")])
@@ -571,8 +574,6 @@ def test_info_of_a_small_crafted_file_uses_little_memory(bases, name, message, t
     path = crafted_file(bases, name, tmp_path)
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
             "from fastwb.cli import main; sys.exit(main(['info', sys.argv[1]]))")
-    if sys.platform != "linux":
-        pytest.skip("address-space limits are Linux's")
     result = subprocess.run([sys.executable, "-c", code, path], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -774,6 +775,8 @@ def info_without_sklearn(paths: list[str], cwd) -> list[dict]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="address-space limits are Linux's")
+@pytest.mark.skipif(not address_space_limits_work(), reason="held to a few GB of address "
+                    "space (RLIMIT_AS): Linux's, and not under AddressSanitizer")
 def test_info_without_sklearn_builds_and_checks_what_it_shows(bases, tmp_path):
     """Without scikit-learn, info still builds an estimator's network and checks
     its fitted scalars: every crafted kind ends in a one-line error or a
@@ -808,6 +811,8 @@ def test_info_without_sklearn_builds_and_checks_what_it_shows(bases, tmp_path):
     assert "trained: 3 epochs, final loss" in regressor["out"]
 
 
+@pytest.mark.skipif(not address_space_limits_work(), reason="held to a few GB of address "
+                    "space (RLIMIT_AS): Linux's, and not under AddressSanitizer")
 def test_info_without_sklearn_refuses_a_huge_layer_in_one_line(bases, tmp_path):
     """The reviewer's file: n_in a 1000-character string and n_out 10**9 made a
     1 TB string."""
