@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from fastwb import _onnx_graph
+from fastwb._columns import column_positions
 from fastwb._onnx_graph import OLDEST_OPSET
 from fastwb._optional import ONNX_REQUIREMENT
 from fastwb._version import __version__
@@ -392,35 +393,10 @@ def _text_columns(model, X, n_features: int, names: list | None) -> set[int]:
     for transformer in _column_transformers(model):
         for _, step, columns in transformer.transformers_:
             if _fitted_on_text(step):
-                text.update(_column_positions(columns, n_features, names))
+                text.update(column_positions(columns, n_features, names))
     if not text and _fitted_on_text(model):
         text.update(range(n_features))
     return text
-
-
-def _column_positions(columns, n_features: int, names: list | None) -> list[int]:
-    """The positions of a fitted ColumnTransformer's columns: indices, a boolean mask,
-    names, or a slice of indices or (both ends included, as pandas) of names."""
-    where = {str(name): j for j, name in enumerate(names or [])}
-
-    def position(name) -> int:
-        if str(name) not in where:
-            raise ValueError(f"the pipeline's ColumnTransformer takes a column "
-                             f"{str(name)!r} that its input has not (its columns: {names})")
-        return where[str(name)]
-
-    if isinstance(columns, slice):
-        if isinstance(columns.start, str) or isinstance(columns.stop, str):
-            start = position(columns.start) if columns.start is not None else None
-            stop = position(columns.stop) + 1 if columns.stop is not None else None
-            columns = slice(start, stop, columns.step)
-        return list(range(n_features))[columns]
-    chosen = np.atleast_1d(np.asarray(columns))
-    if chosen.dtype.kind == "b":
-        return np.flatnonzero(chosen).tolist()
-    if chosen.dtype.kind in "iu":
-        return (chosen % n_features).tolist()
-    return [position(name) for name in chosen]
 
 
 def _by_position(model, n_features: int, names: list | None):
@@ -438,7 +414,7 @@ def _by_position(model, n_features: int, names: list | None):
         return copied
     if type(model).__name__ == "ColumnTransformer" and hasattr(model, "transformers_"):
         copied = copy.copy(model)
-        copied.transformers_ = [(name, step, _column_positions(columns, n_features, names))
+        copied.transformers_ = [(name, step, column_positions(columns, n_features, names))
                                 for name, step, columns in model.transformers_]
         return copied
     return model

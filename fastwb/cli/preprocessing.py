@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastwb._columns import column_positions
 from fastwb.cli.tables import Cells, shorten
 
 
@@ -166,30 +167,14 @@ def _text_encoders(model) -> list:
         if type(step).__name__ != "OneHotEncoder" or \
                 not all(c.dtype.kind in "OUS" for c in step.categories_):
             continue
-        chosen = _positions(first, columns, everything)
-        if chosen is not None:
-            found.append((step, chosen))
+        try:
+            names = getattr(first, "feature_names_in_", None)
+            chosen = column_positions(columns, len(everything),
+                                      None if names is None else list(names))
+        except ValueError:          # a column the model's input has not
+            continue
+        found.append((step, chosen))
     return found
-
-
-def _positions(first, columns, everything: list[int]) -> list[int] | None:
-    """The positions of the data's ``columns`` as a fitted ColumnTransformer
-    (``first``) chose them: by index, mask or slice, or by name (a DataFrame's
-    columns, in its ``feature_names_in_``); None for a choice it cannot place."""
-    names = getattr(first, "feature_names_in_", None)
-    picked = np.atleast_1d(np.asarray(columns if not isinstance(columns, slice) else
-                                      everything[columns]))
-    if picked.dtype.kind in "OUS":
-        if names is None:
-            return None
-        position = {str(name): j for j, name in enumerate(names)}
-        if not all(str(name) in position for name in picked):
-            return None
-        return [position[str(name)] for name in picked]
-    try:
-        return [int(j) for j in np.atleast_1d(np.asarray(everything)[picked])]
-    except (IndexError, TypeError, ValueError):
-        return None
 
 
 def _target_scaler(model):
