@@ -32,3 +32,5 @@ def check_sklearn_version() -> None:
 def sklearn_missing(error: ImportError) -> bool:
     """True when ``error`` says scikit-learn itself is absent or too old."""
     return (error.name or "").split(".")[0] == "sklearn"
+#: What to install for ``fastwb.distributed``, as its messages say it.
+MPI_REQUIREMENT = 'mpi4py and an MPI: pip install "fastwb[mpi]"'
