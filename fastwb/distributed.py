@@ -101,14 +101,21 @@ def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight)
 
 
 def _check_same_model(comm, network, optimizer) -> None:
-    """Every rank must train the same architecture with the same optimizer."""
-    mine = (network.get_config(), optimizer.get_config())
+    """Every rank must train the same architecture with the same optimizer; with
+    dropout also the same seed (the masks' key). Thread counts may differ."""
+    config = {k: v for k, v in network.get_config().items() if k not in ("seed", "n_threads")}
+    mine = (config, optimizer.get_config())
     first = comm.bcast(mine, root=0)
     same = comm.allgather(mine == first)
     if not all(same):
         raise ValueError(f"the ranks' networks or optimizers differ from rank 0's (ranks "
                          f"{[r for r, ok in enumerate(same) if not ok]}); build the same "
                          "network and optimizer on every rank")
+    seeds = comm.allgather(network.seed)
+    if any(network.dropout) and len(set(seeds)) > 1:
+        raise ValueError(f"the ranks' networks have different seeds ({seeds}); with dropout "
+                         "every rank needs the same one, which keys the masks: "
+                         "Network(..., seed=...)")
 
 
 def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
@@ -226,7 +233,7 @@ def _epoch(comm, MPI, network, optimizer, rule, data, shards: _Shards, shuffle: 
            epoch: int) -> tuple[float, float]:
     """One epoch's steps; returns (mean loss over all ranks' samples, last learning rate)."""
     n, size = len(data), shards.batch_size
-    order = (np.random.default_rng([network.seed or 0, epoch, shards.rank]).permutation(n)
+    order = (np.random.default_rng([network.seed, epoch, shards.rank]).permutation(n)
              if shuffle else np.arange(n))
     P = network.n_parameters
     # the weighted gradient, then the weighted loss, the weight, and a failure flag:

@@ -39,6 +39,10 @@ w = rng.uniform(0.2, 2.0, size=%(total)d)
 lo, hi = (0, %(first)d) if rank == 0 else (%(first)d, %(total)d)
 net = fastwb.Network([4, 12, 3], loss="softmax_cross_entropy", dtype="float64", seed=3,
                      dropout=0.25, l2=1e-3, n_threads=1)
+if case == "unseeded":              # each rank's own random seed: fine without dropout
+    net = fastwb.Network([4, 12, 3], loss="softmax_cross_entropy", dtype="float64")
+if case == "mismatch" and rank == 1:
+    net = fastwb.Network([4, 10, 3], loss="softmax_cross_entropy", dtype="float64", seed=3)
 if rank == 1:
     net.parameters[...] = 0.5      # rank 0's are broadcast over these
 optimizer = fastwb.Adam(lr=0.02, clip_norm=1.0)
@@ -132,6 +136,20 @@ def test_shuffled_ranks_stay_identical(tmp_path):
     assert histories[0]["loss"] == histories[1]["loss"]
     expected, _ = _single_process(3)
     assert not np.allclose(params[0], expected)       # another order, another result
+
+
+def test_ranks_without_a_common_seed_start_from_rank_0s_parameters(tmp_path):
+    result = _launch(tmp_path, "unseeded")
+    assert result.returncode == 0, result.stderr
+    params, _ = _results(tmp_path)
+    np.testing.assert_array_equal(params[0], params[1])
+
+
+def test_different_networks_are_refused_on_every_rank(tmp_path):
+    result = _launch(tmp_path, "mismatch", timeout=60)
+    assert result.returncode != 0
+    assert "the ranks' networks or optimizers differ from rank 0's (ranks [1])" in result.stderr
+    assert not (tmp_path / "params0.npy").exists()
 
 
 def test_a_callback_on_rank_0_stops_every_rank(tmp_path):
