@@ -25,13 +25,15 @@ forever in a collective. ``mpi4py`` is imported only when ``fit`` runs.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
 
 from fastwb import _validation, training
 from fastwb._optional import MPI_REQUIREMENT
-from fastwb.callbacks import History
+from fastwb.callbacks import EarlyStopping, History
+from fastwb.functions import CLASSIFICATION_LOSSES
 
 
 def _mpi() -> Any:
@@ -86,8 +88,14 @@ class _Shards:
         return sum(self.rows(r, step) for r in range(len(self.counts)))
 
 
-def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight):
+def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
+           validation_data, early_stopping, monitor):
     epochs = _validation.check_count(epochs, "epochs")
+    if not isinstance(early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be a bool, got {early_stopping!r}")
+    if monitor is not None and not early_stopping:
+        raise ValueError(f"monitor={monitor!r} is the metric of early stopping; it needs "
+                         "early_stopping=True")
     batch_size = _validation.check_count(batch_size, "batch_size")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
@@ -97,7 +105,8 @@ def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight)
         raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
                         f"got {optimizer!r}") from None
     data = training._Data(network, X, y, sample_weight)
-    return epochs, batch_size, rule, data
+    val = None if validation_data is None else training.validation_set(network, validation_data)
+    return epochs, batch_size, rule, data, val
 
 
 def _check_same_model(comm, network, optimizer) -> None:
@@ -119,14 +128,16 @@ def _check_same_model(comm, network, optimizer) -> None:
 
 
 def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
-        shuffle: bool = True, *, sample_weight=None, callbacks=(), verbose: int = 0,
-        comm=None) -> History:
+        shuffle: bool = True, *, sample_weight=None, validation_data=None,
+        early_stopping: bool = False, patience: int = 10, min_delta: float = 1e-4,
+        restore_best_weights: bool = True, monitor: str | None = None, mode: str = "auto",
+        callbacks=(), verbose: int = 0, comm=None) -> History:
     """Train ``network`` data-parallel on the ranks of ``comm``; returns a
     ``History`` on every rank (the same on all).
 
     Call it on every rank with the same network configuration and optimizer
-    settings; rank 0's parameters and optimizer state are broadcast first
-    (warm starts continue from rank 0's).
+    settings (seeds may differ without dropout); rank 0's parameters and
+    optimizer state are broadcast first (warm starts continue from rank 0's).
 
     Parameters
     ----------
@@ -148,6 +159,13 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     sample_weight : array (n,) or None
         Weights of this shard's samples; each step's gradient is then the mean
         weighted over the whole step's batch.
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val)
+        This rank's validation shard (every rank gives one, or none does):
+        each scores its own after every epoch and one reduction gives
+        ``val_loss`` (and ``val_accuracy``) over all of them.
+    early_stopping, patience, min_delta, restore_best_weights, monitor, mode
+        As for ``Network.fit``; rank 0 decides and every rank stops after the
+        same epoch with the same (restored) parameters.
     callbacks, verbose
         As for ``Network.fit``; run on rank 0 only. A callback that sets
         ``network.stop_training`` stops every rank after that epoch.
@@ -159,14 +177,16 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     History
         Per epoch: ``loss`` (the mean over all ranks' samples of the steps'
         losses, penalties included, as ``Network.fit`` reports it), ``lr``,
-        ``time``, ``samples_per_second`` (all ranks' samples), and what rank
-        0's callbacks add.
+        ``time``, ``samples_per_second`` (all ranks' samples), the validation
+        metrics, and what rank 0's callbacks add.
 
     Raises
     ------
     FloatingPointError
         On every rank, when a step's loss is not finite or its update would
-        leave a parameter NaN or infinite (that step is not applied).
+        leave a parameter NaN or infinite (that step is not applied); with
+        early stopping after its first epoch, a warning and the end of the
+        fit instead, as in ``Network.fit``.
     RuntimeError
         On every rank but the one where an exception occurred (which raises
         that exception).
@@ -175,8 +195,12 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     comm = MPI.COMM_WORLD if comm is None else comm
     rank = comm.Get_rank()
     optimizer = _agree(comm, lambda: network._optimizer(optimizer))
-    epochs, batch_size, rule, data = _agree(comm, lambda: _setup(
-        network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight))
+    epochs, batch_size, rule, data, val = _agree(comm, lambda: _setup(
+        network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight, validation_data,
+        early_stopping, monitor))
+    if len(set(comm.allgather(val is None))) > 1:
+        raise ValueError("some ranks gave validation_data and others did not; give each "
+                         "rank a validation shard, or none")
     _agree(comm, lambda: _check_same_model(comm, network, optimizer))
     comm.Bcast(network.parameters, root=0)
     for name in sorted(rule.state):
@@ -186,38 +210,90 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
                          "train_step, or assigned so); set finite ones before fit")
     shards = _Shards(comm.allgather(len(data)), batch_size, rank)
-    hooks = _agree(comm, lambda: training._callbacks(callbacks, verbose, epochs, None)
-                   if rank == 0 else [])
+    loss_key = "val_loss" if val is not None else "loss"
+    stopper, hooks = _agree(comm, lambda: _hooks(
+        rank, callbacks, verbose, epochs, early_stopping and (monitor or loss_key), patience,
+        min_delta, restore_best_weights, mode))
     network.stop_training = False
     history = History()
-    _agree(comm, lambda: _begin(hooks, network, data))
+    _agree(comm, lambda: _begin(hooks, network, data, val))
+    finished = False
     try:
         for _ in range(epochs):
             epoch = optimizer.epoch + 1
             _agree(comm, lambda: [hook.on_epoch_begin(epoch, {}) for hook in hooks])
             start = time.perf_counter()
-            loss, lr = _epoch(comm, MPI, network, optimizer, rule, data, shards, shuffle, epoch)
+            try:
+                loss, lr = _epoch(comm, MPI, network, optimizer, rule, data, shards, shuffle,
+                                  epoch)
+            except FloatingPointError as error:     # raised alike on every rank
+                best = comm.bcast(None if stopper is None else stopper.best_epoch, root=0)
+                if best is None:
+                    raise
+                warnings.warn(f"{error} Early stopping ends the fit here, at epoch {epoch}; "
+                              f"the best epoch was {best}"
+                              + (", whose weights are restored." if restore_best_weights
+                                 else "."), RuntimeWarning, stacklevel=2)
+                if stopper is not None:
+                    stopper.stop()
+                break
             elapsed = time.perf_counter() - start
             logs = {"loss": loss, "lr": lr, "time": elapsed,
                     "samples_per_second": shards.total / max(elapsed, 1e-12)}
-            optimizer.schedule.on_epoch_end(epoch, loss)
+            if val is not None:
+                logs.update(_validation_logs(comm, MPI, network, val))
+            optimizer.schedule.on_epoch_end(epoch, logs[loss_key])
             logs, stop = comm.bcast(_agree(comm, lambda: _end(hooks, network, epoch, logs)),
                                     root=0)
             history.append(epoch, logs)
             if stop:
-                network.stop_training = True
                 break
+        finished = True
     finally:
-        for hook in hooks:
-            hook.on_train_end({})
+        if not finished:
+            for hook in hooks:
+                hook.on_train_end({})
+    _agree(comm, lambda: [hook.on_train_end({}) for hook in hooks])
+    comm.Bcast(network.parameters, root=0)      # early stopping restored rank 0's best
+    if early_stopping:
+        history.stopped_early, history.best_epoch = comm.bcast(
+            None if stopper is None else (stopper.stopped, stopper.best_epoch), root=0)
     return history
 
 
-def _begin(hooks, network, data) -> None:
+def _hooks(rank, callbacks, verbose, epochs, monitor, patience, min_delta,
+           restore_best_weights, mode) -> tuple[EarlyStopping | None, list]:
+    """Rank 0's early stopping and callbacks (checked on every rank); none elsewhere."""
+    patience = _validation.check_count(patience, "patience", 0)
+    min_delta = _validation.check_real(min_delta, "min_delta", 0.0)
+    stopper = EarlyStopping(monitor, patience, min_delta, restore_best_weights,
+                            mode) if monitor else None
+    hooks = training._callbacks(callbacks, verbose, epochs, stopper)
+    return (stopper, hooks) if rank == 0 else (None, [])
+
+
+def _validation_logs(comm, MPI, network, val) -> dict:
+    """val_loss (weighted by the shards' weights) and val_accuracy over every rank's shard."""
+    n = len(val)
+    weight = float(n if val.sample_weight is None else val.sample_weight.sum())
+    parts = np.zeros(4)
+    if weight > 0:
+        parts[0:2] = network.loss(val.X, val.y, val.sample_weight) * weight, weight
+    classify = network.loss_name in CLASSIFICATION_LOSSES
+    if classify:
+        parts[2:4] = training.accuracy(network.loss_name, network.predict(val.X), val.y) * n, n
+    comm.Allreduce(MPI.IN_PLACE, parts, op=MPI.SUM)
+    logs = {"val_loss": parts[0] / parts[1]}
+    if classify:
+        logs["val_accuracy"] = parts[2] / parts[3]
+    return logs
+
+
+def _begin(hooks, network, data, val) -> None:
     for hook in hooks:
         hook.network = network
         hook.training_data = (data.X, data.y)
-        hook.validation_data = None
+        hook.validation_data = None if val is None else (val.X, val.y)
         hook.on_train_begin({})
 
 

@@ -62,12 +62,20 @@ if case == "fail" and rank == 1:
     net.step_gradient = failing
 if case == "bad_shard" and rank == 1:
     X = X[:, :3]
+options = {}
+if case == "validate":      # early stopping after epoch 2, back to epoch 1's parameters
+    Xv, yv = rng.normal(size=(11, 4)), rng.integers(0, 3, size=11)
+    part = slice(0, 5) if rank == 0 else slice(5, 11)
+    options = dict(validation_data=(Xv[part], yv[part]), early_stopping=True, patience=1,
+                   min_delta=1e9)
 history = fastwb.distributed.fit(net, X[lo:hi], y[lo:hi], optimizer, epochs=3,
                                  batch_size=%(batch)d, shuffle=case == "shuffle",
-                                 sample_weight=w[lo:hi], callbacks=callbacks)
+                                 sample_weight=w[lo:hi], callbacks=callbacks, **options)
 np.save(f"{out}/params{rank}.npy", net.parameters)
 with open(f"{out}/history{rank}.json", "w") as f:
-    json.dump({"loss": history["loss"], "epoch": history.epoch, "seen": seen}, f)
+    json.dump({"epoch": history.epoch, "seen": seen, **history.history,
+               "stopped_early": getattr(history, "stopped_early", None),
+               "best_epoch": getattr(history, "best_epoch", None)}, f)
 """ % {"total": sum(N_ROWS), "first": N_ROWS[0], "batch": BATCH}
 
 
@@ -126,6 +134,30 @@ def test_two_ranks_equal_single_process_on_concatenated_batches(tmp_path):
         np.testing.assert_allclose(history["loss"], losses, rtol=1e-10)
         assert history["epoch"] == [1, 2, 3]
     assert histories[0]["seen"] == [1, 2, 3] and histories[1]["seen"] == []   # rank 0 only
+
+
+def test_validation_over_both_shards_and_early_stopping_on_every_rank(tmp_path):
+    result = _launch(tmp_path, "validate")
+    assert result.returncode == 0, result.stderr
+    params, histories = _results(tmp_path)
+    assert histories[1]["seen"] == [] and histories[0]["seen"] == [1, 2]
+    assert {**histories[1], "seen": None} == {**histories[0], "seen": None}
+    history = histories[0]
+    assert history["epoch"] == [1, 2]
+    assert history["stopped_early"] is True and history["best_epoch"] == 1
+    np.testing.assert_array_equal(params[0], params[1])
+    expected, _ = _single_process(1)            # epoch 1's, restored
+    np.testing.assert_allclose(params[0], expected, rtol=1e-10, atol=1e-13)
+    rng = np.random.default_rng(5)
+    rng.normal(size=(sum(N_ROWS), 4)), rng.integers(0, 3, size=sum(N_ROWS))
+    rng.uniform(0.2, 2.0, size=sum(N_ROWS))
+    Xv, yv = rng.normal(size=(11, 4)), rng.integers(0, 3, size=11)
+    net = fastwb.Network([4, 12, 3], loss="softmax_cross_entropy", dtype="float64", seed=3,
+                         dropout=0.25, l2=1e-3)
+    net.parameters = expected
+    assert history["val_loss"][0] == pytest.approx(net.loss(Xv, yv), rel=1e-10)
+    accuracy = np.mean(net.predict(Xv).argmax(axis=1) == yv)
+    assert history["val_accuracy"][0] == pytest.approx(accuracy, rel=1e-12)
 
 
 def test_shuffled_ranks_stay_identical(tmp_path):
