@@ -128,7 +128,7 @@ def _check_same_model(comm, network, optimizer) -> None:
 
 
 def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
-        shuffle: bool = True, *, sample_weight=None, validation_data=None,
+        shuffle: bool = True, *, sample_weight=None, class_weight=None, validation_data=None,
         early_stopping: bool = False, patience: int = 10, min_delta: float = 1e-4,
         restore_best_weights: bool = True, monitor: str | None = None, mode: str = "auto",
         callbacks=(), verbose: int = 0, comm=None) -> History:
@@ -159,6 +159,8 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     sample_weight : array (n,) or None
         Weights of this shard's samples; each step's gradient is then the mean
         weighted over the whole step's batch.
+    class_weight : "balanced", dict or None
+        As for ``Network.fit``; "balanced" counts the classes over every shard.
     validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val)
         This rank's validation shard (every rank gives one, or none does):
         each scores its own after every epoch and one reduction gives
@@ -198,6 +200,8 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     epochs, batch_size, rule, data, val = _agree(comm, lambda: _setup(
         network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight, validation_data,
         early_stopping, monitor))
+    if class_weight is not None:
+        _weigh_classes(comm, MPI, network, data, class_weight)
     if len(set(comm.allgather(val is None))) > 1:
         raise ValueError("some ranks gave validation_data and others did not; give each "
                          "rank a validation shard, or none")
@@ -259,6 +263,17 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         history.stopped_early, history.best_epoch = comm.bcast(
             None if stopper is None else (stopper.stopped, stopper.best_epoch), root=0)
     return history
+
+
+def _weigh_classes(comm, MPI, network, data, class_weight) -> None:
+    """Class weights on this shard's samples; "balanced" from the classes of all shards."""
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        labels, n_classes = _agree(comm, lambda: training.class_labels(network.loss_name, data.y))
+        counts = np.bincount(labels, minlength=n_classes or network.sizes[-1]).astype(np.float64)
+        comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
+        present = np.flatnonzero(counts)
+        class_weight = {int(c): counts.sum() / (len(present) * counts[c]) for c in present}
+    _agree(comm, lambda: data.weigh_classes(network, class_weight))
 
 
 def _hooks(rank, callbacks, verbose, epochs, monitor, patience, min_delta,

@@ -62,7 +62,7 @@ if case == "fail" and rank == 1:
     net.step_gradient = failing
 if case == "bad_shard" and rank == 1:
     X = X[:, :3]
-options = {}
+options = {"class_weight": "balanced"} if case == "balanced" else {}
 if case == "validate":      # early stopping after epoch 2, back to epoch 1's parameters
     Xv, yv = rng.normal(size=(11, 4)), rng.integers(0, 3, size=11)
     part = slice(0, 5) if rank == 0 else slice(5, 11)
@@ -95,9 +95,12 @@ def _data():
             rng.uniform(0.2, 2.0, size=total))
 
 
-def _single_process(epochs):
+def _single_process(epochs, balanced=False):
     """Network.train_step on rank 0's batch then rank 1's, concatenated, at each step."""
     X, y, w = _data()
+    if balanced:        # scikit-learn's "balanced" over all the samples
+        counts = np.bincount(y, minlength=3)
+        w = w * (len(y) / (3 * counts))[y]
     net = fastwb.Network([4, 12, 3], loss="softmax_cross_entropy", dtype="float64", seed=3,
                          dropout=0.25, l2=1e-3, n_threads=1)
     optimizer = fastwb.Adam(lr=0.02, clip_norm=1.0)
@@ -158,6 +161,17 @@ def test_validation_over_both_shards_and_early_stopping_on_every_rank(tmp_path):
     assert history["val_loss"][0] == pytest.approx(net.loss(Xv, yv), rel=1e-10)
     accuracy = np.mean(net.predict(Xv).argmax(axis=1) == yv)
     assert history["val_accuracy"][0] == pytest.approx(accuracy, rel=1e-12)
+
+
+def test_balanced_class_weights_count_every_shard(tmp_path):
+    result = _launch(tmp_path, "balanced")
+    assert result.returncode == 0, result.stderr
+    params, _ = _results(tmp_path)
+    np.testing.assert_array_equal(params[0], params[1])
+    expected, _ = _single_process(3, balanced=True)
+    np.testing.assert_allclose(params[0], expected, rtol=1e-10, atol=1e-13)
+    unbalanced, _ = _single_process(3)
+    assert not np.allclose(params[0], unbalanced, rtol=1e-6)
 
 
 def test_shuffled_ranks_stay_identical(tmp_path):
