@@ -25,7 +25,7 @@ BATCH = 6                   # both shards end in a partial batch, rank 1 a step 
 
 # Every rank builds the same data and takes its shard; the case picks what to vary.
 SCRIPT = """
-import json, sys
+import json, signal, sys
 import numpy as np
 import fastwb, fastwb.distributed
 from mpi4py import MPI
@@ -53,10 +53,12 @@ if case == "stop":
         if epoch == 2:
             net.stop_training = True
     callbacks.append(stop)
-if case == "fail" and rank == 1:
+if case in ("fail", "interrupt") and rank == 1:
     real = net.step_gradient
     def failing(*args, **kwargs):
         if optimizer.step == 4:
+            if case == "interrupt":         # Ctrl-C reaching this rank only
+                signal.raise_signal(signal.SIGINT)
             raise ValueError("injected failure")
         return real(*args, **kwargs)
     net.step_gradient = failing
@@ -207,6 +209,7 @@ def test_a_callback_on_rank_0_stops_every_rank(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("fail", "ValueError: injected failure"),
+    ("interrupt", "KeyboardInterrupt"),
     ("bad_shard", "ValueError"),
 ])
 def test_an_error_on_one_rank_stops_both(tmp_path, case, message):
