@@ -267,6 +267,7 @@ cdef enum Mode:
     GRADIENT = 1
     TRAIN = 2
     DATA_LOSS = 3      # LOSS_ONLY without the penalty
+    STEP_GRADIENT = 4  # GRADIENT in training mode: dropout on, with the next step's masks
 
 # Elements per block of the passes over the flat parameter buffer. Sums are
 # taken per block and the blocks added in order, so a reduction (a penalty, a
@@ -1401,6 +1402,8 @@ cdef struct Net:
     const double* dropout        # dropout rate on each layer's output (0: none)
     bint any_dropout
     uint64_t seed                # of dropout masks and shuffles
+    Py_ssize_t mask_row0         # where the batch's rows start in the step's whole batch
+                                 # (their dropout masks' rows); 0 but in step_gradient
 
 
 cdef struct Work:
@@ -1463,7 +1466,8 @@ cdef void forward(const Net* net, const floating* params, const floating* X, Py_
         bias_activation(a, params + net.b_offset[l], n, m, act, z, n_threads)
         if keep != NULL and net.dropout[l] > 0:
             dropout(a, keep + capacity * net.a_offset[l] + row0 * m, n * m, net.dropout[l],
-                    fwb_key(net.seed, FWB_STREAM_DROPOUT, l, step), row0 * m, n_threads)
+                    fwb_key(net.seed, FWB_STREAM_DROPOUT, l, step), (net.mask_row0 + row0) * m,
+                    n_threads)
         prev = a
 
 
@@ -1558,24 +1562,25 @@ cdef double run(const Net* net, floating* params, floating* grads, const Batch* 
     cdef Py_ssize_t n = batch.n
     cdef const floating* X = <const floating*>batch.X
     cdef bint train = mode == TRAIN
+    cdef bint masks = train or mode == STEP_GRADIENT
     cdef bint logits = _fused(net.loss)
     cdef floating* acts = <floating*>w.acts
     cdef floating* out = acts + w.capacity * net.a_offset[L - 1]
     cdef floating* pre = <floating*>w.pre
-    cdef unsigned char* keep = w.keep if (train and net.any_dropout) else NULL
+    cdef unsigned char* keep = w.keep if (masks and net.any_dropout) else NULL
     cdef double value
     cdef int how = GRADIENT_ONLY
-    cdef int chunks = chunk_count(n, net.n_params) if (train or mode == GRADIENT) else 1
+    cdef int chunks = chunk_count(n, net.n_params) if (masks or mode == GRADIENT) else 1
     cdef const Csr* sx = &batch.sparse if batch.sparse.indptr != NULL else NULL
 
     if chunks > 1 and chunks <= w.max_chunks:
         return run_chunks(net, params, grads, batch, w, mode, o, chunks, n_threads)
     forward(net, params, X, n, acts, pre, w.capacity, <floating*>NULL, logits, keep,
-            o.step if train else 0, 0, n_threads, w.panels, sx)
+            o.step if masks else 0, 0, n_threads, w.panels, sx)
     value = loss_and_delta(net.loss, net.acts[L - 1], net.huber_delta, out,
                            _kept_output(net, pre, w.capacity, 0), <const floating*>batch.T,
                            batch.labels, <const floating*>batch.SW, n, net.sizes[L],
-                           <floating*>w.delta if mode == GRADIENT or train else <floating*>NULL,
+                           <floating*>w.delta if mode == GRADIENT or masks else <floating*>NULL,
                            w.row_loss, batch_weight(<const floating*>batch.SW, n), n_threads)
     if mode == DATA_LOSS:
         return value
@@ -1608,9 +1613,9 @@ cdef double finish_gradient(const Net* net, floating* params, floating* grads, c
                             int mode, Opt* o, bint updated) noexcept nogil:
     """After backpropagation: GRADIENT adds the penalty's gradient, TRAIN applies
     the update unless backpropagation did (``updated``) and counts it; returns
-    the penalty then taken."""
+    the penalty then taken. STEP_GRADIENT is GRADIENT with the step's masks."""
     cdef double value = 0
-    if mode == GRADIENT:
+    if mode == GRADIENT or mode == STEP_GRADIENT:
         if net.regularized:
             value = parameter_pass(REGULARIZE, net, NULL, params, grads, w.partials, w.panels)
         return value
@@ -1663,14 +1668,15 @@ cdef double run_chunks(const Net* net, floating* params, floating* grads, const 
     """
     cdef int c, team = 1
     cdef bint train = mode == TRAIN
+    cdef bint masks = train or mode == STEP_GRADIENT
     cdef Py_ssize_t i, P = net.n_params
     cdef floating* extra = <floating*>w.chunk_grads
     cdef double value = 0
     cdef ChunkJob job
     job.net, job.params, job.grads, job.extra = net, params, grads, extra
     job.batch, job.rows, job.w = batch, (batch.n + chunks - 1) // chunks, w
-    job.keep = w.keep if (train and net.any_dropout) else NULL
-    job.step = o.step if train else 0
+    job.keep = w.keep if (masks and net.any_dropout) else NULL
+    job.step = o.step if masks else 0
     job.weight = batch_weight(<const floating*>batch.SW, batch.n)
     cdef int blas_threads = blas_serial_begin()
     job.panels = blas_threads > 0
@@ -2203,6 +2209,7 @@ cdef class Engine:
         self.net.dropout = <const double*>cnp.PyArray_DATA(self._dropout)
         self.net.any_dropout = bool(np.any(self._dropout > 0))
         self.net.seed = seed
+        self.net.mask_row0 = 0
         self.n_blocks = max((k * m + BLOCK - 1) // BLOCK for k, m in zip(sizes[:-1], sizes[1:]))
         self.ws = None
         self.loss_name = loss
@@ -2426,19 +2433,23 @@ cdef class Engine:
         return self._execute(x, t, sw, mode, o, grad_out)
 
     cdef double _execute(self, object x, cnp.ndarray t, cnp.ndarray sw, int mode, Opt* o,
-                         cnp.ndarray grad_out=None) except? -1.0:
+                         cnp.ndarray grad_out=None, const Net* net=NULL) except? -1.0:
         """Claim a workspace and run the kernels once on checked input; with
-        ``grad_out`` also copy the gradient there before another call can overwrite it."""
+        ``grad_out`` also copy the gradient there before another call can overwrite it;
+        with ``net``, a variant of the network's (see Call.net)."""
         cdef Py_ssize_t n = _n_rows(x)
         if mode == TRAIN:
             x, t, sw = self._unaliased(x, t, sw)
         cdef Call c = _call(OP_RUN)
         c.mode = mode
+        c.net = net
         _batch(&c.batch, x, t, sw, n)
         c.opt = o
         c.n_threads = self._threads(n)
-        cdef Workspace ws = self._claim(n, mode == GRADIENT or mode == TRAIN,
-                                        mode == TRAIN and self.net.any_dropout)
+        cdef Workspace ws = self._claim(n, mode == GRADIENT or mode == TRAIN
+                                        or mode == STEP_GRADIENT,
+                                        (mode == TRAIN or mode == STEP_GRADIENT)
+                                        and self.net.any_dropout)
         c.work = &ws.work
         try:
             self._enter(&c, n * self.net.n_params >= RELEASE_GIL_MIN_WORK)
@@ -2600,6 +2611,23 @@ cdef class Engine:
         out = np.empty_like(self.grads)
         self.holds_training_gradient = False
         value = self._run(X, y, sample_weight, GRADIENT, &o, out)
+        return value, out
+
+    def step_gradient(self, X, y, sample_weight, Rule rule not None, Py_ssize_t mask_row0=0):
+        """``(loss, gradient)`` as ``loss_and_gradients`` gives them, but in training
+        mode: dropout on, with the masks ``train_step`` draws at ``rule``'s next step
+        for rows ``mask_row0``.. of a batch (this one being part of a larger batch
+        that starts ``mask_row0`` rows earlier). Changes no parameter or counter."""
+        if mask_row0 < 0:
+            raise ValueError(f"mask_row0 must be at least 0, got {mask_row0}")
+        cdef Opt o
+        self._rule(&o, rule, 0.0)
+        cdef Net variant = self.net
+        variant.mask_row0 = mask_row0
+        x, t, sw = self._checked(X, y, sample_weight)
+        out = np.empty_like(self.grads)
+        self.holds_training_gradient = False
+        value = self._execute(x, t, sw, STEP_GRADIENT, &o, out, &variant)
         return value, out
 
     def training_gradient(self):

@@ -18,6 +18,8 @@ SKLEARN_REQUIREMENT = 'scikit-learn >= 1.7: pip install "fastwb[sklearn]"'
 SKLEARN_OLDEST = (1, 7)
 #: What to install for ``fastwb.onnx``, as its messages say it.
 ONNX_REQUIREMENT = 'onnx, onnxruntime and skl2onnx: pip install "fastwb[onnx]"'
+#: What to install for ``fastwb.distributed``, as its messages say it.
+MPI_REQUIREMENT = 'mpi4py and an MPI: pip install "fastwb[mpi]"'
 
 
 def check_sklearn_version() -> None:

@@ -58,10 +58,14 @@ def dropout_threshold(rate: float) -> int:
     return int(rate * 2.0 ** 53)
 
 
-def dropout_keep(seed: int, layer: int, step: int, shape: tuple, rate: float) -> np.ndarray:
-    """The keep mask (bool, ``shape`` = (rows, units)) of one layer at one training step."""
+def dropout_keep(seed: int, layer: int, step: int, shape: tuple, rate: float,
+                 first_row: int = 0) -> np.ndarray:
+    """The keep mask (bool, ``shape`` = (rows, units)) of one layer at one training step,
+    for rows ``first_row``.. of the step's batch."""
     k = key(seed, STREAM_DROPOUT, layer, step)
-    draws = bits(k, np.arange(int(np.prod(shape)), dtype=np.uint64)) >> np.uint64(11)
+    first = first_row * int(shape[1])
+    draws = bits(k, np.arange(first, first + int(np.prod(shape)), dtype=np.uint64)) \
+        >> np.uint64(11)
     return (draws >= np.uint64(dropout_threshold(rate))).reshape(shape)
 
 

@@ -293,6 +293,38 @@ class Network:
             raise _step_error(status, loss)
         return loss
 
+    def step_gradient(self, X, y, optimizer: Optimizer, sample_weight=None, *,
+                      mask_row0: int = 0) -> tuple[float, np.ndarray]:
+        """``(loss, gradient)`` of the batch in training mode, changing nothing:
+        what ``train_step(X, y, optimizer)`` would compute before its update.
+
+        Dropout is on, with the masks of ``optimizer``'s next step (they depend
+        on the network's seed, the step count and each row's place in the
+        step's batch); the gradient is flat, laid out like ``parameters``, the
+        mean over the batch (weighted by ``sample_weight``) plus the penalties'
+        part, as ``loss_and_gradients`` gives it. So
+        ``optimizer.apply_gradients(net, net.step_gradient(X, y, optimizer)[1])``
+        is ``net.train_step(X, y, optimizer)``, bit for bit: for loops that
+        combine gradients themselves, e.g. with an allreduce
+        (``fastwb.distributed`` does).
+
+        Parameters
+        ----------
+        mask_row0 : int
+            Where these rows start in the step's whole batch when they are a
+            part of it (another process holding the other rows): row ``i``
+            gets the dropout masks of row ``mask_row0 + i``, so the parts'
+            gradients, weighted by their sample weights' totals (their row
+            counts without weights), average to the whole batch's.
+        """
+        try:
+            rule = optimizer.rule_for(self)
+        except AttributeError:
+            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
+                            f"got {optimizer!r}") from None
+        mask_row0 = _validation.as_int(mask_row0, "mask_row0")
+        return self._engine.step_gradient(X, y, sample_weight, rule, mask_row0)
+
     def apply_gradients(self, gradients, optimizer: Optimizer) -> None:
         """One step of ``optimizer`` from gradients you computed (see
         ``Optimizer.apply_gradients``, which calls this).

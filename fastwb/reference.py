@@ -399,13 +399,15 @@ class ReferenceEngine:
             sample_weight = _validation.check_sample_weight(sample_weight, x.shape[0], self.dtype)
         return x, y, sample_weight
 
-    def _loss_and_gradients(self, x, y, sample_weight, want_gradients, step=None):
+    def _loss_and_gradients(self, x, y, sample_weight, want_gradients, step=None, mask_row0=0):
         """Loss plus penalty; with ``want_gradients`` the gradient in self.grads.
-        ``step`` (training) turns dropout on with that step's masks."""
+        ``step`` (training) turns dropout on with that step's masks, those of rows
+        ``mask_row0``.. of its batch."""
         dropout: Sequence[tuple[float, np.ndarray] | None] = ()
         if step is not None:
             dropout = [None if rate == 0 else
-                       (rate, _random.dropout_keep(self.seed, l, step, (x.shape[0], m), rate))
+                       (rate, _random.dropout_keep(self.seed, l, step, (x.shape[0], m), rate,
+                                                   mask_row0))
                        for l, (rate, m) in enumerate(zip(self.dropout, self.sizes[1:]))]
         logits = self.loss_name in FUSED_LOSSES
         pre: list[np.ndarray] = []
@@ -447,6 +449,18 @@ class ReferenceEngine:
         """``(loss, gradient)`` as ``Engine.loss_and_gradients``."""
         x, t, sw = self._checked(X, y, sample_weight)
         return self.loss(x, t, sw), self.gradients(x, t, sw)
+
+    def step_gradient(self, X, y, sample_weight, rule, mask_row0=0):
+        """``(loss, gradient)`` in training mode, as ``Engine.step_gradient``."""
+        if mask_row0 < 0:
+            raise ValueError(f"mask_row0 must be at least 0, got {mask_row0}")
+        x, t, sw = self._checked(X, y, sample_weight)
+        self._holds_training_gradient = False
+        value = self._loss_and_gradients(x, t, sw, True, int(rule.counters[0]), mask_row0)
+        grads = self.grads.copy()
+        if self._regularized:
+            grads += penalty_gradient(self.params, self._c1, self._c2)
+        return value, grads
 
     def _step(self, x, y, sample_weight, rule, lr, verify=False):
         """One step of ``rule``; returns (loss before it, FitStatus). Nothing

@@ -98,6 +98,14 @@ class _Data:
             raise ValueError(f"every sample has weight 0 ({what}): nothing to {purpose}")
 
 
+def validation_set(net, validation_data) -> _Data:
+    """``validation_data`` as ``fit`` takes it, checked."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, "
+                         "sample_weight_val)")
+    return _Data(net, *validation_data, what="validation_data's sample_weight")
+
+
 def _split(net, data: _Data, validation_split: float) -> tuple[_Data, _Data]:
     """A seeded random split; the last ``validation_split`` of a permutation validates."""
     n = len(data)
@@ -306,10 +314,7 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
     if validation_data is not None:
         if validation_split:
             raise ValueError("give validation_data or validation_split, not both")
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, "
-                             "sample_weight_val)")
-        val = _Data(net, *validation_data, what="validation_data's sample_weight")
+        val = validation_set(net, validation_data)
     elif validation_split:
         data, val = _split(net, data, validation_split)
     if class_weight is not None:        # training only: val_loss stays the plain loss

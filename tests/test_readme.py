@@ -18,6 +18,8 @@ def test_readme_has_python_examples():
 def test_readme_python_example_runs(index, tmp_path, monkeypatch):
     if "sklearn" in BLOCKS[index]:
         pytest.importorskip("sklearn")
+    if "fastwb.distributed" in BLOCKS[index]:
+        pytest.importorskip("mpi4py")
     if "fastwb.onnx" in BLOCKS[index]:
         pytest.importorskip("onnxruntime")
         pytest.importorskip("skl2onnx")

@@ -1,0 +1,374 @@
+"""Data-parallel training over MPI (extra ``mpi``: ``pip install "fastwb[mpi]"``).
+
+Every process of an MPI communicator holds a shard of the data and a copy of
+the network. ``fit`` starts every copy from rank 0's parameters and optimizer
+state; at each step every rank computes the gradient of its local batch in one
+compiled call (``Network.step_gradient``), one Allreduce adds the flat
+gradients weighted by the ranks' sample weights (row counts without weights),
+and every rank applies the same update (``Optimizer.apply_gradients``). So
+uneven shards and partial last batches give the exact global mean, every rank
+ends with the same bits, and with ``shuffle=False`` the result is
+``Network.fit``'s on the concatenation of the ranks' batches (rank 0's batch,
+then rank 1's, ..., at every step) within rounding. Dropout masks follow each
+row's place in that concatenated batch, so they do not depend on the rank
+count either.
+
+Run a script that calls ``fit`` with ``mpiexec -n 4 python script.py``. Give
+each process one BLAS and fastwb thread (``OMP_NUM_THREADS=1``,
+``Network(..., n_threads=1)``) when the ranks share a machine.
+
+An exception on one rank (bad data, Ctrl-C during its step, a failing
+callback) stops every rank: the failing one raises its own exception, the
+others a ``RuntimeError`` naming the rank and its error, instead of waiting
+forever in a collective. ``mpi4py`` is imported only when ``fit`` runs.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from fastwb import _validation, training
+from fastwb._optional import MPI_REQUIREMENT
+from fastwb.callbacks import EarlyStopping, History
+from fastwb.functions import CLASSIFICATION_LOSSES
+
+
+def _mpi() -> Any:
+    try:
+        from mpi4py import MPI
+    except ImportError as error:
+        raise ImportError(f"fastwb.distributed needs {MPI_REQUIREMENT}") from error
+    return MPI
+
+
+def _raise_any(comm, error: BaseException | None) -> None:
+    """Collective: raise on every rank when ``error`` is set on any of them (the
+    rank that failed raises its own exception)."""
+    messages = comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    for rank, message in enumerate(messages):
+        if message is not None:
+            raise RuntimeError(f"fastwb.distributed.fit stopped: rank {rank} failed with "
+                               f"{message}")
+
+
+def _agree(comm, action: Callable[[], Any]) -> Any:
+    """Collective: ``action()`` on every rank, raising on all when it raises on any."""
+    error: BaseException | None = None
+    result = None
+    try:
+        result = action()
+    except BaseException as caught:     # Ctrl-C too: the other ranks must not wait for it
+        error = caught
+    _raise_any(comm, error)
+    return result
+
+
+class _Shards:
+    """The ranks' row counts and, per step, each rank's batch: rows
+    ``step * batch_size``.. of its shard, fewer at the end, none past it."""
+
+    def __init__(self, counts: list[int], batch_size: int, rank: int):
+        self.counts, self.batch_size, self.rank = counts, batch_size, rank
+        self.total = sum(counts)
+        self.steps = max(-(-n // batch_size) for n in counts)
+
+    def rows(self, rank: int, step: int) -> int:
+        return min(self.batch_size, max(0, self.counts[rank] - step * self.batch_size))
+
+    def mask_row0(self, step: int) -> int:
+        """Where this rank's rows start in the step's concatenated batch."""
+        return sum(self.rows(r, step) for r in range(self.rank))
+
+    def global_rows(self, step: int) -> int:
+        return sum(self.rows(r, step) for r in range(len(self.counts)))
+
+
+def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
+           validation_data, early_stopping, monitor):
+    epochs = _validation.check_count(epochs, "epochs")
+    if not isinstance(early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be a bool, got {early_stopping!r}")
+    if monitor is not None and not early_stopping:
+        raise ValueError(f"monitor={monitor!r} is the metric of early stopping; it needs "
+                         "early_stopping=True")
+    batch_size = _validation.check_count(batch_size, "batch_size")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+    try:
+        rule = optimizer.rule_for(network)
+    except AttributeError:
+        raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
+                        f"got {optimizer!r}") from None
+    data = training._Data(network, X, y, sample_weight)
+    val = None if validation_data is None else training.validation_set(network, validation_data)
+    return epochs, batch_size, rule, data, val
+
+
+def _check_same_model(comm, network, optimizer) -> None:
+    """Every rank must train the same architecture with the same optimizer; with
+    dropout also the same seed (the masks' key). Thread counts may differ."""
+    config = {k: v for k, v in network.get_config().items() if k not in ("seed", "n_threads")}
+    mine = (config, optimizer.get_config())
+    first = comm.bcast(mine, root=0)
+    same = comm.allgather(mine == first)
+    if not all(same):
+        raise ValueError(f"the ranks' networks or optimizers differ from rank 0's (ranks "
+                         f"{[r for r, ok in enumerate(same) if not ok]}); build the same "
+                         "network and optimizer on every rank")
+    seeds = comm.allgather(network.seed)
+    if any(network.dropout) and len(set(seeds)) > 1:
+        raise ValueError(f"the ranks' networks have different seeds ({seeds}); with dropout "
+                         "every rank needs the same one, which keys the masks: "
+                         "Network(..., seed=...)")
+
+
+def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
+        shuffle: bool = True, *, sample_weight=None, class_weight=None, validation_data=None,
+        early_stopping: bool = False, patience: int = 10, min_delta: float = 1e-4,
+        restore_best_weights: bool = True, monitor: str | None = None, mode: str = "auto",
+        callbacks=(), verbose: int = 0, comm=None) -> History:
+    """Train ``network`` data-parallel on the ranks of ``comm``; returns a
+    ``History`` on every rank (the same on all).
+
+    Call it on every rank with the same network configuration and optimizer
+    settings (seeds may differ without dropout); rank 0's parameters and
+    optimizer state are broadcast first (warm starts continue from rank 0's).
+
+    Parameters
+    ----------
+    network : fastwb.Network
+    X, y : array-like
+        This rank's shard, as ``Network.fit`` takes them. Shards may differ in
+        size; each rank needs at least one sample.
+    optimizer : Optimizer, str or None
+        As for ``Network.fit`` (kept as ``network.optimizer``).
+    epochs : int
+    batch_size : int
+        Rows per rank per step: a step trains on up to ``batch_size`` times the
+        rank count samples. An epoch has as many steps as the largest shard
+        needs; ranks whose shard is used up sit the remaining steps out.
+    shuffle : bool
+        Reshuffle each shard every epoch (by the network's seed, the epoch and
+        the rank). With ``False`` the result equals ``Network.fit`` on the
+        ranks' batches concatenated step by step.
+    sample_weight : array (n,) or None
+        Weights of this shard's samples; each step's gradient is then the mean
+        weighted over the whole step's batch.
+    class_weight : "balanced", dict or None
+        As for ``Network.fit``; "balanced" counts the classes over every shard.
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val)
+        This rank's validation shard (every rank gives one, or none does):
+        each scores its own after every epoch and one reduction gives
+        ``val_loss`` (and ``val_accuracy``) over all of them.
+    early_stopping, patience, min_delta, restore_best_weights, monitor, mode
+        As for ``Network.fit``; rank 0 decides and every rank stops after the
+        same epoch with the same (restored) parameters.
+    callbacks, verbose
+        As for ``Network.fit``; run on rank 0 only. A callback that sets
+        ``network.stop_training`` stops every rank after that epoch.
+    comm : mpi4py communicator or None
+        ``MPI.COMM_WORLD`` by default.
+
+    Returns
+    -------
+    History
+        Per epoch: ``loss`` (the mean over all ranks' samples of the steps'
+        losses, penalties included, as ``Network.fit`` reports it), ``lr``,
+        ``time``, ``samples_per_second`` (all ranks' samples), the validation
+        metrics, and what rank 0's callbacks add.
+
+    Raises
+    ------
+    FloatingPointError
+        On every rank, when a step's loss is not finite or its update would
+        leave a parameter NaN or infinite (that step is not applied); with
+        early stopping after its first epoch, a warning and the end of the
+        fit instead, as in ``Network.fit``.
+    RuntimeError
+        On every rank but the one where an exception occurred (which raises
+        that exception).
+    """
+    MPI = _mpi()
+    comm = MPI.COMM_WORLD if comm is None else comm
+    rank = comm.Get_rank()
+    optimizer = _agree(comm, lambda: network._optimizer(optimizer))
+    epochs, batch_size, rule, data, val = _agree(comm, lambda: _setup(
+        network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight, validation_data,
+        early_stopping, monitor))
+    if class_weight is not None:
+        _weigh_classes(comm, MPI, network, data, class_weight)
+    if len(set(comm.allgather(val is None))) > 1:
+        raise ValueError("some ranks gave validation_data and others did not; give each "
+                         "rank a validation shard, or none")
+    _agree(comm, lambda: _check_same_model(comm, network, optimizer))
+    comm.Bcast(network.parameters, root=0)
+    for name in sorted(rule.state):
+        comm.Bcast(rule.state[name], root=0)
+    comm.Bcast(rule.counters, root=0)
+    if not np.isfinite(network.parameters).all():
+        raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
+                         "train_step, or assigned so); set finite ones before fit")
+    shards = _Shards(comm.allgather(len(data)), batch_size, rank)
+    loss_key = "val_loss" if val is not None else "loss"
+    stopper, hooks = _agree(comm, lambda: _hooks(
+        rank, callbacks, verbose, epochs, early_stopping and (monitor or loss_key), patience,
+        min_delta, restore_best_weights, mode))
+    network.stop_training = False
+    history = History()
+    _agree(comm, lambda: _begin(hooks, network, data, val))
+    finished = False
+    try:
+        for _ in range(epochs):
+            epoch = optimizer.epoch + 1
+            _agree(comm, lambda: [hook.on_epoch_begin(epoch, {}) for hook in hooks])
+            start = time.perf_counter()
+            try:
+                loss, lr = _epoch(comm, MPI, network, optimizer, rule, data, shards, shuffle,
+                                  epoch)
+            except FloatingPointError as error:     # raised alike on every rank
+                best = comm.bcast(None if stopper is None else stopper.best_epoch, root=0)
+                if best is None:
+                    raise
+                warnings.warn(f"{error} Early stopping ends the fit here, at epoch {epoch}; "
+                              f"the best epoch was {best}"
+                              + (", whose weights are restored." if restore_best_weights
+                                 else "."), RuntimeWarning, stacklevel=2)
+                if stopper is not None:
+                    stopper.stop()
+                break
+            elapsed = time.perf_counter() - start
+            logs = {"loss": loss, "lr": lr, "time": elapsed,
+                    "samples_per_second": shards.total / max(elapsed, 1e-12)}
+            if val is not None:
+                logs.update(_validation_logs(comm, MPI, network, val))
+            optimizer.schedule.on_epoch_end(epoch, logs[loss_key])
+            logs, stop = comm.bcast(_agree(comm, lambda: _end(hooks, network, epoch, logs)),
+                                    root=0)
+            history.append(epoch, logs)
+            if stop:
+                break
+        finished = True
+    finally:
+        if not finished:
+            for hook in hooks:
+                hook.on_train_end({})
+    _agree(comm, lambda: [hook.on_train_end({}) for hook in hooks])
+    comm.Bcast(network.parameters, root=0)      # early stopping restored rank 0's best
+    if early_stopping:
+        history.stopped_early, history.best_epoch = comm.bcast(
+            None if stopper is None else (stopper.stopped, stopper.best_epoch), root=0)
+    return history
+
+
+def _weigh_classes(comm, MPI, network, data, class_weight) -> None:
+    """Class weights on this shard's samples; "balanced" from the classes of all shards."""
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        labels, n_classes = _agree(comm, lambda: training.class_labels(network.loss_name, data.y))
+        counts = np.bincount(labels, minlength=n_classes or network.sizes[-1]).astype(np.float64)
+        comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
+        present = np.flatnonzero(counts)
+        class_weight = {int(c): counts.sum() / (len(present) * counts[c]) for c in present}
+    _agree(comm, lambda: data.weigh_classes(network, class_weight))
+
+
+def _hooks(rank, callbacks, verbose, epochs, monitor, patience, min_delta,
+           restore_best_weights, mode) -> tuple[EarlyStopping | None, list]:
+    """Rank 0's early stopping and callbacks (checked on every rank); none elsewhere."""
+    patience = _validation.check_count(patience, "patience", 0)
+    min_delta = _validation.check_real(min_delta, "min_delta", 0.0)
+    stopper = EarlyStopping(monitor, patience, min_delta, restore_best_weights,
+                            mode) if monitor else None
+    hooks = training._callbacks(callbacks, verbose, epochs, stopper)
+    return (stopper, hooks) if rank == 0 else (None, [])
+
+
+def _validation_logs(comm, MPI, network, val) -> dict:
+    """val_loss (weighted by the shards' weights) and val_accuracy over every rank's shard."""
+    n = len(val)
+    weight = float(n if val.sample_weight is None else val.sample_weight.sum())
+    parts = np.zeros(4)
+    if weight > 0:
+        parts[0:2] = network.loss(val.X, val.y, val.sample_weight) * weight, weight
+    classify = network.loss_name in CLASSIFICATION_LOSSES
+    if classify:
+        parts[2:4] = training.accuracy(network.loss_name, network.predict(val.X), val.y) * n, n
+    comm.Allreduce(MPI.IN_PLACE, parts, op=MPI.SUM)
+    logs = {"val_loss": parts[0] / parts[1]}
+    if classify:
+        logs["val_accuracy"] = parts[2] / parts[3]
+    return logs
+
+
+def _begin(hooks, network, data, val) -> None:
+    for hook in hooks:
+        hook.network = network
+        hook.training_data = (data.X, data.y)
+        hook.validation_data = None if val is None else (val.X, val.y)
+        hook.on_train_begin({})
+
+
+def _end(hooks, network, epoch: int, logs: dict) -> tuple[dict, bool]:
+    """Rank 0's callbacks at the end of an epoch: the logs they complete, and
+    whether one asked to stop."""
+    for hook in hooks:
+        hook.on_epoch_end(epoch, logs)
+    return logs, bool(network.stop_training)
+
+
+def _epoch(comm, MPI, network, optimizer, rule, data, shards: _Shards, shuffle: bool,
+           epoch: int) -> tuple[float, float]:
+    """One epoch's steps; returns (mean loss over all ranks' samples, last learning rate)."""
+    n, size = len(data), shards.batch_size
+    order = (np.random.default_rng([network.seed, epoch, shards.rank]).permutation(n)
+             if shuffle else np.arange(n))
+    P = network.n_parameters
+    # the weighted gradient, then the weighted loss, the weight, and a failure flag:
+    # the step's only message, in float64 whatever the network's dtype
+    buffer = np.empty(P + 3)
+    total_loss, lr = 0.0, optimizer.current_lr
+    for step in range(shards.steps):
+        buffer[:] = 0.0
+        error: BaseException | None = None
+        if shards.rows(shards.rank, step):
+            try:
+                part = data.take(order[step * size:step * size + shards.rows(shards.rank, step)])
+                _local_gradient(network, optimizer, part, shards.mask_row0(step), buffer)
+            except BaseException as caught:     # Ctrl-C too: see _agree
+                error = caught
+                buffer[P + 2] = 1.0
+        comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        if buffer[P + 2]:
+            _raise_any(comm, error)
+        weight = buffer[P + 1]
+        if weight == 0:         # every sample of the step weighs 0: nothing to learn
+            continue
+        loss = buffer[P] / weight
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"training diverged: the loss was {loss} on step {step} of epoch {epoch}; "
+                "the parameters and optimizer state are those before it. Try a smaller "
+                "learning rate, clip_norm, or scaling the inputs.")
+        lr = optimizer.current_lr
+        optimizer.apply_gradients(network, (buffer[:P] / weight).astype(network.dtype))
+        total_loss += loss * shards.global_rows(step)
+    rule.counters[1] += 1
+    rule.counters[2] += shards.total
+    return total_loss / shards.total, lr
+
+
+def _local_gradient(network, optimizer, part, mask_row0: int, buffer: np.ndarray) -> None:
+    """This rank's batch's gradient and loss times its weight, and the weight, into buffer."""
+    P = network.n_parameters
+    weight = len(part) if part.sample_weight is None else float(part.sample_weight.sum())
+    if weight == 0:
+        return
+    loss, gradient = network.step_gradient(part.X, part.y, optimizer, part.sample_weight,
+                                           mask_row0=mask_row0)
+    np.multiply(gradient, weight, out=buffer[:P])
+    buffer[P] = loss * weight
+    buffer[P + 1] = weight
