@@ -1,5 +1,5 @@
 """scikit-learn as an optional dependency of fastwb (its drop-ins and the command line),
-and what to install for ONNX export.
+and what to install for ONNX export, Optuna and Dask.
 
 A missing (or too old) scikit-learn is the user's to fix with one ``pip``
 command; any other ImportError met while importing it is a real fault and
@@ -18,6 +18,10 @@ SKLEARN_REQUIREMENT = 'scikit-learn >= 1.7: pip install "fastwb[sklearn]"'
 SKLEARN_OLDEST = (1, 7)
 #: What to install for ``fastwb.onnx``, as its messages say it.
 ONNX_REQUIREMENT = 'onnx, onnxruntime and skl2onnx: pip install "fastwb[onnx]"'
+#: What to install for ``fastwb.integrations.optuna``.
+OPTUNA_REQUIREMENT = 'optuna: pip install "fastwb[optuna]"'
+#: What to install for ``fastwb.integrations.dask``.
+DASK_REQUIREMENT = 'dask[distributed,dataframe]: pip install "fastwb[dask]"'
 
 
 def check_sklearn_version() -> None:
