@@ -168,3 +168,34 @@ def test_bad_input_is_refused_before_any_work(client):
     from sklearn.exceptions import NotFittedError
     with pytest.raises(NotFittedError):
         predict(MLPClassifier(), da.from_array(X))
+
+
+def searches():
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import (GridSearchCV, HalvingRandomSearchCV,
+                                         RandomizedSearchCV)
+    grid = {"alpha": [1e-4, 1e-1], "hidden_layer_sizes": [(4,), (12,)]}
+    base = MLPClassifier(max_iter=15, random_state=0)
+    return {
+        "grid": lambda n_jobs: GridSearchCV(base, grid, cv=3, n_jobs=n_jobs),
+        "randomized": lambda n_jobs: RandomizedSearchCV(
+            base, {**grid, "learning_rate_init": [1e-3, 1e-2, 3e-2]}, n_iter=5, cv=3,
+            random_state=0, n_jobs=n_jobs),
+        "halving": lambda n_jobs: HalvingRandomSearchCV(
+            base, {**grid, "learning_rate_init": [1e-3, 1e-2, 3e-2]}, resource="max_iter",
+            min_resources=3, max_resources=15, factor=2, cv=3, random_state=0, n_jobs=n_jobs),
+    }
+
+
+@pytest.mark.parametrize("kind", ["grid", "randomized", "halving"])
+def test_searches_on_joblibs_dask_backend_equal_the_sequential_search(client, kind):
+    import joblib
+    X, y = data(90)
+    make = searches()[kind]
+    sequential = fitted(make(1), X, y)
+    with joblib.parallel_backend("dask"):
+        on_dask = fitted(make(-1), X, y)
+    assert on_dask.best_params_ == sequential.best_params_
+    for key in ("params", "mean_test_score", "split0_test_score", "rank_test_score"):
+        assert list(on_dask.cv_results_[key]) == list(sequential.cv_results_[key]), key
+    np.testing.assert_array_equal(on_dask.predict(X), sequential.predict(X))
