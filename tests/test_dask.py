@@ -88,6 +88,18 @@ def test_blocks_run_on_the_workers_with_one_thread(client):
     np.testing.assert_array_equal(result, np.ones((100, 3)))
 
 
+def test_rows_of_unknown_count_are_predicted(client):
+    X, _ = data()
+    net = fw.Network([5, 6, 2], seed=3)
+    X_dask = da.from_array(X, chunks=(ROWS, 5))
+    kept = X_dask[X_dask[:, 0] > 0]                 # chunks of unknown sizes
+    assert np.isnan(kept.chunks[0][0])
+    np.testing.assert_array_equal(
+        predict(net, kept).compute(),
+        np.concatenate([net.predict(block[block[:, 0] > 0])
+                        for block in np.array_split(X, range(ROWS, len(X), ROWS))]))
+
+
 def test_worker_copy_of_a_network_has_one_thread():
     X, _ = data(10)
     net = fw.Network([5, 4, 2], seed=1, n_threads=2)

@@ -103,9 +103,11 @@ def _map_rows(model: Any, X: Any, method: str) -> Any:
                              f"{X.ndim} dimension(s)")
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})      # a block holds whole rows
-        first = X.blocks[0].compute()
+        # the first row alone, where the row chunks are known (else its block)
+        first = (X.blocks[0].compute() if np.isnan(X.chunks[0][0])
+                 else X[:1].compute())
     elif isinstance(X, dd.DataFrame):
-        first = X.partitions[0].compute()
+        first = X.partitions[0].head(1)
     else:
         raise TypeError(f"X must be a dask array or dask dataframe, got {type(X).__name__}; "
                         f"for data in memory call the model's own {method}")
