@@ -283,8 +283,8 @@ def _callbacks(callbacks, verbose, epochs, stopper: EarlyStopping | None) -> lis
 
 def _end_training(callbacks: list) -> None:
     """Every callback's ``on_train_end``, even after one raised (an Optuna pruning
-    callback raises TrialPruned there, and early stopping must still restore the
-    best weights); the first error is raised once all have run."""
+    callback raises TrialPruned there; the callbacks after it, and early stopping,
+    still end); the first error is raised once all have run."""
     error: BaseException | None = None
     for callback in callbacks:
         try:
