@@ -1,5 +1,5 @@
 """scikit-learn as an optional dependency of fastwb (its drop-ins and the command line),
-and what to install for ONNX export.
+and what to install for ONNX export, Optuna and Dask.
 
 A missing (or too old) scikit-learn is the user's to fix with one ``pip``
 command; any other ImportError met while importing it is a real fault and
@@ -20,6 +20,10 @@ SKLEARN_OLDEST = (1, 7)
 ONNX_REQUIREMENT = 'onnx, onnxruntime and skl2onnx: pip install "fastwb[onnx]"'
 #: What to install for ``fastwb.distributed``, as its messages say it.
 MPI_REQUIREMENT = 'mpi4py and an MPI: pip install "fastwb[mpi]"'
+#: What to install for ``fastwb.integrations.optuna``.
+OPTUNA_REQUIREMENT = 'optuna: pip install "fastwb[optuna]"'
+#: What to install for ``fastwb.integrations.dask``.
+DASK_REQUIREMENT = 'dask[distributed,dataframe]: pip install "fastwb[dask]"'
 
 
 def check_sklearn_version() -> None:

@@ -94,7 +94,9 @@ class Callback:
         """After each epoch, with its metrics."""
 
     def on_train_end(self, logs: dict) -> None:
-        """After the last epoch (also after early stopping)."""
+        """After the last epoch (also after early stopping or an error). Every
+        callback's runs even when an earlier one's raised; ``fit`` then raises
+        the first error."""
 
     def _require_network(self) -> Network:
         """``network``, which ``fit`` sets before it calls any hook."""

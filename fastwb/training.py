@@ -289,6 +289,20 @@ def _callbacks(callbacks, verbose, epochs, stopper: EarlyStopping | None) -> lis
     return result
 
 
+def _end_training(callbacks: list) -> None:
+    """Every callback's ``on_train_end``, even after one raised (an Optuna pruning
+    callback raises TrialPruned there; the callbacks after it, and early stopping,
+    still end); the first error is raised once all have run."""
+    error: BaseException | None = None
+    for callback in callbacks:
+        try:
+            callback.on_train_end({})
+        except BaseException as raised:     # KeyboardInterrupt too: the others still end
+            error = error or raised
+    if error is not None:
+        raise error
+
+
 def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
         validation_data=None, validation_split: float = 0.0, early_stopping: bool = False,
         patience: int = 10, min_delta: float = 1e-4, restore_best_weights: bool = True,
@@ -368,8 +382,7 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
             if net.stop_training:
                 break
     finally:
-        for callback in callbacks:
-            callback.on_train_end({})
+        _end_training(callbacks)
     if stopper is not None:
         history.stopped_early = stopper.stopped
         history.best_epoch = stopper.best_epoch

@@ -1,0 +1,145 @@
+"""Prediction over Dask collections: ``predict`` and ``predict_proba`` of a
+fastwb model on a dask array or dask dataframe, block by block on the workers
+(as dask-ml's ``ParallelPostFit``), for data larger than one machine's memory.
+
+The model is a ``Network``, a fitted ``MLPClassifier`` or ``MLPRegressor``, or
+a fitted scikit-learn ``Pipeline`` ending in one (such as ``fastwb.load``
+returns): anything with the method that pickles. It travels to the workers
+once, as one task of the graph, not once per block, and every block is
+predicted with one fastwb thread and one BLAS thread (threadpoolctl limits
+OpenMP and BLAS around the call; a ``Network`` built with ``n_threads`` is
+copied with ``n_threads=1``), so that a worker process per core does not start
+a team of threads per core. A block's prediction is the model's own
+in-process ``predict`` of that block.
+
+    import dask.array as da
+    from fastwb.integrations.dask import predict_proba
+    X = da.from_zarr("features.zarr")           # (n, n_in), rows in chunks
+    proba = predict_proba(fw.load("model.fwb"), X).compute()   # or .to_zarr(...)
+
+A dask array is split into blocks of whole rows (its column chunks are joined
+first); a dask dataframe is predicted partition by partition, as pandas frames,
+so a Pipeline that selects columns by name sees them. Both give a dask array
+of rows in the same chunks (unknown sizes for a dataframe of unknown
+divisions, as ``map_partitions`` gives). The shape and dtype of the output
+come from predicting the first row in this process, which also reports an
+unfitted model or a wrong width here, before any work is sent.
+
+Estimators fitted with an explicit ``n_threads`` keep it on the workers; leave
+it None (OpenMP's setting, which the worker's limit makes 1).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastwb._optional import DASK_REQUIREMENT
+from fastwb.network import Network
+
+
+def _import_dask() -> tuple[Any, Any, Any]:
+    """``dask``, ``dask.array`` and ``dask.dataframe``, or an ImportError that
+    says what to install."""
+    try:
+        import dask
+        import dask.array as da
+        import dask.dataframe as dd
+    except ImportError as error:
+        if (error.name or "").split(".")[0] not in ("dask", "pandas", "pyarrow"):
+            raise       # a fault inside an installed dask keeps its traceback
+        raise ImportError(f"fastwb.integrations.dask needs {DASK_REQUIREMENT}",
+                          name="dask") from error
+    return dask, da, dd
+
+
+def predict(model: Any, X: Any) -> Any:
+    """``model.predict`` of every block of ``X``, computed on the workers.
+
+    Parameters
+    ----------
+    model : Network, MLPClassifier, MLPRegressor or fitted Pipeline
+        The fitted model; any object with ``predict`` that pickles.
+    X : dask.array.Array (n, n_in) or dask.dataframe.DataFrame
+        The samples, in blocks (or partitions) of rows.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy predictions, ``(n,)`` or ``(n, n_out)`` as ``model.predict`` gives
+        them, chunked by rows as ``X`` is; ``.compute()`` gathers them.
+
+    Raises
+    ------
+    ImportError
+        If dask (with its array and dataframe parts) is not installed.
+    TypeError
+        If ``X`` is not a dask array or dataframe, or ``model`` has no ``predict``.
+    ValueError
+        If ``X`` is not 2-D, or its first block has no rows; what the model's
+        own ``predict`` raises on the first row (an unfitted model, a wrong width).
+    """
+    return _map_rows(model, X, "predict")
+
+
+def predict_proba(model: Any, X: Any) -> Any:
+    """``model.predict_proba`` of every block of ``X``, computed on the workers:
+    ``(n, n_classes)`` class probabilities, for a classifier or a Pipeline
+    ending in one (a ``Network``'s own ``predict`` already gives its softmax or
+    sigmoid outputs). Parameters, result and errors as for ``predict``."""
+    return _map_rows(model, X, "predict_proba")
+
+
+def _map_rows(model: Any, X: Any, method: str) -> Any:
+    """``getattr(model, method)`` over the row blocks of ``X``, lazily."""
+    dask, da, dd = _import_dask()
+    if not callable(getattr(model, method, None)):
+        hint = (": its predict gives the output layer's probabilities"
+                if isinstance(model, Network) and method == "predict_proba" else "")
+        raise TypeError(f"{type(model).__name__} has no {method}{hint}")
+    if isinstance(X, da.Array):
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D dask array (n_samples, n_features), got "
+                             f"{X.ndim} dimension(s)")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})      # a block holds whole rows
+        # the first row alone, where the row chunks are known (else its block)
+        first = (X.blocks[0].compute() if np.isnan(X.chunks[0][0])
+                 else X[:1].compute())
+    elif isinstance(X, dd.DataFrame):
+        first = X.partitions[0].head(1)
+    else:
+        raise TypeError(f"X must be a dask array or dask dataframe, got {type(X).__name__}; "
+                        f"for data in memory call the model's own {method}")
+    if len(first) == 0:
+        raise ValueError("the first block (or partition) of X has no rows, from which the "
+                         "output's shape is found; repartition X without empty parts")
+    probe = np.asarray(getattr(model, method)(first[:1]))
+    meta = np.empty((0, *probe.shape[1:]), dtype=probe.dtype)
+    # one task holds the model: each worker fetches it once, not once per block
+    shipped = dask.delayed(_for_workers, pure=True)(model)
+    if isinstance(X, dd.DataFrame):
+        return X.map_partitions(_predict_block, shipped, method, meta=meta)
+    if probe.ndim == 1:
+        return da.map_blocks(_predict_block, X, shipped, method, drop_axis=1,
+                             chunks=(X.chunks[0],), meta=meta)
+    return da.map_blocks(_predict_block, X, shipped, method,
+                         chunks=(X.chunks[0], *((width,) for width in probe.shape[1:])),
+                         meta=meta)
+
+
+def _for_workers(model: Any) -> Any:
+    """The model as the workers run it: a Network that asked for threads
+    rebuilt with ``n_threads=1`` (the rest follow OpenMP's limit)."""
+    if isinstance(model, Network) and model.n_threads not in (None, 1):
+        config, arrays = model.get_state()
+        config["network"] = {**config["network"], "n_threads": 1}
+        return Network.from_state(config, arrays)
+    return model
+
+
+def _predict_block(block: Any, model: Any, method: str) -> np.ndarray:
+    """One block's prediction on a worker, with one OpenMP and one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1):
+        return getattr(model, method)(block)

@@ -1,0 +1,156 @@
+"""fastwb.integrations.optuna.PruningCallback with a real Optuna study (in-memory
+storage, MedianPruner): reports every epoch, prunes bad trials, for Network.fit
+and the estimators' callbacks."""
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import fastwb as fw
+from fastwb.callbacks import Callback
+
+optuna = pytest.importorskip("optuna", reason="optuna is not installed (pip install "
+                                              "\"fastwb[optuna]\")")
+from fastwb.integrations.optuna import PruningCallback  # noqa: E402
+
+EPOCHS = 8
+
+
+@pytest.fixture(autouse=True)
+def quiet_optuna():
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+    optuna.logging.set_verbosity(level)
+
+
+def blobs(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 6)) + 2.0 * np.eye(3, 6)[y]
+    return X.astype(np.float32), y
+
+
+class Ended(Callback):
+    """Records that on_train_end ran (after a pruning callback raised there)."""
+
+    def __init__(self):
+        self.ended = False
+
+    def on_train_end(self, logs):
+        self.ended = True
+
+
+def study_of(objective, lrs, direction="minimize"):
+    study = optuna.create_study(direction=direction, storage=optuna.storages.InMemoryStorage(),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2,
+                                                                   n_warmup_steps=1))
+    for lr in lrs:
+        study.enqueue_trial({"lr": lr})
+    study.optimize(objective, n_trials=len(lrs))
+    return study
+
+
+def test_network_fit_reports_every_epoch_and_prunes_a_bad_trial():
+    X, y = blobs()
+    X_val, y_val = blobs(90, seed=1)
+    histories, enders = {}, {}
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-8, 1.0, log=True)
+        net = fw.Network([6, 16, 3], loss="softmax_cross_entropy", seed=0)
+        enders[trial.number] = Ended()
+        history = net.fit(X, y, optimizer=fw.Adam(lr), epochs=EPOCHS, batch_size=32,
+                          validation_data=(X_val, y_val), shuffle=False,
+                          callbacks=[PruningCallback(trial), enders[trial.number]])
+        histories[trial.number] = history
+        return history["val_loss"][-1]
+
+    study = study_of(objective, [0.02, 0.03, 1e-8])
+    good, bad = study.trials[:2], study.trials[2]
+    for trial in good:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        history = histories[trial.number]
+        assert trial.intermediate_values == dict(zip(range(1, EPOCHS + 1), history["val_loss"]))
+    assert bad.state == optuna.trial.TrialState.PRUNED
+    assert bad.number not in histories          # fit raised TrialPruned
+    steps = sorted(bad.intermediate_values)
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) < EPOCHS
+    # the callbacks after the pruning one still ended their training
+    assert all(ender.ended for ender in enders.values())
+
+
+def test_pruned_fit_stops_after_the_pruned_epoch():
+    X, y = blobs()
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-8, 1.0, log=True)
+        net = fw.Network([6, 8, 3], loss="softmax_cross_entropy", seed=0)
+        optimizer = fw.Adam(lr)
+        try:
+            net.fit(X, y, optimizer=optimizer, epochs=EPOCHS, validation_split=0.25,
+                    callbacks=PruningCallback(trial))
+        finally:
+            trial.set_user_attr("optimizer_epochs", optimizer.epoch)
+        return 0.0
+
+    study = study_of(objective, [0.02, 0.02, 1e-8])
+    bad = study.trials[2]
+    assert bad.state == optuna.trial.TrialState.PRUNED
+    assert bad.user_attrs["optimizer_epochs"] == max(bad.intermediate_values) < EPOCHS
+
+
+def test_mlp_classifier_callbacks_report_val_score_and_prune():
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastwb.sklearn import MLPClassifier
+    X, y = blobs()
+    fitted = {}
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-8, 1.0, log=True)
+        clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=lr, max_iter=EPOCHS,
+                            early_stopping=True, n_iter_no_change=EPOCHS, random_state=0,
+                            callbacks=[PruningCallback(trial, monitor="val_score")])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)    # the short fits
+            clf.fit(X, y)
+        fitted[trial.number] = clf
+        return clf.validation_scores_[-1]
+
+    study = study_of(objective, [0.02, 0.03, 1e-8], direction="maximize")
+    for trial in study.trials[:2]:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        clf = fitted[trial.number]
+        assert list(trial.intermediate_values.values()) == clf.validation_scores_
+        assert sorted(trial.intermediate_values) == list(range(1, clf.n_iter_ + 1))
+    assert study.trials[2].state == optuna.trial.TrialState.PRUNED
+    assert len(study.trials[2].intermediate_values) < EPOCHS
+
+
+def test_a_missing_metric_is_named_with_the_logs_keys():
+    X, y = blobs(60)
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    trial = study.ask()
+    net = fw.Network([6, 4, 3], loss="softmax_cross_entropy", seed=0)
+    with pytest.raises(ValueError, match=r"'val_loss'.*'loss'.*validation_data"):
+        net.fit(X, y, epochs=2, callbacks=[PruningCallback(trial)])
+    with pytest.raises(ValueError, match=r"'accuracy'"):
+        net.fit(X, y, epochs=2, callbacks=[PruningCallback(trial, monitor="accuracy")])
+
+
+def test_bad_arguments_are_refused():
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    with pytest.raises(TypeError, match="optuna trial"):
+        PruningCallback(study)
+    with pytest.raises(TypeError, match="monitor"):
+        PruningCallback(study.ask(), monitor=None)
+
+
+def test_without_optuna_the_error_says_what_to_install(monkeypatch):
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    trial = study.ask()
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(ImportError, match=r'fastwb\[optuna\]'):
+        PruningCallback(trial)
