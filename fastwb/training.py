@@ -289,17 +289,23 @@ def _callbacks(callbacks, verbose, epochs, stopper: EarlyStopping | None) -> lis
     return result
 
 
-def _end_training(callbacks: list) -> None:
+def _end_training(callbacks: list, failing: BaseException | None = None) -> None:
     """Every callback's ``on_train_end``, even after one raised (an Optuna pruning
     callback raises TrialPruned there; the callbacks after it, and early stopping,
-    still end); the first error is raised once all have run."""
+    still end), Ctrl-C included: each is cleanup, as a ``finally`` is. The first
+    error is raised once all have run, unless training itself is ``failing``: its
+    error then stays the one raised and theirs are warned about."""
     error: BaseException | None = None
     for callback in callbacks:
         try:
             callback.on_train_end({})
         except BaseException as raised:     # KeyboardInterrupt too: the others still end
+            if failing is not None:
+                warnings.warn(f"{type(callback).__name__}.on_train_end raised {raised!r} "
+                              f"while training was ending on {failing!r}", RuntimeWarning,
+                              stacklevel=3)
             error = error or raised
-    if error is not None:
+    if error is not None and failing is None:
         raise error
 
 
@@ -381,8 +387,10 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
             history.append(epoch, logs)         # with the metrics callbacks added
             if net.stop_training:
                 break
-    finally:
-        _end_training(callbacks)
+    except BaseException as failing:
+        _end_training(callbacks, failing)
+        raise
+    _end_training(callbacks)
     if stopper is not None:
         history.stopped_early = stopper.stopped
         history.best_epoch = stopper.best_epoch
