@@ -154,3 +154,56 @@ def test_without_optuna_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(ImportError, match=r'fastwb\[optuna\]'):
         PruningCallback(trial)
+
+
+def objective_on_a_worker(trial):
+    """An objective a Dask worker runs: pruned through PruningCallback, and
+    recording the worker it ran on."""
+    from distributed import get_worker
+    trial.set_user_attr("worker", get_worker().address)
+    X, y = blobs()
+    X_val, y_val = blobs(90, seed=1)
+    net = fw.Network([6, 16, 3], loss="softmax_cross_entropy", seed=0)
+    history = net.fit(X, y, optimizer=fw.Adam(trial.suggest_float("lr", 1e-8, 1.0, log=True)),
+                      epochs=EPOCHS, batch_size=32, validation_data=(X_val, y_val),
+                      shuffle=False, callbacks=[PruningCallback(trial)])
+    return history["val_loss"][-1]
+
+
+def test_a_study_in_dask_storage_runs_and_prunes_trials_on_the_workers():
+    """The documented recipe: optuna-integration's DaskStorage keeps the study on
+    the scheduler, and each worker runs study.optimize."""
+    distributed = pytest.importorskip("distributed")
+    dask_storage = pytest.importorskip(
+        "optuna_integration.dask", reason='optuna-integration is not installed '
+                                          '(pip install "fastwb[optuna-dask]")')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            study = optuna.create_study(
+                storage=dask_storage.DaskStorage(client=client),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+            workers = sorted(client.scheduler_info()["workers"])
+
+            def optimize(lrs):
+                for lr in lrs:
+                    study.enqueue_trial({"lr": lr})
+                futures = [client.submit(study.optimize, objective_on_a_worker, n_trials=1,
+                                         workers=[worker], pure=False)
+                           for worker, _ in zip(workers, lrs)]
+                client.gather(futures)      # raises what a worker raised
+
+            optimize([0.02, 0.03])          # two complete trials for the median
+            optimize([1e-8, 1e-8])          # then two bad ones, at once on both workers
+            trials = study.get_trials()
+            best = study.best_trial         # the storage lives on the scheduler
+    states = [trial.state for trial in trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.PRUNED] * 2
+    assert sorted(trial.user_attrs["worker"] for trial in trials[2:]) == workers
+    for trial in trials:
+        steps = sorted(trial.intermediate_values)
+        assert steps == list(range(1, len(steps) + 1))
+        assert (len(steps) == EPOCHS) == (trial.state == optuna.trial.TrialState.COMPLETE)
+    assert best.value == min(trials[0].value, trials[1].value)
