@@ -211,3 +211,34 @@ def test_searches_on_joblibs_dask_backend_equal_the_sequential_search(client, ki
     for key in ("params", "mean_test_score", "split0_test_score", "rank_test_score"):
         assert list(on_dask.cv_results_[key]) == list(sequential.cv_results_[key]), key
     np.testing.assert_array_equal(on_dask.predict(X), sequential.predict(X))
+
+
+def threads_in_fit(estimator, X, y):
+    """A scorer that reports the threads a fit in the same process had:
+    100 x fastwb's OpenMP threads (``n_threads=None``) + BLAS's threads."""
+    return float(100 * ThreadProbe().predict(X[:1])[0, 2] + ThreadProbe().predict(X[:1])[0, 1])
+
+
+def thread_search(n_jobs):
+    from sklearn.model_selection import GridSearchCV
+    X, y = data(60)
+    search = GridSearchCV(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0),
+                          {"alpha": [1e-4, 1e-2]}, cv=2, scoring=threads_in_fit, n_jobs=n_jobs)
+    return set(fitted(search, X, y).cv_results_["mean_test_score"])
+
+
+def test_a_search_on_dask_workers_trains_with_one_thread_each(client):
+    """Dask's nanny starts each worker with OMP_NUM_THREADS=1 (and the BLAS
+    variables): fastwb follows it, so 2 workers x 1 thread use 2 cores."""
+    import joblib
+    with joblib.parallel_backend("dask"):
+        assert thread_search(-1) == {101.0}
+
+
+def test_a_search_on_loky_shares_the_cores_among_its_workers():
+    """loky gives each of n_jobs workers cores // n_jobs threads; fastwb and
+    its BLAS follow that limit instead of taking every core."""
+    import joblib
+    share = max(joblib.cpu_count() // 2, 1)
+    with joblib.parallel_backend("loky"):
+        assert thread_search(2) == {101.0 * share}
