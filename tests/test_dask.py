@@ -21,7 +21,8 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
-from fastwb.integrations.dask import _for_workers, predict, predict_proba  # noqa: E402
+from fastwb.integrations.dask import (  # noqa: E402
+    _for_workers, predict, predict_log_proba, predict_proba)
 from fastwb.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 ROWS = 23           # rows per block: blocks of unequal sizes, the last one short
@@ -48,9 +49,12 @@ def fitted(estimator, X, y):
         return estimator.fit(X, y)
 
 
-def blockwise(method, X):
-    """The model's own in-process prediction of the same row blocks, joined."""
-    return np.concatenate([method(X[i:i + ROWS]) for i in range(0, len(X), ROWS)])
+def blockwise(method, X, keep=None):
+    """The model's own in-process prediction of the same row blocks (of the rows
+    ``keep`` selects in each), joined."""
+    keep = np.ones(len(X), dtype=bool) if keep is None else keep
+    return np.concatenate([method(X[i:i + ROWS][keep[i:i + ROWS]])
+                           for i in range(0, len(X), ROWS) if keep[i:i + ROWS].any()])
 
 
 @pytest.mark.parametrize("n_threads", [None, 2])
@@ -100,6 +104,27 @@ def test_rows_of_unknown_count_are_predicted(client):
                         for block in np.array_split(X, range(ROWS, len(X), ROWS))]))
 
 
+def test_collections_that_start_with_empty_blocks_are_predicted(client):
+    """A filtered array or frame whose first blocks are empty: the output's shape
+    comes from the first block with rows."""
+    X, y = data()
+    clf = fitted(MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0), X, y)
+    keep = np.arange(100) >= 50                     # the first two blocks lose every row
+    X_dask = da.from_array(X, chunks=(ROWS, 5))
+    kept = X_dask[da.from_array(keep, chunks=ROWS)]
+    assert np.isnan(kept.chunks[0][0])
+    np.testing.assert_array_equal(predict_proba(clf, kept).compute(),
+                                  blockwise(clf.predict_proba, X, keep))
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
+    named = fitted(MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0),
+                   frame, y)
+    parts = dd.from_pandas(frame, chunksize=ROWS)
+    filtered = parts.map_partitions(lambda part: part[part.index >= 50])
+    assert len(filtered.partitions[0].compute()) == 0
+    np.testing.assert_array_equal(predict(named, filtered).compute(),
+                                  blockwise(named.predict, frame, keep))
+
+
 def test_worker_copy_of_a_network_has_one_thread():
     X, _ = data(10)
     net = fw.Network([5, 4, 2], seed=1, n_threads=2)
@@ -117,6 +142,8 @@ def test_classifier_predicts_arrays_and_dataframes(client):
     np.testing.assert_array_equal(labels.compute(), blockwise(clf.predict, X))
     np.testing.assert_array_equal(predict_proba(clf, X_dask).compute(),
                                   blockwise(clf.predict_proba, X))
+    np.testing.assert_array_equal(predict_log_proba(clf, X_dask).compute(),
+                                  blockwise(clf.predict_log_proba, X))
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
     named = fitted(MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0),
                    frame, y)
@@ -173,8 +200,15 @@ def test_bad_input_is_refused_before_any_work(client):
         predict(net, X)
     with pytest.raises(TypeError, match="Network has no predict_proba"):
         predict_proba(net, da.from_array(X))
+    with pytest.raises(TypeError, match="Network has no predict_log_proba: its predict"):
+        predict_log_proba(net, da.from_array(X))
     with pytest.raises(ValueError, match="2-D dask array"):
         predict(net, da.from_array(X[:, 0]))
+    with pytest.raises(ValueError, match="X has no rows"):
+        predict(net, da.from_array(X[:0]))
+    nothing = da.from_array(X, chunks=(7, 5))
+    with pytest.raises(ValueError, match="X has no rows"):
+        predict(net, nothing[nothing[:, 0] > 1e9])             # unknown sizes, all empty
     with pytest.raises(ValueError, match="the network takes 5"):    # found here, not later
         predict(net, da.from_array(X[:, :4]))
     from sklearn.exceptions import NotFittedError

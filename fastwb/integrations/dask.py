@@ -1,5 +1,5 @@
-"""Prediction over Dask collections: ``predict`` and ``predict_proba`` of a
-fastwb model on a dask array or dask dataframe, block by block on the workers
+"""Prediction over Dask collections: ``predict``, ``predict_proba`` and
+``predict_log_proba`` of a fastwb model on a dask array or dask dataframe, block by block on the workers
 (as dask-ml's ``ParallelPostFit``), for data larger than one machine's memory.
 
 The model is a ``Network``, a fitted ``MLPClassifier`` or ``MLPRegressor``, or
@@ -22,8 +22,10 @@ first); a dask dataframe is predicted partition by partition, as pandas frames,
 so a Pipeline that selects columns by name sees them. Both give a dask array
 of rows in the same chunks (unknown sizes for a dataframe of unknown
 divisions, as ``map_partitions`` gives). The shape and dtype of the output
-come from predicting the first row in this process, which also reports an
-unfitted model or a wrong width here, before any work is sent.
+come from predicting the first row in this process (of the first block or
+partition that has rows: a filtered collection may start with empty ones),
+which also reports an unfitted model or a wrong width here, before any work
+is sent.
 
 Estimators fitted with an explicit ``n_threads`` keep it on the workers; leave
 it None (OpenMP's setting, which the worker's limit makes 1).
@@ -76,8 +78,8 @@ def predict(model: Any, X: Any) -> Any:
     TypeError
         If ``X`` is not a dask array or dataframe, or ``model`` has no ``predict``.
     ValueError
-        If ``X`` is not 2-D, or its first block has no rows; what the model's
-        own ``predict`` raises on the first row (an unfitted model, a wrong width).
+        If ``X`` is not 2-D or has no rows; what the model's own ``predict``
+        raises on the first row (an unfitted model, a wrong width).
     """
     return _map_rows(model, X, "predict")
 
@@ -90,12 +92,19 @@ def predict_proba(model: Any, X: Any) -> Any:
     return _map_rows(model, X, "predict_proba")
 
 
+def predict_log_proba(model: Any, X: Any) -> Any:
+    """``model.predict_log_proba`` of every block of ``X``, computed on the
+    workers: ``(n, n_classes)`` log-probabilities, for a classifier or a Pipeline
+    ending in one. Parameters, result and errors as for ``predict``."""
+    return _map_rows(model, X, "predict_log_proba")
+
+
 def _map_rows(model: Any, X: Any, method: str) -> Any:
     """``getattr(model, method)`` over the row blocks of ``X``, lazily."""
     dask, da, dd = _import_dask()
     if not callable(getattr(model, method, None)):
         hint = (": its predict gives the output layer's probabilities"
-                if isinstance(model, Network) and method == "predict_proba" else "")
+                if isinstance(model, Network) and method != "predict" else "")
         raise TypeError(f"{type(model).__name__} has no {method}{hint}")
     if isinstance(X, da.Array):
         if X.ndim != 2:
@@ -103,29 +112,41 @@ def _map_rows(model: Any, X: Any, method: str) -> Any:
                              f"{X.ndim} dimension(s)")
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})      # a block holds whole rows
-        # the first row alone, where the row chunks are known (else its block)
-        first = (X.blocks[0].compute() if np.isnan(X.chunks[0][0])
-                 else X[:1].compute())
-    elif isinstance(X, dd.DataFrame):
-        first = X.partitions[0].head(1)
-    else:
+    elif not isinstance(X, dd.DataFrame):
         raise TypeError(f"X must be a dask array or dask dataframe, got {type(X).__name__}; "
                         f"for data in memory call the model's own {method}")
-    if len(first) == 0:
-        raise ValueError("the first block (or partition) of X has no rows, from which the "
-                         "output's shape is found; repartition X without empty parts")
-    probe = np.asarray(getattr(model, method)(first[:1]))
+    first = _first_row(X, da)
+    probe = np.asarray(getattr(model, method)(first))
     meta = np.empty((0, *probe.shape[1:]), dtype=probe.dtype)
     # one task holds the model: each worker fetches it once, not once per block
     shipped = dask.delayed(_for_workers, pure=True)(model)
     if isinstance(X, dd.DataFrame):
-        return X.map_partitions(_predict_block, shipped, method, meta=meta)
+        return X.map_partitions(_predict_block, shipped, method, meta, meta=meta)
     if probe.ndim == 1:
-        return da.map_blocks(_predict_block, X, shipped, method, drop_axis=1,
+        return da.map_blocks(_predict_block, X, shipped, method, meta, drop_axis=1,
                              chunks=(X.chunks[0],), meta=meta)
-    return da.map_blocks(_predict_block, X, shipped, method,
+    return da.map_blocks(_predict_block, X, shipped, method, meta,
                          chunks=(X.chunks[0], *((width,) for width in probe.shape[1:])),
                          meta=meta)
+
+
+def _first_row(X: Any, da: Any) -> Any:
+    """The first row of ``X`` (an array of one row, or a frame), computed here:
+    from the first rows when the row chunks are known, else from the first block
+    (or partition) that has rows, computing them one by one (a filtered
+    collection often has empty ones)."""
+    if isinstance(X, da.Array) and not np.isnan(X.shape[0]):
+        if X.shape[0] == 0:
+            raise ValueError("X has no rows")
+        return X[:1].compute()
+    if isinstance(X, da.Array):
+        blocks = (X.blocks[i].compute() for i in range(X.numblocks[0]))
+    else:       # head reads no more of a partition than it needs
+        blocks = (X.partitions[i].head(1, npartitions=1) for i in range(X.npartitions))
+    for block in blocks:
+        if len(block):
+            return block[:1]
+    raise ValueError("X has no rows")
 
 
 def _for_workers(model: Any) -> Any:
@@ -138,8 +159,12 @@ def _for_workers(model: Any) -> Any:
     return model
 
 
-def _predict_block(block: Any, model: Any, method: str) -> np.ndarray:
-    """One block's prediction on a worker, with one OpenMP and one BLAS thread."""
+def _predict_block(block: Any, model: Any, method: str, empty: np.ndarray) -> np.ndarray:
+    """One block's prediction on a worker, with one OpenMP and one BLAS thread;
+    ``empty`` (no rows, the output's dtype) for a block without rows, which
+    scikit-learn's estimators refuse."""
+    if len(block) == 0:
+        return empty
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1):
         return getattr(model, method)(block)
