@@ -3,7 +3,8 @@ loky and on Dask.
 
 Search: scikit-learn's ``GridSearchCV`` of fastwb's ``MLPClassifier`` (a grid
 of 4 settings x 3 folds = 12 fits, each a fixed number of epochs) for a small
-network and a large one, timed
+network on few rows, the same on ten times as many, and a large network,
+timed
 
 * sequentially in this process (``n_jobs=1``; fastwb and BLAS with their
   default threads, every core);
@@ -54,8 +55,9 @@ from fastwb.bench.timing import fmt_time  # noqa: E402
 from fastwb.integrations.dask import predict  # noqa: E402
 from fastwb.sklearn import MLPClassifier  # noqa: E402
 
-#: The hidden layers of the small and the large network searched.
-NETWORKS = {"small": (32,), "large": (512,)}
+#: The searches: name -> (fraction of --rows, hidden layers). A small network
+#: on little data, the same on more, and a large network.
+CASES = {"small, few rows": (0.1, (32,)), "small": (1.0, (32,)), "large": (1.0, (512,))}
 #: The grid: 4 settings, each fitted on 3 folds.
 GRID = {"alpha": [1e-4, 1e-2], "learning_rate_init": [1e-3, 1e-2]}
 FOLDS = 3
@@ -115,9 +117,8 @@ def check_same(reference: GridSearchCV, other: GridSearchCV, name: str) -> None:
 
 def measure(args: argparse.Namespace) -> dict:
     from distributed import Client, LocalCluster, wait
-    X, y = blobs(args.rows)
     fits = FOLDS * len(GRID["alpha"]) * len(GRID["learning_rate_init"])
-    result: dict = {"machine": machine(), "rows": args.rows, "features": FEATURES,
+    result: dict = {"machine": machine(), "features": FEATURES,
                     "epochs": args.epochs, "fits": fits, "search": {}}
     # loky's workers start here, not inside the first timing
     joblib.Parallel(n_jobs=2, backend="loky")(joblib.delayed(warm)() for _ in range(2))
@@ -126,7 +127,8 @@ def measure(args: argparse.Namespace) -> dict:
                       dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(warm)
         result["cluster_start_s"] = time.perf_counter() - start
-        for name, hidden in NETWORKS.items():
+        for name, (fraction, hidden) in CASES.items():
+            X, y = blobs(max(int(args.rows * fraction), 2 * FOLDS))
             times = {}
             times["one process"], sequential = best_time(
                 lambda: fit_search(hidden, args.epochs, 1, X, y), args.repeats)
@@ -136,7 +138,7 @@ def measure(args: argparse.Namespace) -> dict:
                 lambda: fit_search(hidden, args.epochs, -1, X, y, "dask"), args.repeats)
             check_same(sequential, on_loky, "loky")
             check_same(sequential, on_dask, "Dask")
-            result["search"][name] = {"hidden": list(hidden), "seconds": times}
+            result["search"][name] = {"rows": len(X), "hidden": list(hidden), "seconds": times}
 
         import dask.array as da
         net = fastwb.Network([FEATURES, PREDICT_HIDDEN, 3], loss="softmax_cross_entropy",
@@ -160,13 +162,13 @@ def measure(args: argparse.Namespace) -> dict:
 def report(result: dict) -> str:
     """The two markdown tables."""
     backends = list(next(iter(result["search"].values()))["seconds"])
-    lines = [f"Grid search: {result['fits']} fits of {result['epochs']} epochs on "
-             f"{result['rows']:,} rows x {result['features']} features "
-             f"(cluster start: {fmt_time(result['cluster_start_s'])}, not included)", "",
-             "| hidden layers | " + " | ".join(backends) + " |",
+    lines = [f"Grid search: {result['fits']} fits of {result['epochs']} epochs, "
+             f"{result['features']} features (cluster start: "
+             f"{fmt_time(result['cluster_start_s'])}, not included)", "",
+             "| rows, hidden layers | " + " | ".join(backends) + " |",
              "| --- |" + " --- |" * len(backends)]
     for entry in result["search"].values():
-        lines.append(f"| {tuple(entry['hidden'])} | "
+        lines.append(f"| {entry['rows']:,}, {tuple(entry['hidden'])} | "
                      + " | ".join(fmt_time(entry["seconds"][b]) for b in backends) + " |")
     pred = result["predict"]
     lines += ["", f"Prediction of {pred['rows']:,} rows, network "
@@ -179,7 +181,8 @@ def report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=20_000, help="rows of the search's data")
+    parser.add_argument("--rows", type=int, default=20_000,
+                        help="rows of the search's data (a tenth for the first search)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of each fit")
     parser.add_argument("--predict-rows", type=int, default=1_000_000,
                         help="rows of the dask array predicted")
@@ -190,8 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.epochs, args.predict_rows, args.repeats = 600, 2, 120_000, 1
-    if min(args.rows, args.epochs, args.predict_rows, args.repeats) < 1:
-        parser.error("--rows, --epochs, --predict-rows and --repeats must be at least 1")
+    if min(args.epochs, args.predict_rows, args.repeats) < 1 or args.rows < 300:
+        parser.error("--epochs, --predict-rows and --repeats must be at least 1, --rows at "
+                     "least 300 (a tenth of it is split in 3 folds of 3 classes)")
     result = measure(args)
     cpu = result["machine"]
     print(f"{cpu['cpu']}, {cpu['usable_cores']} usable cores, load {cpu['load_average']}\n")
