@@ -32,6 +32,7 @@ it None (OpenMP's setting, which the worker's limit makes 1).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -143,9 +144,11 @@ def _first_row(X: Any, da: Any) -> Any:
         blocks = (X.blocks[i].compute() for i in range(X.numblocks[0]))
     else:       # head reads no more of a partition than it needs
         blocks = (X.partitions[i].head(1, npartitions=1) for i in range(X.npartitions))
-    for block in blocks:
-        if len(block):
-            return block[:1]
+    with warnings.catch_warnings():     # dask < 2025 warns of each empty partition
+        warnings.filterwarnings("ignore", "Insufficient elements for `head`")
+        for block in blocks:
+            if len(block):
+                return block[:1]
     raise ValueError("X has no rows")
 
 
