@@ -1,6 +1,7 @@
 """Prediction over Dask collections: ``predict``, ``predict_proba`` and
-``predict_log_proba`` of a fastwb model on a dask array or dask dataframe, block by block on the workers
-(as dask-ml's ``ParallelPostFit``), for data larger than one machine's memory.
+``predict_log_proba`` of a fastwb model on a dask array or dask dataframe,
+block by block on the workers (as dask-ml's ``ParallelPostFit``), for data
+larger than one machine's memory.
 
 The model is a ``Network``, a fitted ``MLPClassifier`` or ``MLPRegressor``, or
 a fitted scikit-learn ``Pipeline`` ending in one (such as ``fastwb.load``
