@@ -416,8 +416,8 @@ def _epoch(comm, MPI, network, optimizer, rule, data, shards: _Shards, shuffle: 
         if rows and error is None:
             first = step * size
             try:
-                part = data.take(order[first:first + rows] if shuffle
-                                 else slice(first, first + rows))
+                part = data.take(slice(first, first + rows) if order is None
+                                 else order[first:first + rows])
                 _local_gradient(network, optimizer, part, shards.mask_row0(step), buffer)
             except BaseException as caught:     # Ctrl-C too: see _agree
                 error = caught
