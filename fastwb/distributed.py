@@ -24,6 +24,7 @@ forever in a collective. ``mpi4py`` is imported only when ``fit`` runs.
 """
 from __future__ import annotations
 
+import signal
 import time
 import warnings
 from typing import Any, Callable
@@ -56,14 +57,43 @@ def _raise_any(comm, error: BaseException | None) -> None:
                                f"{message}")
 
 
-def _agree(comm, action: Callable[[], Any]) -> Any:
-    """Collective: ``action()`` on every rank, raising on all when it raises on any."""
+class _HeldInterrupt:
+    """Ctrl-C held for the whole fit (in the main thread, where Python handles it):
+    the handler only notes it, and the rank's next collective check carries the
+    note to every rank, so all stop at the same point; raised at once, it could
+    leave the others waiting in a collective this rank never joins."""
+
+    def __enter__(self) -> "_HeldInterrupt":
+        self.arrived = False
+        self._previous = None
+        if training._catch_sigint():
+            self._previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame) -> None:
+        self.arrived = True
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            if self.arrived and kind is None:   # after the last check: handled as usual
+                signal.raise_signal(signal.SIGINT)
+
+    def error(self) -> KeyboardInterrupt | None:
+        return KeyboardInterrupt("interrupted (Ctrl-C)") if self.arrived else None
+
+
+def _agree(comm, action: Callable[[], Any], held: _HeldInterrupt | None = None) -> Any:
+    """Collective: ``action()`` on every rank, raising on all when it raises on any
+    (or Ctrl-C arrived on any)."""
     error: BaseException | None = None
     result = None
     try:
         result = action()
     except BaseException as caught:     # Ctrl-C too: the other ranks must not wait for it
         error = caught
+    if error is None and held is not None:
+        error = held.error()
     _raise_any(comm, error)
     return result
 
@@ -109,22 +139,33 @@ def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
     return epochs, batch_size, rule, data, val
 
 
-def _check_same_model(comm, network, optimizer) -> None:
-    """Every rank must train the same architecture with the same optimizer; with
-    dropout also the same seed (the masks' key). Thread counts may differ."""
+def _check_same_setup(comm, network, optimizer, settings: dict) -> None:
+    """Every rank must train the same architecture with the same optimizer and the
+    same fit settings (a rank with more epochs or steps would wait forever for
+    the others); with dropout also the same seed (the masks' key). Thread counts
+    may differ."""
     config = {k: v for k, v in network.get_config().items() if k not in ("seed", "n_threads")}
-    mine = (config, optimizer.get_config())
-    first = comm.bcast(mine, root=0)
-    same = comm.allgather(mine == first)
-    if not all(same):
-        raise ValueError(f"the ranks' networks or optimizers differ from rank 0's (ranks "
-                         f"{[r for r, ok in enumerate(same) if not ok]}); build the same "
-                         "network and optimizer on every rank")
+    for what, mine in (("networks", config), ("optimizers", optimizer.get_config()),
+                       ("fit arguments", settings)):
+        differ = _differences(comm.allgather(mine))
+        if differ:
+            raise ValueError(f"the ranks' {what} differ from rank 0's ({differ}); give every "
+                             f"rank the same {what}")
     seeds = comm.allgather(network.seed)
     if any(network.dropout) and len(set(seeds)) > 1:
         raise ValueError(f"the ranks' networks have different seeds ({seeds}); with dropout "
                          "every rank needs the same one, which keys the masks: "
                          "Network(..., seed=...)")
+
+
+def _differences(everyone: list[dict]) -> str:
+    """How the ranks' settings differ from rank 0's ("" when they do not)."""
+    first = everyone[0]
+    return "; ".join(
+        f"rank {rank}: " + ", ".join(f"{key}={_validation.shown(theirs.get(key))}"
+                                     for key in sorted(set(theirs) | set(first))
+                                     if theirs.get(key) != first.get(key))
+        for rank, theirs in enumerate(everyone) if theirs != first)
 
 
 def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
@@ -196,40 +237,56 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     MPI = _mpi()
     comm = MPI.COMM_WORLD if comm is None else comm
     rank = comm.Get_rank()
-    optimizer = _agree(comm, lambda: network._optimizer(optimizer))
-    epochs, batch_size, rule, data, val = _agree(comm, lambda: _setup(
-        network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight, validation_data,
-        early_stopping, monitor))
-    if class_weight is not None:
-        _weigh_classes(comm, MPI, network, data, class_weight)
-    if len(set(comm.allgather(val is None))) > 1:
-        raise ValueError("some ranks gave validation_data and others did not; give each "
-                         "rank a validation shard, or none")
-    _agree(comm, lambda: _check_same_model(comm, network, optimizer))
-    comm.Bcast(network.parameters, root=0)
-    for name in sorted(rule.state):
-        comm.Bcast(rule.state[name], root=0)
-    comm.Bcast(rule.counters, root=0)
-    if not np.isfinite(network.parameters).all():
-        raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
-                         "train_step, or assigned so); set finite ones before fit")
-    shards = _Shards(comm.allgather(len(data)), batch_size, rank)
-    loss_key = "val_loss" if val is not None else "loss"
-    stopper, hooks = _agree(comm, lambda: _hooks(
-        rank, callbacks, verbose, epochs, early_stopping and (monitor or loss_key), patience,
-        min_delta, restore_best_weights, mode))
-    network.stop_training = False
-    history = History()
-    _agree(comm, lambda: _begin(hooks, network, data, val))
+    with _HeldInterrupt() as held:   # from the first collective to the last
+        optimizer = _agree(comm, lambda: network._optimizer(optimizer), held)
+        epochs, batch_size, rule, data, val = _agree(comm, lambda: _setup(
+            network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
+            validation_data, early_stopping, monitor), held)
+        settings = {"epochs": epochs, "batch_size": batch_size, "shuffle": bool(shuffle),
+                    "validation_data": val is not None, "early_stopping": bool(early_stopping),
+                    "patience": patience, "min_delta": min_delta, "monitor": monitor,
+                    "mode": mode,
+                    "restore_best_weights": restore_best_weights,
+                    "class_weight": None if class_weight is None else repr(class_weight)}
+        _agree(comm, lambda: _check_same_setup(comm, network, optimizer, settings), held)
+        if class_weight is not None:
+            _weigh_classes(comm, MPI, network, data, class_weight, held)
+        for name in sorted(rule.state):
+            comm.Bcast(rule.state[name], root=0)
+        comm.Bcast(rule.counters, root=0)
+        _agree(comm, lambda: _follow_rank0(comm, network, optimizer), held)
+        if not np.isfinite(network.parameters).all():
+            raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
+                             "train_step, or assigned so); set finite ones before fit")
+        shards = _Shards(comm.allgather(len(data)), batch_size, rank)
+        loss_key = "val_loss" if val is not None else "loss"
+        stopper, hooks = _agree(comm, lambda: _hooks(
+            rank, callbacks, verbose, epochs, early_stopping and (monitor or loss_key), patience,
+            min_delta, restore_best_weights, mode), held)
+        network.stop_training = False
+        history = History()
+        _agree(comm, lambda: _begin(hooks, network, data, val), held)
+        _train(comm, MPI, network, optimizer, rule, data, val, shards, shuffle, epochs, hooks,
+               stopper, loss_key, restore_best_weights, history, held)
+        comm.Bcast(network.parameters, root=0)      # early stopping restored rank 0's best
+        if early_stopping:
+            history.stopped_early, history.best_epoch = comm.bcast(
+                None if stopper is None else (stopper.stopped, stopper.best_epoch), root=0)
+        return history
+
+
+def _train(comm, MPI, network, optimizer, rule, data, val, shards, shuffle, epochs, hooks,
+           stopper, loss_key, restore_best_weights, history, held) -> None:
+    """The epochs, then every callback's end; every failure raised on all ranks."""
     finished = False
     try:
         for _ in range(epochs):
             epoch = optimizer.epoch + 1
-            _agree(comm, lambda: [hook.on_epoch_begin(epoch, {}) for hook in hooks])
+            _agree(comm, lambda: [hook.on_epoch_begin(epoch, {}) for hook in hooks], held)
             start = time.perf_counter()
             try:
                 loss, lr = _epoch(comm, MPI, network, optimizer, rule, data, shards, shuffle,
-                                  epoch)
+                                  epoch, held)
             except FloatingPointError as error:     # raised alike on every rank
                 best = comm.bcast(None if stopper is None else stopper.best_epoch, root=0)
                 if best is None:
@@ -237,7 +294,7 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
                 warnings.warn(f"{error} Early stopping ends the fit here, at epoch {epoch}; "
                               f"the best epoch was {best}"
                               + (", whose weights are restored." if restore_best_weights
-                                 else "."), RuntimeWarning, stacklevel=2)
+                                 else "."), RuntimeWarning, stacklevel=3)
                 if stopper is not None:
                     stopper.stop()
                 break
@@ -245,35 +302,44 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
             logs = {"loss": loss, "lr": lr, "time": elapsed,
                     "samples_per_second": shards.total / max(elapsed, 1e-12)}
             if val is not None:
-                logs.update(_validation_logs(comm, MPI, network, val))
-            optimizer.schedule.on_epoch_end(epoch, logs[loss_key])
-            logs, stop = comm.bcast(_agree(comm, lambda: _end(hooks, network, epoch, logs)),
-                                    root=0)
+                logs.update(_validation_logs(comm, MPI, network, val, held))
+            _agree(comm, lambda: optimizer.schedule.on_epoch_end(epoch, logs[loss_key]), held)
+            logs, stop = comm.bcast(
+                _agree(comm, lambda: _end(hooks, network, epoch, logs), held), root=0)
+            _agree(comm, lambda: _follow_rank0(comm, network, optimizer), held)
             history.append(epoch, logs)
             if stop:
                 break
         finished = True
     finally:
         if not finished:
-            for hook in hooks:
-                hook.on_train_end({})
-    _agree(comm, lambda: [hook.on_train_end({}) for hook in hooks])
-    comm.Bcast(network.parameters, root=0)      # early stopping restored rank 0's best
-    if early_stopping:
-        history.stopped_early, history.best_epoch = comm.bcast(
-            None if stopper is None else (stopper.stopped, stopper.best_epoch), root=0)
-    return history
+            training._end_training(hooks)
+    _agree(comm, lambda: training._end_training(hooks), held)
 
 
-def _weigh_classes(comm, MPI, network, data, class_weight) -> None:
+def _follow_rank0(comm, network, optimizer) -> None:
+    """Rank 0's parameters, learning rate and schedule (with its state) on every
+    rank: its callbacks may have changed them (callbacks run on rank 0 only)."""
+    comm.Bcast(network.parameters, root=0)
+    lr, schedule = comm.bcast((optimizer.lr, optimizer.schedule), root=0)
+    if comm.Get_rank():
+        optimizer.lr = lr
+        if schedule.get_config() == optimizer.schedule.get_config():
+            optimizer.schedule.set_state(schedule.get_state())
+        else:
+            optimizer.schedule = schedule
+
+
+def _weigh_classes(comm, MPI, network, data, class_weight, held: _HeldInterrupt) -> None:
     """Class weights on this shard's samples; "balanced" from the classes of all shards."""
     if isinstance(class_weight, str) and class_weight == "balanced":
-        labels, n_classes = _agree(comm, lambda: training.class_labels(network.loss_name, data.y))
+        labels, n_classes = _agree(
+            comm, lambda: training.class_labels(network.loss_name, data.y), held)
         counts = np.bincount(labels, minlength=n_classes or network.sizes[-1]).astype(np.float64)
         comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
         present = np.flatnonzero(counts)
         class_weight = {int(c): counts.sum() / (len(present) * counts[c]) for c in present}
-    _agree(comm, lambda: data.weigh_classes(network, class_weight))
+    _agree(comm, lambda: data.weigh_classes(network, class_weight), held)
 
 
 def _hooks(rank, callbacks, verbose, epochs, monitor, patience, min_delta,
@@ -287,17 +353,26 @@ def _hooks(rank, callbacks, verbose, epochs, monitor, patience, min_delta,
     return (stopper, hooks) if rank == 0 else (None, [])
 
 
-def _validation_logs(comm, MPI, network, val) -> dict:
-    """val_loss (weighted by the shards' weights) and val_accuracy over every rank's shard."""
+def _validation_logs(comm, MPI, network, val, held: _HeldInterrupt) -> dict:
+    """val_loss (weighted by the shards' weights) and val_accuracy over every rank's
+    shard; the reduction carries a failure flag, so a failing rank stops all."""
     n = len(val)
     weight = float(n if val.sample_weight is None else val.sample_weight.sum())
-    parts = np.zeros(4)
-    if weight > 0:
-        parts[0:2] = network.loss(val.X, val.y, val.sample_weight) * weight, weight
+    parts = np.zeros(5)
     classify = network.loss_name in CLASSIFICATION_LOSSES
-    if classify:
-        parts[2:4] = training.accuracy(network.loss_name, network.predict(val.X), val.y) * n, n
+    error: BaseException | None = None
+    try:
+        parts[0:2] = network.loss(val.X, val.y, val.sample_weight) * weight, weight
+        if classify:
+            parts[2:4] = (training.accuracy(network.loss_name, network.predict(val.X), val.y)
+                          * n, n)
+    except BaseException as caught:     # Ctrl-C too: see _agree
+        error = caught
+    error = error or held.error()
+    parts[4] = error is not None
     comm.Allreduce(MPI.IN_PLACE, parts, op=MPI.SUM)
+    if parts[4]:
+        _raise_any(comm, error)
     logs = {"val_loss": parts[0] / parts[1]}
     if classify:
         logs["val_accuracy"] = parts[2] / parts[3]
@@ -321,41 +396,59 @@ def _end(hooks, network, epoch: int, logs: dict) -> tuple[dict, bool]:
 
 
 def _epoch(comm, MPI, network, optimizer, rule, data, shards: _Shards, shuffle: bool,
-           epoch: int) -> tuple[float, float]:
+           epoch: int, held: _HeldInterrupt) -> tuple[float, float]:
     """One epoch's steps; returns (mean loss over all ranks' samples, last learning rate)."""
     n, size = len(data), shards.batch_size
-    order = (np.random.default_rng([network.seed, epoch, shards.rank]).permutation(n)
-             if shuffle else np.arange(n))
+    order = np.random.default_rng([network.seed, epoch, shards.rank]).permutation(n) \
+        if shuffle else None
     P = network.n_parameters
     # the weighted gradient, then the weighted loss, the weight, and a failure flag:
     # the step's only message, in float64 whatever the network's dtype
     buffer = np.empty(P + 3)
+    gradient = np.empty(P, dtype=network.dtype)
     total_loss, lr = 0.0, optimizer.current_lr
+    # a failure after this rank's part of the reduction (in its update) travels
+    # with the next reduction, or the check after the last step
+    error: BaseException | None = None
     for step in range(shards.steps):
         buffer[:] = 0.0
-        error: BaseException | None = None
-        if shards.rows(shards.rank, step):
+        rows = shards.rows(shards.rank, step)
+        if rows and error is None:
+            first = step * size
             try:
-                part = data.take(order[step * size:step * size + shards.rows(shards.rank, step)])
+                part = data.take(slice(first, first + rows) if order is None
+                                 else order[first:first + rows])
                 _local_gradient(network, optimizer, part, shards.mask_row0(step), buffer)
             except BaseException as caught:     # Ctrl-C too: see _agree
                 error = caught
-                buffer[P + 2] = 1.0
+        error = error or held.error()
+        buffer[P + 2] = error is not None
         comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
         if buffer[P + 2]:
             _raise_any(comm, error)
-        weight = buffer[P + 1]
-        if weight == 0:         # every sample of the step weighs 0: nothing to learn
-            continue
-        loss = buffer[P] / weight
-        if not np.isfinite(loss):
-            raise FloatingPointError(
-                f"training diverged: the loss was {loss} on step {step} of epoch {epoch}; "
-                "the parameters and optimizer state are those before it. Try a smaller "
-                "learning rate, clip_norm, or scaling the inputs.")
         lr = optimizer.current_lr
-        optimizer.apply_gradients(network, (buffer[:P] / weight).astype(network.dtype))
+        weight = buffer[P + 1]
+        try:
+            if weight == 0:     # as in Network.fit, the step still counts: the penalties'
+                loss, step_gradient = network.step_gradient(       # gradient, the moments
+                    data.X[:1], data.y[:1], optimizer, np.zeros(1, network.dtype))
+                gradient[...] = step_gradient
+            else:
+                loss = buffer[P] / weight
+                np.divide(buffer[:P], weight, out=gradient, casting="unsafe")
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged: the loss was {loss} on step {step} of epoch {epoch}; "
+                    "the parameters and optimizer state are those before it. Try a smaller "
+                    "learning rate, clip_norm, or scaling the inputs.")
+            optimizer.apply_gradients(network, gradient)
+        except FloatingPointError:      # the same update on every rank: raised by all
+            raise
+        except BaseException as caught:
+            error = caught
+            continue
         total_loss += loss * shards.global_rows(step)
+    _raise_any(comm, error or held.error())
     rule.counters[1] += 1
     rule.counters[2] += shards.total
     return total_loss / shards.total, lr

@@ -323,6 +323,10 @@ class Network:
             raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
                             f"got {optimizer!r}") from None
         mask_row0 = _validation.as_int(mask_row0, "mask_row0")
+        # the masks' counter is (mask_row0 + row) * width in 64 bits
+        if mask_row0 > 2**62 // max(self.sizes):
+            raise ValueError(f"mask_row0 must be at most 2**62 // {max(self.sizes)} (the widest "
+                             f"layer), got {mask_row0}")
         return self._engine.step_gradient(X, y, sample_weight, rule, mask_row0)
 
     def apply_gradients(self, gradients, optimizer: Optimizer) -> None:

@@ -1,0 +1,151 @@
+"""fastwb.distributed.fit keeps the ranks agreeing (under a real ``mpiexec -n 2``):
+a failure anywhere on one rank (its update, its validation, a real SIGINT) stops
+every rank instead of leaving the others in a collective; ranks given different
+fit arguments are refused before training; what rank 0's callbacks change
+reaches every rank; and a step whose samples all weigh 0 counts as in
+``Network.fit``."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastwb
+
+pytest.importorskip("mpi4py", reason="fastwb.distributed's tests need mpi4py: "
+                                     "pip install \"fastwb[mpi]\"")
+MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                       f"{os.environ.get('PATH', '')}")
+if MPIEXEC is None:
+    pytest.skip("no mpiexec found (the mpich package brings one)", allow_module_level=True)
+
+N, BATCH = 12, 4        # rows per rank: three steps an epoch
+
+SCRIPT = """
+import json, os, signal, sys, threading
+import numpy as np
+import fastwb, fastwb.distributed
+from mpi4py import MPI
+
+case, out = sys.argv[1], sys.argv[2]
+rank = MPI.COMM_WORLD.Get_rank()
+rng = np.random.default_rng(7)
+X, y = rng.normal(size=(2 * %(n)d, 3)), rng.integers(0, 2, size=2 * %(n)d)
+w = rng.uniform(0.5, 2.0, size=2 * %(n)d)
+w[%(batch)d:2 * %(batch)d] = w[%(n)d + %(batch)d:%(n)d + 2 * %(batch)d] = 0  # step 2 weighs 0
+mine = slice(0, %(n)d) if rank == 0 else slice(%(n)d, 2 * %(n)d)
+net = fastwb.Network([3, 5, 2], loss="softmax_cross_entropy", dtype="float64", seed=1,
+                     l2=0.05, n_threads=1)
+optimizer = fastwb.Adam(lr=0.05)
+options = dict(epochs=3, batch_size=%(batch)d, shuffle=False, sample_weight=w[mine])
+if case == "apply_fails" and rank == 1:
+    real = optimizer.apply_gradients
+    def failing(network, gradient):
+        if optimizer.step == 4:
+            raise MemoryError("injected in the update")
+        return real(network, gradient)
+    optimizer.apply_gradients = failing
+if case == "validation_fails":
+    options["validation_data"] = (X[mine], y[mine])
+    if rank == 1:
+        def failing(*args, **kwargs):
+            raise MemoryError("injected in validation")
+        net.loss = failing
+if case == "sigint":         # a real signal, at any moment, to rank 1 only
+    options.update(epochs=100000, batch_size=1)
+if case == "sigint" and rank == 1:
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+if case == "epochs" and rank == 1:
+    options["epochs"] = 4
+if case == "halve_lr":           # a callback that runs on rank 0 only
+    def halve(epoch, logs):
+        optimizer.lr = optimizer.lr / 2
+    options["callbacks"] = [halve]
+if case == "warm_schedule":      # rank 0's plateau schedule has already cut its rate
+    plateau = fastwb.schedules.ReduceOnPlateau(factor=0.5, patience=0)
+    optimizer = fastwb.Adam(lr=0.05, schedule=plateau)
+    if rank == 0:
+        for epoch in range(1, 4):
+            optimizer.schedule.on_epoch_end(epoch, 1.0)
+history = fastwb.distributed.fit(net, X[mine], y[mine], optimizer, **options)
+np.save(f"{out}/params{rank}.npy", net.parameters)
+with open(f"{out}/result{rank}.json", "w") as f:
+    json.dump({"loss": history.history["loss"], "lr": optimizer.lr,
+               "current_lr": optimizer.current_lr, "step": optimizer.step}, f)
+""" % {"n": N, "batch": BATCH}
+
+
+def _launch(tmp_path, case):
+    (tmp_path / "train.py").write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(fastwb.__file__).parents[1])}
+    return subprocess.run([MPIEXEC, "-n", "2", sys.executable, "train.py", case, str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _results(tmp_path):
+    return ([np.load(tmp_path / f"params{r}.npy") for r in range(2)],
+            [json.loads((tmp_path / f"result{r}.json").read_text()) for r in range(2)])
+
+
+def _single_process(epochs=3, halve_lr=False):
+    """train_step on rank 0's batch then rank 1's, concatenated, at each step."""
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(2 * N, 3)), rng.integers(0, 2, size=2 * N)
+    w = rng.uniform(0.5, 2.0, size=2 * N)
+    w[BATCH:2 * BATCH] = w[N + BATCH:N + 2 * BATCH] = 0
+    net = fastwb.Network([3, 5, 2], loss="softmax_cross_entropy", dtype="float64", seed=1,
+                         l2=0.05, n_threads=1)
+    optimizer = fastwb.Adam(lr=0.05)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for step in range(N // BATCH):
+            rows = np.r_[step * BATCH:(step + 1) * BATCH, N + step * BATCH:N + (step + 1) * BATCH]
+            total += net.train_step(X[rows], y[rows], optimizer, sample_weight=w[rows]) * len(rows)
+        losses.append(total / (2 * N))
+        if halve_lr:
+            optimizer.lr = optimizer.lr / 2
+    return net.parameters, losses, optimizer
+
+
+@pytest.mark.parametrize("halve_lr", [False, True])
+def test_a_step_of_zero_weight_counts_and_rank_0s_callbacks_reach_every_rank(tmp_path, halve_lr):
+    result = _launch(tmp_path, "halve_lr" if halve_lr else "plain")
+    assert result.returncode == 0, result.stderr
+    params, results = _results(tmp_path)
+    np.testing.assert_array_equal(params[0], params[1])
+    assert results[0] == results[1]
+    expected, losses, optimizer = _single_process(halve_lr=halve_lr)
+    np.testing.assert_allclose(params[0], expected, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(results[0]["loss"], losses, rtol=1e-10)
+    assert results[0]["step"] == optimizer.step == 9          # the zero-weight steps count
+    assert results[0]["lr"] == optimizer.lr == (0.05 / 8 if halve_lr else 0.05)
+
+
+def test_rank_0s_schedule_state_is_every_ranks(tmp_path):
+    result = _launch(tmp_path, "warm_schedule")
+    assert result.returncode == 0, result.stderr
+    params, results = _results(tmp_path)
+    np.testing.assert_array_equal(params[0], params[1])
+    assert results[0]["current_lr"] == results[1]["current_lr"] <= 0.05 / 4     # not fresh
+
+
+@pytest.mark.parametrize("case, message", [
+    ("apply_fails", "rank 1 failed with MemoryError: injected in the update"),
+    ("validation_fails", "rank 1 failed with MemoryError: injected in validation"),
+    ("sigint", "rank 1 failed with KeyboardInterrupt"),
+    ("epochs", "the ranks' fit arguments differ from rank 0's (rank 1: epochs=4)"),
+])
+def test_one_rank_failing_anywhere_stops_every_rank(tmp_path, case, message):
+    result = _launch(tmp_path, case)        # a hang would be the timeout's error
+    assert result.returncode != 0
+    assert message in result.stderr
+    if case != "epochs":        # the other rank's error names the failing one
+        assert f"fastwb.distributed.fit stopped: {message}" in result.stderr
+    assert not (tmp_path / "params0.npy").exists()
+    assert not (tmp_path / "params1.npy").exists()
