@@ -278,3 +278,16 @@ def test_a_search_on_loky_shares_the_cores_among_its_workers():
     share = max(joblib.cpu_count() // 2, 1)
     with joblib.parallel_backend("loky"):
         assert thread_search(2) == {101.0 * share}
+
+
+def test_empty_blocks_after_the_first_and_sparse_blocks_are_predicted(client):
+    import scipy.sparse as sp
+    X, y = data()
+    net = fw.Network([5, 8, 3], loss="softmax_cross_entropy", seed=0)
+    keep = (np.arange(100) < 20) | (np.arange(100) >= 50)     # the middle blocks lose every row
+    kept = da.from_array(X, chunks=(ROWS, 5))[da.from_array(keep, chunks=ROWS)]
+    np.testing.assert_array_equal(predict(net, kept).compute(), blockwise(net.predict, X, keep))
+    sparse = da.from_array(X, chunks=(ROWS, 5)).map_blocks(
+        sp.csr_matrix, meta=sp.csr_matrix((0, 5)))
+    np.testing.assert_allclose(predict(net, sparse).compute(), net.predict(sp.csr_matrix(X)),
+                               rtol=1e-6)

@@ -129,6 +129,28 @@ def test_mlp_classifier_callbacks_report_val_score_and_prune():
     assert len(study.trials[2].intermediate_values) < EPOCHS
 
 
+def test_a_cloned_estimators_callback_reports_to_the_same_trial():
+    """scikit-learn's clone (searches, cross_val_score) deep-copies the callbacks."""
+    from sklearn.base import clone
+
+    from fastwb.sklearn import MLPClassifier
+    X, y = blobs()
+
+    def objective(trial):
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                            callbacks=[PruningCallback(trial, monitor="loss")])
+        copy = clone(clf)
+        assert copy.callbacks[0] is not clf.callbacks[0]
+        assert copy.callbacks[0].trial is trial and copy.callbacks[0].monitor == "loss"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            copy.fit(X, y)
+        return copy.loss_
+
+    study = study_of(objective, [0.01])
+    assert sorted(study.trials[0].intermediate_values) == [1, 2, 3]
+
+
 def test_a_missing_metric_is_named_with_the_logs_keys():
     X, y = blobs(60)
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())

@@ -21,8 +21,9 @@ in-process ``predict`` of that block.
 A dask array is split into blocks of whole rows (its column chunks are joined
 first); a dask dataframe is predicted partition by partition, as pandas frames,
 so a Pipeline that selects columns by name sees them. Both give a dask array
-of rows in the same chunks (unknown sizes for a dataframe of unknown
-divisions, as ``map_partitions`` gives). The shape and dtype of the output
+of rows in the same chunks (of unknown sizes for a dataframe, as
+``map_partitions`` gives, whatever its divisions: call
+``compute_chunk_sizes()`` before ``to_zarr``). The shape and dtype of the output
 come from predicting the first row in this process (of the first block or
 partition that has rows: a filtered collection may start with empty ones),
 which also reports an unfitted model or a wrong width here, before any work
@@ -148,7 +149,7 @@ def _first_row(X: Any, da: Any) -> Any:
     with warnings.catch_warnings():     # dask < 2025 warns of each empty partition
         warnings.filterwarnings("ignore", "Insufficient elements for `head`")
         for block in blocks:
-            if len(block):
+            if block.shape[0]:        # sparse blocks have no len
                 return block[:1]
     raise ValueError("X has no rows")
 
@@ -167,7 +168,7 @@ def _predict_block(block: Any, model: Any, method: str, empty: np.ndarray) -> np
     """One block's prediction on a worker, with one OpenMP and one BLAS thread;
     ``empty`` (no rows, the output's dtype) for a block without rows, which
     scikit-learn's estimators refuse."""
-    if len(block) == 0:
+    if block.shape[0] == 0:
         return empty
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1):

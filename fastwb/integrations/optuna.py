@@ -81,6 +81,11 @@ class PruningCallback(Callback):
         self.monitor = monitor
         self.pruned_epoch: int | None = None
 
+    def __deepcopy__(self, memo: dict) -> "PruningCallback":
+        # scikit-learn's clone (in every search and cross_val_score) deep-copies an
+        # estimator's callbacks: the copy must still report to the same trial
+        return PruningCallback(self.trial, self.monitor)
+
     def on_train_begin(self, logs: dict) -> None:
         self.pruned_epoch = None
 
