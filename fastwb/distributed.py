@@ -441,7 +441,7 @@ def _epoch(comm, MPI, network, optimizer, rule, data, shards: _Shards, shuffle: 
                     f"training diverged: the loss was {loss} on step {step} of epoch {epoch}; "
                     "the parameters and optimizer state are those before it. Try a smaller "
                     "learning rate, clip_norm, or scaling the inputs.")
-            optimizer.apply_gradients(network, gradient)
+            network._apply_flat_gradient(gradient, optimizer, rule)
         except FloatingPointError:      # the same update on every rank: raised by all
             raise
         except BaseException as caught:

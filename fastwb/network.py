@@ -344,8 +344,12 @@ class Network:
             gradients = flat_from_layers(gradients, self.sizes)
         flat = _validation.check_assignment(gradients, self._parameters.shape, self.dtype,
                                             "gradients")
-        status = self._engine.apply_gradients(np.ascontiguousarray(flat), rule,
-                                              optimizer.current_lr)
+        self._apply_flat_gradient(np.ascontiguousarray(flat), optimizer, rule)
+
+    def _apply_flat_gradient(self, flat: np.ndarray, optimizer: Optimizer, rule) -> None:
+        """``apply_gradients`` of a gradient already checked: contiguous, of the
+        parameters' size and dtype (fastwb.distributed's, every step)."""
+        status = self._engine.apply_gradients(flat, rule, optimizer.current_lr)
         if status == FitStatus.OVERFLOW:
             raise FloatingPointError("the update would have left parameters NaN or infinite, "
                                      "so it was not applied (try a smaller learning rate or "
