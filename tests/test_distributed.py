@@ -253,10 +253,21 @@ def _case_network(case, rank):
 
 
 CASES_SCRIPT = inspect.getsource(_case_data) + inspect.getsource(_case_network) + """
-import json, sys
+import json, signal, sys
 import numpy as np
 import fastwb, fastwb.distributed, fastwb.optimizers
 from mpi4py import MPI
+
+
+def failing(net, optimizer, kind):      # net.fit failing in the second epoch as kind says
+    real = net.fit
+    def fit(*args, **kwargs):
+        if optimizer.epoch == 1:
+            if kind == "interrupt":         # Ctrl-C reaching this rank only
+                signal.raise_signal(signal.SIGINT)
+            raise (FloatingPointError if kind == "diverge" else ValueError)("injected " + kind)
+        return real(*args, **kwargs)
+    return fit
 
 cases, out = json.loads(open(sys.argv[1]).read()), sys.argv[2]
 rank = MPI.COMM_WORLD.Get_rank()
@@ -270,19 +281,24 @@ for name, case in cases.items():
     if case.get("validate"):
         part = np.array_split(np.arange(11), len(rows))[rank]
         options["validation_data"] = (Xv[part], yv[part])
+    if case.get("fail") and rank == len(rows) - 1:
+        net.fit = failing(net, optimizer, case["fail"])
     seen = []
+    def record(epoch, logs):
+        seen.append(epoch)
+        net.stop_training = epoch == case.get("stop_at")
     try:
         history = fastwb.distributed.fit(
-            net, X[lo:hi], y[lo:hi], optimizer, callbacks=[lambda e, logs: seen.append(e)],
+            net, X[lo:hi], y[lo:hi], optimizer, callbacks=[record],
             sample_weight=w[lo:hi] if case.get("weights") else None, **options)
-    except Exception as error:
+    except BaseException as error:      # KeyboardInterrupt too
         result = {"error": f"{type(error).__name__}: {error}"}
     else:
         result = {"epoch": history.epoch, "seen": seen, **history.history,
-                  "stopped_early": history.stopped_early, "best_epoch": history.best_epoch,
-                  "counters": [optimizer.step, optimizer.epoch, optimizer.samples_seen]}
-        np.savez(f"{out}/{name}{rank}.npz", parameters=net.parameters,
-                 **optimizer.get_state()["buffers"])
+                  "stopped_early": history.stopped_early, "best_epoch": history.best_epoch}
+    result["counters"] = [optimizer.step, optimizer.epoch, optimizer.samples_seen]
+    np.savez(f"{out}/{name}{rank}.npz", parameters=net.parameters,
+             **optimizer.get_state()["buffers"])
     with open(f"{out}/{name}{rank}.json", "w") as f:
         json.dump(result, f)
 """
@@ -290,7 +306,8 @@ for name, case in cases.items():
 
 def _run_cases(tmp_path, n_ranks, cases):
     """Every case in one ``mpiexec -n n_ranks``; per case, each rank's
-    (result, arrays): the History, or the error every rank raised."""
+    (result, arrays): the History, or the error the rank raised, and the
+    parameters and optimizer buffers it ended with."""
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     result = _launch(tmp_path, str(tmp_path / "cases.json"), timeout=240,
                      script_text=CASES_SCRIPT, n_ranks=n_ranks)
@@ -300,9 +317,7 @@ def _run_cases(tmp_path, n_ranks, cases):
         outcome[name] = []
         for rank in range(n_ranks):
             record = json.loads((tmp_path / f"{name}{rank}.json").read_text())
-            arrays = (dict(np.load(tmp_path / f"{name}{rank}.npz"))
-                      if "error" not in record else None)
-            outcome[name].append((record, arrays))
+            outcome[name].append((record, dict(np.load(tmp_path / f"{name}{rank}.npz"))))
     return outcome
 
 
@@ -426,6 +441,11 @@ def test_local_sgd_and_the_synchronous_mode_on_two_ranks(tmp_path):
                                            "patience": 1, "min_delta": 1e9},
                                 validate=True, seed_step=1),
         "local_same_seed": _case([20, 17], LOCAL),
+        "local_stop": _case([20, 17], LOCAL, seed_step=1, stop_at=1),
+        "local_fail": _case([20, 17], LOCAL, seed_step=1, fail="error"),
+        "local_interrupt": _case([20, 17], LOCAL, seed_step=1, fail="interrupt"),
+        "local_diverge": _case([20, 17], {**LOCAL, "average_every": 1}, seed_step=1,
+                               fail="diverge"),
         "float32": _case([10, 10], {"epochs": 3, "batch_size": 4, "shuffle": False},
                          dtype="float32", weights=True),
         "plateau": _case([10, 10], {"epochs": 6, "batch_size": 4, "shuffle": False},
@@ -437,7 +457,7 @@ def test_local_sgd_and_the_synchronous_mode_on_two_ranks(tmp_path):
     }
     outcome = _run_cases(tmp_path, 2, cases)
     for results in outcome.values():
-        if results[0][1] is not None:
+        if "error" not in results[0][0]:
             _assert_ranks_identical(results)
 
     (record, arrays), _ = outcome["local"]
@@ -461,8 +481,29 @@ def test_local_sgd_and_the_synchronous_mode_on_two_ranks(tmp_path):
     net.parameters = parameters
     assert record["val_loss"][0] == pytest.approx(net.loss(Xv, yv), rel=1e-10)
 
+    (record, arrays), _ = outcome["local_stop"]       # a callback stops before epoch 2's average
+    assert record["epoch"] == [1]
+    parameters, _, counters, _ = _expected_local_sgd(cases["local_stop"], 1)
+    np.testing.assert_allclose(arrays["parameters"], parameters, rtol=1e-12, atol=1e-15)
+    assert record["counters"] == counters
+
     assert outcome["local_same_seed"][0][0]["error"].startswith(
         "ValueError: the ranks' networks share seeds ([3, 3]); with dropout, local SGD")
+
+    stopped = "RuntimeError: fastwb.distributed.fit stopped: rank 1 failed with "
+    assert [r["error"] for r, _ in outcome["local_fail"]] == [
+        stopped + "ValueError: injected error", "ValueError: injected error"]
+    assert [r["error"] for r, _ in outcome["local_interrupt"]] == [
+        stopped + "KeyboardInterrupt: ", "KeyboardInterrupt: "]
+    # a divergence on one rank takes both back to the last average, epoch 1's
+    message = ("FloatingPointError: on rank 1, FloatingPointError: injected diverge Every "
+               "rank is back at the parameters and optimizer state of the last average.")
+    parameters, buffers, counters, _ = _expected_local_sgd(cases["local_diverge"], 1)
+    for record, arrays in outcome["local_diverge"]:
+        assert record["error"] == message and record["counters"] == counters
+        np.testing.assert_allclose(arrays["parameters"], parameters, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(arrays["exp_avg_sq"], buffers["exp_avg_sq"], rtol=1e-12,
+                                   atol=1e-15)
 
     (record, arrays), _ = outcome["float32"]
     net, _, history = _expected_sync(cases["float32"])
