@@ -238,8 +238,9 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     FloatingPointError
         On every rank, when a step's loss is not finite or its update would
         leave a parameter NaN or infinite (that step is not applied; in local
-        SGD every rank goes back to the last average); with early stopping after its first epoch, a warning and the end of the
-        fit instead, as in ``Network.fit``.
+        SGD every rank goes back to the last average); with early stopping
+        after its first epoch, a warning and the end of the fit instead, as in
+        ``Network.fit``.
     RuntimeError
         On every rank but the one where an exception occurred (which raises
         that exception).
