@@ -441,6 +441,8 @@ def test_local_sgd_and_the_synchronous_mode_on_two_ranks(tmp_path):
                                            "patience": 1, "min_delta": 1e9},
                                 validate=True, seed_step=1),
         "local_same_seed": _case([20, 17], LOCAL),
+        "local_plateau": _case([20, 17], {**LOCAL, "epochs": 6}, seed_step=1,
+                               optimizer=_adam(schedule=plateau)),
         "local_stop": _case([20, 17], LOCAL, seed_step=1, stop_at=1),
         "local_fail": _case([20, 17], LOCAL, seed_step=1, fail="error"),
         "local_interrupt": _case([20, 17], LOCAL, seed_step=1, fail="interrupt"),
@@ -480,6 +482,15 @@ def test_local_sgd_and_the_synchronous_mode_on_two_ranks(tmp_path):
     net = _case_network(cases["local_validate"], 0)
     net.parameters = parameters
     assert record["val_loss"][0] == pytest.approx(net.loss(Xv, yv), rel=1e-10)
+
+    # the schedule hears the loss over both shards, on every rank alike
+    record, _ = outcome["local_plateau"][0]
+    replay = fastwb.schedules.ReduceOnPlateau(factor=0.5, patience=0, min_delta=0.15)
+    rates = []
+    for epoch, loss in enumerate(record["loss"], 1):
+        rates.append(0.02 * replay.multiplier)
+        replay.on_epoch_end(epoch, loss)
+    assert record["lr"] == rates and 1 < len(set(rates)) < len(rates)
 
     (record, arrays), _ = outcome["local_stop"]       # a callback stops before epoch 2's average
     assert record["epoch"] == [1]
