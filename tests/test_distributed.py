@@ -335,8 +335,13 @@ def _case(rows, fit, *, optimizer=None, dtype="float64", dropout=0.25, l1=0.0, l
 
 def _shards(case):
     X, y, w, _, _ = _case_data(case["rows"], case["network"]["dtype"])
+    if not case.get("weights"):
+        w = None
+    if case["fit"].get("class_weight") == "balanced":    # scikit-learn's, over every shard
+        counts = np.bincount(y, minlength=3)
+        w = (1.0 if w is None else w) * (len(y) / (3 * counts))[y]
     bounds = np.cumsum([0] + case["rows"])
-    return [(X[lo:hi], y[lo:hi], w[lo:hi] if case.get("weights") else None)
+    return [(X[lo:hi], y[lo:hi], None if w is None else w[lo:hi])
             for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
@@ -387,7 +392,7 @@ def _expected_sync(case):
     X = np.concatenate([shards[r][0][part] for r, part in order])
     y = np.concatenate([shards[r][1][part] for r, part in order])
     w = (np.concatenate([shards[r][2][part] for r, part in order])
-         if case.get("weights") else None)
+         if shards[0][2] is not None else None)
     net = _case_network(case, 0)
     optimizer = fastwb.optimizers.from_config(case["optimizer"])
     history = net.fit(X, y, optimizer, epochs=fit["epochs"], batch_size=size * len(shards),
@@ -534,7 +539,8 @@ def test_local_sgd_and_the_synchronous_mode_on_two_ranks(tmp_path):
 def test_three_ranks_with_uneven_shards_and_a_partial_last_batch(tmp_path):
     sync = {"epochs": 3, "batch_size": 4, "shuffle": False}
     cases = {"sync": _case([12, 12, 9], sync, weights=True),
-             "local": _case([12, 12, 9], LOCAL, weights=True, seed_step=1)}
+             "local": _case([12, 12, 9], {**LOCAL, "class_weight": "balanced"}, weights=True,
+                            seed_step=1)}
     outcome = _run_cases(tmp_path, 3, cases)
     for results in outcome.values():
         _assert_ranks_identical(results)
