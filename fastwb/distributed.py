@@ -485,8 +485,9 @@ class _LocalSGD:
                 "and optimizer state of the last average.")
         if average:
             self.average()
-        total = float(np.dot([report[0] for report in reports], self.counts))
-        return total / sum(self.counts), reports[0][1]
+        # shares of the samples, not a sum divided: one rank's loss stays Network.fit's bits
+        shares = np.divide(self.counts, sum(self.counts))
+        return float(np.dot([report[0] for report in reports], shares)), reports[0][1]
 
     def average(self) -> None:
         """Replace every rank's parameters and optimizer state by their mean
