@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from fastwb.bench.allreduce import (Link, communication_bound_ranks, efficiency,
+from fastwb.bench.allreduce import (Link, best_speedup, communication_bound_ranks, efficiency,
                                     fit_message_bytes, local_steps_for_share,
                                     ring_allreduce_time, weak_scaling_efficiency)
 
@@ -38,6 +38,15 @@ def test_efficiency_and_weak_scaling():
     assert weak_scaling_efficiency(100.0, 100, 2, NO_LATENCY) == pytest.approx(0.5)
     effs = [weak_scaling_efficiency(1e-3, 1e6, n, GIGABIT) for n in (2, 4, 8, 16, 64)]
     assert effs == sorted(effs, reverse=True)
+
+
+def test_the_best_speedup_is_ranks_times_efficiency():
+    # 100 s of compute, T(N) = 200 (N-1)/N s: N=2 gives 2 * 0.5 = 1.0; N=8 gives
+    # 8 * 100 / 275 = 2.91; more ranks always help when latency is 0
+    assert best_speedup(100.0, 100, NO_LATENCY, (2, 8)) == (pytest.approx(800 / 275), 8)
+    # with latency, the speed-up peaks: 1 µs steps on a 10 µs link never beat 1 rank
+    speedup, ranks = best_speedup(1e-6, 0, GIGABIT, (2, 4, 8))
+    assert ranks == 2 and speedup == pytest.approx(2 * 1e-6 / (1e-6 + 20e-6))
 
 
 def _brute_force(batch, per_sample, nbytes, link):

@@ -13,7 +13,8 @@ Three questions follow, all pure functions of the measured compute time:
 
 - strong scaling (a fixed global batch split over more ranks): the rank count
   from which a step spends at least as long communicating as computing;
-- weak scaling (a fixed batch per rank): the efficiency at a rank count;
+- weak scaling (a fixed batch per rank): the efficiency at a rank count, and
+  the best speed-up over one rank (``N`` times the efficiency);
 - local SGD (ranks train alone and average parameters and optimizer moments
   now and then): how many local steps between two averages make the average's
   share of the time small.
@@ -45,8 +46,8 @@ class Link:
 #: The links the benchmark prints: MPI over TCP on 10 Gb/s Ethernet has a
 #: small-message latency of tens of µs; InfiniBand-class links (EDR, 100 Gb/s,
 #: RDMA) about 1-2 µs.
-LINKS = (Link("10 Gb/s Ethernet (TCP, α = 25 µs)", 10e9, 25e-6),
-         Link("100 Gb/s InfiniBand-class (α = 1.5 µs)", 100e9, 1.5e-6))
+LINKS = (Link("10 Gb/s Ethernet (TCP)", 10e9, 25e-6),
+         Link("100 Gb/s InfiniBand-class", 100e9, 1.5e-6))
 
 #: The rank counts of the weak-scaling table.
 RANKS = (2, 4, 8, 16, 64)
@@ -89,6 +90,13 @@ def weak_scaling_efficiency(step_compute: float, nbytes: float, ranks: int,
     """Efficiency of a step at ``ranks`` with a fixed batch per rank, whose
     compute takes ``step_compute`` seconds."""
     return efficiency(step_compute, ring_allreduce_time(nbytes, ranks, link))
+
+
+def best_speedup(step_compute: float, nbytes: float, link: Link,
+                 ranks: tuple[int, ...] = RANKS) -> tuple[float, int]:
+    """The largest speed-up over one rank with a fixed batch per rank,
+    ``N * efficiency``, among ``ranks``, and the N that gives it."""
+    return max((n * weak_scaling_efficiency(step_compute, nbytes, n, link), n) for n in ranks)
 
 
 def communication_bound_ranks(global_batch: int, time_per_sample: float, nbytes: float,
