@@ -42,6 +42,7 @@ Needs mpi4py and an MPI (``pip install "fastwb[mpi]"``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
 import math
@@ -182,20 +183,24 @@ def worker(config: dict) -> dict | None:
 # the launcher
 
 
-def find_mpiexec() -> str:
+def find_mpiexec() -> str | None:
     """The mpiexec beside this Python (a virtual environment's), else on PATH."""
-    found = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
-                                         f"{os.environ.get('PATH', '')}")
-    if found is None:
-        raise SystemExit(f"no mpiexec found; this benchmark needs {MPI_REQUIREMENT}")
-    return found
+    return shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                        f"{os.environ.get('PATH', '')}")
+
+
+def missing() -> str | None:
+    """Why this benchmark cannot run here (no mpi4py or no mpiexec), or None."""
+    if importlib.util.find_spec("mpi4py") is None or find_mpiexec() is None:
+        return f"this benchmark needs {MPI_REQUIREMENT}"
+    return None
 
 
 def launch(ranks: int, config: dict, workdir: Path) -> dict:
     """Run the worker under ``mpiexec -n ranks``, one thread per rank; its results."""
     config_path, out = workdir / f"config{ranks}.json", workdir / f"result{ranks}.json"
     config_path.write_text(json.dumps(config))
-    command = [find_mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
+    command = [str(find_mpiexec()), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
                "--worker", str(config_path), "--worker-out", str(out)]
     try:
         done = subprocess.run(command, env={**os.environ, **ONE_THREAD}, cwd=workdir,
@@ -446,6 +451,8 @@ def main(argv: list[str] | None = None) -> None:
         if result is not None:
             args.worker_out.write_text(json.dumps(result))
         return
+    if missing():
+        raise SystemExit(missing())
     if args.quick:
         args.rounds, args.samples = QUICK_ROUNDS, QUICK_SAMPLES
     check_timing(parser, args.rounds, args.min_time)
