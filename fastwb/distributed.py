@@ -13,6 +13,15 @@ then rank 1's, ..., at every step) within rounding. Dropout masks follow each
 row's place in that concatenated batch, so they do not depend on the rank
 count either.
 
+Local SGD (``average_every=k``) trades that equality for fewer messages: each
+rank runs whole epochs of ``Network.fit`` on its own shard (one compiled call
+per epoch, no communication inside it), and every ``k`` epochs, and after the
+last, one Allreduce averages the parameters and the optimizer's moment buffers
+over the ranks, weighted by the shards' sample weights (row counts without
+weights). Use it when an Allreduce per step costs more than the step: small
+networks, many ranks, slow links. ``k=1`` averages after every epoch; one rank
+is ``Network.fit`` itself.
+
 Run a script that calls ``fit`` with ``mpiexec -n 4 python script.py``. Give
 each process one BLAS and fastwb thread (``OMP_NUM_THREADS=1``,
 ``Network(..., n_threads=1)``) when the ranks share a machine.
@@ -47,13 +56,21 @@ def _mpi() -> Any:
 def _raise_any(comm, error: BaseException | None) -> None:
     """Collective: raise on every rank when ``error`` is set on any of them (the
     rank that failed raises its own exception)."""
-    messages = comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
+    messages = comm.allgather(_described(error))
     if error is not None:
         raise error
     for rank, message in enumerate(messages):
         if message is not None:
-            raise RuntimeError(f"fastwb.distributed.fit stopped: rank {rank} failed with "
-                               f"{message}")
+            raise _stopped(rank, message)
+
+
+def _described(error: BaseException | None) -> str | None:
+    return None if error is None else f"{type(error).__name__}: {error}"
+
+
+def _stopped(rank: int, message: str) -> RuntimeError:
+    """What the ranks where nothing failed raise when ``rank`` failed."""
+    return RuntimeError(f"fastwb.distributed.fit stopped: rank {rank} failed with {message}")
 
 
 def _agree(comm, action: Callable[[], Any]) -> Any:
@@ -89,8 +106,10 @@ class _Shards:
 
 
 def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
-           validation_data, early_stopping, monitor):
+           validation_data, early_stopping, monitor, average_every):
     epochs = _validation.check_count(epochs, "epochs")
+    if average_every is not None:
+        average_every = _validation.check_count(average_every, "average_every")
     if not isinstance(early_stopping, (bool, np.bool_)):
         raise TypeError(f"early_stopping must be a bool, got {early_stopping!r}")
     if monitor is not None and not early_stopping:
@@ -106,12 +125,13 @@ def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
                         f"got {optimizer!r}") from None
     data = training._Data(network, X, y, sample_weight)
     val = None if validation_data is None else training.validation_set(network, validation_data)
-    return epochs, batch_size, rule, data, val
+    return epochs, batch_size, rule, data, val, average_every
 
 
-def _check_same_model(comm, network, optimizer) -> None:
+def _check_same_model(comm, network, optimizer, local: bool) -> None:
     """Every rank must train the same architecture with the same optimizer; with
-    dropout also the same seed (the masks' key). Thread counts may differ."""
+    dropout also the same seed (the masks' key), or in local SGD each rank its
+    own (the same seed would give every rank the same masks). Thread counts may differ."""
     config = {k: v for k, v in network.get_config().items() if k not in ("seed", "n_threads")}
     mine = (config, optimizer.get_config())
     first = comm.bcast(mine, root=0)
@@ -121,7 +141,11 @@ def _check_same_model(comm, network, optimizer) -> None:
                          f"{[r for r, ok in enumerate(same) if not ok]}); build the same "
                          "network and optimizer on every rank")
     seeds = comm.allgather(network.seed)
-    if any(network.dropout) and len(set(seeds)) > 1:
+    if any(network.dropout) and local and len(set(seeds)) < len(seeds):
+        raise ValueError(f"the ranks' networks share seeds ({seeds}); with dropout, local SGD "
+                         "needs each rank's own seed, which keys its masks and its shuffles: "
+                         "Network(..., seed=seed + rank)")
+    if any(network.dropout) and not local and len(set(seeds)) > 1:
         raise ValueError(f"the ranks' networks have different seeds ({seeds}); with dropout "
                          "every rank needs the same one, which keys the masks: "
                          "Network(..., seed=...)")
@@ -131,13 +155,14 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         shuffle: bool = True, *, sample_weight=None, class_weight=None, validation_data=None,
         early_stopping: bool = False, patience: int = 10, min_delta: float = 1e-4,
         restore_best_weights: bool = True, monitor: str | None = None, mode: str = "auto",
-        callbacks=(), verbose: int = 0, comm=None) -> History:
+        callbacks=(), verbose: int = 0, comm=None, average_every: int | None = None) -> History:
     """Train ``network`` data-parallel on the ranks of ``comm``; returns a
     ``History`` on every rank (the same on all).
 
     Call it on every rank with the same network configuration and optimizer
     settings (seeds may differ without dropout); rank 0's parameters and
     optimizer state are broadcast first (warm starts continue from rank 0's).
+    With ``average_every`` it trains by local SGD instead (see there).
 
     Parameters
     ----------
@@ -152,9 +177,11 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         Rows per rank per step: a step trains on up to ``batch_size`` times the
         rank count samples. An epoch has as many steps as the largest shard
         needs; ranks whose shard is used up sit the remaining steps out.
+        In local SGD, ``Network.fit``'s batch size on each shard.
     shuffle : bool
         Reshuffle each shard every epoch (by the network's seed, the epoch and
-        the rank). With ``False`` the result equals ``Network.fit`` on the
+        the rank; in local SGD as ``Network.fit`` does, by the rank's seed and
+        the epoch). With ``False`` the result equals ``Network.fit`` on the
         ranks' batches concatenated step by step.
     sample_weight : array (n,) or None
         Weights of this shard's samples; each step's gradient is then the mean
@@ -173,12 +200,36 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         ``network.stop_training`` stops every rank after that epoch.
     comm : mpi4py communicator or None
         ``MPI.COMM_WORLD`` by default.
+    average_every : int >= 1 or None
+        None: one Allreduce of the gradient per step, as above. ``k``: local
+        SGD, for networks whose step costs less than an Allreduce of their
+        parameters: every rank runs ``Network.fit``'s epochs on its shard alone
+        and after every ``k``-th epoch of this call and after its last (also
+        when a callback stops it early) the ranks' parameters and optimizer
+        moment buffers are replaced by their mean weighted by the shards'
+        sample weights (row counts without weights): ``k`` epochs of
+        ``Network.fit`` on each shard, then that mean, is what every rank
+        holds. The step counter becomes the largest rank's (the steps the
+        synchronous mode would count, so a schedule by step goes on alike on
+        every rank; Adam's bias correction then takes the ranks' moments as
+        that many steps old, which matters only in the first
+        ``1 / (1 - beta2)`` steps and only when shards differ in batches),
+        ``samples_seen`` the sum over the ranks. Validation, early stopping
+        and a schedule reading ``val_loss`` see only averaged models, after
+        those averaging epochs: other epochs' logs have no ``val_*`` entries
+        (as with Keras' ``validation_freq``), and ``patience`` counts
+        averaging epochs. ``loss`` (the ranks' local losses, reduced) is
+        logged every epoch. With dropout each rank needs its own seed
+        (``Network(..., seed=seed + rank)``): it keys the rank's masks and
+        shuffles. An epoch that diverges on any rank takes every rank back to
+        the last average.
 
     Returns
     -------
     History
         Per epoch: ``loss`` (the mean over all ranks' samples of the steps'
-        losses, penalties included, as ``Network.fit`` reports it), ``lr``,
+        losses, penalties included, as ``Network.fit`` reports it), ``lr``
+        (in local SGD rank 0's),
         ``time``, ``samples_per_second`` (all ranks' samples), the validation
         metrics, and what rank 0's callbacks add.
 
@@ -186,8 +237,8 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     ------
     FloatingPointError
         On every rank, when a step's loss is not finite or its update would
-        leave a parameter NaN or infinite (that step is not applied); with
-        early stopping after its first epoch, a warning and the end of the
+        leave a parameter NaN or infinite (that step is not applied; in local
+        SGD every rank goes back to the last average); with early stopping after its first epoch, a warning and the end of the
         fit instead, as in ``Network.fit``.
     RuntimeError
         On every rank but the one where an exception occurred (which raises
@@ -197,15 +248,15 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     comm = MPI.COMM_WORLD if comm is None else comm
     rank = comm.Get_rank()
     optimizer = _agree(comm, lambda: network._optimizer(optimizer))
-    epochs, batch_size, rule, data, val = _agree(comm, lambda: _setup(
+    epochs, batch_size, rule, data, val, average_every = _agree(comm, lambda: _setup(
         network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight, validation_data,
-        early_stopping, monitor))
+        early_stopping, monitor, average_every))
     if class_weight is not None:
         _weigh_classes(comm, MPI, network, data, class_weight)
     if len(set(comm.allgather(val is None))) > 1:
         raise ValueError("some ranks gave validation_data and others did not; give each "
                          "rank a validation shard, or none")
-    _agree(comm, lambda: _check_same_model(comm, network, optimizer))
+    _agree(comm, lambda: _check_same_model(comm, network, optimizer, average_every is not None))
     comm.Bcast(network.parameters, root=0)
     for name in sorted(rule.state):
         comm.Bcast(rule.state[name], root=0)
@@ -214,6 +265,7 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
                          "train_step, or assigned so); set finite ones before fit")
     shards = _Shards(comm.allgather(len(data)), batch_size, rank)
+    local = None if average_every is None else _LocalSGD(comm, MPI, network, optimizer, data)
     loss_key = "val_loss" if val is not None else "loss"
     stopper, hooks = _agree(comm, lambda: _hooks(
         rank, callbacks, verbose, epochs, early_stopping and (monitor or loss_key), patience,
@@ -223,13 +275,18 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
     _agree(comm, lambda: _begin(hooks, network, data, val))
     finished = False
     try:
-        for _ in range(epochs):
+        for done in range(1, epochs + 1):
             epoch = optimizer.epoch + 1
+            # local SGD's ranks agree (average) after every k-th epoch and the last
+            averaged = local is None or done % average_every == 0 or done == epochs
             _agree(comm, lambda: [hook.on_epoch_begin(epoch, {}) for hook in hooks])
             start = time.perf_counter()
             try:
-                loss, lr = _epoch(comm, MPI, network, optimizer, rule, data, shards, shuffle,
-                                  epoch)
+                if local is None:
+                    loss, lr = _epoch(comm, MPI, network, optimizer, rule, data, shards,
+                                      shuffle, epoch)
+                else:
+                    loss, lr = local.epoch(batch_size, shuffle, averaged)
             except FloatingPointError as error:     # raised alike on every rank
                 best = comm.bcast(None if stopper is None else stopper.best_epoch, root=0)
                 if best is None:
@@ -244,13 +301,17 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
             elapsed = time.perf_counter() - start
             logs = {"loss": loss, "lr": lr, "time": elapsed,
                     "samples_per_second": shards.total / max(elapsed, 1e-12)}
-            if val is not None:
+            if val is not None and averaged:
                 logs.update(_validation_logs(comm, MPI, network, val))
-            optimizer.schedule.on_epoch_end(epoch, logs[loss_key])
-            logs, stop = comm.bcast(_agree(comm, lambda: _end(hooks, network, epoch, logs)),
-                                    root=0)
+            if loss_key in logs:
+                optimizer.schedule.on_epoch_end(epoch, logs[loss_key])
+            skipped = None if averaged else stopper     # it judges averaged models only
+            logs, stop = comm.bcast(
+                _agree(comm, lambda: _end(hooks, network, epoch, logs, skipped)), root=0)
             history.append(epoch, logs)
             if stop:
+                if not averaged and local is not None:
+                    local.average()
                 break
         finished = True
     finally:
@@ -312,11 +373,12 @@ def _begin(hooks, network, data, val) -> None:
         hook.on_train_begin({})
 
 
-def _end(hooks, network, epoch: int, logs: dict) -> tuple[dict, bool]:
-    """Rank 0's callbacks at the end of an epoch: the logs they complete, and
-    whether one asked to stop."""
+def _end(hooks, network, epoch: int, logs: dict, skipped=None) -> tuple[dict, bool]:
+    """Rank 0's callbacks at the end of an epoch but ``skipped``: the logs they
+    complete, and whether one asked to stop."""
     for hook in hooks:
-        hook.on_epoch_end(epoch, logs)
+        if hook is not skipped:
+            hook.on_epoch_end(epoch, logs)
     return logs, bool(network.stop_training)
 
 
@@ -372,3 +434,76 @@ def _local_gradient(network, optimizer, part, mask_row0: int, buffer: np.ndarray
     np.multiply(gradient, weight, out=buffer[:P])
     buffer[P] = loss * weight
     buffer[P + 1] = weight
+
+
+class _LocalSGD:
+    """Local SGD on this rank: whole epochs of ``Network.fit`` on its shard, and
+    the weighted average of every rank's parameters and optimizer state."""
+
+    def __init__(self, comm, MPI, network, optimizer, data):
+        self.comm, self.MPI, self.network, self.optimizer, self.data = (
+            comm, MPI, network, optimizer, data)
+        weight = len(data) if data.sample_weight is None else np.sum(data.sample_weight,
+                                                                      dtype=np.float64)
+        self.weight = float(weight)
+        self.total_weight = sum(comm.allgather(self.weight))     # rank order: the same bits
+        self.counts = comm.allgather(len(data))
+        # the state every rank shared last: what a divergence goes back to
+        self.last_average = training._Snapshot(network, optimizer.rule_for(network))
+
+    def epoch(self, batch_size: int, shuffle: bool, average: bool) -> tuple[float, float]:
+        """One epoch of ``Network.fit`` on this rank's shard, then the ranks' mean
+        state when ``average``; returns (mean loss over all ranks' samples, rank
+        0's last learning rate)."""
+        network, optimizer, data = self.network, self.optimizer, self.data
+        # the schedule hears the reduced loss from distributed.fit, not this shard's
+        schedule = optimizer.schedule.get_state()
+        error: BaseException | None = None
+        loss = lr = float("nan")
+        try:
+            history = network.fit(data.X, data.y, optimizer, epochs=1, batch_size=batch_size,
+                                  shuffle=shuffle, sample_weight=data.sample_weight)
+            loss, lr = history["loss"][0], history["lr"][0]
+        except BaseException as caught:     # Ctrl-C too: see _agree
+            error = caught
+        finally:
+            optimizer.schedule.set_state(schedule)
+        reports = self.comm.allgather(
+            (loss, lr, _described(error), isinstance(error, FloatingPointError)))
+        failed = [(rank, message, diverged)
+                  for rank, (_, _, message, diverged) in enumerate(reports) if message]
+        crashed = [(rank, message) for rank, message, diverged in failed if not diverged]
+        if crashed:     # the rank that crashed raises its error, every other rank this
+            if error is not None and not isinstance(error, FloatingPointError):
+                raise error
+            raise _stopped(*crashed[0])
+        if failed:      # raised alike on every rank, as a divergence in the synchronous mode
+            self.last_average.restore(network)
+            raise FloatingPointError(
+                f"on rank {failed[0][0]}, {failed[0][1]} Every rank is back at the parameters "
+                "and optimizer state of the last average.")
+        if average:
+            self.average()
+        total = float(np.dot([report[0] for report in reports], self.counts))
+        return total / sum(self.counts), reports[0][1]
+
+    def average(self) -> None:
+        """Replace every rank's parameters and optimizer state by their mean
+        weighted by the shards' weights; the step counter by the largest, the
+        samples seen by the sum (one Allreduce of float64 whatever the dtype)."""
+        network, comm, MPI = self.network, self.comm, self.MPI
+        rule = self.optimizer.rule_for(network)
+        if comm.Get_size() > 1:     # one rank: nothing to average, and x * w / w may round
+            arrays = [network.parameters] + [rule.state[name] for name in sorted(rule.state)]
+            P = network.n_parameters
+            buffer = np.empty(len(arrays) * P + 1)
+            for i, values in enumerate(arrays):
+                np.multiply(values, self.weight, out=buffer[i * P:(i + 1) * P])
+            buffer[-1] = rule.counters[2] - self.last_average.counters[2]
+            comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+            for i, values in enumerate(arrays):
+                values[...] = buffer[i * P:(i + 1) * P] / self.total_weight
+            steps = comm.allreduce(int(rule.counters[0]), op=MPI.MAX)
+            rule.counters[0] = steps
+            rule.counters[2] = self.last_average.counters[2] + int(buffer[-1])
+        self.last_average.take(network, rule)
