@@ -16,8 +16,7 @@ slower rank's time, each round starting at a barrier):
   per rank, so a step trains twice as many samples; also at the same global
   batch (half the batch per rank);
 - local SGD on 2 ranks (``average_every=1``: each rank trains a whole epoch on
-  its half, then parameters and optimizer moments are averaged), when the
-  installed fastwb has it.
+  its half, then one Allreduce averages parameters and optimizer moments).
 
 Beside them: one Allreduce of the step's message (``n_parameters + 3``
 float64) timed alone in a loop on 2 ranks, and its share of a 2-rank epoch.
@@ -43,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -59,7 +57,8 @@ import numpy as np
 from fastwb._layout import n_parameters
 from fastwb._optional import MPI_REQUIREMENT
 from fastwb.bench.allreduce import (LINKS, RANKS, best_speedup, communication_bound_ranks,
-                                    fit_message_bytes, local_steps_for_share,
+                                    fit_message_bytes, local_sgd_message_bytes,
+                                    local_steps_for_share,
                                     ring_allreduce_time, weak_scaling_efficiency)
 from fastwb.bench.cases import make_network, make_optimizer, training_data
 from fastwb.bench.machine import machine
@@ -73,8 +72,8 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 QUICK_ROUNDS, QUICK_SAMPLES = 1, 512
 #: The local-SGD bound: averages take at most this share of the time.
 SHARE = 0.05
-#: Arrays averaged by local SGD with Adam: the parameters and the two moments.
-ADAM_ARRAYS = 3
+#: Adam's moment buffers, which local SGD averages with the parameters.
+ADAM_MOMENTS = 2
 #: Rank count of the local-SGD table.
 LOCAL_RANKS = 16
 #: A whole run of mpiexec may take this long before it is stopped.
@@ -141,12 +140,6 @@ def _distributed(comm, sizes, dtype, X, y, batch, **options):
     return call
 
 
-def local_sgd_available() -> bool:
-    """Whether the installed ``fastwb.distributed.fit`` has local SGD."""
-    import fastwb.distributed
-    return "average_every" in inspect.signature(fastwb.distributed.fit).parameters
-
-
 def worker(config: dict) -> dict | None:
     """Measure every case on this communicator; the results on rank 0, None elsewhere."""
     from mpi4py import MPI
@@ -167,9 +160,7 @@ def worker(config: dict) -> dict | None:
             calls["rank2"] = _distributed(comm, sizes, dtype, X, y, batch)
             if batch >= size:
                 calls["rank2_half"] = _distributed(comm, sizes, dtype, X, y, batch // size)
-            if local_sgd_available():
-                calls["local_sgd"] = _distributed(comm, sizes, dtype, X, y, batch,
-                                                  average_every=1)
+            calls["local_sgd"] = _distributed(comm, sizes, dtype, X, y, batch, average_every=1)
         case = {"sizes": sizes, "batch": batch, "samples": samples,
                 "times": _synchronised_rounds(comm, MPI, calls, rounds)}
         if size > 1:
@@ -261,7 +252,7 @@ def measured_table(result: dict) -> str:
     """Samples per second of every contender, speed-ups, the Allreduce and its share."""
     out = ["| shape | batch per rank | Network.fit | distributed, 1 rank | 2 ranks | 2 ranks "
            "÷ 1 rank | 2 ranks ÷ Network.fit | 2 ranks, half batch each | ÷ 1 rank "
-           "| local SGD, 2 ranks, k=1 | ÷ 1 rank | Allreduce (P+3 float64) "
+           "| local SGD, 2 ranks, k=1 | ÷ Network.fit | Allreduce (P+3 float64) "
            "| Allreduce share of a 2-rank step |",
            "|---|" + "---:|" * 12]
     for case in result["cases"]:
@@ -274,7 +265,7 @@ def measured_table(result: dict) -> str:
             f"| {_rate(get('rank1'))} | {_rate(get('rank2'))} "
             f"| {_ratio(get('rank2'), get('rank1'))} | {_ratio(get('rank2'), get('fit'))} "
             f"| {_rate(get('rank2_half'))} | {_ratio(get('rank2_half'), get('rank1'))} "
-            f"| {_rate(get('local_sgd'))} | {_ratio(get('local_sgd'), get('rank1'))} "
+            f"| {_rate(get('local_sgd'))} | {_ratio(get('local_sgd'), get('fit'))} "
             f"| {fmt_time(case['allreduce_s'])} | {share:.0%} |")
     return "\n".join(out)
 
@@ -349,7 +340,8 @@ def local_table(result: dict) -> str:
         steps = math.ceil(FIT_SAMPLES / case["batch"])
         for link in LINKS:
             share = 1 - weak_scaling_efficiency(step, fit_message_bytes(p), LOCAL_RANKS, link)
-            h = local_steps_for_share(step, ADAM_ARRAYS * p * 8, LOCAL_RANKS, link, SHARE)
+            h = local_steps_for_share(step, local_sgd_message_bytes(p, ADAM_MOMENTS),
+                                      LOCAL_RANKS, link, SHARE)
             out.append(f"| {_label(case['sizes'])} | {case['batch']} | {_link(link)} "
                        f"| {share:.0%} | {h:,} | {steps:,} | {math.ceil(h / steps):,} |")
     return "\n".join(out)
@@ -364,7 +356,9 @@ def reading(result: dict) -> str:
     big_bytes, small_bytes = (fit_message_bytes(n_parameters(c["sizes"])) for c in (big, small))
     big_step, small_step = (c["batch"] * per_sample(c) for c in (big, small))
     speedup, speedup_ranks = best_speedup(small_step, small_bytes, fast)
-    local_steps = local_steps_for_share(small_step, ADAM_ARRAYS * n_parameters(small["sizes"]) * 8,
+    local_steps = local_steps_for_share(small_step,
+                                        local_sgd_message_bytes(n_parameters(small["sizes"]),
+                                                                ADAM_MOMENTS),
                                         LOCAL_RANKS, slow, SHARE)
     crossings = " and ".join(
         _crossing(big["batch"], communication_bound_ranks(big["batch"], per_sample(big),
@@ -401,15 +395,12 @@ def reading(result: dict) -> str:
 def markdown(result: dict) -> str:
     """Every table of a ``run`` result, with what they were measured on."""
     m = result["machine"]
-    note = "" if local_sgd_available() else (
-        " The installed fastwb.distributed.fit has no local SGD (average_every): "
-        "its columns are empty.")
     return "\n".join([
         f"{m['cpu']}, {m['usable_cores']} usable cores, load average "
         f"{', '.join(f'{x:.2f}' for x in m['load_average'] or [])}, fastwb {m['fastwb']} "
         f"({m['blas']} BLAS), {result['dtype']}, Adam; one BLAS and one fastwb thread per "
         f"process. One call is one epoch of {result['samples']} samples (on 2 ranks, half "
-        f"each); best of {result['rounds']} interleaved rounds.{note}", "",
+        f"each); best of {result['rounds']} interleaved rounds.", "",
         "**Measured**: samples per second; `batch_size` is per rank, so a 2-rank step trains "
         "twice the batch (the half-batch column has the same global batch as 1 rank)", "",
         measured_table(result), "",
@@ -422,7 +413,7 @@ def markdown(result: dict) -> str:
         "**Weak scaling**: a fixed batch per rank, efficiency = compute / (compute + "
         "allreduce), float64 message", "",
         weak_table(result), "",
-        f"**Local SGD**: averaging parameters and Adam's two moments ({ADAM_ARRAYS}P float64) "
+        f"**Local SGD**: averaging parameters and Adam's two moments (3P + 1 float64) "
         f"every H local steps instead of one gradient Allreduce per step, {LOCAL_RANKS} ranks; "
         f"average_every = the epochs of {FIT_SAMPLES}-sample shards that H steps make", "",
         local_table(result), "",

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from fastwb.bench.allreduce import (Link, best_speedup, communication_bound_ranks, efficiency,
-                                    fit_message_bytes, local_steps_for_share,
+                                    fit_message_bytes, local_sgd_message_bytes,
+                                    local_steps_for_share,
                                     ring_allreduce_time, weak_scaling_efficiency)
 
 GIGABIT = Link("1 Gb/s, 10 µs", 1e9, 10e-6)
@@ -29,6 +30,11 @@ def test_the_bandwidth_term_tends_to_twice_the_message():
 
 def test_fit_sends_the_gradient_and_three_values_in_float64():
     assert fit_message_bytes(235146) == (235146 + 3) * 8
+
+
+def test_local_sgd_averages_parameters_moments_and_the_sample_count():
+    assert local_sgd_message_bytes(676, 2) == (3 * 676 + 1) * 8      # Adam
+    assert local_sgd_message_bytes(676, 0) == (676 + 1) * 8          # plain SGD
 
 
 def test_efficiency_and_weak_scaling():

@@ -45,7 +45,7 @@ def test_the_quick_run_prints_every_table(tmp_path):
                                                                     ([16, 32, 4], 256)]
     for case in result["cases"]:
         assert case["samples"] == 512 and case["allreduce_s"] > 0
-        assert {"fit", "rank1", "rank2"} <= set(case["samples_per_second"])
+        assert {"fit", "rank1", "rank2", "local_sgd"} <= set(case["samples_per_second"])
         assert all(rate > 0 for rate in case["samples_per_second"].values())
     # a batch of 1 cannot be halved; 256 can
     assert "rank2_half" not in result["cases"][0]["times"]

@@ -16,8 +16,8 @@ Three questions follow, all pure functions of the measured compute time:
 - weak scaling (a fixed batch per rank): the efficiency at a rank count, and
   the best speed-up over one rank (``N`` times the efficiency);
 - local SGD (ranks train alone and average parameters and optimizer moments
-  now and then): how many local steps between two averages make the average's
-  share of the time small.
+  now and then, ``local_sgd_message_bytes``): how many local steps between two
+  averages make the average's share of the time small.
 
 The model assumes the per-sample compute time does not grow when a batch is
 split (optimistic for small batches, whose per-sample cost is higher) and that
@@ -65,6 +65,12 @@ def _check_ranks(ranks: int) -> None:
 def fit_message_bytes(n_parameters: int) -> int:
     """Bytes of the one Allreduce of a ``distributed.fit`` step."""
     return (n_parameters + FIT_EXTRA_VALUES) * FIT_ITEMSIZE
+
+
+def local_sgd_message_bytes(n_parameters: int, moments: int) -> int:
+    """Bytes of local SGD's average: the parameters, the optimizer's ``moments``
+    buffers of as many values, and the samples seen, in float64."""
+    return ((1 + moments) * n_parameters + 1) * FIT_ITEMSIZE
 
 
 def ring_allreduce_time(nbytes: float, ranks: int, link: Link) -> float:
