@@ -58,8 +58,8 @@ from fastwb._layout import n_parameters
 from fastwb._optional import MPI_REQUIREMENT
 from fastwb.bench.allreduce import (LINKS, RANKS, best_speedup, communication_bound_ranks,
                                     fit_message_bytes, local_sgd_message_bytes,
-                                    local_steps_for_share,
-                                    ring_allreduce_time, weak_scaling_efficiency)
+                                    local_steps_for_share, ring_allreduce_time,
+                                    weak_scaling_efficiency)
 from fastwb.bench.cases import make_network, make_optimizer, training_data
 from fastwb.bench.machine import machine
 from fastwb.bench.options import add_json, add_shapes, chosen_shapes, check_timing
@@ -78,7 +78,6 @@ ADAM_MOMENTS = 2
 LOCAL_RANKS = 16
 #: A whole run of mpiexec may take this long before it is stopped.
 RUN_TIMEOUT = 1800
-CONTENDERS = ("fit", "rank1", "rank2", "rank2_half", "local_sgd")
 
 
 def batches(shape: Shape) -> tuple[int, int]:
@@ -191,8 +190,9 @@ def launch(ranks: int, config: dict, workdir: Path) -> dict:
     """Run the worker under ``mpiexec -n ranks``, one thread per rank; its results."""
     config_path, out = workdir / f"config{ranks}.json", workdir / f"result{ranks}.json"
     config_path.write_text(json.dumps(config))
-    command = [str(find_mpiexec()), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
-               "--worker", str(config_path), "--worker-out", str(out)]
+    command = [str(find_mpiexec()), "-n", str(ranks), sys.executable,
+               str(Path(__file__).resolve()), "--worker", str(config_path),
+               "--worker-out", str(out)]
     try:
         done = subprocess.run(command, env={**os.environ, **ONE_THREAD}, cwd=workdir,
                               capture_output=True, text=True, timeout=RUN_TIMEOUT)
