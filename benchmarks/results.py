@@ -1,11 +1,14 @@
-"""Regenerate ``benchmarks/RESULTS.md``: peers, memory, scaling and the Monitor's cost.
+"""Regenerate ``benchmarks/RESULTS.md``: peers, memory, scaling, the Monitor's
+cost and data-parallel training over MPI.
 
 Runs ``fastwb.bench.peers`` on the four standard shapes (both dtypes), the
 memory benchmark (``memory.py``) and the scaling sweeps with their plots
 (``scaling.py``), what leaving ``fastwb.Monitor`` on costs (``monitor.py``),
-and writes the tables, the plots (``benchmarks/results/``), the raw JSON and
-the machine they ran on. It takes several minutes; install
-the peers first (``pip install ".[peers]"``) or they are skipped with a note.
+1 MPI rank against 2 with the ring-allreduce cost model (``distributed.py``,
+the three smaller shapes), and writes the tables, the plots
+(``benchmarks/results/``), the raw JSON and the machine they ran on. It takes
+several minutes; install the peers first (``pip install ".[peers]"``) and
+mpi4py with an MPI (``pip install ".[mpi]"``), or they are skipped with a note.
 
 Usage::
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -29,6 +33,15 @@ import scaling  # noqa: E402
 from fastwb.bench import peers  # noqa: E402
 from fastwb.bench.machine import thread_counts  # noqa: E402
 from fastwb.bench.shapes import select  # noqa: E402
+
+
+def _load_distributed():
+    """benchmarks/distributed.py under another name: as ``distributed`` it would
+    stand in for Dask's package in this process."""
+    spec = importlib.util.spec_from_file_location("mpi_benchmark", HERE / "distributed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,9 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     scale = scaling.run(list(thread_counts()), large=not args.no_large)
     plots = [peer_args.plot] + scaling.plot(scale, figures)
     monitored = [monitor.measure(case, 20, 7, 0.2) for case in monitor.CASES]
+    mpi = _load_distributed()
+    parallel = None if mpi.missing() else mpi.run(select())
     (figures / "results.json").write_text(json.dumps(
-        {"peers": report, "memory": mem, "scaling": scale, "monitor": monitored}, indent=1,
-        default=str))
+        {"peers": report, "memory": mem, "scaling": scale, "monitor": monitored,
+         "distributed": parallel}, indent=1, default=str))
 
     m = report["machine"]
     text = "\n".join([
@@ -73,6 +88,10 @@ def main(argv: list[str] | None = None) -> None:
         *[f"![{p.stem}](results/{p.name})" for p in plots[1:]], "",
         "## What fastwb.Monitor costs", "",
         monitor.markdown(monitored), "",
+        "## Data-parallel training over MPI", "",
+        "Rerun alone with `python benchmarks/distributed.py` (it starts `mpiexec -n 1` and "
+        "`-n 2` itself).", "",
+        f"Skipped: {mpi.missing()}." if parallel is None else mpi.markdown(parallel), "",
         "Raw numbers: [results/results.json](results/results.json).", ""])
     (args.out / "RESULTS.md").write_text(text)
     print(f"wrote {args.out / 'RESULTS.md'}", file=sys.stderr)

@@ -12,5 +12,7 @@
 - ``options``: the command-line options the scripts share;
 - ``contenders``: the same network and step in fastwb (also on its route before
   issue 15), its reference and its peers;
-- ``peers``: the peers run on the standard shapes (``fastwb bench --peers``).
+- ``peers``: the peers run on the standard shapes (``fastwb bench --peers``);
+- ``allreduce``: the ring-allreduce cost model of data-parallel training
+  (``benchmarks/distributed.py``).
 """
