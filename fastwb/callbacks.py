@@ -166,7 +166,8 @@ class EarlyStopping(Callback):
         losses and errors minimised.
 
     A NaN value never improves on the best (a diverged epoch counts as one
-    without improvement).
+    without improvement). Epochs whose logs have ``averaged`` False (local
+    SGD's epochs between averages, ``fastwb.distributed.fit``) are skipped.
 
     Examples
     --------
@@ -201,6 +202,8 @@ class EarlyStopping(Callback):
         self._best_parameters = None
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if logs.get("averaged") is False:   # local SGD between averages: no one model
+            return
         if self.monitor not in logs:
             raise ValueError(f"early stopping monitors {self.monitor!r}, which this fit does not "
                              f"record; it records {', '.join(logs)} (a callback that adds "

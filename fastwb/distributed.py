@@ -33,6 +33,7 @@ forever in a collective. ``mpi4py`` is imported only when ``fit`` runs.
 """
 from __future__ import annotations
 
+import pickle
 import signal
 import time
 import warnings
@@ -78,7 +79,8 @@ class _HeldInterrupt:
     """Ctrl-C held for the whole fit (in the main thread, where Python handles it):
     the handler only notes it, and the rank's next collective check carries the
     note to every rank, so all stop at the same point; raised at once, it could
-    leave the others waiting in a collective this rank never joins."""
+    leave the others waiting in a collective this rank never joins. A second
+    Ctrl-C raises at once (for a rank stuck in a long callback)."""
 
     def __enter__(self) -> "_HeldInterrupt":
         self.arrived = False
@@ -88,6 +90,8 @@ class _HeldInterrupt:
         return self
 
     def _note(self, signum, frame) -> None:
+        if self.arrived:
+            raise KeyboardInterrupt("interrupted twice (Ctrl-C)")
         self.arrived = True
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -113,6 +117,17 @@ def _agree(comm, action: Callable[[], Any], held: _HeldInterrupt | None = None) 
         error = held.error()
     _raise_any(comm, error)
     return result
+
+
+def _from_rank0(comm, make: Callable[[], Any], held: _HeldInterrupt) -> Any:
+    """Collective: rank 0's ``make()`` on every rank. Made and pickled on rank 0
+    and unpickled elsewhere inside ``_agree``, so that a failure there (an
+    object that does not pickle) stops every rank instead of leaving the others
+    in the broadcast."""
+    rank = comm.Get_rank()
+    payload = _agree(comm, lambda: pickle.dumps(make()) if rank == 0 else None, held)
+    payload = comm.bcast(payload, root=0)
+    return _agree(comm, lambda: pickle.loads(payload), held)
 
 
 class _Shards:
@@ -260,10 +275,14 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         those averaging epochs: other epochs' logs have no ``val_*`` entries
         (as with Keras' ``validation_freq``), and ``patience`` counts
         averaging epochs. ``loss`` (the ranks' local losses, reduced) is
-        logged every epoch. With dropout each rank needs its own seed
-        (``Network(..., seed=seed + rank)``): it keys the rank's masks and
-        shuffles. An epoch that diverges on any rank takes every rank back to
-        the last average.
+        logged every epoch, with ``averaged`` (False between averages:
+        ``fastwb.callbacks.EarlyStopping`` and Optuna's ``PruningCallback``
+        skip those epochs; a callback of yours can too). With dropout each
+        rank needs its own seed (``Network(..., seed=seed + rank)``): it keys
+        the rank's masks and shuffles. An epoch that diverges, or an error or
+        Ctrl-C on any rank, takes every rank back to the last average.
+        Besides the average, each epoch makes a few small collectives (the
+        ranks' losses and failures, rank 0's callbacks' decisions).
 
     Returns
     -------
@@ -309,7 +328,7 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
         for name in sorted(rule.state):
             comm.Bcast(rule.state[name], root=0)
         comm.Bcast(rule.counters, root=0)
-        _agree(comm, lambda: _follow_rank0(comm, network, optimizer), held)
+        _follow_rank0(comm, network, optimizer, True, held)
         if not np.isfinite(network.parameters).all():
             raise ValueError("the network's parameters hold NaN or infinity (after a diverged "
                              "train_step, or assigned so); set finite ones before fit")
@@ -335,7 +354,6 @@ def fit(network, X, y, optimizer=None, epochs: int = 10, batch_size: int = 32,
 def _train(comm, MPI, network, optimizer, rule, data, val, shards, shuffle, epochs, hooks,
            stopper, loss_key, restore_best_weights, history, held, local, average_every) -> None:
     """The epochs, then every callback's end; every failure raised on all ranks."""
-    finished = False
     try:
         for done in range(1, epochs + 1):
             epoch = optimizer.epoch + 1
@@ -368,36 +386,47 @@ def _train(comm, MPI, network, optimizer, rule, data, val, shards, shuffle, epoc
             if loss_key in logs:
                 _agree(comm, lambda: optimizer.schedule.on_epoch_end(epoch, logs[loss_key]),
                        held)
-            skipped = None if averaged else stopper     # it judges averaged models only
-            logs, stop = comm.bcast(
-                _agree(comm, lambda: _end(hooks, network, epoch, logs, skipped), held), root=0)
+            if local is not None:       # metric callbacks judge averaged models only
+                logs["averaged"] = averaged
+            logs, stop = _from_rank0(comm, lambda: _end(hooks, network, epoch, logs), held)
             if stop and not averaged:
                 local.average()
-                averaged = True
             # between averages local SGD's ranks hold their own parameters
-            _agree(comm, lambda: _follow_rank0(comm, network, optimizer, averaged), held)
+            _follow_rank0(comm, network, optimizer, averaged or stop, held)
             history.append(epoch, logs)
             if stop:
                 break
-        finished = True
-    finally:
-        if not finished:
-            training._end_training(hooks)
+    except BaseException as failing:     # raised on every rank
+        if local is not None:   # between averages the ranks' models differ: back to one
+            local.last_average.restore(network)
+        training._end_training(hooks, failing)
+        raise
     _agree(comm, lambda: training._end_training(hooks), held)
 
 
-def _follow_rank0(comm, network, optimizer, parameters: bool = True) -> None:
+def _follow_rank0(comm, network, optimizer, parameters: bool, held: _HeldInterrupt) -> None:
     """Rank 0's learning rate, schedule (with its state) and ``parameters`` on
-    every rank: its callbacks may have changed them (they run on rank 0 only)."""
+    every rank: its callbacks may have changed them (they run on rank 0 only).
+    The schedule travels as its config and state, which are JSON-able, and as
+    an object only when a callback replaced it (a schedule holding a function
+    need not pickle until then)."""
     if parameters:
         comm.Bcast(network.parameters, root=0)
-    lr, schedule = comm.bcast((optimizer.lr, optimizer.schedule), root=0)
-    if comm.Get_rank():
-        optimizer.lr = lr
-        if schedule.get_config() == optimizer.schedule.get_config():
-            optimizer.schedule.set_state(schedule.get_state())
-        else:
-            optimizer.schedule = schedule
+    schedule = optimizer.schedule
+    lr, config, state = _from_rank0(
+        comm, lambda: (optimizer.lr, schedule.get_config(), schedule.get_state()), held)
+    replaced = not all(comm.allgather(config == schedule.get_config()))
+    if replaced:
+        schedule = _from_rank0(comm, lambda: optimizer.schedule, held)
+
+    def follow() -> None:
+        if comm.Get_rank():
+            optimizer.lr = lr
+            if replaced:
+                optimizer.schedule = schedule
+            else:
+                schedule.set_state(state)
+    _agree(comm, follow, held)
 
 
 def _weigh_classes(comm, MPI, network, data, class_weight, held: _HeldInterrupt) -> None:
@@ -457,12 +486,11 @@ def _begin(hooks, network, data, val) -> None:
         hook.on_train_begin({})
 
 
-def _end(hooks, network, epoch: int, logs: dict, skipped=None) -> tuple[dict, bool]:
-    """Rank 0's callbacks at the end of an epoch but ``skipped``: the logs they
-    complete, and whether one asked to stop."""
+def _end(hooks, network, epoch: int, logs: dict) -> tuple[dict, bool]:
+    """Rank 0's callbacks at the end of an epoch: the logs they complete, and
+    whether one asked to stop."""
     for hook in hooks:
-        if hook is not skipped:
-            hook.on_epoch_end(epoch, logs)
+        hook.on_epoch_end(epoch, logs)
     return logs, bool(network.stop_training)
 
 
@@ -562,6 +590,7 @@ class _LocalSGD:
         schedule = optimizer.schedule.get_state()
         error: BaseException | None = None
         loss = lr = float("nan")
+        asked = network.stop_training       # by a callback's on_epoch_begin; fit resets it
         try:
             history = network.fit(data.X, data.y, optimizer, epochs=1, batch_size=batch_size,
                                   shuffle=shuffle, sample_weight=data.sample_weight)
@@ -570,6 +599,7 @@ class _LocalSGD:
             error = caught
         finally:
             optimizer.schedule.set_state(schedule)
+            network.stop_training = network.stop_training or asked
         reports = self.comm.allgather(
             (loss, lr, _described(error), isinstance(error, FloatingPointError)))
         failed = [(rank, message, diverged)
@@ -593,7 +623,8 @@ class _LocalSGD:
     def average(self) -> None:
         """Replace every rank's parameters and optimizer state by their mean
         weighted by the shards' weights; the step counter by the largest, the
-        samples seen by the sum (one Allreduce of float64 whatever the dtype)."""
+        samples seen by the sum (one Allreduce of float64 whatever the dtype, one
+        of the step counts)."""
         network, comm, MPI = self.network, self.comm, self.MPI
         rule = self.optimizer.rule_for(network)
         if comm.Get_size() > 1:     # one rank: nothing to average, and x * w / w may round

@@ -29,7 +29,29 @@ SCRIPT = """
 import json, os, signal, sys, threading
 import numpy as np
 import fastwb, fastwb.distributed
+from fastwb.callbacks import Callback, EarlyStopping
+from fastwb.schedules import Schedule
 from mpi4py import MPI
+
+
+class Decay(Schedule):          # holds a function: does not pickle
+    def __init__(self, factor):
+        self.factor = factor
+    def get_config(self):
+        return {"name": "decay"}
+    def rates(self, base_lr, steps, epoch, samples_seen):
+        return np.array([base_lr * self.factor(int(s)) for s in steps])
+
+
+class Unpicklable(Callback):    # puts a function into the epoch's logs
+    def on_epoch_end(self, epoch, logs):
+        logs["function"] = lambda: None
+
+
+class StopAtBegin(Callback):
+    def on_epoch_begin(self, epoch, logs):
+        if epoch == 2:
+            self.network.stop_training = True
 
 case, out = sys.argv[1], sys.argv[2]
 rank = MPI.COMM_WORLD.Get_rank()
@@ -71,10 +93,36 @@ if case == "warm_schedule":      # rank 0's plateau schedule has already cut its
     if rank == 0:
         for epoch in range(1, 4):
             optimizer.schedule.on_epoch_end(epoch, 1.0)
-history = fastwb.distributed.fit(net, X[mine], y[mine], optimizer, **options)
+if case == "unpicklable_logs":
+    options["callbacks"] = [Unpicklable()]
+if case == "function_schedule":
+    optimizer = fastwb.Adam(lr=0.05, schedule=Decay(lambda step: 0.9 ** step))
+if case.startswith("local"):    # local SGD: each rank its own seed
+    net = fastwb.Network([3, 5, 2], loss="softmax_cross_entropy", dtype="float64",
+                         seed=1 + rank, l2=0.05, n_threads=1, dropout=0.1)
+    options.update(average_every=2, epochs=4)
+if case == "local_validate":    # metric callbacks skip the epochs between averages
+    options.update(validation_data=(X[mine], y[mine]),
+                   callbacks=[EarlyStopping("val_loss", patience=5)])
+if case == "local_stop_at_begin":
+    options["callbacks"] = [StopAtBegin()]
+if case == "local_fails" and rank == 1:     # in epoch 3, between averages
+    real = net.fit
+    def failing(*args, **kwargs):
+        if optimizer.epoch == 2:
+            raise MemoryError("injected in a local epoch")
+        return real(*args, **kwargs)
+    net.fit = failing
+try:
+    history = fastwb.distributed.fit(net, X[mine], y[mine], optimizer, **options)
+except BaseException:
+    np.save(f"{out}/failed{rank}.npy", net.parameters)
+    raise
 np.save(f"{out}/params{rank}.npy", net.parameters)
 with open(f"{out}/result{rank}.json", "w") as f:
-    json.dump({"loss": history.history["loss"], "lr": optimizer.lr,
+    json.dump({"epoch": history.epoch, "averaged": history.history.get("averaged"),
+               "val_loss": history.history.get("val_loss"),
+               "loss": history.history["loss"], "lr": optimizer.lr,
                "current_lr": optimizer.current_lr, "step": optimizer.step}, f)
 """ % {"n": N, "batch": BATCH}
 
@@ -135,17 +183,55 @@ def test_rank_0s_schedule_state_is_every_ranks(tmp_path):
     assert results[0]["current_lr"] == results[1]["current_lr"] <= 0.05 / 4     # not fresh
 
 
+def test_a_schedule_that_does_not_pickle_trains_as_in_network_fit(tmp_path):
+    result = _launch(tmp_path, "function_schedule")
+    assert result.returncode == 0, result.stderr
+    params, results = _results(tmp_path)
+    np.testing.assert_array_equal(params[0], params[1])
+    assert results[0]["current_lr"] == results[1]["current_lr"] < 0.05 * 0.9 ** 8
+
+
+def test_local_sgd_metric_callbacks_judge_averaged_epochs_only(tmp_path):
+    result = _launch(tmp_path, "local_validate")
+    assert result.returncode == 0, result.stderr
+    params, results = _results(tmp_path)
+    np.testing.assert_array_equal(params[0], params[1])
+    assert results[0]["epoch"] == [1, 2, 3, 4]
+    assert results[0]["averaged"] == [False, True, False, True]
+    assert len(results[0]["val_loss"]) == 2
+
+
+def test_local_sgd_stops_when_a_callback_asks_in_on_epoch_begin(tmp_path):
+    result = _launch(tmp_path, "local_stop_at_begin")
+    assert result.returncode == 0, result.stderr
+    params, results = _results(tmp_path)
+    np.testing.assert_array_equal(params[0], params[1])     # averaged before stopping
+    assert results[0]["epoch"] == results[1]["epoch"] == [1, 2]
+
+
+def test_a_local_sgd_failure_between_averages_leaves_every_rank_at_the_last_average(tmp_path):
+    result = _launch(tmp_path, "local_fails")
+    assert result.returncode != 0
+    assert "rank 1 failed with MemoryError: injected in a local epoch" in result.stderr
+    failed = [np.load(tmp_path / f"failed{r}.npy") for r in range(2)]
+    np.testing.assert_array_equal(failed[0], failed[1])
+
+
 @pytest.mark.parametrize("case, message", [
     ("apply_fails", "rank 1 failed with MemoryError: injected in the update"),
     ("validation_fails", "rank 1 failed with MemoryError: injected in validation"),
     ("sigint", "rank 1 failed with KeyboardInterrupt"),
     ("epochs", "the ranks' fit arguments differ from rank 0's (rank 1: epochs=4)"),
+    ("unpicklable_logs", "Can't get local object 'Unpicklable.on_epoch_end.<locals>.<lambda>'"),
 ])
 def test_one_rank_failing_anywhere_stops_every_rank(tmp_path, case, message):
     result = _launch(tmp_path, case)        # a hang would be the timeout's error
     assert result.returncode != 0
     assert message in result.stderr
-    if case != "epochs":        # the other rank's error names the failing one
+    if case not in ("epochs", "unpicklable_logs"):  # the other rank's error names the failing one
         assert f"fastwb.distributed.fit stopped: {message}" in result.stderr
+    if case == "unpicklable_logs":
+        assert "fastwb.distributed.fit stopped: rank 0 failed with AttributeError" \
+            in result.stderr
     assert not (tmp_path / "params0.npy").exists()
     assert not (tmp_path / "params1.npy").exists()

@@ -178,20 +178,6 @@ def test_without_optuna_the_error_says_what_to_install(monkeypatch):
         PruningCallback(trial)
 
 
-def objective_on_a_worker(trial):
-    """An objective a Dask worker runs: pruned through PruningCallback, and
-    recording the worker it ran on."""
-    from distributed import get_worker
-    trial.set_user_attr("worker", get_worker().address)
-    X, y = blobs()
-    X_val, y_val = blobs(90, seed=1)
-    net = fw.Network([6, 16, 3], loss="softmax_cross_entropy", seed=0)
-    history = net.fit(X, y, optimizer=fw.Adam(trial.suggest_float("lr", 1e-8, 1.0, log=True)),
-                      epochs=EPOCHS, batch_size=32, validation_data=(X_val, y_val),
-                      shuffle=False, callbacks=[PruningCallback(trial)])
-    return history["val_loss"][-1]
-
-
 def test_a_study_in_dask_storage_runs_and_prunes_trials_on_the_workers():
     """The documented recipe: optuna-integration's DaskStorage keeps the study on
     the scheduler, and each worker runs study.optimize."""
@@ -199,6 +185,23 @@ def test_a_study_in_dask_storage_runs_and_prunes_trials_on_the_workers():
     dask_storage = pytest.importorskip(
         "optuna_integration.dask", reason='optuna-integration is not installed '
                                           '(pip install "fastwb[optuna-dask]")')
+    data, validation = blobs(), blobs(90, seed=1)
+
+    def objective_on_a_worker(trial):
+        """Pruned through PruningCallback; records the worker it ran on. Nested and
+        free of this module's globals, it travels by value (the workers cannot
+        import this test module)."""
+        import distributed
+        import fastwb
+        from fastwb.integrations.optuna import PruningCallback
+        trial.set_user_attr("worker", distributed.get_worker().address)
+        net = fastwb.Network([6, 16, 3], loss="softmax_cross_entropy", seed=0)
+        lr = trial.suggest_float("lr", 1e-8, 1.0, log=True)
+        history = net.fit(*data, optimizer=fastwb.Adam(lr), epochs=8, batch_size=32,
+                          validation_data=validation, shuffle=False,
+                          callbacks=[PruningCallback(trial)])
+        return history["val_loss"][-1]
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1,

@@ -56,6 +56,9 @@ class PruningCallback(Callback):
         with validation data), "val_accuracy", "loss", or the estimators'
         "val_score".
 
+    Epochs whose logs have ``averaged`` False (local SGD's epochs between
+    averages, ``fastwb.distributed.fit``) are not reported.
+
     Raises
     ------
     ImportError
@@ -90,6 +93,8 @@ class PruningCallback(Callback):
         self.pruned_epoch = None
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if logs.get("averaged") is False:   # local SGD between averages: no one model
+            return
         if self.monitor not in logs:
             hint = (" ('val_' metrics need validation data: Network.fit's validation_data "
                     "or validation_split, an estimator's early_stopping=True)"
