@@ -68,26 +68,41 @@ def test_network_predicts_a_dask_array_as_in_process(client, n_threads):
     np.testing.assert_allclose(result, net.predict(X), rtol=1e-5, atol=1e-7)
 
 
-class ThreadProbe:
-    """A model whose prediction of a row is the threads its block ran with, and
-    whether it ran on a dask worker."""
+def thread_probes():
+    """``(ThreadProbe, threads_in_fit)``, made here so that they travel to the
+    workers by value: the workers cannot import this module (pytest imports it
+    by path), and what pickles by name would not load there."""
 
-    def predict(self, X):
-        from threadpoolctl import threadpool_info
+    class ThreadProbe:
+        """A model whose prediction of a row is the threads its block ran with,
+        and whether it ran on a dask worker."""
 
-        from fastwb import _core
-        try:
-            distributed.get_worker()
-            on_worker = 1
-        except ValueError:
-            on_worker = 0
-        blas = max(pool["num_threads"] for pool in threadpool_info()
-                   if pool["user_api"] == "blas")
-        return np.tile([on_worker, blas, _core.openmp_max_threads()], (len(X), 1))
+        def predict(self, X):
+            import distributed
+            from threadpoolctl import threadpool_info
+
+            from fastwb import _core
+            try:
+                distributed.get_worker()
+                on_worker = 1
+            except ValueError:
+                on_worker = 0
+            blas = max(pool["num_threads"] for pool in threadpool_info()
+                       if pool["user_api"] == "blas")
+            return np.tile([on_worker, blas, _core.openmp_max_threads()], (len(X), 1))
+
+    def threads_in_fit(estimator, X, y):
+        """A scorer that reports the threads a fit in the same process had:
+        100 x fastwb's OpenMP threads (``n_threads=None``) + BLAS's threads."""
+        probe = ThreadProbe().predict(X[:1])[0]
+        return float(100 * probe[2] + probe[1])
+
+    return ThreadProbe, threads_in_fit
 
 
 def test_blocks_run_on_the_workers_with_one_thread(client):
     X, _ = data()
+    ThreadProbe, _ = thread_probes()
     result = predict(ThreadProbe(), da.from_array(X, chunks=(ROWS, 5))).compute()
     np.testing.assert_array_equal(result, np.ones((100, 3)))
 
@@ -249,17 +264,13 @@ def test_searches_on_joblibs_dask_backend_equal_the_sequential_search(client, ki
     np.testing.assert_array_equal(on_dask.predict(X), sequential.predict(X))
 
 
-def threads_in_fit(estimator, X, y):
-    """A scorer that reports the threads a fit in the same process had:
-    100 x fastwb's OpenMP threads (``n_threads=None``) + BLAS's threads."""
-    return float(100 * ThreadProbe().predict(X[:1])[0, 2] + ThreadProbe().predict(X[:1])[0, 1])
-
 
 def thread_search(n_jobs):
     from sklearn.model_selection import GridSearchCV
     X, y = data(60)
     search = GridSearchCV(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0),
-                          {"alpha": [1e-4, 1e-2]}, cv=2, scoring=threads_in_fit, n_jobs=n_jobs)
+                          {"alpha": [1e-4, 1e-2]}, cv=2, scoring=thread_probes()[1],
+                          n_jobs=n_jobs)
     return set(fitted(search, X, y).cv_results_["mean_test_score"])
 
 
