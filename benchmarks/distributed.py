@@ -46,7 +46,6 @@ import importlib.util
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,7 @@ from fastwb.bench.machine import machine
 from fastwb.bench.options import add_json, add_shapes, chosen_shapes, check_timing
 from fastwb.bench.shapes import DTYPES, FIT_SAMPLES, SHAPES, Shape
 from fastwb.bench.timing import fmt_time
+from fastwb.testing import mpiexec
 
 #: One BLAS and one OpenMP thread per rank: the ranks share the machine's cores.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -174,15 +174,9 @@ def worker(config: dict) -> dict | None:
 # the launcher
 
 
-def find_mpiexec() -> str | None:
-    """The mpiexec beside this Python (a virtual environment's), else on PATH."""
-    return shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
-                                        f"{os.environ.get('PATH', '')}")
-
-
 def missing() -> str | None:
     """Why this benchmark cannot run here (no mpi4py or no mpiexec), or None."""
-    if importlib.util.find_spec("mpi4py") is None or find_mpiexec() is None:
+    if importlib.util.find_spec("mpi4py") is None or mpiexec() is None:
         return f"this benchmark needs {MPI_REQUIREMENT}"
     return None
 
@@ -191,7 +185,7 @@ def launch(ranks: int, config: dict, workdir: Path) -> dict:
     """Run the worker under ``mpiexec -n ranks``, one thread per rank; its results."""
     config_path, out = workdir / f"config{ranks}.json", workdir / f"result{ranks}.json"
     config_path.write_text(json.dumps(config))
-    command = [str(find_mpiexec()), "-n", str(ranks), sys.executable,
+    command = [str(mpiexec()), "-n", str(ranks), sys.executable,
                str(Path(__file__).resolve()), "--worker", str(config_path),
                "--worker-out", str(out)]
     try:

@@ -7,7 +7,9 @@ checkout, an sdist or a copy of ``tests/`` alone, with nothing put on
 ``sys.path``; code that extends fastwb can hold itself to the same bar.
 """
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -103,6 +105,13 @@ def flat_gradient(net, X, y, sample_weight=None) -> np.ndarray:
     """``net.gradients`` flattened in the order of ``net.parameters``."""
     return np.concatenate([np.concatenate([dW.ravel(), db])
                            for dW, db in net.gradients(X, y, sample_weight)])
+
+
+def mpiexec() -> str | None:
+    """The ``mpiexec`` beside this Python (a virtual environment's, where the
+    mpich wheel puts it), else the one on PATH; None without one."""
+    return shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                        f"{os.environ.get('PATH', '')}")
 
 
 def address_space_limits_work() -> bool:

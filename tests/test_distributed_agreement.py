@@ -6,7 +6,6 @@ reaches every rank; and a step whose samples all weigh 0 counts as in
 ``Network.fit``."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +14,11 @@ import numpy as np
 import pytest
 
 import fastwb
+import fastwb.testing
 
 pytest.importorskip("mpi4py", reason="fastwb.distributed's tests need mpi4py: "
                                      "pip install \"fastwb[mpi]\"")
-MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
-                                       f"{os.environ.get('PATH', '')}")
+MPIEXEC = fastwb.testing.mpiexec()
 if MPIEXEC is None:
     pytest.skip("no mpiexec found (the mpich package brings one)", allow_module_level=True)
 
