@@ -36,7 +36,6 @@ from __future__ import annotations
 import pickle
 import signal
 import time
-import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -163,11 +162,7 @@ def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
     batch_size = _validation.check_count(batch_size, "batch_size")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
-    try:
-        rule = optimizer.rule_for(network)
-    except AttributeError:
-        raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
-                        f"got {optimizer!r}") from None
+    rule = network._rule(optimizer)
     data = training._Data(network, X, y, sample_weight)
     val = None if validation_data is None else training.validation_set(network, validation_data)
     return epochs, batch_size, rule, data, val, average_every
@@ -371,10 +366,8 @@ def _train(comm, MPI, network, optimizer, rule, data, val, shards, shuffle, epoc
                 best = comm.bcast(None if stopper is None else stopper.best_epoch, root=0)
                 if best is None:
                     raise
-                warnings.warn(f"{error} Early stopping ends the fit here, at epoch {epoch}; "
-                              f"the best epoch was {best}"
-                              + (", whose weights are restored." if restore_best_weights
-                                 else "."), RuntimeWarning, stacklevel=3)
+                training.warn_diverged_after_best(error, epoch, best, restore_best_weights,
+                                                  stacklevel=3)
                 if stopper is not None:
                     stopper.stop()
                 break

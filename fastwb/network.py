@@ -283,15 +283,20 @@ class Network:
         parameter NaN or infinite, raises ``FloatingPointError`` and leaves the
         parameters and the optimizer as they were.
         """
-        try:        # cheaper than isinstance against an abstract base class
-            rule = optimizer.rule_for(self)
-        except AttributeError:
-            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
-                            f"got {optimizer!r}") from None
+        rule = self._rule(optimizer)
         loss, status = self._engine.train_step(X, y, sample_weight, rule, optimizer.current_lr)
         if status:                  # not DONE; one test of an int on the way of every step
             raise _step_error(status, loss)
         return loss
+
+    def _rule(self, optimizer: Optimizer):
+        """``optimizer``'s update rule for this network; a TypeError for anything
+        that is not a fastwb optimizer."""
+        try:        # cheaper than isinstance against an abstract base class
+            return optimizer.rule_for(self)
+        except AttributeError:
+            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
+                            f"got {optimizer!r}") from None
 
     def step_gradient(self, X, y, optimizer: Optimizer, sample_weight=None, *,
                       mask_row0: int = 0) -> tuple[float, np.ndarray]:
@@ -317,11 +322,7 @@ class Network:
             gradients, weighted by their sample weights' totals (their row
             counts without weights), average to the whole batch's.
         """
-        try:
-            rule = optimizer.rule_for(self)
-        except AttributeError:
-            raise TypeError(f"optimizer must be a fastwb optimizer such as fastwb.Adam, "
-                            f"got {optimizer!r}") from None
+        rule = self._rule(optimizer)
         mask_row0 = _validation.as_int(mask_row0, "mask_row0")
         # the masks' counter is (mask_row0 + row) * width in 64 bits
         if mask_row0 > 2**62 // max(self.sizes):

@@ -289,6 +289,17 @@ def _callbacks(callbacks, verbose, epochs, stopper: EarlyStopping | None) -> lis
     return result
 
 
+def warn_diverged_after_best(error: FloatingPointError, epoch: int, best: int,
+                             restore_best_weights: bool, stacklevel: int) -> None:
+    """Early stopping's answer to an epoch that diverged after a best one: the fit
+    ends as if patience ran out, keeping the best epoch's weights; a warning
+    ``stacklevel`` frames above the caller's."""
+    warnings.warn(f"{error} Early stopping ends the fit here, at epoch {epoch}; "
+                  f"the best epoch was {best}"
+                  + (", whose weights are restored." if restore_best_weights else "."),
+                  RuntimeWarning, stacklevel=stacklevel + 1)
+
+
 def _end_training(callbacks: list, failing: BaseException | None = None) -> None:
     """Every callback's ``on_train_end``, even after one raised (an Optuna pruning
     callback raises TrialPruned there; the callbacks after it, and early stopping,
@@ -369,11 +380,8 @@ def fit(net, engine, X, y, optimizer, epochs: int = 10, batch_size: int = 32, sh
             except FloatingPointError as error:
                 if stopper is None or stopper.best_epoch is None:
                     raise
-                # as patience running out: keep the best epoch's weights
-                warnings.warn(f"{error} Early stopping ends the fit here, at epoch {epoch}; "
-                              f"the best epoch was {stopper.best_epoch}"
-                              + (", whose weights are restored." if restore_best_weights
-                                 else "."), RuntimeWarning, stacklevel=3)
+                warn_diverged_after_best(error, epoch, stopper.best_epoch,
+                                         restore_best_weights, stacklevel=3)
                 stopper.stop()
                 break
             elapsed = time.perf_counter() - start
