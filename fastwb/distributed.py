@@ -162,7 +162,7 @@ def _setup(network, X, y, optimizer, epochs, batch_size, shuffle, sample_weight,
     batch_size = _validation.check_count(batch_size, "batch_size")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
-    rule = network._rule(optimizer)
+    rule = network._update_rule(optimizer)
     data = training._Data(network, X, y, sample_weight)
     val = None if validation_data is None else training.validation_set(network, validation_data)
     return epochs, batch_size, rule, data, val, average_every

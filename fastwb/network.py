@@ -283,13 +283,13 @@ class Network:
         parameter NaN or infinite, raises ``FloatingPointError`` and leaves the
         parameters and the optimizer as they were.
         """
-        rule = self._rule(optimizer)
+        rule = self._update_rule(optimizer)
         loss, status = self._engine.train_step(X, y, sample_weight, rule, optimizer.current_lr)
         if status:                  # not DONE; one test of an int on the way of every step
             raise _step_error(status, loss)
         return loss
 
-    def _rule(self, optimizer: Optimizer):
+    def _update_rule(self, optimizer: Optimizer):
         """``optimizer``'s update rule for this network; a TypeError for anything
         that is not a fastwb optimizer."""
         try:        # cheaper than isinstance against an abstract base class
@@ -322,7 +322,7 @@ class Network:
             gradients, weighted by their sample weights' totals (their row
             counts without weights), average to the whole batch's.
         """
-        rule = self._rule(optimizer)
+        rule = self._update_rule(optimizer)
         mask_row0 = _validation.as_int(mask_row0, "mask_row0")
         # the masks' counter is (mask_row0 + row) * width in 64 bits
         if mask_row0 > 2**62 // max(self.sizes):
